@@ -1,0 +1,92 @@
+"""`create_sheet`: append one row with Google Sheets `spreadsheets.values.append`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import Field
+
+from actions.base import Action, ActionContext, ActionParams
+from actions.errors import (
+    CredentialRejected,
+    UpstreamUnavailable,
+    error_for_exception,
+    error_for_status,
+)
+
+SERVICE = "google_sheets"
+
+Scalar = str | int | float | bool | None
+
+
+class CreateSheetParams(ActionParams):
+    spreadsheet_id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")
+    values: list[Scalar] = Field(min_length=1, max_length=1000, description="One row.")
+    range: str = Field(default="Sheet1", min_length=1, max_length=256, description="A1 notation.")
+    value_input_option: Literal["RAW", "USER_ENTERED"] = "USER_ENTERED"
+
+
+class CreateSheet(Action[CreateSheetParams]):
+    name = "create_sheet"
+    params_model = CreateSheetParams
+    service = SERVICE
+    description = "Appends one row to a Google Sheets spreadsheet."
+
+    async def run(self, params: CreateSheetParams, ctx: ActionContext) -> Mapping[str, Any]:
+        token = await ctx.token(SERVICE)
+        url = (
+            f"{ctx.config.google_sheets_api_url.rstrip('/')}/v4/spreadsheets/"
+            f"{params.spreadsheet_id}/values/{quote(params.range, safe='')}:append"
+        )
+        try:
+            response = await ctx.http.post(
+                url,
+                params={
+                    "valueInputOption": params.value_input_option,
+                    "insertDataOption": "INSERT_ROWS",
+                },
+                json={"majorDimension": "ROWS", "values": [params.values]},
+                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+            )
+        except httpx.HTTPError as exc:
+            raise error_for_exception("Google Sheets", exc) from None
+        details = _google_error_details(response)
+        if response.status_code == 401:
+            raise CredentialRejected(SERVICE, "Google rejected the token", details=details)
+        error = error_for_status(
+            "Google Sheets", response, details, provider_message=details.get("message")
+        )
+        if error is not None:
+            raise error
+        try:
+            updates = response.json().get("updates", {})
+        except (ValueError, AttributeError):
+            raise UpstreamUnavailable("Google Sheets answered with an unexpected body") from None
+        return {
+            "updated_range": updates.get("updatedRange"),
+            "updated_rows": updates.get("updatedRows", 0),
+        }
+
+
+def _google_error_details(response: httpx.Response) -> dict[str, Any]:
+    """Google's error object: {"error": {"code", "message", "status"}} -> details."""
+    if response.is_success:
+        return {}
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(error, dict):
+        return {}
+    details: dict[str, Any] = {}
+    if isinstance(error.get("status"), str):
+        details["provider_code"] = error["status"]
+    if isinstance(error.get("message"), str):
+        details["message"] = error["message"][:500]
+    return details
+
+
+ACTION = CreateSheet()

@@ -1,0 +1,72 @@
+"""The registry of actions: built-ins (one module each in `actions.builtin`) and plugins.
+
+Adding a built-in action is adding one file to `actions/builtin/` that defines `ACTION`.
+A separate package adds one through the `puraify.actions` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
+from typing import Any
+
+import actions.builtin
+from actions.base import Action
+
+PLUGIN_GROUP = "puraify.actions"
+
+AnyAction = Action[Any]
+
+
+class ActionRegistry:
+    def __init__(self, actions: Iterable[AnyAction] = ()) -> None:
+        self._actions: dict[str, AnyAction] = {}
+        for action in actions:
+            self.register(action)
+
+    def register(self, action: AnyAction) -> None:
+        if action.name in self._actions:
+            raise ValueError(f"action {action.name!r} is registered twice")
+        self._actions[action.name] = action
+
+    def get(self, name: str) -> AnyAction | None:
+        return self._actions.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)
+
+    def __iter__(self) -> Iterator[AnyAction]:
+        return iter(sorted(self._actions.values(), key=lambda a: a.name))
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+
+def _as_action(obj: object, origin: str) -> AnyAction:
+    if isinstance(obj, type) and issubclass(obj, Action):
+        obj = obj()
+    if not isinstance(obj, Action):
+        raise TypeError(f"{origin} does not provide an Action (got {type(obj).__name__})")
+    return obj
+
+
+def builtin_actions() -> list[AnyAction]:
+    found = []
+    for module_info in pkgutil.iter_modules(actions.builtin.__path__):
+        module = importlib.import_module(f"{actions.builtin.__name__}.{module_info.name}")
+        if hasattr(module, "ACTION"):
+            found.append(_as_action(module.ACTION, module.__name__))
+    return found
+
+
+def plugin_actions() -> list[AnyAction]:
+    return [
+        _as_action(entry.load(), f"entry point {entry.name!r}")
+        for entry in entry_points(group=PLUGIN_GROUP)
+    ]
+
+
+def default_registry() -> ActionRegistry:
+    return ActionRegistry([*builtin_actions(), *plugin_actions()])

@@ -1,0 +1,110 @@
+"""The result envelope: exactly one per consumed request record, on the results topic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from schemas.errors import ErrorCode
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision, as the contract's examples show."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, title="ErrorInfo")
+
+    code: ErrorCode
+    message: str
+    retryable: bool
+    details: dict[str, Any] | None = Field(
+        default=None, description="Provider status or error code, where there is one."
+    )
+
+
+class ResultEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True, title="ResultEnvelope")
+
+    request_id: str
+    action: str | None = Field(description="Null when the record could not be parsed far enough.")
+    project: str | None = Field(description="Null when the record could not be parsed far enough.")
+    status: Literal["success", "error"]
+    data: dict[str, Any] | None
+    error: ErrorInfo | None
+    attempts: int = Field(ge=0, description="How many times the action ran (0 if it never did).")
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: float
+    metadata: dict[str, Any] | None = None
+    environment: str | None = None
+
+    @field_serializer("started_at", "finished_at")
+    def _serialize_time(self, moment: datetime) -> str:
+        return format_timestamp(moment)
+
+
+def error_envelope(
+    request_id: str,
+    code: ErrorCode,
+    message: str,
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+    action: str | None = None,
+    project: str | None = None,
+    details: dict[str, Any] | None = None,
+    attempts: int = 0,
+    metadata: dict[str, Any] | None = None,
+    environment: str | None = None,
+) -> ResultEnvelope:
+    return ResultEnvelope(
+        request_id=request_id,
+        action=action,
+        project=project,
+        status="error",
+        data=None,
+        error=ErrorInfo(code=code, message=message, retryable=code.retryable, details=details),
+        attempts=attempts,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=_duration_ms(started_at, finished_at),
+        metadata=metadata,
+        environment=environment,
+    )
+
+
+def success_envelope(
+    request_id: str,
+    data: dict[str, Any],
+    *,
+    action: str,
+    project: str,
+    started_at: datetime,
+    finished_at: datetime,
+    attempts: int,
+    metadata: dict[str, Any] | None = None,
+    environment: str | None = None,
+) -> ResultEnvelope:
+    return ResultEnvelope(
+        request_id=request_id,
+        action=action,
+        project=project,
+        status="success",
+        data=data,
+        error=None,
+        attempts=attempts,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=_duration_ms(started_at, finished_at),
+        metadata=metadata,
+        environment=environment,
+    )
+
+
+def _duration_ms(started_at: datetime, finished_at: datetime) -> float:
+    return round((finished_at - started_at).total_seconds() * 1000, 3)
