@@ -1,0 +1,238 @@
+"""`execution-engine`: run the engine, send a request, write the schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from consumer.engine import Engine
+from consumer.local_kafka import LocalKafka, cache_dir
+from consumer.logging import KafkaLogSink, configure_logging
+from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
+from consumer.settings import EngineSettings, settings_help
+
+LOCAL_KAFKA_PORT = 9092
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = EngineSettings()
+    except ValidationError as exc:
+        print(f"execution-engine: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    result: int = args.handler(args, settings)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="execution-engine",
+        description="PURAIFY Execution Engine: Kafka requests in, actions run, envelopes out.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="consume requests until SIGINT/SIGTERM",
+        description="Consume requests until SIGINT/SIGTERM, then drain in-flight work, commit "
+        "and exit 0. When KAFKA_BOOTSTRAP_SERVERS is not set and nothing answers on "
+        f"localhost:{LOCAL_KAFKA_PORT}, a local single-node Kafka is started (--local-kafka).",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    run.add_argument(
+        "--local-kafka",
+        choices=("auto", "never"),
+        default="auto",
+        help="auto: start a local broker when none is configured or reachable (default)",
+    )
+    run.set_defaults(handler=_run)
+
+    send = commands.add_parser(
+        "send",
+        help="publish one request (and with --wait, print its envelope)",
+        description="Publish one execution request. Exit status with --wait: 0 success "
+        "envelope, 1 error envelope, 3 no envelope within --timeout.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    send.add_argument("action")
+    send.add_argument("--project", required=True)
+    send.add_argument("--params", default="{}", help="JSON object (default {})")
+    send.add_argument("--metadata", default=None, help="JSON object echoed in the envelope")
+    send.add_argument("--request-id", default=None, help="default: a new UUID")
+    send.add_argument("--key", default=None, help="Kafka key (ordering); default: none")
+    send.add_argument("--wait", action="store_true", help="print the envelope")
+    send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    send.set_defaults(handler=_send)
+
+    export = commands.add_parser(
+        "schemas",
+        help="write the JSON Schemas into schemas/json",
+        description="Write the JSON Schemas generated from the models (request, envelope, log "
+        "event, each action's params).",
+    )
+    export.add_argument("--out", type=Path, default=SCHEMA_DIR)
+    export.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    export.set_defaults(handler=_schemas)
+    return parser
+
+
+def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
+    sink = KafkaLogSink()
+    configure_logging(settings.log_level, sink=sink)
+    with _broker_for_run(settings, args.local_kafka) as bootstrap:
+        if bootstrap != settings.bootstrap_servers:
+            settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
+        asyncio.run(_run_engine(settings, sink))
+    return 0
+
+
+async def _run_engine(settings: EngineSettings, sink: KafkaLogSink) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Engine(settings, log_sink=sink).run(stop)
+
+
+@contextlib.contextmanager
+def _broker_for_run(settings: EngineSettings, mode: str) -> Iterator[str]:
+    if mode == "never" or "KAFKA_BOOTSTRAP_SERVERS" in os.environ or _answers(LOCAL_KAFKA_PORT):
+        yield settings.bootstrap_servers
+        return
+    data_dir = cache_dir() / "local-run"
+    print(
+        f"execution-engine: no broker configured or answering; starting a local Kafka on "
+        f"127.0.0.1:{LOCAL_KAFKA_PORT} (data in {data_dir})",
+        file=sys.stderr,
+    )
+    with LocalKafka(port=LOCAL_KAFKA_PORT, data_dir=data_dir) as broker:
+        yield broker.bootstrap_servers
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _send(args: argparse.Namespace, settings: EngineSettings) -> int:
+    try:
+        params = json.loads(args.params)
+        metadata = json.loads(args.metadata) if args.metadata else None
+    except ValueError as exc:
+        print(f"execution-engine send: --params/--metadata is not JSON: {exc}", file=sys.stderr)
+        return 2
+    request: dict[str, Any] = {
+        "request_id": args.request_id or str(uuid.uuid4()),
+        "action": args.action,
+        "project": args.project,
+        "params": params,
+    }
+    if metadata is not None:
+        request["metadata"] = metadata
+    envelope = asyncio.run(_send_request(settings, request, args.key, args.wait, args.timeout))
+    if not args.wait:
+        print(json.dumps({"request_id": request["request_id"], "sent": True}))
+        return 0
+    if envelope is None:
+        print(
+            f"execution-engine send: no envelope for {request['request_id']} within "
+            f"{args.timeout:g} s (is `execution-engine run` running?)",
+            file=sys.stderr,
+        )
+        return 3
+    print(json.dumps(envelope, indent=2))
+    return 0 if envelope.get("status") == "success" else 1
+
+
+async def _send_request(
+    settings: EngineSettings, request: dict[str, Any], key: str | None, wait: bool, wait_s: float
+) -> dict[str, Any] | None:
+    kafka = settings.kafka_client_options()
+    results = None
+    if wait:
+        # Position at the end of the results topic *before* sending, so the envelope cannot
+        # be missed however fast the engine is.
+        results = AIOKafkaConsumer(
+            **kafka, isolation_level="read_committed", enable_auto_commit=False
+        )
+        await results.start()
+        partitions = await _partitions_of(results, settings.results_topic)
+        results.assign(partitions)
+        await results.seek_to_end(*partitions)
+        for tp in partitions:
+            await results.position(tp)
+    producer = AIOKafkaProducer(**kafka, enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.requests_topic,
+            json.dumps(request).encode(),
+            key=key.encode() if key else None,
+        )
+    finally:
+        await producer.stop()
+    if results is None:
+        return None
+    try:
+        return await asyncio.wait_for(_find_envelope(results, request["request_id"]), wait_s)
+    except TimeoutError:
+        return None
+    finally:
+        await results.stop()
+
+
+async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await consumer._client.force_metadata_update()  # the topic may have just been created
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"execution-engine send: topic {topic!r} does not exist")
+
+
+async def _find_envelope(consumer: AIOKafkaConsumer, request_id: str) -> dict[str, Any]:
+    wanted = request_id.encode()
+    while True:
+        batch = await consumer.getmany(timeout_ms=500)
+        for records in batch.values():
+            for record in records:
+                if record.key == wanted:
+                    envelope: dict[str, Any] = json.loads(record.value)
+                    return envelope
+
+
+def _schemas(args: argparse.Namespace, settings: EngineSettings) -> int:
+    if args.check:
+        stale = stale_schemas(args.out)
+        for name in stale:
+            print(f"stale: {name} (run `execution-engine schemas`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_schemas(args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

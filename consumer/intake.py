@@ -1,0 +1,124 @@
+"""Intake: one consumed record -> a validated request, or the reason it cannot be one."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from actions.runner import describe_validation_error
+from schemas import ErrorCode, ExecutionRequest
+from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN
+
+Headers = Sequence[tuple[str, bytes]]
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+_PROJECT = re.compile(PROJECT_PATTERN)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    request: ExecutionRequest
+    request_id: str
+    traceparent: str | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that is not a valid request; it still gets exactly one (error) envelope."""
+
+    request_id: str
+    code: ErrorCode
+    message: str
+    traceparent: str | None
+    # Echoed when the record got far enough to know them.
+    action: str | None = None
+    project: str | None = None
+
+
+def header_text(headers: Headers, name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            try:
+                return value.decode("utf-8")
+            except (UnicodeDecodeError, AttributeError):
+                return None
+    return None
+
+
+def decode_record(
+    value: bytes | None,
+    headers: Headers,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    max_bytes: int,
+) -> Accepted | Rejected:
+    traceparent = header_text(headers, "traceparent")
+    if traceparent is not None and not _TRACEPARENT.match(traceparent):
+        traceparent = None
+    header_id = header_text(headers, "request-id")
+    fallback_id = (
+        header_id
+        if header_id is not None and _REQUEST_ID.match(header_id)
+        else f"{topic}:{partition}:{offset}"
+    )
+
+    def reject(code: ErrorCode, message: str, body: Any = None) -> Rejected:
+        fields = body if isinstance(body, dict) else {}
+        own_id = fields.get("request_id")
+        return Rejected(
+            request_id=own_id
+            if isinstance(own_id, str) and _REQUEST_ID.match(own_id)
+            else fallback_id,
+            code=code,
+            message=message,
+            traceparent=traceparent,
+            action=_short_text(fields.get("action")),
+            project=fields.get("project") if _valid(fields.get("project"), _PROJECT) else None,
+        )
+
+    if value is None:
+        return reject(ErrorCode.INVALID_JSON, "the record has no value (tombstone)")
+    if len(value) > max_bytes:
+        return reject(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"the record is {len(value)} bytes; the limit is {max_bytes}",
+        )
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return reject(ErrorCode.INVALID_JSON, f"the value is not UTF-8 (byte {exc.start})")
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        return reject(ErrorCode.INVALID_JSON, "the JSON is nested too deeply")
+    except ValueError as exc:
+        return reject(ErrorCode.INVALID_JSON, f"the value is not JSON: {exc}")
+    if not isinstance(body, dict):
+        return reject(
+            ErrorCode.INVALID_JSON, f"the value is JSON but not an object ({type(body).__name__})"
+        )
+    try:
+        request = ExecutionRequest.model_validate(body)
+    except ValidationError as exc:
+        return reject(ErrorCode.INVALID_REQUEST, describe_validation_error(exc, ""), body)
+    return Accepted(request, request.request_id or fallback_id, traceparent)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _valid(value: Any, pattern: re.Pattern[str]) -> bool:
+    return isinstance(value, str) and pattern.match(value) is not None
+
+
+def _short_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 128 else None

@@ -1,0 +1,122 @@
+"""Key-ordered concurrency: one lane per ordering key, a global limit on running jobs.
+
+Records with the same key run one after another in offset order; records with different keys,
+or without a key, run concurrently up to `max_in_flight`. A slow key occupies its own lane and
+one slot, never the others. Lanes waiting for a slot are served first come, first served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+J = TypeVar("J")
+
+
+@dataclass(eq=False)
+class Job(Generic[J]):
+    partition: Hashable
+    # (partition, key); None: no ordering constraint (a record without a key).
+    lane: tuple[Hashable, Hashable] | None
+    payload: J
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class KeyedScheduler(Generic[J]):
+    def __init__(self, max_in_flight: int, run: Callable[[J], Awaitable[Any]]) -> None:
+        self._max_in_flight = max_in_flight
+        self._run = run
+        self._lanes: dict[
+            tuple[Hashable, Hashable], deque[Job[J]]
+        ] = {}  # queued behind the lane's running job
+        self._ready: deque[Job[J]] = deque()  # next in their lane, waiting for a slot
+        self._running: set[Job[J]] = set()
+        self._changed = asyncio.Event()
+
+    @property
+    def held(self) -> int:
+        """Jobs accepted and not finished: running, ready, or queued in a lane."""
+        return len(self._running) + len(self._ready) + sum(len(q) for q in self._lanes.values())
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def submit(self, partition: Hashable, lane: Hashable | None, payload: J) -> None:
+        job = Job(partition, None if lane is None else (partition, lane), payload)
+        if job.lane is not None:
+            queue = self._lanes.get(job.lane)
+            if queue is not None:  # the lane is busy: wait behind it
+                queue.append(job)
+                return
+            self._lanes[job.lane] = deque()
+        self._ready.append(job)
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._ready and len(self._running) < self._max_in_flight:
+            job = self._ready.popleft()
+            self._running.add(job)
+            job.task = asyncio.create_task(self._execute(job))
+
+    async def _execute(self, job: Job[J]) -> None:
+        try:
+            await self._run(job.payload)
+        finally:
+            self._running.discard(job)
+            self._release_lane(job)
+            self._pump()
+            self._changed.set()
+
+    def _release_lane(self, job: Job[J]) -> None:
+        if job.lane is None:
+            return
+        queue = self._lanes.get(job.lane)
+        if queue is None:
+            return
+        if queue:
+            self._ready.append(queue.popleft())
+        else:
+            del self._lanes[job.lane]
+
+    def discard_queued(self, partitions: set[Hashable]) -> int:
+        """Drop jobs of `partitions` that have not started (revoke, shutdown). Returns how many.
+        Their offsets stay uncommitted, so whoever owns the partition next runs them."""
+        dropped = len(self._ready)
+        self._ready = deque(j for j in self._ready if j.partition not in partitions)
+        dropped -= len(self._ready)
+        running_lanes = {j.lane for j in self._running}
+        for lane, queue in list(self._lanes.items()):
+            if lane[0] not in partitions:
+                continue
+            dropped += len(queue)
+            if lane in running_lanes:
+                queue.clear()  # its running job releases the lane when it ends
+            else:
+                del self._lanes[lane]
+        return dropped
+
+    async def wait_for_room(self, limit: int) -> None:
+        while self.held >= limit:
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def drain(self, partitions: set[Hashable] | None, timeout_s: float) -> int:
+        """Wait for running jobs (of `partitions`, or all) up to `timeout_s`; cancel the rest.
+        Returns how many were abandoned."""
+        tasks = [
+            j.task
+            for j in self._running
+            if j.task is not None and (partitions is None or j.partition in partitions)
+        ]
+        if not tasks:
+            return 0
+        _, still_running = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            await asyncio.wait(still_running, timeout=5)
+        return len(still_running)
