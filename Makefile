@@ -1,0 +1,19 @@
+# The two commands of the README. Both work on a fresh machine: they create .venv first.
+.PHONY: run test lint bootstrap
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+# Runs the engine. With no KAFKA_BOOTSTRAP_SERVERS and nothing on localhost:9092, it starts a
+# local single-node Kafka (Apache's artifacts from Maven Central, cached) and stops it on exit.
+run: bootstrap
+	.venv/bin/execution-engine run
+
+# The whole suite: lint, format check, types, unit and integration tests (real Kafka).
+test: bootstrap lint
+	.venv/bin/pytest -q
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy

@@ -1,0 +1,26 @@
+"""The README stays true: every setting is documented, and the two commands are the real ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumer.local_kafka import KAFKA_VERSION
+from consumer.settings import EngineSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    for field in EngineSettings.model_fields.values():
+        assert isinstance(field.json_schema_extra, dict)
+        assert f"| `{field.json_schema_extra['env']}` |" in README
+
+
+def test_the_kafka_version_named_is_the_one_launched() -> None:
+    assert f"Apache Kafka **{KAFKA_VERSION}**" in README
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert "make test" in README and "make run" in README
+    assert "exec make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
