@@ -26,7 +26,7 @@ from consumer.credentials import CredentialCache, VaultEngineClient
 from consumer.intake import Rejected, decode_record
 from consumer.logging import KafkaLogSink, get_logger
 from consumer.offsets import OffsetTracker, PartitionOffsets
-from consumer.publisher import ResultPublisher, dead_letter_headers
+from consumer.publisher import DeadLetter, ResultPublisher, dead_letter_headers
 from consumer.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, ResultEnvelope, error_envelope
@@ -39,6 +39,13 @@ _MAX_FETCH_RECORDS = 1000
 class _Work:
     record: Any  # aiokafka ConsumerRecord
     offsets: PartitionOffsets
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    envelope: ResultEnvelope
+    traceparent: str | None = None
+    dead_letter: DeadLetter | None = None
 
 
 @dataclass
@@ -102,7 +109,13 @@ class Engine:
                 attempt_timeout_s=settings.action_timeout_s,
             )
             producer = AIOKafkaProducer(
-                **kafka, enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=30_000
+                **kafka,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                request_timeout_ms=30_000,
+                # A dead letter is the original record plus headers: leave room for both.
+                max_request_size=max(1_048_576, settings.max_record_bytes) + 65_536,
             )
             await producer.start()
             stack.push_async_callback(producer.stop)
@@ -168,6 +181,27 @@ class Engine:
     async def _process(self, work: _Work) -> None:
         """One record -> exactly one envelope (and a dead letter if unreadable) -> offset done."""
         record = work.record
+        try:
+            outcome = await self._outcome(record)
+        except Exception:
+            # A bug must not cost the record its envelope, nor stall the partition's watermark.
+            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
+            now = datetime.now(UTC)
+            outcome = _Outcome(
+                error_envelope(
+                    f"{record.topic}:{record.partition}:{record.offset}",
+                    ErrorCode.INTERNAL_ERROR,
+                    "the engine failed on this record (bug)",
+                    started_at=now,
+                    finished_at=now,
+                ),
+            )
+        await self._publisher.publish(
+            outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
+        )
+        work.offsets.done(record.offset)
+
+    async def _outcome(self, record: Any) -> _Outcome:
         decoded = decode_record(
             record.value,
             record.headers,
@@ -182,40 +216,23 @@ class Engine:
             offset=record.offset,
             **({"traceparent": decoded.traceparent} if decoded.traceparent else {}),
         )
-        dead_letter = None
-        try:
-            if isinstance(decoded, Rejected):
-                envelope = self._rejection(decoded, log)
-                dead_letter = (
-                    record.key,
-                    record.value,
-                    dead_letter_headers(
-                        record.headers,
-                        decoded,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                    ),
-                )
-            else:
-                log = log.bind(action=decoded.request.action, project=decoded.request.project)
-                log.info("request.received")
-                envelope = await self._runner.execute(decoded.request, decoded.request_id, log)
-        except Exception:
-            # A bug must not cost the record its envelope.
-            log.exception("engine.bug")
-            now = datetime.now(UTC)
-            envelope = error_envelope(
-                decoded.request_id,
-                ErrorCode.INTERNAL_ERROR,
-                "the engine failed on this record (bug)",
-                started_at=now,
-                finished_at=now,
+        if isinstance(decoded, Rejected):
+            headers = dead_letter_headers(
+                record.headers,
+                decoded,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
             )
-        await self._publisher.publish(
-            envelope, traceparent=decoded.traceparent, dead_letter=dead_letter
-        )
-        work.offsets.done(record.offset)
+            return _Outcome(
+                self._rejection(decoded, log),
+                decoded.traceparent,
+                (record.key, record.value, headers),
+            )
+        log = log.bind(action=decoded.request.action, project=decoded.request.project)
+        log.info("request.received")
+        envelope = await self._runner.execute(decoded.request, decoded.request_id, log)
+        return _Outcome(envelope, decoded.traceparent)
 
     def _rejection(self, rejected: Rejected, log: FilteringBoundLogger) -> ResultEnvelope:
         now = datetime.now(UTC)

@@ -29,8 +29,12 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    # testcontainers is only a test extra; it is imported lazily where Docker is used.
+    from testcontainers.core.container import DockerContainer
 
 # Newest release verified with aiokafka 0.14.0 (incl. transactions, fencing and
 # send_offsets_to_transaction) by tests/integration/test_local_kafka.py.
@@ -184,9 +188,12 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION, *, log: Logger = print_to_st
                 "Maven ('mvn') is not on PATH; it is needed once to download the Kafka "
                 "broker jars (alternatively set KAFKA_BOOTSTRAP_SERVERS or run Docker)"
             )
-        if libs.exists():
-            shutil.rmtree(libs)
-        libs.mkdir(parents=True)
+        # Maven writes into a private staging dir that is renamed into place only on
+        # success: a Maven orphaned by a killed run can then never corrupt `libs`.
+        for stale in root.glob("libs.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = root / f"libs.partial-{os.getpid()}"
+        staging.mkdir(parents=True)
         log(f"resolving Apache Kafka {version} from Maven Central into {libs} (one-off)")
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="puraify-kafka-pom-") as tmp:
@@ -196,11 +203,12 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION, *, log: Logger = print_to_st
                 mvn,
                 "-B",
                 "-q",
+                "-Dstyle.color=never",
                 "-f",
                 str(pom),
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
-                f"-DoutputDirectory={libs}",
+                f"-DoutputDirectory={staging}",
             ]
             try:
                 proc = subprocess.run(
@@ -212,15 +220,20 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION, *, log: Logger = print_to_st
                     check=False,
                 )
             except subprocess.TimeoutExpired as exc:
+                shutil.rmtree(staging, ignore_errors=True)
                 raise RuntimeError(
                     f"Maven did not resolve Kafka {version} within {_MAVEN_TIMEOUT_S:.0f}s"
                 ) from exc
-        if proc.returncode != 0 or not any(libs.glob("kafka_2.13-*.jar")):
+        if proc.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+            shutil.rmtree(staging, ignore_errors=True)
             output = "\n".join((proc.stdout + proc.stderr).splitlines()[-_LOG_TAIL_LINES:])
             raise RuntimeError(
                 f"Maven failed to resolve org.apache.kafka:kafka_2.13:{version} "
                 f"(exit {proc.returncode}):\n{output}"
             )
+        if libs.exists():
+            shutil.rmtree(libs)
+        staging.rename(libs)
         marker.write_text(f"{time.time()}\n", encoding="utf-8")
         log(f"resolved Kafka {version} in {time.monotonic() - started:.1f}s")
     return libs
@@ -268,6 +281,11 @@ def _port_of(listeners: str, name: str) -> int | None:
     return None
 
 
+def _reuse_or_free(listeners: str, name: str) -> int:
+    old = _port_of(listeners, name)
+    return old if old is not None and _port_is_free(old) else free_port()
+
+
 _live_brokers: weakref.WeakSet[LocalKafka] = weakref.WeakSet()
 
 
@@ -282,6 +300,8 @@ def _kill_leftover_brokers() -> None:
 
 class LocalKafka:
     """A single-node KRaft broker (combined broker+controller) running as a child JVM.
+
+    Needs Kafka >= 3.9 (``StorageTool format --standalone``) and Java 17+.
 
     ``start()``/``stop()``/``restart()`` block; from async code call them through
     ``asyncio.to_thread`` so the event loop keeps running.
@@ -299,18 +319,15 @@ class LocalKafka:
             Path(tempfile.mkdtemp(prefix="puraify-kafka-")) if data_dir is None else data_dir
         )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # A reused data dir has its KRaft voter endpoint recorded in the metadata log,
-        # so the controller port (and, unless overridden, the client port) must be kept.
-        existing = _read_properties(self.config_path)
-        old_listeners = existing.get("listeners", "")
-        old_port = _port_of(old_listeners, "PLAINTEXT")
-        old_controller = _port_of(old_listeners, "CONTROLLER")
-        if port is None:
-            port = old_port if old_port is not None and _port_is_free(old_port) else free_port()
-        self.port = port
-        self.controller_port = old_controller if old_controller is not None else free_port()
+        # A reused data dir keeps its previous ports when they are still free, so a
+        # developer re-running with --data-dir gets the same bootstrap address.
+        old_listeners = _read_properties(self.config_path).get("listeners", "")
+        # 0 means "any free port", as for bind(); Kafka itself would pick one we can't see.
+        self.port = port if port else _reuse_or_free(old_listeners, "PLAINTEXT")
+        self.controller_port = _reuse_or_free(old_listeners, "CONTROLLER")
         self.bootstrap_servers = f"{_LOOPBACK}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
         self._lock = threading.Lock()
 
     # -- paths ---------------------------------------------------------------
@@ -345,8 +362,9 @@ class LocalKafka:
         with self._lock:
             if self.running:
                 return
-            deadline = time.monotonic() + timeout_s
+            # The one-off Maven download has its own bound; timeout_s is for the broker.
             libs = ensure_kafka_libs(self.version)
+            deadline = time.monotonic() + timeout_s
             self._write_config()
             if not (self._kafka_data / "meta.properties").exists():
                 self._format_storage(libs, deadline)
@@ -409,8 +427,6 @@ class LocalKafka:
             "controller.quorum.bootstrap.servers": f"{_LOOPBACK}:{self.controller_port}",
             "log.dirs": str(self._kafka_data),
             "num.partitions": "3",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
             "auto.create.topics.enable": "true",
             "offsets.topic.replication.factor": "1",
             # Fewer internal partitions make the first group/transaction coordinator
@@ -433,7 +449,6 @@ class LocalKafka:
             "num.network.threads": "2",
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "1",
-            "delete.topic.enable": "true",
         }
         body = "".join(f"{key}={value}\n" for key, value in props.items())
         self.config_path.write_text(
@@ -510,6 +525,8 @@ logger.clients.level = WARN
 
     def _launch(self, libs: Path) -> None:
         cmd = self._java_cmd(libs, "kafka.Kafka", str(self.config_path))
+        # Failure reports should quote this run's errors, not a previous run's.
+        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.stdout_file.open("ab") as out:
             self._proc = subprocess.Popen(
                 cmd,
@@ -522,8 +539,23 @@ logger.clients.level = WARN
                 start_new_session=True,
             )
 
+    def _first_errors(self, limit: int = 3) -> list[str]:
+        try:
+            with self.log_file.open("rb") as fh:
+                fh.seek(self._log_offset)
+                text = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            return []
+        errors = [line for line in text.splitlines() if "] ERROR " in line or "] FATAL " in line]
+        return errors[:limit]
+
     def _failure(self, reason: str) -> RuntimeError:
         parts = [f"Kafka {self.version} at {self.bootstrap_servers} {reason}."]
+        # The tail is often just the end of a long stack trace; the first ERROR lines
+        # usually name the actual cause (port in use, bad config, ...).
+        first_errors = self._first_errors()
+        if first_errors:
+            parts.append("--- first errors ---\n" + "\n".join(first_errors))
         log_tail = _tail(self.log_file)
         parts.append(f"--- last lines of {self.log_file} ---\n{log_tail or '(empty)'}")
         jvm_tail = _tail(self.stdout_file, 15)
@@ -540,8 +572,9 @@ logger.clients.level = WARN
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._failure("did not become ready before the timeout")
+            # Short probes, looped: a dying broker is noticed quickly via poll() above.
             if _accepts_connections(self.port) and _metadata_ok(
-                self.bootstrap_servers, min(10.0, remaining)
+                self.bootstrap_servers, min(5.0, remaining)
             ):
                 return
             time.sleep(0.25)
@@ -619,11 +652,11 @@ def docker_available(timeout_s: float = 3.0) -> bool:
     return proc.returncode == 0
 
 
-@contextlib.contextmanager
-def _docker_kafka(port: int | None, version: str, log: Logger) -> Iterator[str]:
-    # testcontainers' KafkaContainer only drives Confluent images, so the apache/kafka
-    # image is run the way testcontainers-java's org.testcontainers.kafka does it: the
-    # container waits for a start script that knows the host-mapped port to advertise.
+def _start_docker_kafka(port: int | None, version: str) -> tuple[DockerContainer, str]:
+    # testcontainers-python's KafkaContainer only drives Confluent images, so the
+    # apache/kafka image is run the way testcontainers-java's org.testcontainers.kafka
+    # does it: the container waits for a start script that knows the host-mapped port
+    # to advertise, because that port is only known once the container exists.
     from testcontainers.core.container import DockerContainer  # noqa: PLC0415
     from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
 
@@ -655,42 +688,26 @@ def _docker_kafka(port: int | None, version: str, log: Logger) -> Iterator[str]:
         .with_env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m")
         .with_command(f'sh -c "while [ ! -f {script} ]; do sleep 0.1; done; sh {script}"')
     )
-    if port is None:
+    if not port:
         container.with_exposed_ports(9092)
     else:
         container.with_bind_ports(9092, port)
-    log(f"starting apache/kafka:{version} in Docker")
     container.start()
     try:
-        host = container.get_container_host_ip()
-        mapped = container.get_exposed_port(9092)
-        bootstrap = f"{host}:{mapped}"
+        bootstrap = f"{container.get_container_host_ip()}:{container.get_exposed_port(9092)}"
         hostname = container.get_wrapped_container().attrs["Config"]["Hostname"]
         start_script = (
             f"export KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://{bootstrap},BROKER://{hostname}:9093\n"
             "exec /etc/kafka/docker/run\n"
         )
-        _put_file(container, script, start_script.encode())
-        wait_for_logs(container, "Kafka Server started", timeout=120)
-        log(f"Kafka (Docker) ready at {bootstrap}")
-        yield bootstrap
-    finally:
+        container.copy_into_container(start_script.encode(), script, mode=0o755)
+        wait_for_logs(container, "Kafka Server started", timeout=120, raise_on_exit=True)
+        if not _metadata_ok(bootstrap, 30.0):
+            raise RuntimeError(f"Kafka container at {bootstrap} logged startup but is unusable")
+    except BaseException:
         container.stop()
-
-
-def _put_file(container: object, path: str, content: bytes) -> None:
-    import io  # noqa: PLC0415
-    import tarfile  # noqa: PLC0415
-
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo(name=path)
-        info.size = len(content)
-        info.mode = 0o755
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(content))
-    archive.seek(0)
-    container.get_wrapped_container().put_archive("/", archive)  # type: ignore[attr-defined]
+        raise
+    return container, bootstrap
 
 
 @contextlib.contextmanager
@@ -698,7 +715,8 @@ def kafka_broker(port: int | None = None, *, log: Logger = print_to_stderr) -> I
     """Yield a bootstrap-servers string for a usable broker, and tear down what it started.
 
     1. ``KAFKA_BOOTSTRAP_SERVERS`` set: yield it and start nothing.
-    2. A Docker engine answers: ``apache/kafka:<KAFKA_VERSION>`` via testcontainers.
+    2. A Docker engine answers: ``apache/kafka:<KAFKA_VERSION>`` via testcontainers
+       (falling back to 3. if the container cannot be started, e.g. no image pull).
     3. Otherwise: ``LocalKafka`` from Maven artifacts.  ``port=None`` picks a free port.
     """
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -707,9 +725,19 @@ def kafka_broker(port: int | None = None, *, log: Logger = print_to_stderr) -> I
         yield external
         return
     if docker_available():
-        with _docker_kafka(port, KAFKA_VERSION, log) as bootstrap:
-            yield bootstrap
-        return
+        log(f"Docker engine found; starting apache/kafka:{KAFKA_VERSION} via testcontainers")
+        try:
+            container, bootstrap = _start_docker_kafka(port, KAFKA_VERSION)
+        except Exception as exc:
+            log(f"Docker Kafka failed ({type(exc).__name__}: {exc}); using the Maven broker")
+        else:
+            log(f"Kafka (Docker) ready at {bootstrap}")
+            try:
+                yield bootstrap
+            finally:
+                container.stop()
+            return
+    ensure_kafka_libs(KAFKA_VERSION, log=log)
     broker = LocalKafka(port=port)
     started = time.monotonic()
     log(f"starting local Kafka {KAFKA_VERSION} (no Docker) in {broker.data_dir}")
@@ -723,7 +751,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m consumer.local_kafka",
         description="Run a single-node Apache Kafka (KRaft) in the foreground until Ctrl-C.",
     )
-    parser.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+    parser.add_argument(
+        "--port", type=int, default=9092, help="client port (default 9092; 0 = any free port)"
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -733,27 +763,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=KAFKA_VERSION, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    # SIGTERM gets Ctrl-C semantics so `kill <pid>` also stops the broker we started.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     broker = LocalKafka(port=args.port, data_dir=args.data_dir, version=args.version)
     try:
         broker.start()
-    except RuntimeError as exc:
-        print(exc, file=sys.stderr)
-        broker.stop()
-        return 1
-    try:
         print(f"Kafka {broker.version} ready: bootstrap servers {broker.bootstrap_servers}")
         print(f"data: {broker.data_dir}  broker log: {broker.log_file}  (Ctrl-C to stop)")
         sys.stdout.flush()
-        while not stop.wait(1.0):
-            if not broker.running:
-                print(f"broker exited unexpectedly:\n{_tail(broker.log_file)}", file=sys.stderr)
-                return 1
+        while broker.running:
+            time.sleep(1.0)
+        print(f"broker exited unexpectedly:\n{_tail(broker.log_file)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     finally:
         broker.stop()
-    return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -11,14 +11,23 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from consumer.intake import Rejected
 from consumer.logging import get_logger
 from consumer.redaction import REDACTOR
-from schemas import ResultEnvelope
+from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 Headers = list[tuple[str, bytes]]
+# (original key, original value, headers)
+DeadLetter = tuple[bytes | None, bytes | None, Headers]
+
+# Retrying these cannot help: the record itself is too large for the producer or the broker.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+class RecordTooLarge(Exception):
+    """Raised by `_deliver` for a record no retry will get through."""
 
 
 def envelope_bytes(envelope: ResultEnvelope) -> bytes:
@@ -57,20 +66,31 @@ class ResultPublisher:
         envelope: ResultEnvelope,
         *,
         traceparent: str | None,
-        dead_letter: tuple[bytes | None, bytes | None, Headers] | None = None,
+        dead_letter: DeadLetter | None = None,
     ) -> None:
-        """Publish the envelope (and the dead letter first, if any); return once acknowledged."""
+        """Publish the envelope (and the dead letter first, if any); return once acknowledged.
+
+        Nothing here may fail for good: the record's offset waits for this. A record too large
+        to publish is replaced by what can be (never retried forever, which would pin the
+        partition's watermark)."""
         if dead_letter is not None:
-            await self._deliver(self._dead_letter_topic, *dead_letter)
+            try:
+                await self._deliver(self._dead_letter_topic, *dead_letter)
+            except RecordTooLarge as exc:
+                self._log.error(
+                    "dead_letter.too_large", request_id=envelope.request_id, error=str(exc)
+                )
         result_headers: Headers = [("request-id", envelope.request_id.encode())]
         if traceparent is not None:
             result_headers.append(("traceparent", traceparent.encode()))
-        await self._deliver(
-            self._results_topic,
-            envelope.request_id.encode(),
-            envelope_bytes(envelope),
-            result_headers,
-        )
+        key = envelope.request_id.encode()
+        try:
+            await self._deliver(self._results_topic, key, envelope_bytes(envelope), result_headers)
+        except RecordTooLarge as exc:
+            self._log.error("envelope.too_large", request_id=envelope.request_id, error=str(exc))
+            await self._deliver(
+                self._results_topic, key, envelope_bytes(_too_large(envelope)), result_headers
+            )
 
     async def _deliver(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
@@ -81,9 +101,31 @@ class ResultPublisher:
                 delivery = await self._producer.send(topic, value=value, key=key, headers=headers)
                 await delivery
                 return
+            except _TOO_LARGE as exc:
+                raise RecordTooLarge(f"{type(exc).__name__}: {len(value or b'')} bytes") from exc
             except KafkaError as exc:
                 self._log.warning(
                     "publish.retrying", topic=topic, error=type(exc).__name__, delay_s=delay
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _too_large(envelope: ResultEnvelope) -> ResultEnvelope:
+    """The envelope that replaces one too large to publish: same request, no data or metadata,
+    and the outcome the action had, so nobody re-runs a side effect that happened."""
+    return error_envelope(
+        envelope.request_id,
+        ErrorCode.INTERNAL_ERROR,
+        f"the result was too large to publish; the action's outcome was {envelope.status!r}",
+        started_at=envelope.started_at,
+        finished_at=envelope.finished_at,
+        action=envelope.action,
+        project=envelope.project,
+        attempts=envelope.attempts,
+        details={
+            "original_status": envelope.status,
+            "original_error_code": envelope.error.code.value if envelope.error else None,
+        },
+        environment=envelope.environment,
+    )
