@@ -488,7 +488,6 @@ logger.clients.level = WARN
             "-Djava.awt.headless=true",
             "-Djava.net.preferIPv4Stack=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={self.log_dir}",
             "-cp",
             f"{libs}/*",
             main,
@@ -518,9 +517,9 @@ logger.clients.level = WARN
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"formatting Kafka storage in {self._kafka_data} timed out") from exc
         if proc.returncode != 0:
+            output = "\n".join((proc.stdout + proc.stderr).splitlines()[-_LOG_TAIL_LINES:])
             raise RuntimeError(
-                f"kafka.tools.StorageTool format failed (exit {proc.returncode}):\n"
-                f"{proc.stdout}{proc.stderr}\n{_tail(self.log_file)}"
+                f"kafka.tools.StorageTool format failed (exit {proc.returncode}):\n{output}"
             )
 
     def _launch(self, libs: Path) -> None:
