@@ -1,0 +1,154 @@
+"""actions/errors.py: classifying HTTP outcomes once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from actions.errors import (
+    ActionError,
+    CredentialRejected,
+    RateLimited,
+    RetryableError,
+    UpstreamError,
+    UpstreamUnavailable,
+    VaultUnavailable,
+    error_for_exception,
+    error_for_status,
+    parse_retry_after,
+)
+from schemas import ErrorCode
+
+NOW = datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
+
+
+def response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, headers=headers)
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 299])
+def test_2xx_is_not_an_error(status: int) -> None:
+    assert error_for_status("svc", response(status)) is None
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_other_4xx_is_upstream_error(status: int) -> None:
+    error = error_for_status("Slack", response(status), {"provider_code": "x"})
+    assert type(error) is UpstreamError
+    assert error.code is ErrorCode.UPSTREAM_ERROR
+    assert not error.code.retryable
+    assert error.details == {"status_code": status, "provider_code": "x"}
+    assert str(status) in error.message and "Slack" in error.message
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
+def test_408_and_5xx_are_upstream_unavailable(status: int) -> None:
+    error = error_for_status("svc", response(status))
+    assert isinstance(error, UpstreamUnavailable)
+    assert error.code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert error.details == {"status_code": status}
+    assert error.retry_after_s is None
+
+
+def test_503_with_retry_after_carries_it() -> None:
+    error = error_for_status("svc", response(503, {"Retry-After": "7"}))
+    assert isinstance(error, UpstreamUnavailable)
+    assert error.retry_after_s == 7.0
+
+
+def test_429_without_retry_after() -> None:
+    error = error_for_status("svc", response(429))
+    assert isinstance(error, RateLimited)
+    assert error.code is ErrorCode.RATE_LIMITED
+    assert error.code.retryable
+    assert error.retry_after_s is None
+    assert error.details == {"status_code": 429}
+
+
+def test_429_with_retry_after_seconds() -> None:
+    error = error_for_status("svc", response(429, {"Retry-After": "3"}))
+    assert isinstance(error, RateLimited)
+    assert error.retry_after_s == 3.0
+
+
+def test_429_with_retry_after_http_date() -> None:
+    later = datetime.now(UTC) + timedelta(seconds=120)
+    error = error_for_status("svc", response(429, {"Retry-After": format_datetime(later, True)}))
+    assert isinstance(error, RateLimited)
+    assert error.retry_after_s is not None
+    assert 110 <= error.retry_after_s <= 120
+
+
+def test_provider_message_is_appended() -> None:
+    error = error_for_status("Google Sheets", response(403), provider_message="no access")
+    assert error is not None
+    assert error.message == "Google Sheets answered 403: no access"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("0", 0.0),
+        ("5", 5.0),
+        (" 12 ", 12.0),
+        ("1.5", 1.5),
+        ("-3", 0.0),
+        ("soon", None),
+        ("", None),
+        ("Thu, 26 Nov 2026 09:00:30 GMT", 30.0),
+        ("Thu, 26 Nov 2026 08:59:00 GMT", 0.0),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, now=NOW) == expected
+
+
+def test_parse_retry_after_http_date_uses_the_clock() -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    seconds = parse_retry_after(later)
+    assert seconds is not None and 50 <= seconds <= 60
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectTimeout("t"),
+        httpx.ReadTimeout("t"),
+        httpx.WriteTimeout("t"),
+        httpx.PoolTimeout("t"),
+    ],
+)
+def test_timeouts_are_upstream_unavailable(exc: Exception) -> None:
+    error = error_for_exception("Slack", exc)
+    assert isinstance(error, UpstreamUnavailable)
+    assert "timed out" in error.message and type(exc).__name__ in error.message
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [httpx.ConnectError("refused"), httpx.ReadError("reset"), httpx.RemoteProtocolError("x")],
+)
+def test_connection_errors_are_upstream_unavailable(exc: Exception) -> None:
+    error = error_for_exception("Slack", exc)
+    assert isinstance(error, UpstreamUnavailable)
+    assert "connection failed" in error.message
+
+
+def test_other_exceptions_are_internal_and_do_not_echo_the_message() -> None:
+    error = error_for_exception("Slack", ValueError("secret-abc"))
+    assert type(error) is ActionError
+    assert error.code is ErrorCode.INTERNAL_ERROR
+    assert "secret-abc" not in error.message
+
+
+def test_error_codes_of_the_classes() -> None:
+    assert CredentialRejected("slack", "m").code is ErrorCode.UPSTREAM_ERROR
+    assert CredentialRejected("slack", "m").service == "slack"
+    assert VaultUnavailable("m").code is ErrorCode.VAULT_UNAVAILABLE
+    assert issubclass(VaultUnavailable, RetryableError)
+    assert issubclass(RateLimited, RetryableError)
+    assert not issubclass(UpstreamError, RetryableError)

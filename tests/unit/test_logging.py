@@ -1,0 +1,240 @@
+"""consumer/logging.py: JSON lines, levels, redaction, the Kafka sink."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from consumer.logging import KafkaLogSink, configure_logging, get_logger
+from consumer.redaction import REDACTOR
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    root.handlers = handlers
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+
+
+class Output:
+    def __init__(self, level: str = "info") -> None:
+        self.stream = io.StringIO()
+        self.sink = KafkaLogSink()
+        configure_logging(level, sink=self.sink, stream=self.stream)
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+    def sink_text(self) -> str:
+        return "\n".join(value.decode() for _, value in self.sink._queue)
+
+
+def secret() -> str:
+    value = "sk-live-" + uuid.uuid4().hex
+    REDACTOR.add(value)
+    return value
+
+
+def test_one_json_line_per_event() -> None:
+    out = Output()
+    log = get_logger(request_id="r1")
+    log.info("action.started", attempt=1)
+    log.warning("action.failed", error_code="x")
+    lines = out.lines
+    assert len(out.text.splitlines()) == 2
+    first = lines[0]
+    assert first["event"] == "action.started"
+    assert first["level"] == "info"
+    assert first["service"] == "execution-engine"
+    assert first["request_id"] == "r1"
+    assert first["attempt"] == 1
+    assert first["timestamp"].endswith("Z") and len(first["timestamp"]) == 24
+    assert lines[1]["level"] == "warning"
+
+
+def test_the_sink_gets_the_same_lines_keyed_by_request_id() -> None:
+    out = Output()
+    get_logger(request_id="r1").info("a")
+    get_logger().info("engine.started")
+    queued = list(out.sink._queue)
+    assert [key for key, _ in queued] == [b"r1", None]
+    assert [value.decode() for _, value in queued] == out.text.splitlines()
+
+
+def test_events_below_the_level_are_dropped() -> None:
+    out = Output("warning")
+    log = get_logger()
+    log.debug("d")
+    log.info("i")
+    log.warning("w")
+    log.error("e")
+    assert [line["event"] for line in out.lines] == ["w", "e"]
+    assert len(out.sink._queue) == 2
+
+
+def test_debug_level_keeps_debug() -> None:
+    out = Output("debug")
+    get_logger().debug("d")
+    assert out.lines[0]["level"] == "debug"
+
+
+def test_exception_is_rendered_at_error_level() -> None:
+    out = Output()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        get_logger().exception("action.crashed")
+    [line] = out.lines
+    assert line["level"] == "error"
+    assert "ValueError: boom" in line["exception"]
+
+
+def test_registered_secret_in_fields_never_appears() -> None:
+    token = secret()
+    out = Output()
+    log = get_logger(request_id="r1")
+    log.info("a", detail=f"Bearer {token}", nested={"list": [token, {"deep": token}]})
+    log.info(f"event with {token}")
+    log.info("quoted", text=json.dumps({"t": token}))
+    assert token not in out.text
+    assert token not in out.sink_text()
+    assert "[REDACTED]" in out.text
+
+
+def test_registered_secret_in_a_traceback_never_appears() -> None:
+    token = secret()
+    out = Output()
+    try:
+        raise RuntimeError(f"call failed with token {token}")
+    except RuntimeError:
+        get_logger().exception("action.crashed")
+    assert "RuntimeError" in out.text
+    assert token not in out.text
+    assert token not in out.sink_text()
+
+
+def test_registered_secret_in_an_exception_object_field_never_appears() -> None:
+    token = secret()
+    out = Output()
+    get_logger().warning("publish.retrying", error=RuntimeError(f"auth {token} refused"))
+    assert "publish.retrying" in out.text
+    assert token not in out.text
+    assert token not in out.sink_text()
+
+
+def test_registered_secret_as_a_nested_key_never_appears() -> None:
+    token = secret()
+    out = Output()
+    get_logger().info("log_message", message="m", fields={token: "value"})
+    assert "log_message" in out.text
+    assert token not in out.text
+
+
+def test_sensitive_names_are_masked() -> None:
+    out = Output()
+    get_logger().info("a", password="hunter2", headers={"Authorization": "Basic abc"})
+    [line] = out.lines
+    assert line["password"] == "[REDACTED]"
+    assert line["headers"] == {"Authorization": "[REDACTED]"}
+    assert "hunter2" not in out.text
+
+
+def test_library_logging_goes_through_the_same_chain() -> None:
+    token = secret()
+    out = Output()
+    logging.getLogger("some.library").warning("connecting with %s", token)
+    logging.getLogger("some.library").debug("dropped")
+    [line] = out.lines
+    assert line["event"] == "library.log"
+    assert line["logger"] == "some.library"
+    assert line["level"] == "warning"
+    assert line["message"] == "connecting with [REDACTED]"
+    assert token not in out.sink_text()
+
+
+def test_httpx_info_logging_is_silenced() -> None:
+    out = Output("debug")
+    logging.getLogger("httpx").info("HTTP Request: GET https://x.test/?token=abc")
+    assert out.text == ""
+
+
+def test_sink_is_bounded_and_counts_drops() -> None:
+    sink = KafkaLogSink(max_queued=2)
+    for n in range(5):
+        sink.put(None, f"{n}".encode())
+    assert sink.dropped == 3
+    assert [value for _, value in sink._queue] == [b"3", b"4"]
+
+
+class FakeProducer:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.fail = fail
+
+    async def send(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[None]:
+        if self.fail:
+            raise ConnectionError("broker away")
+        self.sent.append((topic, key, value))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def test_flush_sends_key_and_value() -> None:
+    sink = KafkaLogSink()
+    sink.put(b"r1", b'{"event":"a"}')
+    sink.put(None, b'{"event":"b"}')
+    producer = FakeProducer()
+    await sink.flush(producer, "execution.logs")
+    assert producer.sent == [
+        ("execution.logs", b"r1", b'{"event":"a"}'),
+        ("execution.logs", None, b'{"event":"b"}'),
+    ]
+    assert sink.dropped == 0
+    await sink.flush(producer, "execution.logs")
+    assert len(producer.sent) == 2  # the queue was emptied
+
+
+async def test_flush_with_a_failing_producer_does_not_raise(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sink = KafkaLogSink()
+    sink.put(None, b"a")
+    sink.put(None, b"b")
+    await sink.flush(FakeProducer(fail=True), "execution.logs")
+    assert sink.dropped == 2
+    assert "logs.send_failed" in capsys.readouterr().err
+
+
+async def test_run_drains_as_events_arrive() -> None:
+    sink = KafkaLogSink()
+    producer = FakeProducer()
+    task = asyncio.create_task(sink.run(producer, "execution.logs"))
+    await asyncio.sleep(0)
+    sink.put(b"k", b"v")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert producer.sent == [("execution.logs", b"k", b"v")]
