@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from structlog.typing import FilteringBoundLogger
+
+SERVICE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+
+
+def _not_a_dot_segment(name: str) -> str:
+    # The name becomes a path segment of the Vault URL: "." and ".." would walk the path.
+    if name in {".", ".."}:
+        raise ValueError("must not be '.' or '..'")
+    return name
+
+
+ServiceName = Annotated[
+    str,
+    Field(pattern=SERVICE_PATTERN, json_schema_extra={"not": {"enum": [".", ".."]}}),
+    AfterValidator(_not_a_dot_segment),
+]
+
+
+def is_safe_path_segment(name: str) -> bool:
+    return re.fullmatch(SERVICE_PATTERN, name) is not None and name not in {".", ".."}
 
 
 class CredentialSource(Protocol):

@@ -53,10 +53,18 @@ def parse_networks(spec: str | Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+# Not covered by Python's is_global / is_reserved, but never a public destination.
+_ALWAYS_BLOCKED = (ipaddress.ip_network("fec0::/10"),)  # deprecated site-local (RFC 3879)
+# NAT64 prefixes: the last 32 bits are the IPv4 address a translator would reach.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, compatible, 6to4, Teredo), if any."""
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
+    if any(address in prefix for prefix in _NAT64):
+        return ipaddress.IPv4Address(address.packed[12:])
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
@@ -81,6 +89,8 @@ class EgressPolicy:
         inner = embedded_ipv4(address)
         if inner is not None:
             return self.is_allowed(inner)
+        if any(address in network for network in _ALWAYS_BLOCKED):
+            return False
         return address.is_global and not (address.is_multicast or address.is_reserved)
 
     async def checked_address(self, host: str, port: int) -> IPAddress:

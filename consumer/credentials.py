@@ -16,7 +16,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from actions import MissingCredentials, VaultUnavailable
+from actions import InvalidParams, MissingCredentials, VaultUnavailable
+from actions.base import is_safe_path_segment
 from actions.errors import ActionError
 from consumer.redaction import REDACTOR
 from schemas import ErrorCode
@@ -44,7 +45,9 @@ class VaultEngineClient:
             REDACTOR.add(token.get_secret_value())
 
     async def fetch(self, project: str, service: str) -> SecretStr:
-        # Both are validated names already; quoting is the second lock on the path.
+        # Both are validated names already; this is the second lock on the path.
+        if not (is_safe_path_segment(project) and is_safe_path_segment(service)):
+            raise InvalidParams(f"not a valid project/service name: {project!r}/{service!r}")
         url = f"{self._base_url}/vault/token/{quote(project, safe='')}/{quote(service, safe='')}"
         try:
             response = await self._http.get(url, headers=self._headers)
@@ -104,6 +107,8 @@ class CredentialCache:
         self._clock = clock
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._inflight: dict[tuple[str, str], asyncio.Future[SecretStr]] = {}
+        # Bumped by invalidate(): a fetch that started before must not cache what it got.
+        self._generation: dict[tuple[str, str], int] = {}
         self.hits = 0
         self.misses = 0
 
@@ -117,7 +122,7 @@ class CredentialCache:
         self.misses += 1
         future = self._inflight.get(key)
         if future is None:
-            future = asyncio.ensure_future(self._load(key))
+            future = asyncio.ensure_future(self._load(key, self._generation.get(key, 0)))
             self._inflight[key] = future
             future.add_done_callback(self._forget_inflight)
         # shield: one waiter being cancelled must not cancel the fetch the others wait for.
@@ -131,10 +136,15 @@ class CredentialCache:
             future.exception()  # retrieved: its waiters (if any are left) have it
 
     async def invalidate(self, project: str, service: str) -> None:
-        self._entries.pop((project, service), None)
+        key = (project, service)
+        self._entries.pop(key, None)
+        self._inflight.pop(key, None)  # later callers start a fresh fetch
+        self._generation[key] = self._generation.get(key, 0) + 1
 
-    async def _load(self, key: tuple[str, str]) -> SecretStr:
+    async def _load(self, key: tuple[str, str], generation: int) -> SecretStr:
         token = await self._fetch(*key)
+        if self._generation.get(key, 0) != generation:
+            return token  # invalidated meanwhile: use it once, do not cache it
         self._entries[key] = _Entry(token, self._clock() + self._ttl_s)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:

@@ -10,13 +10,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from actions.limits import MAX_JSON_DEPTH, json_depth_exceeds
 from actions.runner import describe_validation_error
 from schemas import ErrorCode, ExecutionRequest
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN
 
 Headers = Sequence[tuple[str, bytes]]
 
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+# W3C trace-context: version ff, an all-zero trace id or parent id are invalid.
+_TRACEPARENT = re.compile(
+    r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}"
+)
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _PROJECT = re.compile(PROJECT_PATTERN)
 
@@ -61,12 +65,12 @@ def decode_record(
     max_bytes: int,
 ) -> Accepted | Rejected:
     traceparent = header_text(headers, "traceparent")
-    if traceparent is not None and not _TRACEPARENT.match(traceparent):
+    if traceparent is not None and not _TRACEPARENT.fullmatch(traceparent):
         traceparent = None
     header_id = header_text(headers, "request-id")
     fallback_id = (
         header_id
-        if header_id is not None and _REQUEST_ID.match(header_id)
+        if header_id is not None and _REQUEST_ID.fullmatch(header_id)
         else f"{topic}:{partition}:{offset}"
     )
 
@@ -75,13 +79,13 @@ def decode_record(
         own_id = fields.get("request_id")
         return Rejected(
             request_id=own_id
-            if isinstance(own_id, str) and _REQUEST_ID.match(own_id)
+            if isinstance(own_id, str) and _REQUEST_ID.fullmatch(own_id)
             else fallback_id,
             code=code,
             message=message,
             traceparent=traceparent,
             action=_short_text(fields.get("action")),
-            project=fields.get("project") if _valid(fields.get("project"), _PROJECT) else None,
+            project=fields.get("project") if _valid_project(fields.get("project")) else None,
         )
 
     if value is None:
@@ -105,6 +109,12 @@ def decode_record(
         return reject(
             ErrorCode.INVALID_JSON, f"the value is JSON but not an object ({type(body).__name__})"
         )
+    if json_depth_exceeds(body):
+        return reject(
+            ErrorCode.INVALID_REQUEST,
+            f"the request nests deeper than {MAX_JSON_DEPTH} levels",
+            body,
+        )
     try:
         request = ExecutionRequest.model_validate(body)
     except ValidationError as exc:
@@ -116,9 +126,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _valid(value: Any, pattern: re.Pattern[str]) -> bool:
-    return isinstance(value, str) and pattern.match(value) is not None
+def _valid_project(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and _PROJECT.fullmatch(value) is not None
+        and value not in {".", ".."}
+    )
 
 
 def _short_text(value: Any) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+    """An action name worth echoing: short and printable (it ends up in logs and envelopes)."""
+    if isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
+        return value
+    return None

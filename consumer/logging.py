@@ -67,7 +67,8 @@ class KafkaLogSink:
                     file=sys.stderr,
                 )
         if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+            self.dropped += sum(isinstance(o, BaseException) for o in outcomes)
 
 
 def add_timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:

@@ -85,12 +85,16 @@ class ResultPublisher:
             result_headers.append(("traceparent", traceparent.encode()))
         key = envelope.request_id.encode()
         try:
-            await self._deliver(self._results_topic, key, envelope_bytes(envelope), result_headers)
+            value = envelope_bytes(envelope)
+        except ValueError as exc:  # pydantic cannot render it (e.g. nested past its limit)
+            self._log.error("envelope.unrenderable", request_id=envelope.request_id, error=str(exc))
+            value = envelope_bytes(_replacement(envelope, "could not be rendered as JSON"))
+        try:
+            await self._deliver(self._results_topic, key, value, result_headers)
         except RecordTooLarge as exc:
             self._log.error("envelope.too_large", request_id=envelope.request_id, error=str(exc))
-            await self._deliver(
-                self._results_topic, key, envelope_bytes(_too_large(envelope)), result_headers
-            )
+            value = envelope_bytes(_replacement(envelope, "was too large to publish"))
+            await self._deliver(self._results_topic, key, value, result_headers)
 
     async def _deliver(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
@@ -111,13 +115,13 @@ class ResultPublisher:
                 delay = min(delay * 2, 5.0)
 
 
-def _too_large(envelope: ResultEnvelope) -> ResultEnvelope:
-    """The envelope that replaces one too large to publish: same request, no data or metadata,
-    and the outcome the action had, so nobody re-runs a side effect that happened."""
+def _replacement(envelope: ResultEnvelope, problem: str) -> ResultEnvelope:
+    """The envelope that replaces one that cannot be published: same request, no data or
+    metadata, and the outcome the action had, so nobody re-runs a side effect that happened."""
     return error_envelope(
         envelope.request_id,
         ErrorCode.INTERNAL_ERROR,
-        f"the result was too large to publish; the action's outcome was {envelope.status!r}",
+        f"the result {problem}; the action's outcome was {envelope.status!r}",
         started_at=envelope.started_at,
         finished_at=envelope.finished_at,
         action=envelope.action,

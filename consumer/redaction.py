@@ -52,16 +52,19 @@ class SecretRedactor:
         named like a secret (for log events; envelopes carry third-party data as it came)."""
         if isinstance(value, str):
             return self.scrub(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
         if isinstance(value, Mapping):
             return {
-                key: MASK
-                if by_name and isinstance(key, str) and is_sensitive_name(key) and item is not None
+                self.scrub(str(key)): MASK
+                if by_name and is_sensitive_name(str(key)) and item is not None
                 else self.scrub_value(item, by_name=by_name)
                 for key, item in value.items()
             }
-        if isinstance(value, list | tuple):
+        if isinstance(value, list | tuple | set | frozenset):
             return [self.scrub_value(item, by_name=by_name) for item in value]
-        return value
+        # Anything else (an exception, a URL object) is rendered as text anyway: scrub that.
+        return self.scrub(str(value))
 
 
 def is_sensitive_name(name: str) -> bool:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 PROJECT_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
-# Printable ASCII and printable Unicode, no control characters: the id ends up in Kafka keys,
-# headers and log lines, where a newline or NUL would be an injection vector.
-REQUEST_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
+# Printable characters only (no C0/C1 controls): the id ends up in Kafka keys, headers and log
+# lines, where a newline, NUL or terminal escape would be an injection vector.
+REQUEST_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{1,128}$"
 
 
 def _not_a_dot_segment(project: str) -> str:
@@ -18,6 +28,20 @@ def _not_a_dot_segment(project: str) -> str:
         raise ValueError("must not be '.' or '..'")
     return project
 
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # pydantic alone would also take Unix seconds (a number or a digit string): not RFC 3339.
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with a time zone, e.g. 2026-11-26T10:00:00Z")
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 
 ProjectName = Annotated[
     str,
@@ -50,7 +74,7 @@ class ExecutionRequest(BaseModel):
     metadata: dict[str, Any] | None = Field(
         default=None, description="Echoed unchanged in the envelope."
     )
-    deadline: AwareDatetime | None = Field(
+    deadline: Rfc3339 | None = Field(
         default=None,
         description="RFC 3339 time; a request not started by then is not executed.",
     )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, model_validator
 
-from actions.base import Action, ActionContext, ActionParams
+from actions.base import Action, ActionContext, ActionParams, ServiceName
 from actions.errors import (
     CredentialRejected,
     ForbiddenDestination,
@@ -22,6 +22,7 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.limits import json_depth_exceeds
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Headers the engine owns: a caller setting them could smuggle a second request or a wrong length.
@@ -33,7 +34,7 @@ Scalar = str | int | float | bool
 
 
 class CredentialRef(ActionParams):
-    service: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")
+    service: ServiceName
     header: str = Field(
         default="Authorization",
         min_length=1,
@@ -104,7 +105,10 @@ class HttpRequest(Action[HttpRequestParams]):
 
     async def _prepare(self, params: HttpRequestParams, ctx: ActionContext) -> _Outgoing:
         try:
-            url = httpx.URL(params.url, params=params.query or None)
+            url = httpx.URL(params.url)
+            if params.query:
+                # Merged with, not instead of, a query string the URL already has.
+                url = url.copy_merge_params(params.query)
         except httpx.InvalidURL as exc:
             raise InvalidParams(f"params.url: {exc}") from None
         if url.scheme not in ("http", "https"):
@@ -173,8 +177,11 @@ def _result(
 ) -> dict[str, Any]:
     body: Any = raw.decode(response.encoding or "utf-8", errors="replace")
     if not truncated and "json" in response.headers.get("content-type", ""):
-        with contextlib.suppress(ValueError):
-            body = jsonlib.loads(raw)
+        with contextlib.suppress(ValueError, RecursionError):
+            parsed = jsonlib.loads(raw)
+            # Too deep to relay as JSON: keep it as the text it was.
+            if not json_depth_exceeds(parsed):
+                body = parsed
     headers = {
         k: v for k, v in response.headers.items() if k.lower() not in _HIDDEN_RESPONSE_HEADERS
     }
@@ -185,7 +192,7 @@ def _result(
             details={"status_code": 401},
         )
     error = error_for_status(
-        "destination", response, {"body": body if isinstance(body, (dict, list)) else body[:1000]}
+        "destination", response, {"body": body[:1000] if isinstance(body, str) else body}
     )
     if error is not None:
         raise error

@@ -152,3 +152,8 @@ def test_error_codes_of_the_classes() -> None:
     assert issubclass(VaultUnavailable, RetryableError)
     assert issubclass(RateLimited, RetryableError)
     assert not issubclass(UpstreamError, RetryableError)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_retry_after_that_is_not_a_finite_number_is_ignored(value: str) -> None:
+    assert parse_retry_after(value) is None

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from actions import ActionError, MissingCredentials, VaultUnavailable
+from actions import ActionError, InvalidParams, MissingCredentials, VaultUnavailable
 from consumer.credentials import CredentialCache, VaultEngineClient, VaultRefused
 from consumer.redaction import REDACTOR
 from schemas import ErrorCode
@@ -249,10 +249,13 @@ async def test_vault_without_engine_token_sends_no_authorization(
     assert "authorization" not in vault.requests[0].headers
 
 
-async def test_vault_path_segments_are_quoted(vault: VaultStandIn, http: httpx.AsyncClient) -> None:
-    with pytest.raises(MissingCredentials):
-        await client_for(vault, http).fetch("my project", "a/b?c")
-    assert vault.requests[0].path == "/vault/token/my%20project/a%2Fb%3Fc"
+@pytest.mark.parametrize(("project", "service"), [("my project", "slack"), ("demo", "a/b?c")])
+async def test_vault_refuses_names_that_are_not_path_segments(
+    vault: VaultStandIn, http: httpx.AsyncClient, project: str, service: str
+) -> None:
+    with pytest.raises(InvalidParams):
+        await client_for(vault, http).fetch(project, service)
+    assert vault.requests == [], "nothing is sent for a name that could change the URL path"
 
 
 @pytest.mark.parametrize("service", ["..", "."])
@@ -308,3 +311,15 @@ async def test_cache_in_front_of_the_vault(vault: VaultStandIn, http: httpx.Asyn
     tokens = await asyncio.gather(*(cache.get("demo", "slack") for _ in range(20)))
     assert {t.get_secret_value() for t in tokens} == {"cached-secret-1"}
     assert len(vault.requests) == 1
+
+
+async def test_a_fetch_in_flight_when_invalidated_is_not_cached() -> None:
+    fetcher = Fetcher()
+    fetcher.gate = asyncio.Event()
+    cache = CredentialCache(fetcher, ttl_s=60, clock=Clock())
+    stale = asyncio.create_task(cache.get("p", "slack"))
+    await asyncio.sleep(0)
+    await cache.invalidate("p", "slack")
+    fetcher.gate.set()
+    assert value(await stale) == "p/slack#1"  # the caller that asked before still gets an answer
+    assert value(await cache.get("p", "slack")) == "p/slack#2", "but it was not cached"

@@ -201,3 +201,12 @@ def test_guarded_client_ignores_proxy_environment(monkeypatch: pytest.MonkeyPatc
     client = guarded_client(EgressPolicy())
     transport = client._transport_for_url(httpx.URL("http://example.test/"))
     assert transport is client._transport
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1"])
+def test_nat64_addresses_are_judged_by_the_ipv4_they_reach(address: str) -> None:
+    assert not EgressPolicy().is_allowed(ip(address))
+
+
+def test_nat64_to_a_public_ipv4_is_allowed() -> None:
+    assert EgressPolicy().is_allowed(ip("64:ff9b::5db8:d822"))  # 93.184.216.34

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from actions.limits import MAX_JSON_DEPTH
 from consumer.intake import Accepted, Headers, Rejected, decode_record
 from schemas import ErrorCode, error_envelope
 
@@ -238,3 +239,26 @@ def test_valid_traceparent_is_kept() -> None:
 def test_malformed_traceparent_is_dropped(header: bytes) -> None:
     result = accepted(decode(encode(VALID), [("traceparent", header)]))
     assert result.traceparent is None
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    ],
+    ids=["zero-trace-id", "zero-parent-id", "version-ff"],
+)
+def test_invalid_w3c_traceparent_is_dropped(traceparent: str) -> None:
+    result = decode(encode(VALID), headers=[("traceparent", traceparent.encode())])
+    assert accepted(result).traceparent is None
+
+
+def test_a_request_nested_past_the_limit_is_invalid_request_with_its_id() -> None:
+    deep: Any = 1
+    for _ in range(MAX_JSON_DEPTH + 1):
+        deep = {"a": deep}
+    result = rejected(decode(encode({**VALID, "request_id": "deep-1", "metadata": deep})))
+    assert result.code is ErrorCode.INVALID_REQUEST
+    assert result.request_id == "deep-1"

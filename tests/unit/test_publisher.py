@@ -94,3 +94,14 @@ async def test_envelopes_and_dead_letter_headers_are_scrubbed_of_secrets() -> No
     headers = dict(dead_letter_headers([], rejected, topic="t", partition=1, offset=7))
     assert b"sk-publisher-secret-123" not in headers["error-message"]
     assert headers["source-offset"] == b"7" and headers["error-code"] == b"invalid_json"
+
+
+async def test_an_envelope_pydantic_cannot_render_is_replaced() -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = {"a": deep}
+    producer = FakeProducer()
+    publisher = ResultPublisher(producer, "results", "dead")
+    await publisher.publish(envelope({"deep": deep}), traceparent=None)
+    [sent] = producer.sent
+    assert b'"internal_error"' in sent["value"] and b"could not be rendered" in sent["value"]
