@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from consumer.engine import Engine
@@ -23,6 +23,7 @@ from consumer.local_kafka import LocalKafka, cache_dir
 from consumer.logging import KafkaLogSink, configure_logging
 from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.settings import EngineSettings, settings_help
+from consumer.topics import partitions_of
 
 LOCAL_KAFKA_PORT = 9092
 
@@ -177,7 +178,11 @@ async def _send_request(
             **kafka, isolation_level="read_committed", enable_auto_commit=False
         )
         await results.start()
-        partitions = await _partitions_of(results, settings.results_topic)
+        try:
+            partitions = await partitions_of(results, settings.results_topic)
+        except LookupError as exc:
+            await results.stop()
+            raise SystemExit(f"execution-engine send: {exc}") from None
         results.assign(partitions)
         await results.seek_to_end(*partitions)
         for tp in partitions:
@@ -200,16 +205,6 @@ async def _send_request(
         return None
     finally:
         await results.stop()
-
-
-async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()  # the topic may have just been created
-        await asyncio.sleep(0.2)
-    raise SystemExit(f"execution-engine send: topic {topic!r} does not exist")
 
 
 async def _find_envelope(consumer: AIOKafkaConsumer, request_id: str) -> dict[str, Any]:

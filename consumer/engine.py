@@ -16,8 +16,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 from structlog.typing import FilteringBoundLogger
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
@@ -29,6 +28,7 @@ from consumer.offsets import OffsetTracker, PartitionOffsets
 from consumer.publisher import DeadLetter, ResultPublisher, dead_letter_headers
 from consumer.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
+from consumer.topics import ensure_topics
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 _FETCH_TIMEOUT_MS = 200
@@ -346,27 +346,3 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _names(partitions: set[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)
-
-
-async def ensure_topics(settings: EngineSettings) -> None:
-    """Create the engine's topics when missing (idempotent; a production cluster may pre-create)."""
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [
-            settings.requests_topic,
-            settings.results_topic,
-            settings.logs_topic,
-            settings.dead_letter_topic,
-        ]
-        missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
-            for name in wanted
-            if name not in existing
-        ]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()

@@ -8,8 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from consumer.topics import partitions_of
 
 Headers = list[tuple[str, bytes]]
 
@@ -60,7 +62,7 @@ async def read_topic(
     )
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
@@ -79,16 +81,6 @@ async def read_topic(
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(100):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} never appeared")
-
-
 async def committed_total(bootstrap: str, group: str, topic: str) -> int:
     """Sum over partitions of the group's committed offsets on `topic`."""
     consumer = AIOKafkaConsumer(
@@ -97,7 +89,7 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
     await consumer.start()
     try:
         total = 0
-        for tp in await _partitions(consumer, topic):
+        for tp in await partitions_of(consumer, topic):
             total += await consumer.committed(tp) or 0
         return total
     finally:
