@@ -52,7 +52,6 @@ class _Outcome:
 class EngineState:
     """What health checks and tests observe."""
 
-    started: bool = False
     assigned: set[TopicPartition] = field(default_factory=set)
     paused: bool = False
 
@@ -123,10 +122,8 @@ class Engine:
                 producer, settings.results_topic, settings.dead_letter_topic
             )
             if self._log_sink is not None:
-                sink_task = asyncio.create_task(
-                    self._log_sink.run(_LogProducer(producer), settings.logs_topic)
-                )
-                stack.push_async_callback(self._stop_log_sink, sink_task, producer)
+                sink_task = asyncio.create_task(self._log_sink.run(producer, settings.logs_topic))
+                stack.push_async_callback(self._stop_log_sink, self._log_sink, sink_task, producer)
 
             consumer = AIOKafkaConsumer(
                 **kafka,
@@ -138,11 +135,10 @@ class Engine:
                 rebalance_timeout_ms=settings.rebalance_timeout_ms,
                 max_poll_interval_ms=max(300_000, settings.rebalance_timeout_ms),
             )
-            consumer.subscribe([settings.requests_topic], listener=_Rebalance(self, consumer))
+            consumer.subscribe([settings.requests_topic], listener=_Rebalance(self))
             await consumer.start()
             self._consumer = consumer
             try:
-                self.state.started = True
                 self._log.info(
                     "engine.started",
                     topic=settings.requests_topic,
@@ -306,29 +302,20 @@ class Engine:
         await self.commit()
         self._log.info("engine.drained", not_started=dropped, abandoned=abandoned)
 
-    async def _stop_log_sink(self, task: asyncio.Task[None], producer: AIOKafkaProducer) -> None:
+    async def _stop_log_sink(
+        self, sink: KafkaLogSink, task: asyncio.Task[None], producer: AIOKafkaProducer
+    ) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        assert self._log_sink is not None
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self._log_sink.flush(_LogProducer(producer), self.settings.logs_topic), 5
-            )
-
-
-class _LogProducer:
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self._producer = producer
-
-    async def send(self, topic: str, value: bytes, key: bytes | None) -> Any:
-        return await self._producer.send(topic, value=value, key=key)
+            await asyncio.wait_for(sink.flush(producer, self.settings.logs_topic), 5)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka logs and swallows exceptions raised here: handle them ourselves."""
 
-    def __init__(self, engine: Engine, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:

@@ -34,7 +34,6 @@ class KeyedScheduler(Generic[J]):
         ] = {}  # queued behind the lane's running job
         self._ready: deque[Job[J]] = deque()  # next in their lane, waiting for a slot
         self._running: set[Job[J]] = set()
-        self._changed = asyncio.Event()
 
     @property
     def held(self) -> int:
@@ -69,7 +68,6 @@ class KeyedScheduler(Generic[J]):
             self._running.discard(job)
             self._release_lane(job)
             self._pump()
-            self._changed.set()
 
     def _release_lane(self, job: Job[J]) -> None:
         if job.lane is None:
@@ -98,11 +96,6 @@ class KeyedScheduler(Generic[J]):
             else:
                 del self._lanes[lane]
         return dropped
-
-    async def wait_for_room(self, limit: int) -> None:
-        while self.held >= limit:
-            self._changed.clear()
-            await self._changed.wait()
 
     async def drain(self, partitions: set[Hashable] | None, timeout_s: float) -> int:
         """Wait for running jobs (of `partitions`, or all) up to `timeout_s`; cancel the rest.

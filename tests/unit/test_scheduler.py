@@ -259,24 +259,6 @@ async def test_drain_with_nothing_running() -> None:
     assert await scheduler(Recorder()).drain(None, 0.01) == 0
 
 
-async def test_wait_for_room() -> None:
-    rec = Recorder()
-    sched = scheduler(rec)
-    for name in ("a", "b", "c"):
-        sched.submit("p0", None, name)
-    await settle()
-    await asyncio.wait_for(sched.wait_for_room(4), 1.0)  # 3 held < 4: returns at once
-    waiter = asyncio.create_task(sched.wait_for_room(3))
-    await settle()
-    assert not waiter.done()
-    rec.gate("b").set()
-    await asyncio.wait_for(waiter, 1.0)
-    assert sched.held == 2
-    for name in ("a", "c"):
-        rec.gate(name).set()
-    await settle()
-
-
 async def test_a_failing_job_releases_its_lane() -> None:
     ran: list[str] = []
 
