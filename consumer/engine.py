@@ -1,22 +1,23 @@
 """The engine: requests in, actions run, envelopes out. The consume loop lives here.
 
-A record's path, left to right: `_intake_loop` fetches it and hands it to the scheduler in its
-key's lane; `_process` decodes it, runs the action (or rejects it), publishes exactly one
-envelope, and marks its offset done; `_commit_loop` commits the contiguous watermark.
+A record's path, left to right: `_intake_loop` fetches it, skips it if a previous owner of the
+partition already finished it, and hands it to the scheduler in its key's lane; `_process`
+decodes it, runs the action (or rejects it) and hands exactly one envelope (and a dead letter if
+unreadable) to its partition's channel; the channel publishes them and commits the partition's
+offset in one Kafka transaction (`consumer.partition_channel`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient
 from structlog.typing import FilteringBoundLogger
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
@@ -24,8 +25,14 @@ from actions.egress import Resolver, parse_networks, system_resolver
 from consumer.credentials import CredentialCache, VaultEngineClient
 from consumer.intake import Rejected, decode_record
 from consumer.logging import KafkaLogSink, get_logger
-from consumer.offsets import OffsetTracker, PartitionOffsets
-from consumer.publisher import DeadLetter, ResultPublisher, dead_letter_headers
+from consumer.offsets import CommitPoint, PartitionOffsets
+from consumer.partition_channel import (
+    AtLeastOnceSink,
+    CommitSink,
+    PartitionChannel,
+    TransactionalSink,
+)
+from consumer.publisher import DeadLetter, OutcomeRenderer, dead_letter_headers
 from consumer.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
 from consumer.topics import ensure_topics
@@ -33,12 +40,14 @@ from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 _FETCH_TIMEOUT_MS = 200
 _MAX_FETCH_RECORDS = 1000
+# Shutdown and revoke: how long the last transactions may take once running work has drained.
+_FINAL_FLUSH_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
 class _Work:
     record: Any  # aiokafka ConsumerRecord
-    offsets: PartitionOffsets
+    channel: PartitionChannel
 
 
 @dataclass(frozen=True)
@@ -71,11 +80,18 @@ class Engine:
         self._resolver = resolver
         self._log_sink = log_sink
         self._log = get_logger()
-        self._offsets: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._channels: dict[TopicPartition, PartitionChannel] = {}
+        self._channel_tasks: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._opening: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._paused: set[TopicPartition] = set()
         self._scheduler: KeyedScheduler[_Work] = KeyedScheduler(
             settings.max_in_flight, self._process
         )
-        self._commit_lock = asyncio.Lock()
+        # A dead letter is the original record plus headers: leave room for both.
+        self._max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
+        self._renderer = OutcomeRenderer(
+            settings.results_topic, settings.dead_letter_topic, self._max_message_bytes
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
@@ -107,23 +123,18 @@ class Engine:
                 retry=settings.retry_policy(),
                 attempt_timeout_s=settings.action_timeout_s,
             )
-            producer = AIOKafkaProducer(
-                **kafka,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=5,
-                request_timeout_ms=30_000,
-                # A dead letter is the original record plus headers: leave room for both.
-                max_request_size=max(1_048_576, settings.max_record_bytes) + 65_536,
-            )
+            # Log events (and, with exactly-once off, envelopes) go through this producer.
+            producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
             await producer.start()
             stack.push_async_callback(producer.stop)
-            self._publisher = ResultPublisher(
-                producer, settings.results_topic, settings.dead_letter_topic
-            )
+            self._producer = producer
             if self._log_sink is not None:
                 sink_task = asyncio.create_task(self._log_sink.run(producer, settings.logs_topic))
                 stack.push_async_callback(self._stop_log_sink, self._log_sink, sink_task, producer)
+            admin = AIOKafkaAdminClient(**kafka)
+            await admin.start()
+            stack.push_async_callback(admin.close)
+            self._admin = admin
 
             consumer = AIOKafkaConsumer(
                 **kafka,
@@ -136,8 +147,8 @@ class Engine:
                 max_poll_interval_ms=max(300_000, settings.rebalance_timeout_ms),
             )
             consumer.subscribe([settings.requests_topic], listener=_Rebalance(self))
+            self._consumer = consumer  # the listener may run inside start()
             await consumer.start()
-            self._consumer = consumer
             try:
                 self._log.info(
                     "engine.started",
@@ -145,37 +156,81 @@ class Engine:
                     group_id=settings.group_id,
                     actions=self.registry.names(),
                     max_in_flight=settings.max_in_flight,
+                    exactly_once=settings.exactly_once,
                 )
-                commit_task = asyncio.create_task(self._commit_loop(stop))
                 await self._intake_loop(stop)
-                await commit_task
                 await self._shutdown()
             finally:
                 await consumer.stop()
                 self._log.info("engine.stopped")
 
+    def _producer_options(self) -> dict[str, Any]:
+        return {
+            **self.settings.kafka_client_options(),
+            "acks": "all",
+            "linger_ms": 5,
+            "request_timeout_ms": 30_000,
+            "max_request_size": self._max_message_bytes,
+        }
+
+    @property
+    def held(self) -> int:
+        """Records accepted and not yet published: queued, running, or finished and waiting
+        for their partition's next transaction."""
+        return self._scheduler.held + sum(c.held for c in self._channels.values())
+
     async def _intake_loop(self, stop: asyncio.Event) -> None:
         consumer, scheduler, limit = self._consumer, self._scheduler, self.settings.max_buffered
         while not stop.is_set():
-            room = limit - scheduler.held
+            held = self.held
             # Backpressure: a full buffer pauses fetching instead of growing without bound.
             # getmany() keeps being called so the consumer stays in its group.
-            if room <= 0 and not self.state.paused:
-                consumer.pause(*consumer.assignment())
+            if held >= limit:
                 self.state.paused = True
-            elif self.state.paused and scheduler.held <= limit // 2:
-                consumer.resume(*consumer.assignment())
+            elif self.state.paused and held <= limit // 2:
                 self.state.paused = False
+            self._apply_pauses()
             batch = await consumer.getmany(
-                timeout_ms=_FETCH_TIMEOUT_MS, max_records=max(1, min(room, _MAX_FETCH_RECORDS))
+                timeout_ms=_FETCH_TIMEOUT_MS,
+                max_records=max(1, min(limit - held, _MAX_FETCH_RECORDS)),
             )
             for tp, records in batch.items():
+                channel = self._channels.get(tp)
+                if channel is None or channel.closed:
+                    # Revoked, fenced or still opening: not ours to run. Fetched records are
+                    # not tracked, so they are neither committed nor lost.
+                    continue
+                offsets = channel.offsets
                 for record in records:
-                    offsets = self._offsets.add(tp, record.offset)
-                    scheduler.submit(tp, record.key or None, _Work(record, offsets))
+                    if offsets.add(record.offset):
+                        continue  # a previous owner published its envelope already
+                    scheduler.submit(tp, record.key or None, _Work(record, channel))
+
+    def _apply_pauses(self) -> None:
+        """Pause what must not be fetched: everything while the buffer is full; otherwise the
+        partitions still opening and those whose uncommitted span reached its bound."""
+        consumer = self._consumer
+        assigned = consumer.assignment()
+        if self.state.paused:
+            wanted = set(assigned)
+        else:
+            span_limit = self.settings.max_uncommitted_span
+            wanted = {
+                tp
+                for tp in assigned
+                if (channel := self._channels.get(tp)) is None
+                or channel.closed
+                or channel.offsets.span >= span_limit
+            }
+        if wanted - self._paused:
+            consumer.pause(*(wanted - self._paused))
+        resume = (self._paused - wanted) & assigned
+        if resume:
+            consumer.resume(*resume)
+        self._paused = wanted
 
     async def _process(self, work: _Work) -> None:
-        """One record -> exactly one envelope (and a dead letter if unreadable) -> offset done."""
+        """One record -> exactly one envelope (and a dead letter if unreadable) -> its channel."""
         record = work.record
         try:
             outcome = await self._outcome(record)
@@ -192,10 +247,10 @@ class Engine:
                     finished_at=now,
                 ),
             )
-        await self._publisher.publish(
+        messages = self._renderer.render(
             outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
         )
-        work.offsets.done(record.offset)
+        work.channel.finish(record.offset, messages)
 
     async def _outcome(self, record: Any) -> _Outcome:
         decoded = decode_record(
@@ -249,57 +304,142 @@ class Engine:
             project=rejected.project,
         )
 
-    async def _commit_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.commit_interval_s)
-            await self.commit()
+    # -- partitions: assignment, revocation, fencing -------------------------------------
 
-    async def commit(self, partitions: Sequence[TopicPartition] | None = None) -> None:
-        """Commit the watermarks that moved, of `partitions` or of the whole assignment."""
-        async with self._commit_lock:
-            chosen = list(self._consumer.assignment()) if partitions is None else list(partitions)
-            offsets = self._offsets.to_commit(chosen)
-            if not offsets:
-                return
-            try:
-                await self._consumer.commit(offsets)
-            except KafkaError as exc:
-                # A rebalance in progress or a broker away: the next tick tries again, and
-                # what is not committed runs again (at-least-once), never skipped.
-                self._log.warning("commit.failed", error=type(exc).__name__)
-                return
-            self._offsets.committed(offsets)
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.state.assigned |= assigned
+        for tp in assigned:
+            if tp not in self._opening and tp not in self._channels:
+                self._opening[tp] = asyncio.create_task(self._open(tp))
+        self._apply_pauses()  # nothing of theirs is fetched before their channel is open
+        self._log.info("partitions.assigned", partitions=_names(assigned))
+
+    async def _open(self, tp: TopicPartition) -> None:
+        """Initialise the partition's producer (fencing its previous owner), then read where
+        that owner left off and continue from there. Retried until it works or is revoked."""
+        delay = 0.2
+        try:
+            while True:
+                sink = self._make_sink(tp)
+                try:
+                    await sink.open()
+                    start = await self._read_committed(tp)
+                    break
+                except Exception as exc:
+                    await sink.close()
+                    self._log.warning(
+                        "partition.open_failed", partition=tp.partition, error=type(exc).__name__
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            if start is not None:
+                self._consumer.seek(tp, start.offset)
+            channel = PartitionChannel(
+                tp,
+                PartitionOffsets(start),
+                sink,
+                renderer=self._renderer,
+                read_committed=self._read_committed,
+                log=self._log,
+                interval_s=self.settings.commit_interval_s,
+                max_batch=self.settings.transaction_max_records,
+            )
+            self._channels[tp] = channel
+            self._channel_tasks[tp] = asyncio.create_task(channel.run(self._on_fenced))
+            if start is not None and start.done_above:
+                self._log.info(
+                    "partition.resumed",
+                    partition=tp.partition,
+                    offset=start.offset,
+                    done_above=len(start.done_above),
+                )
+        finally:
+            self._opening.pop(tp, None)
+
+    def _make_sink(self, tp: TopicPartition) -> CommitSink:
+        settings = self.settings
+        if not settings.exactly_once:
+            return AtLeastOnceSink(self._producer, self._consumer, self._log)
+
+        def producer() -> AIOKafkaProducer:
+            return AIOKafkaProducer(
+                **self._producer_options(),
+                transactional_id=f"{settings.group_id}-{tp.topic}-{tp.partition}",
+                transaction_timeout_ms=settings.transaction_timeout_ms,
+            )
+
+        return TransactionalSink(producer, settings.group_id)
+
+    async def _read_committed(self, tp: TopicPartition) -> CommitPoint | None:
+        found = await self._admin.list_consumer_group_offsets(
+            self.settings.group_id, partitions=[tp]
+        )
+        committed = found.get(tp)
+        if committed is None or committed.offset < 0:
+            return None
+        return CommitPoint.parse(committed.offset, committed.metadata)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         if not revoked:
             return
         self._log.info("partitions.revoked", partitions=_names(revoked))
-        dropped = self._scheduler.discard_queued(set(revoked))
-        bound = min(self.settings.drain_timeout_s, self.settings.rebalance_timeout_ms / 2000)
-        abandoned = await self._scheduler.drain(set(revoked), bound)
-        await self.commit(list(revoked))
-        for tp in revoked:
-            self._offsets.forget(tp)
-            self.state.assigned.discard(tp)
+        dropped, abandoned = await self._release(
+            revoked, min(self.settings.drain_timeout_s, self.settings.rebalance_timeout_ms / 2000)
+        )
         if dropped or abandoned:
             self._log.info("partitions.released", not_started=dropped, abandoned=abandoned)
 
-    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.state.assigned |= assigned
-        if self.state.paused and assigned:
-            # Keep newly assigned partitions paused like the rest while the buffer is full.
-            self._consumer.pause(*assigned)
-        self._log.info("partitions.assigned", partitions=_names(assigned))
+    async def _release(self, partitions: set[TopicPartition], bound_s: float) -> tuple[int, int]:
+        """Stop intake for `partitions`, let their running actions finish within `bound_s`,
+        publish and commit what finished, close their producers. Returns (not started,
+        abandoned): those run again on the next owner."""
+        for tp in partitions:
+            opening = self._opening.pop(tp, None)
+            if opening is not None:
+                opening.cancel()
+        dropped = self._scheduler.discard_queued(set(partitions))
+        abandoned = await self._scheduler.drain(set(partitions), bound_s)
+        channels = [c for tp in partitions if (c := self._channels.pop(tp, None)) is not None]
+        for channel in channels:
+            task = self._channel_tasks.pop(channel.tp, None)
+            if task is not None:
+                task.cancel()
+        if channels:
+            await asyncio.wait(
+                [asyncio.create_task(self._final_flush(c)) for c in channels],
+            )
+        for tp in partitions:
+            self.state.assigned.discard(tp)
+            self._paused.discard(tp)
+        return dropped, abandoned
+
+    async def _final_flush(self, channel: PartitionChannel) -> None:
+        try:
+            if not channel.fenced:
+                await asyncio.wait_for(channel.flush(), _FINAL_FLUSH_TIMEOUT_S)
+        except Exception as exc:  # uncommitted records simply run again on the next owner
+            self._log.warning(
+                "partition.final_flush_failed",
+                partition=channel.tp.partition,
+                error=type(exc).__name__,
+            )
+        finally:
+            await channel.close()
+
+    def _on_fenced(self, channel: PartitionChannel) -> None:
+        """Another engine took the partition over while we thought we had it (we were too slow
+        to rejoin the group). Drop its work; the group tells us about the new owner soon."""
+        tp = channel.tp
+        if self._channels.get(tp) is channel:
+            del self._channels[tp]
+            self._channel_tasks.pop(tp, None)
+            self._scheduler.discard_queued({tp})
+            asyncio.get_running_loop().create_task(channel.close())
 
     async def _shutdown(self) -> None:
-        self._log.info(
-            "engine.stopping", in_flight=self._scheduler.running, held=self._scheduler.held
-        )
-        everything = set(self._consumer.assignment())
-        dropped = self._scheduler.discard_queued(everything)
-        abandoned = await self._scheduler.drain(None, self.settings.drain_timeout_s)
-        await self.commit()
+        self._log.info("engine.stopping", in_flight=self._scheduler.running, held=self.held)
+        everything = set(self._channels) | set(self._opening)
+        dropped, abandoned = await self._release(everything, self.settings.drain_timeout_s)
         self._log.info("engine.drained", not_started=dropped, abandoned=abandoned)
 
     async def _stop_log_sink(

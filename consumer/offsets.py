@@ -1,83 +1,110 @@
-"""Offset tracking: what may be committed is the contiguous completed watermark, never more."""
+"""Offset tracking for one partition: what may be committed, and which records not to run again.
+
+The committed offset is the contiguous watermark (Kafka's "next offset to read"): every record
+below it is done. Records done above it are listed in the commit's metadata
+(`consumer.commit_metadata`), so their envelopes can be published at once and a later owner of
+the partition skips them. Committing never skips an unfinished record.
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Hashable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Collection
+from dataclasses import dataclass
 
-K = TypeVar("K", bound=Hashable)
+from consumer import commit_metadata
+from consumer.commit_metadata import Range
+
+
+@dataclass(frozen=True)
+class CommitPoint:
+    """A partition's state as committed: the watermark and the ranges done above it."""
+
+    offset: int
+    done_above: tuple[Range, ...] = ()
+
+    @property
+    def metadata(self) -> str:
+        return commit_metadata.encode(self.offset, list(self.done_above))
+
+    @classmethod
+    def parse(cls, offset: int, metadata: str | None) -> CommitPoint:
+        ranges = commit_metadata.decode(offset, metadata)
+        return cls(offset, tuple(r for r in ranges if r[1] >= offset))
 
 
 class PartitionOffsets:
-    """Offsets of one partition, in the order they were fetched (increasing).
+    """Offsets of one partition in the order they were fetched (increasing).
 
-    `committable` is the offset to commit (Kafka's "next offset to read"): one past the highest
-    offset below which every record is done. A finished record above an unfinished one waits.
+    A record is *done* once its envelope is part of what is committed (`apply`). `point()`
+    previews the commit that a set of further done records would give, without changing
+    anything, so that a failed transaction leaves the tracker as it was.
     """
 
-    def __init__(self) -> None:
-        self._pending: deque[int] = deque()
-        self._done: set[int] = set()
-        self.committable: int | None = None
+    def __init__(self, start: CommitPoint | None = None) -> None:
+        self._pending: deque[int] = deque()  # fetched, not yet below the watermark
+        self._done: set[int] = set()  # members of _pending that are done
+        # Ranges a previous owner finished above its watermark, not yet fetched by us.
+        self._inherited: deque[Range] = deque(start.done_above if start else ())
+        self._next: int | None = start.offset if start else None  # one past the last fetched
+        self.committed: CommitPoint | None = start
 
-    def add(self, offset: int) -> None:
-        if self._pending and offset <= self._pending[-1]:
-            raise ValueError(f"offset {offset} fetched out of order (last {self._pending[-1]})")
+    def add(self, offset: int) -> bool:
+        """Track a fetched offset. True: a previous owner already finished it (skip it)."""
+        if self._next is not None and self._pending and offset < self._next:
+            raise ValueError(f"offset {offset} fetched out of order (next {self._next})")
         self._pending.append(offset)
-
-    def done(self, offset: int) -> None:
-        self._done.add(offset)
-        pending, finished = self._pending, self._done
-        while pending and pending[0] in finished:
-            first = pending.popleft()
-            finished.discard(first)
-            self.committable = first + 1
+        self._next = offset + 1
+        inherited = self._inherited
+        while inherited and inherited[0][1] < offset:
+            inherited.popleft()
+        if inherited and inherited[0][0] <= offset:
+            self._done.add(offset)
+            return True
+        return False
 
     @property
-    def in_progress(self) -> int:
+    def span(self) -> int:
+        """Records fetched and not yet below the watermark (memory held, metadata to write)."""
         return len(self._pending)
 
+    def point(self, finished: Collection[int] = ()) -> CommitPoint | None:
+        """The commit that marking `finished` done would give (None: nothing fetched yet)."""
+        done = self._done
+        pending = self._pending
+        index, count = 0, len(pending)
+        while index < count and (pending[index] in done or pending[index] in finished):
+            index += 1
+        if index < count:
+            watermark = pending[index]
+        elif self._next is not None:
+            watermark = self._next
+        else:
+            return None
+        ranges: list[Range] = []
+        first: int | None = None
+        last = 0
+        for offset in itertools.islice(pending, index, None):
+            if offset in done or offset in finished:
+                if first is None:
+                    first = offset
+                last = offset
+            elif first is not None:
+                ranges.append((first, last))
+                first = None
+        if first is not None:
+            ranges.append((first, last))
+        ranges.extend(r for r in self._inherited if r[1] >= watermark)
+        # A range may reach below the watermark when the watermark is one past the last fetched
+        # record inside an inherited range: the part below is done and committed already.
+        clipped = [(max(first, watermark), last) for first, last in commit_metadata.merge(ranges)]
+        return CommitPoint(watermark, tuple(clipped))
 
-class OffsetTracker(Generic[K]):
-    """Per-partition watermarks, plus what was last committed, so only progress is committed."""
-
-    def __init__(self) -> None:
-        self._partitions: dict[K, PartitionOffsets] = {}
-        self._committed: dict[K, int] = {}
-
-    def add(self, partition: K, offset: int) -> PartitionOffsets:
-        """Track a fetched offset. The returned object is what the record marks done: after a
-        revoke and re-assignment a late finisher updates the old (forgotten) tracker, never
-        the new one."""
-        offsets = self._partitions.get(partition)
-        if offsets is None:
-            offsets = self._partitions[partition] = PartitionOffsets()
-        offsets.add(offset)
-        return offsets
-
-    def done(self, partition: K, offset: int) -> None:
-        offsets = self._partitions.get(partition)
-        if offsets is not None:  # None: the partition was revoked meanwhile
-            offsets.done(offset)
-
-    def to_commit(self, partitions: Iterable[K] | None = None) -> dict[K, int]:
-        """Watermarks that moved since the last commit (optionally only for `partitions`)."""
-        result = {}
-        for partition in self._partitions if partitions is None else partitions:
-            offsets = self._partitions.get(partition)
-            if offsets is None or offsets.committable is None:
-                continue
-            if self._committed.get(partition) != offsets.committable:
-                result[partition] = offsets.committable
-        return result
-
-    def committed(self, offsets: dict[K, int]) -> None:
-        self._committed.update(offsets)
-
-    def forget(self, partition: K) -> None:
-        self._partitions.pop(partition, None)
-        self._committed.pop(partition, None)
-
-    def in_progress(self) -> int:
-        return sum(p.in_progress for p in self._partitions.values())
+    def apply(self, finished: Collection[int]) -> None:
+        """`finished` are done: their envelopes are published (and, with transactions,
+        committed together with the point `point(finished)` gave)."""
+        self._done.update(finished)
+        pending, done = self._pending, self._done
+        while pending and pending[0] in done:
+            done.discard(pending.popleft())

@@ -1,17 +1,15 @@
-"""Kafka out: result envelopes (keyed by request_id) and dead letters (original bytes).
+"""What goes out for a record: its result envelope (keyed by request_id) and, for a record the
+engine cannot understand, its dead letter (original key, bytes and headers, plus ours).
 
-Delivery is retried until it succeeds or the job is cancelled (shutdown, revoke): an offset is
-marked done only after its envelope is acknowledged, so a lost envelope means an uncommitted
-offset, and the record runs again (at-least-once; exactly-once comes with transactions).
+Publishing and committing them is `consumer.partition_channel`'s job.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from consumer.intake import Rejected
 from consumer.logging import get_logger
@@ -23,11 +21,7 @@ Headers = list[tuple[str, bytes]]
 DeadLetter = tuple[bytes | None, bytes | None, Headers]
 
 # Retrying these cannot help: the record itself is too large for the producer or the broker.
-_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
-
-
-class RecordTooLarge(Exception):
-    """Raised by `_deliver` for a record no retry will get through."""
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 def envelope_bytes(envelope: ResultEnvelope) -> bytes:
@@ -52,33 +46,52 @@ def dead_letter_headers(
     ]
 
 
-class ResultPublisher:
-    def __init__(
-        self, producer: AIOKafkaProducer, results_topic: str, dead_letter_topic: str
-    ) -> None:
-        self._producer = producer
+@dataclass(frozen=True)
+class OutMessage:
+    """One record to publish: an envelope or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    envelope: ResultEnvelope | None = None  # set on envelopes: what a replacement is made from
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.key or b"")
+            + len(self.value or b"")
+            + sum(len(k) + len(v) for k, v in self.headers)
+        )
+
+
+class OutcomeRenderer:
+    """Turns a record's outcome into the records to publish: the dead letter (if any), then the
+    envelope. Nothing here may fail for good, since the record's offset waits for it: an
+    envelope that cannot be rendered, or is too large to publish, is replaced by one that can
+    be (never retried forever, which would pin the partition's watermark)."""
+
+    def __init__(self, results_topic: str, dead_letter_topic: str, max_message_bytes: int) -> None:
         self._results_topic = results_topic
         self._dead_letter_topic = dead_letter_topic
+        self._max_message_bytes = max_message_bytes
         self._log = get_logger()
 
-    async def publish(
+    def render(
         self,
         envelope: ResultEnvelope,
         *,
         traceparent: str | None,
         dead_letter: DeadLetter | None = None,
-    ) -> None:
-        """Publish the envelope (and the dead letter first, if any); return once acknowledged.
-
-        Nothing here may fail for good: the record's offset waits for this. A record too large
-        to publish is replaced by what can be (never retried forever, which would pin the
-        partition's watermark)."""
+    ) -> list[OutMessage]:
+        messages: list[OutMessage] = []
         if dead_letter is not None:
-            try:
-                await self._deliver(self._dead_letter_topic, *dead_letter)
-            except RecordTooLarge as exc:
+            letter = OutMessage(self._dead_letter_topic, *dead_letter)
+            if letter.size <= self._max_message_bytes:
+                messages.append(letter)
+            else:
                 self._log.error(
-                    "dead_letter.too_large", request_id=envelope.request_id, error=str(exc)
+                    "dead_letter.too_large", request_id=envelope.request_id, size=letter.size
                 )
         result_headers: Headers = [("request-id", envelope.request_id.encode())]
         if traceparent is not None:
@@ -88,34 +101,24 @@ class ResultPublisher:
             value = envelope_bytes(envelope)
         except ValueError as exc:  # pydantic cannot render it (e.g. nested past its limit)
             self._log.error("envelope.unrenderable", request_id=envelope.request_id, error=str(exc))
-            value = envelope_bytes(_replacement(envelope, "could not be rendered as JSON"))
-        try:
-            await self._deliver(self._results_topic, key, value, result_headers)
-        except RecordTooLarge as exc:
-            self._log.error("envelope.too_large", request_id=envelope.request_id, error=str(exc))
-            value = envelope_bytes(_replacement(envelope, "was too large to publish"))
-            await self._deliver(self._results_topic, key, value, result_headers)
+            value = envelope_bytes(replacement(envelope, "could not be rendered as JSON"))
+        message = OutMessage(self._results_topic, key, value, result_headers, envelope)
+        if message.size > self._max_message_bytes:
+            message = self.shrink(message)
+        messages.append(message)
+        return messages
 
-    async def _deliver(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> None:
-        delay = 0.2
-        while True:
-            try:
-                delivery = await self._producer.send(topic, value=value, key=key, headers=headers)
-                await delivery
-                return
-            except _TOO_LARGE as exc:
-                raise RecordTooLarge(f"{type(exc).__name__}: {len(value or b'')} bytes") from exc
-            except KafkaError as exc:
-                self._log.warning(
-                    "publish.retrying", topic=topic, error=type(exc).__name__, delay_s=delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def shrink(self, message: OutMessage) -> OutMessage:
+        """The smaller stand-in for an envelope the producer or broker refused as too large."""
+        assert message.envelope is not None
+        self._log.error(
+            "envelope.too_large", request_id=message.envelope.request_id, size=message.size
+        )
+        small = replacement(message.envelope, "was too large to publish")
+        return OutMessage(message.topic, message.key, envelope_bytes(small), message.headers, small)
 
 
-def _replacement(envelope: ResultEnvelope, problem: str) -> ResultEnvelope:
+def replacement(envelope: ResultEnvelope, problem: str) -> ResultEnvelope:
     """The envelope that replaces one that cannot be published: same request, no data or
     metadata, and the outcome the action had, so nobody re-runs a side effect that happened."""
     return error_envelope(

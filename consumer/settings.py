@@ -81,8 +81,38 @@ class EngineSettings(BaseSettings):
         "Larger request records get `payload_too_large`.",
         ge=64,
     )
+    exactly_once: bool = _env(
+        "EXECUTION_EXACTLY_ONCE",
+        True,
+        "Publish envelopes and commit offsets in one Kafka transaction per input partition "
+        "(false: at-least-once, a crash can repeat an envelope).",
+    )
     commit_interval_s: float = _env(
-        "EXECUTION_COMMIT_INTERVAL_S", 0.5, "How often completed offsets are committed.", gt=0
+        "EXECUTION_COMMIT_INTERVAL_S",
+        0.1,
+        "How often each partition publishes its finished envelopes and commits (one "
+        "transaction); the latency floor of an envelope.",
+        gt=0,
+    )
+    transaction_max_records: int = _env(
+        "EXECUTION_TRANSACTION_MAX_RECORDS",
+        1000,
+        "A partition commits early once this many finished records wait.",
+        ge=1,
+    )
+    transaction_timeout_ms: int = _env(
+        "EXECUTION_TRANSACTION_TIMEOUT_MS",
+        60_000,
+        "The broker aborts a transaction open longer than this (a hung engine holds back "
+        "read_committed readers of the results topic at most this long).",
+        ge=1000,
+    )
+    max_uncommitted_span: int = _env(
+        "EXECUTION_MAX_UNCOMMITTED_SPAN",
+        100_000,
+        "Records of one partition fetched past its oldest unfinished one before fetching that "
+        "partition pauses (a stuck record bounds memory and commit metadata).",
+        ge=1,
     )
     drain_timeout_s: float = _env(
         "EXECUTION_DRAIN_TIMEOUT_S",
