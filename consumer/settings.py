@@ -72,7 +72,8 @@ class EngineSettings(BaseSettings):
     max_buffered: int = _env(
         "EXECUTION_MAX_BUFFERED",
         2000,
-        "Records held (queued or running) before the engine pauses fetching.",
+        "Records held (queued, running, or finished and waiting for their transaction) before "
+        "the engine pauses fetching.",
         ge=1,
     )
     max_record_bytes: int = _env(

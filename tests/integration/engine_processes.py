@@ -113,11 +113,11 @@ class Workload:
     unreadable ones carry it in the `request-id` header)."""
 
     records: list[Outgoing]
+    ids: frozenset[str]
     unreadable: int
 
-    @property
-    def ids(self) -> set[str]:
-        return {f"req-{i}" for i in range(len(self.records))}
+    def plus(self, record: Outgoing, request_id: str) -> Workload:
+        return Workload([*self.records, record], self.ids | {request_id}, self.unreadable)
 
 
 def mixed_workload(
@@ -145,7 +145,7 @@ def mixed_workload(
         else:
             body.update(action="log_message", params={"message": f"message {i}"})
         records.append(Outgoing(json.dumps(body).encode(), key))
-    return Workload(records, unreadable)
+    return Workload(records, frozenset(f"req-{i}" for i in range(count)), unreadable)
 
 
 async def produce_paced(
@@ -181,7 +181,7 @@ async def tally(
     )
     return Tally(
         envelopes=len(results),
-        missing=workload.ids - set(counts),
+        missing=set(workload.ids - set(counts)),
         duplicated={k: n for k, n in counts.items() if n > 1},
         dead_letters=len(letters),
     )
