@@ -17,7 +17,15 @@ from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
 from actions.base import ActionConfig, ActionContext, ActionParams, CredentialSource
-from actions.errors import ActionError, CredentialRejected, RetryableError, UpstreamUnavailable
+from actions.circuit import CircuitBreakers
+from actions.errors import (
+    ActionError,
+    CredentialRejected,
+    NotAttempted,
+    RetryableError,
+    UpstreamUnavailable,
+)
+from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope, error_envelope, success_envelope
@@ -36,6 +44,17 @@ def describe_validation_error(exc: ValidationError, prefix: str) -> str:
 
 
 @dataclass
+class _Outcome:
+    """How one action's run ended: data on success, else an error code and message."""
+
+    attempts: int
+    data: dict[str, Any] | None = None
+    code: ErrorCode | None = None
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+
+@dataclass
 class ActionRunner:
     registry: ActionRegistry
     credentials: CredentialSource
@@ -46,49 +65,75 @@ class ActionRunner:
     attempt_timeout_s: float = 30.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Any] = asyncio.sleep
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
 
     async def execute(
         self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
     ) -> ResultEnvelope:
         started_at = self.now()
-        attempts = 0
-
-        def fail(
-            code: ErrorCode, message: str, details: dict[str, Any] | None = None
-        ) -> ResultEnvelope:
-            finished_at = self.now()
+        outcome = await self._execute(request, request_id, log, started_at)
+        finished_at = self.now()
+        if outcome.code is not None:
             envelope = error_envelope(
                 request_id,
-                code,
-                message,
+                outcome.code,
+                outcome.message,
                 started_at=started_at,
                 finished_at=finished_at,
                 action=request.action,
                 project=request.project,
-                details=details,
-                attempts=attempts,
+                details=outcome.details,
+                attempts=outcome.attempts,
                 metadata=request.metadata,
                 environment=request.environment,
             )
             log.warning(
                 "action.failed",
-                error_code=code.value,
-                error_message=message,
-                attempts=attempts,
+                error_code=outcome.code.value,
+                error_message=outcome.message,
+                attempts=outcome.attempts,
                 duration_ms=envelope.duration_ms,
             )
             return envelope
+        envelope = success_envelope(
+            request_id,
+            outcome.data or {},
+            action=request.action,
+            project=request.project,
+            started_at=started_at,
+            finished_at=finished_at,
+            attempts=outcome.attempts,
+            metadata=request.metadata,
+            environment=request.environment,
+        )
+        log.info("action.succeeded", attempts=outcome.attempts, duration_ms=envelope.duration_ms)
+        return envelope
 
+    async def _execute(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        started_at: datetime,
+    ) -> _Outcome:
         action = self.registry.get(request.action)
         if action is None:
-            return fail(ErrorCode.UNKNOWN_ACTION, f"no action named {request.action!r}")
+            return _Outcome(
+                0, code=ErrorCode.UNKNOWN_ACTION, message=f"no action named {request.action!r}"
+            )
         try:
             params = action.params_model.model_validate(request.params)
         except ValidationError as exc:
-            return fail(ErrorCode.INVALID_PARAMS, describe_validation_error(exc, "params"))
+            return _Outcome(
+                0, code=ErrorCode.INVALID_PARAMS, message=describe_validation_error(exc, "params")
+            )
         if request.deadline is not None and started_at >= request.deadline:
-            return fail(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed before it ran")
-
+            return _Outcome(
+                0,
+                code=ErrorCode.DEADLINE_EXCEEDED,
+                message="the request's deadline passed before it ran",
+            )
         ctx = ActionContext(
             request_id=request_id,
             project=request.project,
@@ -99,19 +144,29 @@ class ActionRunner:
             config=self.config,
             log=log,
         )
+        return await self._run(action, params, ctx)
+
+    async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
+        log = ctx.log
+        attempts = 0
         clock_start = time.monotonic()
         refetched_credential = False
         while True:
             attempts += 1
-            log.info("action.started", attempt=attempts)
             try:
-                data = await self._attempt(action, params, ctx)
+                data = await self._guarded_attempt(action, params, ctx, attempts, clock_start)
+            except NotAttempted as exc:
+                return _Outcome(
+                    attempts - 1, code=exc.code, message=exc.message, details=exc.details
+                )
             except CredentialRejected as exc:
                 if refetched_credential:
-                    return fail(exc.code, exc.message, exc.details)
+                    return _Outcome(
+                        attempts, code=exc.code, message=exc.message, details=exc.details
+                    )
                 # A rotated token: evict it and try once more with a fresh one, at once.
                 refetched_credential = True
-                await self.credentials.invalidate(request.project, exc.service)
+                await self.credentials.invalidate(ctx.project, exc.service)
                 log.info(
                     "action.retrying",
                     attempt=attempts,
@@ -124,10 +179,12 @@ class ActionRunner:
                     attempts,
                     time.monotonic() - clock_start,
                     exc.retry_after_s,
-                    self._seconds_until(request.deadline),
+                    self._seconds_until(ctx.deadline),
                 )
                 if delay is None:
-                    return fail(exc.code, exc.message, exc.details)
+                    return _Outcome(
+                        attempts, code=exc.code, message=exc.message, details=exc.details
+                    )
                 log.info(
                     "action.retrying",
                     attempt=attempts,
@@ -138,25 +195,59 @@ class ActionRunner:
                 await self.sleep(delay)
                 continue
             except ActionError as exc:
-                return fail(exc.code, exc.message, exc.details)
+                return _Outcome(attempts, code=exc.code, message=exc.message, details=exc.details)
             except Exception:
                 # A bug. The traceback goes to our log (scrubbed); the envelope says only that.
                 log.exception("action.crashed", attempt=attempts)
-                return fail(ErrorCode.INTERNAL_ERROR, "the action failed unexpectedly (engine bug)")
-            finished_at = self.now()
-            envelope = success_envelope(
-                request_id,
-                data,
-                action=request.action,
-                project=request.project,
-                started_at=started_at,
-                finished_at=finished_at,
-                attempts=attempts,
-                metadata=request.metadata,
-                environment=request.environment,
+                return _Outcome(
+                    attempts,
+                    code=ErrorCode.INTERNAL_ERROR,
+                    message="the action failed unexpectedly (engine bug)",
+                )
+            return _Outcome(attempts, data=data)
+
+    async def _guarded_attempt(
+        self,
+        action: AnyAction,
+        params: ActionParams,
+        ctx: ActionContext,
+        attempt: int,
+        clock_start: float,
+    ) -> dict[str, Any]:
+        """One attempt, after waiting for the upstream's circuit and the call's rate-limit
+        slots: in this request's own lane only, and never past the retry budget or deadline
+        (then `NotAttempted`). The outcome is fed back to the circuit breaker."""
+        upstream = action.upstream(params, ctx)
+        probe = False
+        if upstream is not None:
+            probe = await self.breakers.admit(
+                upstream, ctx.log, self._max_wait_s(clock_start, ctx.deadline)
             )
-            log.info("action.succeeded", attempts=attempts, duration_ms=envelope.duration_ms)
-            return envelope
+        failed: bool | None = None
+        try:
+            waited = await self.limiter.acquire(
+                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx.deadline)
+            )
+            if waited > 0:
+                ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(waited, 3))
+            ctx.log.info("action.started", attempt=attempt)
+            data = await self._attempt(action, params, ctx)
+            failed = False
+            return data
+        except UpstreamUnavailable:
+            failed = True
+            raise
+        except ActionError as exc:
+            # A refusal or a 429 shows the upstream is up; a failure before the call (Vault,
+            # egress policy) says nothing about it.
+            if exc.code in (ErrorCode.UPSTREAM_ERROR, ErrorCode.RATE_LIMITED) and not isinstance(
+                exc, NotAttempted
+            ):
+                failed = False
+            raise
+        finally:
+            if upstream is not None:
+                self.breakers.record(upstream, probe=probe, failed=failed, log=ctx.log)
 
     async def _attempt(
         self, action: AnyAction, params: ActionParams, ctx: ActionContext
@@ -168,6 +259,13 @@ class ActionRunner:
             raise UpstreamUnavailable(
                 f"the action did not finish within {self.attempt_timeout_s:g} s"
             ) from None
+
+    def _max_wait_s(self, clock_start: float, deadline: datetime | None) -> float:
+        """How long a request may wait for a slot: what is left of the retry budget, and never
+        past its deadline."""
+        remaining = self.retry.budget_s - (time.monotonic() - clock_start)
+        until_deadline = self._seconds_until(deadline)
+        return remaining if until_deadline is None else min(remaining, until_deadline)
 
     def _seconds_until(self, deadline: datetime | None) -> float | None:
         if deadline is None:

@@ -76,6 +76,8 @@ class Engine:
             settings.max_in_flight, self._process
         )
         self._commit_lock = asyncio.Lock()
+        # Per-upstream circuit breakers; `states()` is what metrics and health read.
+        self.circuit_breakers = settings.circuit_breakers()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
@@ -106,6 +108,8 @@ class Engine:
                 config=settings.action_config(),
                 retry=settings.retry_policy(),
                 attempt_timeout_s=settings.action_timeout_s,
+                limiter=settings.rate_limiter(),
+                breakers=self.circuit_breakers,
             )
             producer = AIOKafkaProducer(
                 **kafka,

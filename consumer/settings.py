@@ -9,7 +9,16 @@ from aiokafka.helpers import create_ssl_context
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actions import ActionConfig, RetryPolicy, parse_networks
+from actions import (
+    ActionConfig,
+    CircuitBreakers,
+    Rate,
+    RateLimiter,
+    RetryPolicy,
+    parse_networks,
+)
+from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
+from actions.builtin.send_slack import CHANNEL_LIMIT
 
 
 def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
@@ -124,6 +133,47 @@ class EngineSettings(BaseSettings):
     google_sheets_api_url: str = _env(
         "GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com", "Google Sheets API base URL."
     )
+    slack_rate_per_channel: str = _env(
+        "SLACK_RATE_LIMIT_PER_CHANNEL",
+        "1/s",
+        "`send_slack` messages per channel (per project), evenly spaced: `N/s`, `N/min` or "
+        "`N/h`, optionally `burst B`; `off` for none.",
+    )
+    sheets_rate_per_spreadsheet: str = _env(
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",
+        "1/s",
+        "`create_sheet` writes per spreadsheet (same syntax).",
+    )
+    sheets_rate_per_project: str = _env(
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_PROJECT",
+        "60/min",
+        "`create_sheet` writes per project (Google's per-user write quota; same syntax).",
+    )
+    sheets_rate_total: str = _env(
+        "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
+        "off",
+        "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
+        "e.g. `300/min`, when one OAuth client issues every project's token).",
+    )
+    circuit_failure_threshold: int = _env(
+        "EXECUTION_CIRCUIT_FAILURE_THRESHOLD",
+        5,
+        "Consecutive upstream failures (5xx, timeouts, connection errors) that open an "
+        "upstream's circuit; 0 turns circuit breakers off.",
+        ge=0,
+    )
+    circuit_open_s: float = _env(
+        "EXECUTION_CIRCUIT_OPEN_S",
+        30.0,
+        "How long an open circuit stays open before one probe call is let through.",
+        gt=0,
+    )
+    circuit_when_open: Literal["fail_fast", "wait"] = _env(
+        "EXECUTION_CIRCUIT_WHEN_OPEN",
+        "fail_fast",
+        "`fail_fast`: calls to an open circuit end `upstream_unavailable` at once; `wait`: they "
+        "wait (within retry budget and deadline) for it to close.",
+    )
     http_allowed_networks: str = _env(
         "EXECUTION_HTTP_ALLOWED_NETWORKS",
         "",
@@ -150,6 +200,17 @@ class EngineSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = _env(
         "EXECUTION_LOG_LEVEL", "info", "Lowest level logged (stdout and logs topic)."
     )
+
+    @field_validator(
+        "slack_rate_per_channel",
+        "sheets_rate_per_spreadsheet",
+        "sheets_rate_per_project",
+        "sheets_rate_total",
+    )
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        Rate.parse(value)
+        return value
 
     @field_validator("http_allowed_networks")
     @classmethod
@@ -182,6 +243,21 @@ class EngineSettings(BaseSettings):
             slack_api_url=self.slack_api_url,
             google_sheets_api_url=self.google_sheets_api_url,
             http_max_response_bytes=self.http_max_response_bytes,
+        )
+
+    def rate_limiter(self) -> RateLimiter:
+        return RateLimiter(
+            {
+                CHANNEL_LIMIT: Rate.parse(self.slack_rate_per_channel),
+                SPREADSHEET_LIMIT: Rate.parse(self.sheets_rate_per_spreadsheet),
+                PROJECT_LIMIT: Rate.parse(self.sheets_rate_per_project),
+                TOTAL_LIMIT: Rate.parse(self.sheets_rate_total),
+            }
+        )
+
+    def circuit_breakers(self) -> CircuitBreakers:
+        return CircuitBreakers(
+            self.circuit_failure_threshold, self.circuit_open_s, self.circuit_when_open
         )
 
     def retry_policy(self) -> RetryPolicy:
