@@ -28,7 +28,15 @@ from actions.errors import (
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
-from schemas import ErrorCode, ExecutionRequest, ResultEnvelope, error_envelope, success_envelope
+from schemas import (
+    ErrorCode,
+    ErrorInfo,
+    ExecutionRequest,
+    FallbackResult,
+    ResultEnvelope,
+    error_envelope,
+    success_envelope,
+)
 
 
 def describe_validation_error(exc: ValidationError, prefix: str) -> str:
@@ -54,6 +62,41 @@ class _Outcome:
     details: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    action: AnyAction
+    params: ActionParams
+
+
+# A fallback runs when the action itself failed for good: after its retries, or at once for a
+# final failure. Not when the request is wrong (unknown action, bad params) or too late.
+FALLBACK_ON = frozenset(
+    {
+        ErrorCode.MISSING_CREDENTIALS,
+        ErrorCode.VAULT_UNAVAILABLE,
+        ErrorCode.UPSTREAM_ERROR,
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.FORBIDDEN_DESTINATION,
+        ErrorCode.INTERNAL_ERROR,
+    }
+)
+
+
+def _log_outcome(log: FilteringBoundLogger, outcome: _Outcome, elapsed_s: float) -> None:
+    duration_ms = round(elapsed_s * 1000, 3)
+    if outcome.code is None:
+        log.info("action.succeeded", attempts=outcome.attempts, duration_ms=duration_ms)
+    else:
+        log.warning(
+            "action.failed",
+            error_code=outcome.code.value,
+            error_message=outcome.message,
+            attempts=outcome.attempts,
+            duration_ms=duration_ms,
+        )
+
+
 @dataclass
 class ActionRunner:
     registry: ActionRegistry
@@ -72,42 +115,25 @@ class ActionRunner:
         self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
     ) -> ResultEnvelope:
         started_at = self.now()
-        outcome = await self._execute(request, request_id, log, started_at)
+        outcome, fallback = await self._execute(request, request_id, log, started_at)
         finished_at = self.now()
+        common: dict[str, Any] = {
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "action": request.action,
+            "project": request.project,
+            "attempts": outcome.attempts,
+            "metadata": request.metadata,
+            "environment": request.environment,
+        }
         if outcome.code is not None:
             envelope = error_envelope(
-                request_id,
-                outcome.code,
-                outcome.message,
-                started_at=started_at,
-                finished_at=finished_at,
-                action=request.action,
-                project=request.project,
-                details=outcome.details,
-                attempts=outcome.attempts,
-                metadata=request.metadata,
-                environment=request.environment,
+                request_id, outcome.code, outcome.message, details=outcome.details, **common
             )
-            log.warning(
-                "action.failed",
-                error_code=outcome.code.value,
-                error_message=outcome.message,
-                attempts=outcome.attempts,
-                duration_ms=envelope.duration_ms,
-            )
-            return envelope
-        envelope = success_envelope(
-            request_id,
-            outcome.data or {},
-            action=request.action,
-            project=request.project,
-            started_at=started_at,
-            finished_at=finished_at,
-            attempts=outcome.attempts,
-            metadata=request.metadata,
-            environment=request.environment,
-        )
-        log.info("action.succeeded", attempts=outcome.attempts, duration_ms=envelope.duration_ms)
+        else:
+            envelope = success_envelope(request_id, outcome.data or {}, **common)
+        if fallback is not None:
+            envelope = envelope.model_copy(update={"fallback": fallback})
         return envelope
 
     async def _execute(
@@ -116,25 +142,96 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         started_at: datetime,
-    ) -> _Outcome:
-        action = self.registry.get(request.action)
-        if action is None:
-            return _Outcome(
-                0, code=ErrorCode.UNKNOWN_ACTION, message=f"no action named {request.action!r}"
+    ) -> tuple[_Outcome, FallbackResult | None]:
+        """The main action's outcome (logged), and the fallback's when one ran."""
+        clock_start = time.monotonic()
+        prepared = self._prepare(request.action, request.params, "params")
+        fallback: _Prepared | _Outcome | None = None
+        if request.fallback is not None and isinstance(prepared, _Prepared):
+            # Checked before anything runs: a fallback that could never run is a bad request.
+            fallback = self._prepare(
+                request.fallback.action, request.fallback.params, "fallback.params", "fallback: "
             )
-        try:
-            params = action.params_model.model_validate(request.params)
-        except ValidationError as exc:
-            return _Outcome(
-                0, code=ErrorCode.INVALID_PARAMS, message=describe_validation_error(exc, "params")
-            )
-        if request.deadline is not None and started_at >= request.deadline:
-            return _Outcome(
+        if isinstance(prepared, _Outcome):
+            outcome = prepared
+        elif isinstance(fallback, _Outcome):
+            outcome = fallback
+        elif request.deadline is not None and started_at >= request.deadline:
+            outcome = _Outcome(
                 0,
                 code=ErrorCode.DEADLINE_EXCEEDED,
                 message="the request's deadline passed before it ran",
             )
-        ctx = ActionContext(
+        else:
+            outcome = await self._run(
+                prepared.action, prepared.params, self._context(request, request_id, log)
+            )
+        _log_outcome(log, outcome, time.monotonic() - clock_start)
+        if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
+            return outcome, None
+        return outcome, await self._run_fallback(request, request_id, log, fallback, outcome)
+
+    async def _run_fallback(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        fallback: _Prepared,
+        failed: _Outcome,
+    ) -> FallbackResult:
+        name = fallback.action.name
+        log = log.bind(action=name, fallback_for=request.action)
+        log.info("fallback.started", main_error_code=failed.code.value if failed.code else None)
+        clock_start = time.monotonic()
+        if request.deadline is not None and self.now() >= request.deadline:
+            outcome = _Outcome(
+                0,
+                code=ErrorCode.DEADLINE_EXCEEDED,
+                message="the request's deadline passed before the fallback could run",
+            )
+        else:
+            outcome = await self._run(
+                fallback.action, fallback.params, self._context(request, request_id, log)
+            )
+        elapsed = time.monotonic() - clock_start
+        _log_outcome(log, outcome, elapsed)
+        error = None
+        if outcome.code is not None:
+            error = ErrorInfo(
+                code=outcome.code,
+                message=outcome.message,
+                retryable=outcome.code.retryable,
+                details=outcome.details,
+            )
+        return FallbackResult(
+            action=name,
+            status="error" if error else "success",
+            data=None if error else (outcome.data or {}),
+            error=error,
+            attempts=outcome.attempts,
+            duration_ms=round(elapsed * 1000, 3),
+        )
+
+    def _prepare(
+        self, name: str, raw_params: dict[str, Any], where: str, label: str = ""
+    ) -> _Prepared | _Outcome:
+        action = self.registry.get(name)
+        if action is None:
+            return _Outcome(
+                0, code=ErrorCode.UNKNOWN_ACTION, message=f"{label}no action named {name!r}"
+            )
+        try:
+            params = action.params_model.model_validate(raw_params)
+        except ValidationError as exc:
+            return _Outcome(
+                0, code=ErrorCode.INVALID_PARAMS, message=describe_validation_error(exc, where)
+            )
+        return _Prepared(action, params)
+
+    def _context(
+        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+    ) -> ActionContext:
+        return ActionContext(
             request_id=request_id,
             project=request.project,
             deadline=request.deadline,
@@ -144,7 +241,6 @@ class ActionRunner:
             config=self.config,
             log=log,
         )
-        return await self._run(action, params, ctx)
 
     async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
         log = ctx.log
