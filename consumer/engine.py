@@ -21,7 +21,8 @@ from structlog.typing import FilteringBoundLogger
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, system_resolver
-from consumer.credentials import CredentialCache, VaultEngineClient
+from consumer.credentials import CredentialCache
+from consumer.credentials_backend import credential_fetch
 from consumer.intake import Rejected, decode_record
 from consumer.logging import KafkaLogSink, get_logger
 from consumer.offsets import OffsetTracker, PartitionOffsets
@@ -97,11 +98,12 @@ class Engine:
             vault_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_timeout_s))
             )
-            vault = VaultEngineClient(settings.vault_url, vault_http, settings.vault_token)
             self._runner = ActionRunner(
                 registry=self.registry,
                 credentials=CredentialCache(
-                    vault.fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries
+                    credential_fetch(settings, vault_http),
+                    settings.vault_cache_ttl_s,
+                    settings.vault_cache_max_entries,
                 ),
                 http=api_http,
                 egress_http=egress_http,

@@ -6,7 +6,7 @@ import ssl
 from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actions import (
@@ -19,6 +19,7 @@ from actions import (
 )
 from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
+from consumer.credentials_hashicorp import check_mount, check_path_template
 
 
 def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
@@ -183,10 +184,46 @@ class EngineSettings(BaseSettings):
         "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` response body cap.", ge=0
     )
 
-    # Vault Engine
-    vault_url: str = _env("VAULT_URL", "http://localhost:8200", "Vault Engine base URL.")
+    # Credentials (the Vault Engine, HashiCorp Vault / OpenBao, or the environment)
+    vault_backend: Literal["engine", "hashicorp", "env"] = _env(
+        "VAULT_BACKEND",
+        "engine",
+        "Credential store: `engine` (the PURAIFY Vault Engine), `hashicorp` (HashiCorp Vault or "
+        "OpenBao KV v2), `env` (`PURAIFY_CRED_<PROJECT>__<SERVICE>` variables, local use).",
+    )
+    vault_url: str = _env(
+        "VAULT_URL", "http://localhost:8200", "Vault Engine (or HashiCorp Vault) base URL."
+    )
     vault_token: SecretStr | None = _env(
-        "VAULT_TOKEN", None, "Sent to the Vault Engine as `Authorization: Bearer`."
+        "VAULT_TOKEN",
+        None,
+        "The engine's own Vault token: `Authorization: Bearer` to the Vault Engine, "
+        "`X-Vault-Token` to HashiCorp Vault.",
+    )
+    vault_token_file: str | None = _env(
+        "VAULT_TOKEN_FILE",
+        None,
+        "hashicorp: file holding the token (read at each fetch, e.g. a Vault Agent sink), "
+        "when `VAULT_TOKEN` is unset.",
+    )
+    vault_kv_mount: str = _env(
+        "VAULT_KV_MOUNT", "secret", "hashicorp: mount path of the KV v2 secrets engine."
+    )
+    vault_kv_path_template: str = _env(
+        "VAULT_KV_PATH_TEMPLATE",
+        "puraify/{project}/{service}",
+        "hashicorp: secret path per (project, service) under the mount.",
+    )
+    vault_kv_field: str = _env(
+        "VAULT_KV_FIELD",
+        "token",
+        "hashicorp: the field of the secret's `data.data` that holds the credential.",
+        min_length=1,
+    )
+    vault_namespace: str | None = _env(
+        "VAULT_NAMESPACE",
+        None,
+        "hashicorp: sent as `X-Vault-Namespace` (Vault Enterprise / OpenBao namespaces).",
     )
     vault_timeout_s: float = _env("VAULT_TIMEOUT_S", 5.0, "Vault request timeout.", gt=0)
     vault_cache_ttl_s: float = _env(
@@ -211,6 +248,22 @@ class EngineSettings(BaseSettings):
     def _valid_rate(cls, value: str) -> str:
         Rate.parse(value)
         return value
+
+    @field_validator("vault_kv_mount")
+    @classmethod
+    def _valid_mount(cls, value: str) -> str:
+        return check_mount(value)
+
+    @field_validator("vault_kv_path_template")
+    @classmethod
+    def _valid_template(cls, value: str) -> str:
+        return check_path_template(value)
+
+    @model_validator(mode="after")
+    def _hashicorp_needs_a_token(self) -> EngineSettings:
+        if self.vault_backend == "hashicorp" and not (self.vault_token or self.vault_token_file):
+            raise ValueError("VAULT_BACKEND=hashicorp needs VAULT_TOKEN or VAULT_TOKEN_FILE")
+        return self
 
     @field_validator("http_allowed_networks")
     @classmethod
