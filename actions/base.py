@@ -66,6 +66,14 @@ class ActionConfig:
     http_max_redirects: int = 5
     http_default_timeout_s: float = 10.0
     http_max_timeout_s: float = 60.0
+    notion_api_url: str = "https://api.notion.com"
+    notion_version: str = "2022-06-28"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    # "starttls" (upgrade on the submission port), "tls" (implicit TLS, port 465), "none".
+    smtp_security: str = "starttls"
+    smtp_from: str | None = None
+    smtp_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)

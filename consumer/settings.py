@@ -18,6 +18,7 @@ from actions import (
     parse_networks,
 )
 from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
+from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
 from consumer.credentials_hashicorp import check_mount, check_path_template
 
@@ -175,6 +176,26 @@ class EngineSettings(BaseSettings):
         "`fail_fast`: calls to an open circuit end `upstream_unavailable` at once; `wait`: they "
         "wait (within retry budget and deadline) for it to close.",
     )
+    notion_api_url: str = _env("NOTION_API_URL", "https://api.notion.com", "Notion API base URL.")
+    notion_version: str = _env(
+        "NOTION_VERSION", "2022-06-28", "Sent as `Notion-Version` (the API version we speak)."
+    )
+    notion_rate_per_project: str = _env(
+        "NOTION_RATE_LIMIT_PER_PROJECT",
+        "3/s",
+        "`notion_create_page` calls per project (Notion allows about 3 per integration).",
+    )
+    smtp_host: str = _env("SMTP_HOST", "localhost", "SMTP server `send_email` submits to.")
+    smtp_port: int = _env("SMTP_PORT", 587, "SMTP server port.", ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = _env(
+        "SMTP_SECURITY",
+        "starttls",
+        "`starttls` (required upgrade), `tls` (implicit TLS, usually port 465) or `none`.",
+    )
+    smtp_from: str | None = _env(
+        "SMTP_FROM", None, "Default sender of `send_email` when the request names none."
+    )
+    smtp_timeout_s: float = _env("SMTP_TIMEOUT_S", 30.0, "SMTP connection and reply timeout.", gt=0)
     http_allowed_networks: str = _env(
         "EXECUTION_HTTP_ALLOWED_NETWORKS",
         "",
@@ -240,6 +261,7 @@ class EngineSettings(BaseSettings):
 
     @field_validator(
         "slack_rate_per_channel",
+        "notion_rate_per_project",
         "sheets_rate_per_spreadsheet",
         "sheets_rate_per_project",
         "sheets_rate_total",
@@ -296,12 +318,20 @@ class EngineSettings(BaseSettings):
             slack_api_url=self.slack_api_url,
             google_sheets_api_url=self.google_sheets_api_url,
             http_max_response_bytes=self.http_max_response_bytes,
+            notion_api_url=self.notion_api_url,
+            notion_version=self.notion_version,
+            smtp_host=self.smtp_host,
+            smtp_port=self.smtp_port,
+            smtp_security=self.smtp_security,
+            smtp_from=self.smtp_from,
+            smtp_timeout_s=self.smtp_timeout_s,
         )
 
     def rate_limiter(self) -> RateLimiter:
         return RateLimiter(
             {
                 CHANNEL_LIMIT: Rate.parse(self.slack_rate_per_channel),
+                NOTION_PROJECT_LIMIT: Rate.parse(self.notion_rate_per_project),
                 SPREADSHEET_LIMIT: Rate.parse(self.sheets_rate_per_spreadsheet),
                 PROJECT_LIMIT: Rate.parse(self.sheets_rate_per_project),
                 TOTAL_LIMIT: Rate.parse(self.sheets_rate_total),

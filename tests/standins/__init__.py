@@ -3,6 +3,7 @@
 from tests.standins.base import RecordedRequest, Response, StandInServer, json_response
 from tests.standins.hashicorp_vault import HashiCorpVaultStandIn
 from tests.standins.http_target import HttpTargetStandIn
+from tests.standins.notion import NotionStandIn
 from tests.standins.sheets import SheetsAppend, SheetsStandIn
 from tests.standins.slack import SlackStandIn
 from tests.standins.vault import VaultStandIn
@@ -10,6 +11,7 @@ from tests.standins.vault import VaultStandIn
 __all__ = [
     "HashiCorpVaultStandIn",
     "HttpTargetStandIn",
+    "NotionStandIn",
     "RecordedRequest",
     "Response",
     "SheetsAppend",
