@@ -55,13 +55,19 @@ class CircuitBreakers:
 
     def states(self) -> dict[str, str]:
         """Upstream -> `closed` / `open` / `half_open` (for metrics and health)."""
-        now = self._clock()
-        return {
-            name: "half_open"
-            if circuit.state == "open" and now >= circuit.opened_at + self.open_s
-            else circuit.state
-            for name, circuit in sorted(self._circuits.items())
-        }
+        return {name: self.state(name) for name in sorted(self._circuits)}
+
+    def state(self, upstream: str) -> CircuitState:
+        circuit = self._circuits.get(upstream)
+        if circuit is None:
+            return "closed"
+        if circuit.state == "open" and self._clock() >= circuit.opened_at + self.open_s:
+            return "half_open"
+        return circuit.state
+
+    def may_wait(self, upstream: str) -> bool:
+        """Whether `admit` could wait now (wait mode and a circuit that is not closed)."""
+        return self.when_open == "wait" and self.state(upstream) != "closed"
 
     async def admit(
         self, upstream: str, log: FilteringBoundLogger, max_wait_s: float | None = None

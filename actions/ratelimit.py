@@ -113,8 +113,12 @@ class RateLimiter:
         """Reserve (see `reserve`) and sleep until the slot; returns the seconds waited."""
         wait = self.reserve(keys, max_wait_s)
         if wait > 0:
-            await self._sleep(wait)
+            await self.sleep(wait)
         return wait
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait for a reserved slot (the limiter's clock and sleep, fakeable in tests)."""
+        await self._sleep(seconds)
 
     def _prune(self, now: float) -> None:
         for key in [k for k, tat in self._tat.items() if tat <= now]:

@@ -6,8 +6,10 @@ This is the single place where action failures become the contract's error codes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +112,9 @@ class ActionRunner:
     sleep: Callable[[float], Any] = asyncio.sleep
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
+    # Lends the caller's concurrency slot to others while it waits on a timer (rate limit, open
+    # circuit); the engine passes its scheduler's `stepped_aside`.
+    step_aside: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
     async def execute(
         self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
@@ -316,16 +321,22 @@ class ActionRunner:
         upstream = action.upstream(params, ctx)
         probe = False
         if upstream is not None:
-            probe = await self.breakers.admit(
-                upstream, ctx.log, self._max_wait_s(clock_start, ctx.deadline)
-            )
+            max_wait = self._max_wait_s(clock_start, ctx.deadline)
+            if self.breakers.may_wait(upstream):
+                async with self.step_aside():
+                    probe = await self.breakers.admit(upstream, ctx.log, max_wait)
+            else:
+                probe = await self.breakers.admit(upstream, ctx.log, max_wait)
         failed: bool | None = None
         try:
-            waited = await self.limiter.acquire(
+            wait = self.limiter.reserve(
                 action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx.deadline)
             )
-            if waited > 0:
-                ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(waited, 3))
+            if wait > 0:
+                # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
+                async with self.step_aside():
+                    await self.limiter.sleep(wait)
+                ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)
             data = await self._attempt(action, params, ctx)
             failed = False

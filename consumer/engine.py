@@ -112,6 +112,7 @@ class Engine:
                 attempt_timeout_s=settings.action_timeout_s,
                 limiter=settings.rate_limiter(),
                 breakers=self.circuit_breakers,
+                step_aside=self._scheduler.stepped_aside,
             )
             producer = AIOKafkaProducer(
                 **kafka,

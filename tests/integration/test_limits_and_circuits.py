@@ -68,6 +68,8 @@ async def test_one_slack_channel_is_limited_to_one_message_per_second(
         vault_url=vault.base_url,
         slack_api_url=slack.base_url,
         slack_rate_per_channel="1/s",
+        # Two slots for eleven records: waiting for a rate-limit slot must not hold one.
+        max_in_flight=2,
     )
     async with running_engine(settings):
         results = await read_topic(kafka_bootstrap, topics.results, expect=11, grace_s=0.5)

@@ -4,6 +4,7 @@ budget and deadline, and fails fast on an open circuit without calling the upstr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -192,3 +193,38 @@ async def test_a_half_open_probe_closes_the_circuit(runner: ActionRunner) -> Non
         "circuit.half_open",
         "circuit.closed",
     ]
+
+
+async def test_only_a_real_wait_steps_aside(runner: ActionRunner) -> None:
+    stepped: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def step_aside() -> AsyncIterator[None]:
+        stepped.append("aside")
+        yield
+        stepped.append("back")
+
+    runner.step_aside = step_aside
+    runner.registry.register(Guarded())
+    await run(runner, request("#busy"))
+    assert stepped == [], "no wait: the slot is kept"
+    await run(runner, request("#busy"))
+    assert stepped == ["aside", "back"], "the rate-limit wait lent the slot"
+
+
+async def test_waiting_for_an_open_circuit_steps_aside(runner: ActionRunner) -> None:
+    stepped: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def step_aside() -> AsyncIterator[None]:
+        stepped.append("aside")
+        yield
+
+    runner.step_aside = step_aside
+    runner.breakers = CircuitBreakers(1, 0.05, "wait")
+    runner.retry = RetryPolicy(max_attempts=1)
+    runner.registry.register(Guarded([UpstreamUnavailable("503")]))
+    assert (await run(runner, request("#a"))).status == "error"
+    assert stepped == []
+    assert (await run(runner, request("#b"))).status == "success", "waited, then probed"
+    assert stepped == ["aside"]
