@@ -38,6 +38,8 @@ class _Circuit:
 
 
 class CircuitBreakers:
+    _MAX_TRACKED = 10_000
+
     def __init__(
         self,
         failure_threshold: int = 5,
@@ -121,6 +123,8 @@ class CircuitBreakers:
             circuit.failures = 0
             if circuit.state != "closed":
                 self._transition(upstream, circuit, "closed", log)
+            if len(self._circuits) > self._MAX_TRACKED:
+                self._forget_healthy()
             return
         circuit.failures += 1
         if circuit.state == "half_open" or (
@@ -128,6 +132,13 @@ class CircuitBreakers:
         ):
             circuit.opened_at = self._clock()
             self._transition(upstream, circuit, "open", log, failures=circuit.failures)
+
+    def _forget_healthy(self) -> None:
+        """Upstreams of `http_request` are whatever hosts requests name: keep memory bounded by
+        forgetting closed circuits without failures (they start closed again anyway)."""
+        for name, circuit in list(self._circuits.items()):
+            if circuit.state == "closed" and circuit.failures == 0 and not circuit.probing:
+                del self._circuits[name]
 
     def _current(self, upstream: str, log: FilteringBoundLogger) -> _Circuit:
         circuit = self._circuits.setdefault(upstream, _Circuit())

@@ -133,3 +133,17 @@ async def test_threshold_zero_turns_breakers_off() -> None:
     fail(breakers, times=100)
     assert await breakers.admit("api.test", LOG) is False
     assert breakers.states() == {}
+
+
+async def test_healthy_upstreams_are_forgotten_when_many_are_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(CircuitBreakers, "_MAX_TRACKED", 3)
+    breakers = CircuitBreakers(2, 10.0, clock=Clock())
+    fail(breakers, "flaky.test")
+    for i in range(4):
+        breakers.record(f"ok-{i}.test", probe=False, failed=False, log=LOG)
+    # ok-2 pushed the count over 3: the healthy ones were dropped, ok-3 came after.
+    assert breakers.states() == {"flaky.test": "closed", "ok-3.test": "closed"}
+    fail(breakers, "flaky.test")
+    assert breakers.states()["flaky.test"] == "open", "its failure count was kept"
