@@ -143,7 +143,11 @@ async def test_a_circuit_opens_half_opens_and_closes_in_the_log_events(
 
     logs = await read_topic(kafka_bootstrap, topics.logs, expect=10, grace_s=0.5)
     events = [json.loads(r.value) for r in logs]
-    circuit = [e for e in events if e["event"].startswith("circuit.")]
+    # Events are keyed by request id, so they sit on several partitions: order them by time
+    # (a stable sort keeps the probe's two events, same key and partition, in their order).
+    circuit = sorted(
+        (e for e in events if e["event"].startswith("circuit.")), key=lambda e: e["timestamp"]
+    )
     print("\nCircuit log events (logs topic):")
     for event in circuit:
         print("  " + json.dumps(event, sort_keys=True))
