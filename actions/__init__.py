@@ -1,20 +1,25 @@
 """Actions: what the engine can do. Knows nothing of Kafka."""
 
 from actions.base import Action, ActionConfig, ActionContext, ActionParams, CredentialSource
+from actions.circuit import CircuitBreakers
 from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.errors import (
     ActionError,
+    CircuitOpen,
     CredentialRejected,
     DeadlineExceeded,
     ForbiddenDestination,
     InvalidParams,
     MissingCredentials,
+    NotAttempted,
     RateLimited,
+    RateLimitExhausted,
     RetryableError,
     UpstreamError,
     UpstreamUnavailable,
     VaultUnavailable,
 )
+from actions.ratelimit import Rate, RateKey, RateLimiter
 from actions.registry import ActionRegistry, default_registry
 from actions.retry import RetryPolicy
 from actions.runner import ActionRunner
@@ -27,6 +32,8 @@ __all__ = [
     "ActionParams",
     "ActionRegistry",
     "ActionRunner",
+    "CircuitBreakers",
+    "CircuitOpen",
     "CredentialRejected",
     "CredentialSource",
     "DeadlineExceeded",
@@ -34,7 +41,12 @@ __all__ = [
     "ForbiddenDestination",
     "InvalidParams",
     "MissingCredentials",
+    "NotAttempted",
+    "Rate",
+    "RateKey",
+    "RateLimitExhausted",
     "RateLimited",
+    "RateLimiter",
     "RetryPolicy",
     "RetryableError",
     "UpstreamError",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
@@ -11,6 +11,8 @@ from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from structlog.typing import FilteringBoundLogger
+
+from actions.ratelimit import RateKey
 
 SERVICE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 
@@ -27,6 +29,15 @@ ServiceName = Annotated[
     Field(pattern=SERVICE_PATTERN, json_schema_extra={"not": {"enum": [".", ".."]}}),
     AfterValidator(_not_a_dot_segment),
 ]
+
+
+def upstream_of(url: str) -> str | None:
+    """The circuit-breaker name of a URL's upstream: its host and port (None if unparsable)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    return parsed.netloc.decode("ascii", "replace") or None
 
 
 def is_safe_path_segment(name: str) -> bool:
@@ -55,6 +66,14 @@ class ActionConfig:
     http_max_redirects: int = 5
     http_default_timeout_s: float = 10.0
     http_max_timeout_s: float = 60.0
+    notion_api_url: str = "https://api.notion.com"
+    notion_version: str = "2022-06-28"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    # "starttls" (upgrade on the submission port), "tls" (implicit TLS, port 465), "none".
+    smtp_security: str = "starttls"
+    smtp_from: str | None = None
+    smtp_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -98,3 +117,12 @@ class Action(Generic[P]):
 
     async def run(self, params: P, ctx: ActionContext) -> Mapping[str, Any]:
         raise NotImplementedError
+
+    def rate_keys(self, params: P, ctx: ActionContext) -> Sequence[RateKey]:
+        """The rate-limit budgets one call spends (e.g. its Slack channel); the runner waits
+        for a slot in each before every attempt. None by default."""
+        return ()
+
+    def upstream(self, params: P, ctx: ActionContext) -> str | None:
+        """The upstream (usually a host) whose circuit breaker guards this call; None: none."""
+        return None

@@ -146,3 +146,16 @@ def error_for_exception(service: str, exc: Exception) -> ActionError:
     if isinstance(exc, httpx.TransportError):
         return UpstreamUnavailable(f"{service} connection failed ({type(exc).__name__})")
     return ActionError(f"unexpected {type(exc).__name__} calling {service}")
+
+
+class NotAttempted(ActionError):
+    """The engine itself held the call back (an open circuit, no rate-limit slot in time): the
+    upstream was not called. Final for this request; the code tells the caller it may retry."""
+
+
+class CircuitOpen(NotAttempted):
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+
+class RateLimitExhausted(NotAttempted):
+    code = ErrorCode.RATE_LIMITED

@@ -6,8 +6,10 @@ This is the single place where action failures become the contract's error codes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +19,26 @@ from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
 from actions.base import ActionConfig, ActionContext, ActionParams, CredentialSource
-from actions.errors import ActionError, CredentialRejected, RetryableError, UpstreamUnavailable
+from actions.circuit import CircuitBreakers
+from actions.errors import (
+    ActionError,
+    CredentialRejected,
+    NotAttempted,
+    RetryableError,
+    UpstreamUnavailable,
+)
+from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
-from schemas import ErrorCode, ExecutionRequest, ResultEnvelope, error_envelope, success_envelope
+from schemas import (
+    ErrorCode,
+    ErrorInfo,
+    ExecutionRequest,
+    FallbackResult,
+    ResultEnvelope,
+    error_envelope,
+    success_envelope,
+)
 
 
 def describe_validation_error(exc: ValidationError, prefix: str) -> str:
@@ -36,6 +54,52 @@ def describe_validation_error(exc: ValidationError, prefix: str) -> str:
 
 
 @dataclass
+class _Outcome:
+    """How one action's run ended: data on success, else an error code and message."""
+
+    attempts: int
+    data: dict[str, Any] | None = None
+    code: ErrorCode | None = None
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    action: AnyAction
+    params: ActionParams
+
+
+# A fallback runs when the action itself failed for good: after its retries, or at once for a
+# final failure. Not when the request is wrong (unknown action, bad params) or too late.
+FALLBACK_ON = frozenset(
+    {
+        ErrorCode.MISSING_CREDENTIALS,
+        ErrorCode.VAULT_UNAVAILABLE,
+        ErrorCode.UPSTREAM_ERROR,
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.FORBIDDEN_DESTINATION,
+        ErrorCode.INTERNAL_ERROR,
+    }
+)
+
+
+def _log_outcome(log: FilteringBoundLogger, outcome: _Outcome, elapsed_s: float) -> None:
+    duration_ms = round(elapsed_s * 1000, 3)
+    if outcome.code is None:
+        log.info("action.succeeded", attempts=outcome.attempts, duration_ms=duration_ms)
+    else:
+        log.warning(
+            "action.failed",
+            error_code=outcome.code.value,
+            error_message=outcome.message,
+            attempts=outcome.attempts,
+            duration_ms=duration_ms,
+        )
+
+
+@dataclass
 class ActionRunner:
     registry: ActionRegistry
     credentials: CredentialSource
@@ -46,50 +110,133 @@ class ActionRunner:
     attempt_timeout_s: float = 30.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Any] = asyncio.sleep
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
+    # Lends the caller's concurrency slot to others while it waits on a timer (rate limit, open
+    # circuit); the engine passes its scheduler's `stepped_aside`.
+    step_aside: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
     async def execute(
         self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
     ) -> ResultEnvelope:
         started_at = self.now()
-        attempts = 0
-
-        def fail(
-            code: ErrorCode, message: str, details: dict[str, Any] | None = None
-        ) -> ResultEnvelope:
-            finished_at = self.now()
+        outcome, fallback = await self._execute(request, request_id, log, started_at)
+        finished_at = self.now()
+        common: dict[str, Any] = {
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "action": request.action,
+            "project": request.project,
+            "attempts": outcome.attempts,
+            "metadata": request.metadata,
+            "environment": request.environment,
+        }
+        if outcome.code is not None:
             envelope = error_envelope(
-                request_id,
-                code,
-                message,
-                started_at=started_at,
-                finished_at=finished_at,
-                action=request.action,
-                project=request.project,
-                details=details,
-                attempts=attempts,
-                metadata=request.metadata,
-                environment=request.environment,
+                request_id, outcome.code, outcome.message, details=outcome.details, **common
             )
-            log.warning(
-                "action.failed",
-                error_code=code.value,
-                error_message=message,
-                attempts=attempts,
-                duration_ms=envelope.duration_ms,
-            )
-            return envelope
+        else:
+            envelope = success_envelope(request_id, outcome.data or {}, **common)
+        if fallback is not None:
+            envelope = envelope.model_copy(update={"fallback": fallback})
+        return envelope
 
-        action = self.registry.get(request.action)
+    async def _execute(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        started_at: datetime,
+    ) -> tuple[_Outcome, FallbackResult | None]:
+        """The main action's outcome (logged), and the fallback's when one ran."""
+        clock_start = time.monotonic()
+        prepared = self._prepare(request.action, request.params, "params")
+        fallback: _Prepared | _Outcome | None = None
+        if request.fallback is not None and isinstance(prepared, _Prepared):
+            # Checked before anything runs: a fallback that could never run is a bad request.
+            fallback = self._prepare(
+                request.fallback.action, request.fallback.params, "fallback.params", "fallback: "
+            )
+        if isinstance(prepared, _Outcome):
+            outcome = prepared
+        elif isinstance(fallback, _Outcome):
+            outcome = fallback
+        elif request.deadline is not None and started_at >= request.deadline:
+            outcome = _Outcome(
+                0,
+                code=ErrorCode.DEADLINE_EXCEEDED,
+                message="the request's deadline passed before it ran",
+            )
+        else:
+            outcome = await self._run(
+                prepared.action, prepared.params, self._context(request, request_id, log)
+            )
+        _log_outcome(log, outcome, time.monotonic() - clock_start)
+        if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
+            return outcome, None
+        return outcome, await self._run_fallback(request, request_id, log, fallback, outcome)
+
+    async def _run_fallback(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        fallback: _Prepared,
+        failed: _Outcome,
+    ) -> FallbackResult:
+        name = fallback.action.name
+        log = log.bind(action=name, fallback_for=request.action)
+        log.info("fallback.started", main_error_code=failed.code.value if failed.code else None)
+        clock_start = time.monotonic()
+        if request.deadline is not None and self.now() >= request.deadline:
+            outcome = _Outcome(
+                0,
+                code=ErrorCode.DEADLINE_EXCEEDED,
+                message="the request's deadline passed before the fallback could run",
+            )
+        else:
+            outcome = await self._run(
+                fallback.action, fallback.params, self._context(request, request_id, log)
+            )
+        elapsed = time.monotonic() - clock_start
+        _log_outcome(log, outcome, elapsed)
+        error = None
+        if outcome.code is not None:
+            error = ErrorInfo(
+                code=outcome.code,
+                message=outcome.message,
+                retryable=outcome.code.retryable,
+                details=outcome.details,
+            )
+        return FallbackResult(
+            action=name,
+            status="error" if error else "success",
+            data=None if error else (outcome.data or {}),
+            error=error,
+            attempts=outcome.attempts,
+            duration_ms=round(elapsed * 1000, 3),
+        )
+
+    def _prepare(
+        self, name: str, raw_params: dict[str, Any], where: str, label: str = ""
+    ) -> _Prepared | _Outcome:
+        action = self.registry.get(name)
         if action is None:
-            return fail(ErrorCode.UNKNOWN_ACTION, f"no action named {request.action!r}")
+            return _Outcome(
+                0, code=ErrorCode.UNKNOWN_ACTION, message=f"{label}no action named {name!r}"
+            )
         try:
-            params = action.params_model.model_validate(request.params)
+            params = action.params_model.model_validate(raw_params)
         except ValidationError as exc:
-            return fail(ErrorCode.INVALID_PARAMS, describe_validation_error(exc, "params"))
-        if request.deadline is not None and started_at >= request.deadline:
-            return fail(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed before it ran")
+            return _Outcome(
+                0, code=ErrorCode.INVALID_PARAMS, message=describe_validation_error(exc, where)
+            )
+        return _Prepared(action, params)
 
-        ctx = ActionContext(
+    def _context(
+        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+    ) -> ActionContext:
+        return ActionContext(
             request_id=request_id,
             project=request.project,
             deadline=request.deadline,
@@ -99,19 +246,28 @@ class ActionRunner:
             config=self.config,
             log=log,
         )
+
+    async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
+        log = ctx.log
+        attempts = 0
         clock_start = time.monotonic()
         refetched_credential = False
         while True:
             attempts += 1
-            log.info("action.started", attempt=attempts)
             try:
-                data = await self._attempt(action, params, ctx)
+                data = await self._guarded_attempt(action, params, ctx, attempts, clock_start)
+            except NotAttempted as exc:
+                return _Outcome(
+                    attempts - 1, code=exc.code, message=exc.message, details=exc.details
+                )
             except CredentialRejected as exc:
                 if refetched_credential:
-                    return fail(exc.code, exc.message, exc.details)
+                    return _Outcome(
+                        attempts, code=exc.code, message=exc.message, details=exc.details
+                    )
                 # A rotated token: evict it and try once more with a fresh one, at once.
                 refetched_credential = True
-                await self.credentials.invalidate(request.project, exc.service)
+                await self.credentials.invalidate(ctx.project, exc.service)
                 log.info(
                     "action.retrying",
                     attempt=attempts,
@@ -124,10 +280,12 @@ class ActionRunner:
                     attempts,
                     time.monotonic() - clock_start,
                     exc.retry_after_s,
-                    self._seconds_until(request.deadline),
+                    self._seconds_until(ctx.deadline),
                 )
                 if delay is None:
-                    return fail(exc.code, exc.message, exc.details)
+                    return _Outcome(
+                        attempts, code=exc.code, message=exc.message, details=exc.details
+                    )
                 log.info(
                     "action.retrying",
                     attempt=attempts,
@@ -138,25 +296,65 @@ class ActionRunner:
                 await self.sleep(delay)
                 continue
             except ActionError as exc:
-                return fail(exc.code, exc.message, exc.details)
+                return _Outcome(attempts, code=exc.code, message=exc.message, details=exc.details)
             except Exception:
                 # A bug. The traceback goes to our log (scrubbed); the envelope says only that.
                 log.exception("action.crashed", attempt=attempts)
-                return fail(ErrorCode.INTERNAL_ERROR, "the action failed unexpectedly (engine bug)")
-            finished_at = self.now()
-            envelope = success_envelope(
-                request_id,
-                data,
-                action=request.action,
-                project=request.project,
-                started_at=started_at,
-                finished_at=finished_at,
-                attempts=attempts,
-                metadata=request.metadata,
-                environment=request.environment,
+                return _Outcome(
+                    attempts,
+                    code=ErrorCode.INTERNAL_ERROR,
+                    message="the action failed unexpectedly (engine bug)",
+                )
+            return _Outcome(attempts, data=data)
+
+    async def _guarded_attempt(
+        self,
+        action: AnyAction,
+        params: ActionParams,
+        ctx: ActionContext,
+        attempt: int,
+        clock_start: float,
+    ) -> dict[str, Any]:
+        """One attempt, after waiting for the upstream's circuit and the call's rate-limit
+        slots: in this request's own lane only, and never past the retry budget or deadline
+        (then `NotAttempted`). The outcome is fed back to the circuit breaker."""
+        upstream = action.upstream(params, ctx)
+        probe = False
+        if upstream is not None:
+            max_wait = self._max_wait_s(clock_start, ctx.deadline)
+            if self.breakers.may_wait(upstream):
+                async with self.step_aside():
+                    probe = await self.breakers.admit(upstream, ctx.log, max_wait)
+            else:
+                probe = await self.breakers.admit(upstream, ctx.log, max_wait)
+        failed: bool | None = None
+        try:
+            wait = self.limiter.reserve(
+                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx.deadline)
             )
-            log.info("action.succeeded", attempts=attempts, duration_ms=envelope.duration_ms)
-            return envelope
+            if wait > 0:
+                # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
+                async with self.step_aside():
+                    await self.limiter.sleep(wait)
+                ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
+            ctx.log.info("action.started", attempt=attempt)
+            data = await self._attempt(action, params, ctx)
+            failed = False
+            return data
+        except UpstreamUnavailable:
+            failed = True
+            raise
+        except ActionError as exc:
+            # A refusal or a 429 shows the upstream is up; a failure before the call (Vault,
+            # egress policy) says nothing about it.
+            if exc.code in (ErrorCode.UPSTREAM_ERROR, ErrorCode.RATE_LIMITED) and not isinstance(
+                exc, NotAttempted
+            ):
+                failed = False
+            raise
+        finally:
+            if upstream is not None:
+                self.breakers.record(upstream, probe=probe, failed=failed, log=ctx.log)
 
     async def _attempt(
         self, action: AnyAction, params: ActionParams, ctx: ActionContext
@@ -168,6 +366,13 @@ class ActionRunner:
             raise UpstreamUnavailable(
                 f"the action did not finish within {self.attempt_timeout_s:g} s"
             ) from None
+
+    def _max_wait_s(self, clock_start: float, deadline: datetime | None) -> float:
+        """How long a request may wait for a slot: what is left of the retry budget, and never
+        past its deadline."""
+        remaining = self.retry.budget_s - (time.monotonic() - clock_start)
+        until_deadline = self._seconds_until(deadline)
+        return remaining if until_deadline is None else min(remaining, until_deadline)
 
     def _seconds_until(self, deadline: datetime | None) -> float | None:
         if deadline is None:

@@ -22,7 +22,8 @@ from structlog.typing import FilteringBoundLogger
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, system_resolver
-from consumer.credentials import CredentialCache, VaultEngineClient
+from consumer.credentials import CredentialCache
+from consumer.credentials_backend import credential_fetch
 from consumer.intake import Rejected, decode_record
 from consumer.logging import KafkaLogSink, get_logger
 from consumer.offsets import CommitPoint, PartitionOffsets
@@ -92,6 +93,8 @@ class Engine:
         self._renderer = OutcomeRenderer(
             settings.results_topic, settings.dead_letter_topic, self._max_message_bytes
         )
+        # Per-upstream circuit breakers; `states()` is what metrics and health read.
+        self.circuit_breakers = settings.circuit_breakers()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
@@ -111,17 +114,21 @@ class Engine:
             vault_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_timeout_s))
             )
-            vault = VaultEngineClient(settings.vault_url, vault_http, settings.vault_token)
             self._runner = ActionRunner(
                 registry=self.registry,
                 credentials=CredentialCache(
-                    vault.fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries
+                    credential_fetch(settings, vault_http),
+                    settings.vault_cache_ttl_s,
+                    settings.vault_cache_max_entries,
                 ),
                 http=api_http,
                 egress_http=egress_http,
                 config=settings.action_config(),
                 retry=settings.retry_policy(),
                 attempt_timeout_s=settings.action_timeout_s,
+                limiter=settings.rate_limiter(),
+                breakers=self.circuit_breakers,
+                step_aside=self._scheduler.stepped_aside,
             )
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)

@@ -3,13 +3,18 @@
 Records with the same key run one after another in offset order; records with different keys,
 or without a key, run concurrently up to `max_in_flight`. A slow key occupies its own lane and
 one slot, never the others. Lanes waiting for a slot are served first come, first served.
+
+A job that only waits on a timer (a rate-limit slot, an open circuit) can step aside
+(`stepped_aside()`): it keeps its lane but gives its slot to others until it needs one again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +30,10 @@ class Job(Generic[J]):
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+# The job the current task runs, so that `stepped_aside()` knows whose slot to lend.
+_CURRENT_JOB: ContextVar[Job[Any] | None] = ContextVar("current_job", default=None)
+
+
 class KeyedScheduler(Generic[J]):
     def __init__(self, max_in_flight: int, run: Callable[[J], Awaitable[Any]]) -> None:
         self._max_in_flight = max_in_flight
@@ -34,11 +43,19 @@ class KeyedScheduler(Generic[J]):
         ] = {}  # queued behind the lane's running job
         self._ready: deque[Job[J]] = deque()  # next in their lane, waiting for a slot
         self._running: set[Job[J]] = set()
+        # Started jobs that stepped aside (no slot), and those waiting to get one back.
+        self._aside: set[Job[J]] = set()
+        self._returning: deque[tuple[Job[J], asyncio.Future[None]]] = deque()
 
     @property
     def held(self) -> int:
         """Jobs accepted and not finished: running, ready, or queued in a lane."""
-        return len(self._running) + len(self._ready) + sum(len(q) for q in self._lanes.values())
+        return (
+            len(self._running)
+            + len(self._aside)
+            + len(self._ready)
+            + sum(len(q) for q in self._lanes.values())
+        )
 
     @property
     def running(self) -> int:
@@ -56,18 +73,55 @@ class KeyedScheduler(Generic[J]):
         self._pump()
 
     def _pump(self) -> None:
+        # Jobs coming back from stepping aside were started first: they get slots first.
+        while self._returning and len(self._running) < self._max_in_flight:
+            job, granted = self._returning.popleft()
+            if granted.done():  # its task was cancelled while waiting
+                continue
+            self._aside.discard(job)
+            self._running.add(job)
+            granted.set_result(None)
         while self._ready and len(self._running) < self._max_in_flight:
             job = self._ready.popleft()
             self._running.add(job)
             job.task = asyncio.create_task(self._execute(job))
 
     async def _execute(self, job: Job[J]) -> None:
+        _CURRENT_JOB.set(job)
         try:
             await self._run(job.payload)
         finally:
             self._running.discard(job)
+            self._aside.discard(job)
             self._release_lane(job)
             self._pump()
+
+    @contextlib.asynccontextmanager
+    async def stepped_aside(self) -> AsyncIterator[None]:
+        """Within this block the calling job does not count against `max_in_flight` (it keeps
+        its lane: the key's next record still waits). On leaving, it waits for a slot again,
+        ahead of jobs not yet started. Outside a scheduled job it does nothing."""
+        job = _CURRENT_JOB.get()
+        if job is None or job not in self._running:
+            yield
+            return
+        self._running.discard(job)
+        self._aside.add(job)
+        self._pump()
+        try:
+            yield
+        finally:
+            if len(self._running) < self._max_in_flight and not self._returning:
+                self._aside.discard(job)
+                self._running.add(job)
+            else:
+                granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._returning.append((job, granted))
+                try:
+                    await granted
+                except asyncio.CancelledError:
+                    granted.cancel()
+                    raise
 
     def _release_lane(self, job: Job[J]) -> None:
         if job.lane is None:
@@ -102,7 +156,7 @@ class KeyedScheduler(Generic[J]):
         Returns how many were abandoned."""
         tasks = [
             j.task
-            for j in self._running
+            for j in (*self._running, *self._aside)
             if j.task is not None and (partitions is None or j.partition in partitions)
         ]
         if not tasks:

@@ -6,10 +6,21 @@ import ssl
 from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actions import ActionConfig, RetryPolicy, parse_networks
+from actions import (
+    ActionConfig,
+    CircuitBreakers,
+    Rate,
+    RateLimiter,
+    RetryPolicy,
+    parse_networks,
+)
+from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
+from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
+from actions.builtin.send_slack import CHANNEL_LIMIT
+from consumer.credentials_hashicorp import check_mount, check_path_template
 
 
 def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
@@ -155,6 +166,67 @@ class EngineSettings(BaseSettings):
     google_sheets_api_url: str = _env(
         "GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com", "Google Sheets API base URL."
     )
+    slack_rate_per_channel: str = _env(
+        "SLACK_RATE_LIMIT_PER_CHANNEL",
+        "1/s",
+        "`send_slack` messages per channel (per project), evenly spaced: `N/s`, `N/min` or "
+        "`N/h`, optionally `burst B`; `off` for none.",
+    )
+    sheets_rate_per_spreadsheet: str = _env(
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",
+        "1/s",
+        "`create_sheet` writes per spreadsheet (same syntax).",
+    )
+    sheets_rate_per_project: str = _env(
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_PROJECT",
+        "60/min",
+        "`create_sheet` writes per project (Google's per-user write quota; same syntax).",
+    )
+    sheets_rate_total: str = _env(
+        "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
+        "off",
+        "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
+        "e.g. `300/min`, when one OAuth client issues every project's token).",
+    )
+    circuit_failure_threshold: int = _env(
+        "EXECUTION_CIRCUIT_FAILURE_THRESHOLD",
+        5,
+        "Consecutive upstream failures (5xx, timeouts, connection errors) that open an "
+        "upstream's circuit; 0 turns circuit breakers off.",
+        ge=0,
+    )
+    circuit_open_s: float = _env(
+        "EXECUTION_CIRCUIT_OPEN_S",
+        30.0,
+        "How long an open circuit stays open before one probe call is let through.",
+        gt=0,
+    )
+    circuit_when_open: Literal["fail_fast", "wait"] = _env(
+        "EXECUTION_CIRCUIT_WHEN_OPEN",
+        "fail_fast",
+        "`fail_fast`: calls to an open circuit end `upstream_unavailable` at once; `wait`: they "
+        "wait (within retry budget and deadline) for it to close.",
+    )
+    notion_api_url: str = _env("NOTION_API_URL", "https://api.notion.com", "Notion API base URL.")
+    notion_version: str = _env(
+        "NOTION_VERSION", "2022-06-28", "Sent as `Notion-Version` (the API version we speak)."
+    )
+    notion_rate_per_project: str = _env(
+        "NOTION_RATE_LIMIT_PER_PROJECT",
+        "3/s",
+        "`notion_create_page` calls per project (Notion allows about 3 per integration).",
+    )
+    smtp_host: str = _env("SMTP_HOST", "localhost", "SMTP server `send_email` submits to.")
+    smtp_port: int = _env("SMTP_PORT", 587, "SMTP server port.", ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = _env(
+        "SMTP_SECURITY",
+        "starttls",
+        "`starttls` (required upgrade), `tls` (implicit TLS, usually port 465) or `none`.",
+    )
+    smtp_from: str | None = _env(
+        "SMTP_FROM", None, "Default sender of `send_email` when the request names none."
+    )
+    smtp_timeout_s: float = _env("SMTP_TIMEOUT_S", 30.0, "SMTP connection and reply timeout.", gt=0)
     http_allowed_networks: str = _env(
         "EXECUTION_HTTP_ALLOWED_NETWORKS",
         "",
@@ -164,10 +236,46 @@ class EngineSettings(BaseSettings):
         "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` response body cap.", ge=0
     )
 
-    # Vault Engine
-    vault_url: str = _env("VAULT_URL", "http://localhost:8200", "Vault Engine base URL.")
+    # Credentials (the Vault Engine, HashiCorp Vault / OpenBao, or the environment)
+    vault_backend: Literal["engine", "hashicorp", "env"] = _env(
+        "VAULT_BACKEND",
+        "engine",
+        "Credential store: `engine` (the PURAIFY Vault Engine), `hashicorp` (HashiCorp Vault or "
+        "OpenBao KV v2), `env` (`PURAIFY_CRED_<PROJECT>__<SERVICE>` variables, local use).",
+    )
+    vault_url: str = _env(
+        "VAULT_URL", "http://localhost:8200", "Vault Engine (or HashiCorp Vault) base URL."
+    )
     vault_token: SecretStr | None = _env(
-        "VAULT_TOKEN", None, "Sent to the Vault Engine as `Authorization: Bearer`."
+        "VAULT_TOKEN",
+        None,
+        "The engine's own Vault token: `Authorization: Bearer` to the Vault Engine, "
+        "`X-Vault-Token` to HashiCorp Vault.",
+    )
+    vault_token_file: str | None = _env(
+        "VAULT_TOKEN_FILE",
+        None,
+        "hashicorp: file holding the token (read at each fetch, e.g. a Vault Agent sink), "
+        "when `VAULT_TOKEN` is unset.",
+    )
+    vault_kv_mount: str = _env(
+        "VAULT_KV_MOUNT", "secret", "hashicorp: mount path of the KV v2 secrets engine."
+    )
+    vault_kv_path_template: str = _env(
+        "VAULT_KV_PATH_TEMPLATE",
+        "puraify/{project}/{service}",
+        "hashicorp: secret path per (project, service) under the mount.",
+    )
+    vault_kv_field: str = _env(
+        "VAULT_KV_FIELD",
+        "token",
+        "hashicorp: the field of the secret's `data.data` that holds the credential.",
+        min_length=1,
+    )
+    vault_namespace: str | None = _env(
+        "VAULT_NAMESPACE",
+        None,
+        "hashicorp: sent as `X-Vault-Namespace` (Vault Enterprise / OpenBao namespaces).",
     )
     vault_timeout_s: float = _env("VAULT_TIMEOUT_S", 5.0, "Vault request timeout.", gt=0)
     vault_cache_ttl_s: float = _env(
@@ -181,6 +289,34 @@ class EngineSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = _env(
         "EXECUTION_LOG_LEVEL", "info", "Lowest level logged (stdout and logs topic)."
     )
+
+    @field_validator(
+        "slack_rate_per_channel",
+        "notion_rate_per_project",
+        "sheets_rate_per_spreadsheet",
+        "sheets_rate_per_project",
+        "sheets_rate_total",
+    )
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        Rate.parse(value)
+        return value
+
+    @field_validator("vault_kv_mount")
+    @classmethod
+    def _valid_mount(cls, value: str) -> str:
+        return check_mount(value)
+
+    @field_validator("vault_kv_path_template")
+    @classmethod
+    def _valid_template(cls, value: str) -> str:
+        return check_path_template(value)
+
+    @model_validator(mode="after")
+    def _hashicorp_needs_a_token(self) -> EngineSettings:
+        if self.vault_backend == "hashicorp" and not (self.vault_token or self.vault_token_file):
+            raise ValueError("VAULT_BACKEND=hashicorp needs VAULT_TOKEN or VAULT_TOKEN_FILE")
+        return self
 
     @field_validator("http_allowed_networks")
     @classmethod
@@ -213,6 +349,29 @@ class EngineSettings(BaseSettings):
             slack_api_url=self.slack_api_url,
             google_sheets_api_url=self.google_sheets_api_url,
             http_max_response_bytes=self.http_max_response_bytes,
+            notion_api_url=self.notion_api_url,
+            notion_version=self.notion_version,
+            smtp_host=self.smtp_host,
+            smtp_port=self.smtp_port,
+            smtp_security=self.smtp_security,
+            smtp_from=self.smtp_from,
+            smtp_timeout_s=self.smtp_timeout_s,
+        )
+
+    def rate_limiter(self) -> RateLimiter:
+        return RateLimiter(
+            {
+                CHANNEL_LIMIT: Rate.parse(self.slack_rate_per_channel),
+                NOTION_PROJECT_LIMIT: Rate.parse(self.notion_rate_per_project),
+                SPREADSHEET_LIMIT: Rate.parse(self.sheets_rate_per_spreadsheet),
+                PROJECT_LIMIT: Rate.parse(self.sheets_rate_per_project),
+                TOTAL_LIMIT: Rate.parse(self.sheets_rate_total),
+            }
+        )
+
+    def circuit_breakers(self) -> CircuitBreakers:
+        return CircuitBreakers(
+            self.circuit_failure_threshold, self.circuit_open_s, self.circuit_when_open
         )
 
     def retry_policy(self) -> RetryPolicy:

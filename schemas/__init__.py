@@ -2,6 +2,7 @@
 
 from schemas.envelope import (
     ErrorInfo,
+    FallbackResult,
     ResultEnvelope,
     error_envelope,
     format_timestamp,
@@ -9,7 +10,7 @@ from schemas.envelope import (
 )
 from schemas.errors import ErrorCode
 from schemas.log_event import EVENT_NAMES, LogEvent, LogLevel
-from schemas.request import PROJECT_PATTERN, ExecutionRequest
+from schemas.request import PROJECT_PATTERN, ExecutionRequest, Fallback
 
 __all__ = [
     "EVENT_NAMES",
@@ -17,6 +18,8 @@ __all__ = [
     "ErrorCode",
     "ErrorInfo",
     "ExecutionRequest",
+    "Fallback",
+    "FallbackResult",
     "LogEvent",
     "LogLevel",
     "ResultEnvelope",

@@ -27,6 +27,19 @@ class ErrorInfo(BaseModel):
     )
 
 
+class FallbackResult(BaseModel):
+    """The outcome of a request's fallback action, beside the main action's."""
+
+    model_config = ConfigDict(frozen=True, title="FallbackResult")
+
+    action: str
+    status: Literal["success", "error"]
+    data: dict[str, Any] | None
+    error: ErrorInfo | None
+    attempts: int = Field(ge=0)
+    duration_ms: float
+
+
 class ResultEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True, title="ResultEnvelope")
 
@@ -42,6 +55,13 @@ class ResultEnvelope(BaseModel):
     duration_ms: float
     metadata: dict[str, Any] | None = None
     environment: str | None = None
+    fallback: FallbackResult | None = Field(
+        default=None,
+        description=(
+            "Present when the request had a fallback and the action failed for good: the "
+            "fallback's own outcome. `status`, `data` and `error` above stay the main action's."
+        ),
+    )
 
     @field_serializer("started_at", "finished_at")
     def _serialize_time(self, moment: datetime) -> str:

@@ -55,6 +55,15 @@ RequestId = Annotated[
 ActionName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
+class Fallback(BaseModel):
+    """Another action to run when the main one fails for good (see the README's Fallback)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Fallback")
+
+    action: ActionName = Field(description="Name of a registered action.")
+    params: dict[str, Any] = Field(description="Validated against that action's params schema.")
+
+
 class ExecutionRequest(BaseModel):
     """An execution request. Unknown top-level fields are rejected so typos are caught."""
 
@@ -77,4 +86,11 @@ class ExecutionRequest(BaseModel):
     deadline: Rfc3339 | None = Field(
         default=None,
         description="RFC 3339 time; a request not started by then is not executed.",
+    )
+    fallback: Fallback | None = Field(
+        default=None,
+        description=(
+            "Run when the action fails for good (after its retries); both outcomes are in the "
+            "envelope. Its action and params are validated before anything runs."
+        ),
     )

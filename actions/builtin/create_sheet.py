@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 from pydantic import Field
 
-from actions.base import Action, ActionContext, ActionParams
+from actions.base import Action, ActionContext, ActionParams, upstream_of
 from actions.errors import (
     CredentialRejected,
     UpstreamUnavailable,
     error_for_exception,
     error_for_status,
 )
+from actions.ratelimit import RateKey
 
 SERVICE = "google_sheets"
+# Google's write quotas: per spreadsheet (we space writes to one sheet), per user (a project's
+# credential is one user), and per Google Cloud project (shared by every project's calls).
+SPREADSHEET_LIMIT = "google_sheets.spreadsheet"
+PROJECT_LIMIT = "google_sheets.project"
+TOTAL_LIMIT = "google_sheets.total"
 
 Scalar = str | int | float | bool | None
 
@@ -34,6 +40,16 @@ class CreateSheet(Action[CreateSheetParams]):
     params_model = CreateSheetParams
     service = SERVICE
     description = "Appends one row to a Google Sheets spreadsheet."
+
+    def rate_keys(self, params: CreateSheetParams, ctx: ActionContext) -> Sequence[RateKey]:
+        return (
+            RateKey(SPREADSHEET_LIMIT, params.spreadsheet_id),
+            RateKey(PROJECT_LIMIT, ctx.project),
+            RateKey(TOTAL_LIMIT, ""),
+        )
+
+    def upstream(self, params: CreateSheetParams, ctx: ActionContext) -> str | None:
+        return upstream_of(ctx.config.google_sheets_api_url)
 
     async def run(self, params: CreateSheetParams, ctx: ActionContext) -> Mapping[str, Any]:
         token = await ctx.token(SERVICE)

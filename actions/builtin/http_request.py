@@ -12,7 +12,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, model_validator
 
-from actions.base import Action, ActionContext, ActionParams, ServiceName
+from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
 from actions.errors import (
     CredentialRejected,
     ForbiddenDestination,
@@ -92,6 +92,9 @@ class HttpRequest(Action[HttpRequestParams]):
     name = "http_request"
     params_model = HttpRequestParams
     description = "Makes one HTTP request through the egress policy; non-2xx is an error."
+
+    def upstream(self, params: HttpRequestParams, ctx: ActionContext) -> str | None:
+        return upstream_of(params.url)
 
     async def run(self, params: HttpRequestParams, ctx: ActionContext) -> Mapping[str, Any]:
         outgoing = await self._prepare(params, ctx)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 from pydantic import Field
 
-from actions.base import Action, ActionContext, ActionParams
+from actions.base import Action, ActionContext, ActionParams, upstream_of
 from actions.errors import (
     CredentialRejected,
     UpstreamError,
@@ -16,8 +16,11 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.ratelimit import RateKey
 
 SERVICE = "slack"
+# Slack allows chat.postMessage about one message per second per channel, short bursts aside.
+CHANNEL_LIMIT = "slack.channel"
 # Slack answers HTTP 200 with ok:false for API errors; these codes mean the token is bad, which a
 # rotation in the Vault may already have fixed.
 _AUTH_ERRORS = frozenset(
@@ -41,6 +44,13 @@ class SendSlack(Action[SendSlackParams]):
     params_model = SendSlackParams
     service = SERVICE
     description = "Posts a message with Slack chat.postMessage."
+
+    def rate_keys(self, params: SendSlackParams, ctx: ActionContext) -> Sequence[RateKey]:
+        # A channel name is only unique within a workspace, and each project has its own.
+        return (RateKey(CHANNEL_LIMIT, f"{ctx.project}/{params.channel}"),)
+
+    def upstream(self, params: SendSlackParams, ctx: ActionContext) -> str | None:
+        return upstream_of(ctx.config.slack_api_url)
 
     async def run(self, params: SendSlackParams, ctx: ActionContext) -> Mapping[str, Any]:
         token = await ctx.token(SERVICE)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, envelopes_by_id, produce, read_topic
-from tests.standins import SlackStandIn, VaultStandIn
+from tests.standins import HashiCorpVaultStandIn, SlackStandIn, VaultStandIn
 
 OLD_TOKEN = "xoxb-old-token-0001"
 NEW_TOKEN = "xoxb-new-token-0002"
@@ -126,3 +126,38 @@ async def test_rate_limit_past_the_budget_is_rate_limited(
     assert envelope["error"]["retryable"] is True
     # Retry-After 5 s does not fit a 2 s budget: it gives up at once rather than sleep past it.
     assert envelope["attempts"] == 1 and envelope["duration_ms"] < 2000
+
+
+async def test_hashicorp_kv_v2_backend_end_to_end(
+    kafka_bootstrap: str, topics: Topics, slack: SlackStandIn
+) -> None:
+    """VAULT_BACKEND=hashicorp: the token comes from KV v2; a sealed Vault is retried, and a
+    project without a secret is missing_credentials."""
+    secrets = {("secret", "puraify/proj-a/slack"): {"token": OLD_TOKEN}}
+    with HashiCorpVaultStandIn(secrets, tokens={"hvs.engine-0001"}) as kv:
+        kv.fail_next(1, 503, body={"errors": ["Vault is sealed"]})
+        await create_topic(kafka_bootstrap, topics.requests, partitions=1)
+        settings = engine_settings(
+            kafka_bootstrap,
+            topics,
+            vault_backend="hashicorp",
+            vault_url=kv.base_url,
+            vault_token="hvs.engine-0001",
+            slack_api_url=slack.base_url,
+        )
+        async with running_engine(settings):
+            await produce(
+                kafka_bootstrap,
+                topics.requests,
+                [slack_request("from-kv"), slack_request("no-secret", project="proj-z")],
+            )
+            results = await read_topic(kafka_bootstrap, topics.results, expect=2)
+        paths = [r.path for r in kv.requests]
+
+    by_id = envelopes_by_id(results)
+    assert by_id["from-kv"][0]["status"] == "success", by_id["from-kv"]
+    assert by_id["from-kv"][0]["attempts"] == 2, "the sealed answer was retried"
+    assert by_id["no-secret"][0]["error"]["code"] == "missing_credentials"
+    assert [m["token"] for m in slack.messages] == [OLD_TOKEN]
+    assert paths.count("/v1/secret/data/puraify/proj-a/slack") == 2
+    assert "/v1/secret/data/puraify/proj-z/slack" in paths

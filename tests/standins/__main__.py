@@ -1,6 +1,7 @@
 """Run a stand-in in the foreground, e.g. for docker compose.
 
 python -m tests.standins vault --port 8200 --token PROJECT:SERVICE:SECRET [...]
+python -m tests.standins hashicorp --port 8300 --client-token T --token PROJECT:SERVICE:SECRET
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from tests.standins.base import StandInServer
+from tests.standins.hashicorp_vault import HashiCorpVaultStandIn
 from tests.standins.http_target import HttpTargetStandIn
 from tests.standins.sheets import SheetsStandIn
 from tests.standins.slack import SlackStandIn
@@ -47,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vault.add_argument("--required-bearer", default=None)
 
+    kv = add("hashicorp", 8300, "HashiCorp Vault KV v2 (secrets at secret/puraify/P/S)")
+    kv.add_argument("--client-token", action="append", default=[], help="accepted X-Vault-Token")
+    kv.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        type=_parse_vault_token,
+        metavar="PROJECT:SERVICE:SECRET",
+    )
+
     slack = add("slack", 8201, "Slack Web API chat.postMessage")
     slack.add_argument("--valid-token", action="append", default=None)
     slack.add_argument("--channel", action="append", default=None, metavar="NAME=ID")
@@ -65,6 +77,11 @@ def build_server(args: argparse.Namespace) -> StandInServer:
     if args.kind == "vault":
         secrets = {(p, s): secret for p, s, secret in args.token}
         return VaultStandIn(secrets, args.required_bearer, host=args.host, port=args.port)
+    if args.kind == "hashicorp":
+        kv_secrets = {("secret", f"puraify/{p}/{s}"): {"token": v} for p, s, v in args.token}
+        return HashiCorpVaultStandIn(
+            kv_secrets, set(args.client_token), host=args.host, port=args.port
+        )
     if args.kind == "slack":
         channels: dict[str, str] | None = None
         if args.channel:

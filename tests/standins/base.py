@@ -41,6 +41,8 @@ class RecordedRequest:
     # with ", " as RFC 9110 allows.
     headers: dict[str, str]
     body: bytes
+    # Wall-clock arrival (time.time()): lets tests measure spacing, e.g. rate limits.
+    received_at: float = field(default_factory=time.time)
 
     def json(self) -> Any:
         """Parse the body as JSON (raises ``ValueError`` if it is not JSON)."""

@@ -59,6 +59,7 @@ def test_success_envelope_shape() -> None:
         "duration_ms": 142.0,
         "metadata": {"flow": "on-register"},
         "environment": "production",
+        "fallback": None,
     }
 
 

@@ -299,3 +299,101 @@ async def test_many_lanes_many_jobs_keep_per_lane_order(limit: int) -> None:
         sched.submit("p0", key, (key, i))
     await settle_all(sched)
     assert order == {f"k{n}": list(range(n, 60, 5)) for n in range(5)}
+
+
+class Napper:
+    """A `run` function whose jobs named `nap-*` step aside until released; others finish."""
+
+    def __init__(self) -> None:
+        self.sched: KeyedScheduler[str] | None = None
+        self.gates: dict[str, asyncio.Event] = {}
+        self.finished: list[str] = []
+        self.max_running = 0
+
+    async def __call__(self, name: str) -> None:
+        assert self.sched is not None
+        self.max_running = max(self.max_running, self.sched.running)
+        if name.startswith("nap"):
+            async with self.sched.stepped_aside():
+                await self.gates.setdefault(name, asyncio.Event()).wait()
+            self.max_running = max(self.max_running, self.sched.running)
+        self.finished.append(name)
+
+
+def napping(limit: int) -> tuple[KeyedScheduler[str], Napper]:
+    napper = Napper()
+    napper.sched = KeyedScheduler(limit, napper)
+    return napper.sched, napper
+
+
+async def test_a_job_stepping_aside_lends_its_slot_but_keeps_its_lane() -> None:
+    sched, napper = napping(1)
+    sched.submit("p", "k1", "nap-1")
+    sched.submit("p", "k1", "k1-next")
+    sched.submit("p", "k2", "other")
+    await settle()
+    assert napper.finished == ["other"], "another lane ran in the lent slot"
+    assert sched.held == 2 and sched.running == 0
+    napper.gates["nap-1"].set()
+    await settle()
+    assert napper.finished == ["other", "nap-1", "k1-next"], "the lane kept its order"
+    assert napper.max_running <= 1
+
+
+async def test_returning_jobs_never_exceed_the_limit() -> None:
+    sched, napper = napping(2)
+    for i in range(6):
+        sched.submit("p", f"n{i}", f"nap-{i}")
+    await settle()
+    assert sched.running == 0 and sched.held == 6, "all six started and stepped aside"
+    for gate in napper.gates.values():
+        gate.set()
+    await settle_all(sched)
+    assert sorted(napper.finished) == [f"nap-{i}" for i in range(6)]
+    assert napper.max_running <= 2
+
+
+async def test_a_returning_job_waits_for_a_free_slot() -> None:
+    gates: dict[str, asyncio.Event] = {}
+    order: list[str] = []
+
+    async def run(name: str) -> None:
+        if name == "nap":
+            async with sched.stepped_aside():
+                await gates.setdefault("nap", asyncio.Event()).wait()
+            order.append("nap-back")
+        else:
+            order.append(f"{name}-start")
+            await gates.setdefault(name, asyncio.Event()).wait()
+            order.append(f"{name}-end")
+
+    sched: KeyedScheduler[str] = KeyedScheduler(1, run)
+    sched.submit("p", "a", "nap")
+    await settle()
+    sched.submit("p", "b", "busy")
+    await settle()
+    gates["nap"].set()
+    await settle()
+    assert order == ["busy-start"], "no slot free: the nap waits"
+    sched.submit("p", "c", "later")
+    gates["busy"].set()
+    await settle()
+    assert order[:3] == ["busy-start", "busy-end", "nap-back"], "returning before new jobs"
+    gates["later"].set()
+    await settle_all(sched)
+
+
+async def test_drain_includes_jobs_that_stepped_aside() -> None:
+    sched, _napper = napping(1)
+    sched.submit("p", "k", "nap-forever")
+    await settle()
+    assert sched.running == 0
+    assert await sched.drain(None, 0.05) == 1
+    assert sched.held == 0
+
+
+async def test_stepping_aside_outside_a_job_does_nothing() -> None:
+    sched: KeyedScheduler[str] = KeyedScheduler(1, lambda _: asyncio.sleep(0))
+    async with sched.stepped_aside():
+        pass
+    assert sched.held == 0

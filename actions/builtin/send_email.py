@@ -1,0 +1,159 @@
+"""`send_email`: one message through the operator's SMTP server (aiosmtplib).
+
+The server (`SMTP_HOST`, `SMTP_PORT`, `SMTP_SECURITY`) is a setting, not a param: a request
+cannot point the engine at an SMTP server of its choosing. The project's `smtp` credential is
+`username:password` for SMTP AUTH.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Annotated, Any
+
+import aiosmtplib
+from pydantic import AfterValidator, Field, model_validator
+
+from actions.base import Action, ActionContext, ActionParams
+from actions.errors import (
+    ActionError,
+    CredentialRejected,
+    InvalidParams,
+    MissingCredentials,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+
+SERVICE = "smtp"
+# Deliberately plain: an address with no whitespace, no CR/LF (header injection) and one "@".
+_ADDRESS = re.compile(r"^[^\s@<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}$")
+
+
+def _single_line(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be one line")
+    return value
+
+
+Address = Annotated[str, Field(max_length=320, pattern=_ADDRESS.pattern)]
+HeaderText = Annotated[str, Field(max_length=998), AfterValidator(_single_line)]
+
+
+class SendEmailParams(ActionParams):
+    to: list[Address] = Field(min_length=1, max_length=50)
+    cc: list[Address] = Field(default_factory=list, max_length=50)
+    bcc: list[Address] = Field(default_factory=list, max_length=50)
+    subject: HeaderText
+    text: str | None = Field(default=None, max_length=1_000_000, description="Plain-text body.")
+    html: str | None = Field(default=None, max_length=1_000_000, description="HTML body.")
+    from_address: Address | None = Field(
+        default=None, alias="from", description="Sender; default `SMTP_FROM`."
+    )
+    reply_to: Address | None = None
+
+    @model_validator(mode="after")
+    def _a_body(self) -> SendEmailParams:
+        if self.text is None and self.html is None:
+            raise ValueError("give `text`, `html` or both")
+        return self
+
+
+class SendEmail(Action[SendEmailParams]):
+    name = "send_email"
+    params_model = SendEmailParams
+    service = SERVICE
+    description = "Sends an email through the configured SMTP server."
+
+    def upstream(self, params: SendEmailParams, ctx: ActionContext) -> str | None:
+        return f"smtp://{ctx.config.smtp_host}:{ctx.config.smtp_port}"
+
+    async def run(self, params: SendEmailParams, ctx: ActionContext) -> Mapping[str, Any]:
+        sender = params.from_address or ctx.config.smtp_from
+        if sender is None:
+            raise InvalidParams("params.from: required when SMTP_FROM is not set")
+        username, separator, password = (await ctx.token(SERVICE)).get_secret_value().partition(":")
+        if not separator or not username:
+            raise MissingCredentials(
+                "the smtp credential must be 'username:password'", details={"service": SERVICE}
+            )
+        message = _message(params, sender, ctx.request_id)
+        config = ctx.config
+        try:
+            refused, _reply = await aiosmtplib.send(
+                message,
+                sender=sender,
+                recipients=[*params.to, *params.cc, *params.bcc],
+                hostname=config.smtp_host,
+                port=config.smtp_port,
+                username=username,
+                password=password,
+                use_tls=config.smtp_security == "tls",
+                start_tls=config.smtp_security == "starttls",
+                timeout=config.smtp_timeout_s,
+            )
+        except aiosmtplib.SMTPException as exc:
+            raise _classify(exc) from None
+        except OSError as exc:
+            raise UpstreamUnavailable(
+                f"cannot reach the SMTP server ({type(exc).__name__})"
+            ) from None
+        return {"message_id": message["Message-ID"], "refused": sorted(refused)}
+
+
+def _message(params: SendEmailParams, sender: str, request_id: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(params.to)
+    if params.cc:
+        message["Cc"] = ", ".join(params.cc)
+    if params.reply_to:
+        message["Reply-To"] = params.reply_to
+    message["Subject"] = params.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    # Lets the recipient side (and our logs) tie a message to its request.
+    message["X-Puraify-Request-Id"] = request_id
+    if params.text is not None:
+        message.set_content(params.text)
+    if params.html is not None:
+        if params.text is None:
+            message.set_content(params.html, subtype="html")
+        else:
+            message.add_alternative(params.html, subtype="html")
+    return message
+
+
+def _classify(exc: aiosmtplib.SMTPException) -> ActionError:
+    """SMTP reply codes: 4xx transient (retry), 5xx permanent; 535 is a refused login."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return CredentialRejected(
+            SERVICE, "the SMTP server refused the login", details={"smtp_code": exc.code}
+        )
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = sorted({r.code for r in exc.recipients})
+        if all(400 <= c < 500 for c in codes):
+            return UpstreamUnavailable(
+                "the SMTP server deferred every recipient", details={"smtp_codes": codes}
+            )
+        return UpstreamError(
+            "the SMTP server refused every recipient", details={"smtp_codes": codes}
+        )
+    if isinstance(exc, aiosmtplib.SMTPNotSupported) or "STARTTLS" in str(exc):
+        # The server cannot do what SMTP_SECURITY requires: never fall back to cleartext.
+        return UpstreamError("the SMTP server does not offer STARTTLS (SMTP_SECURITY=starttls)")
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPServerDisconnected):
+        return UpstreamUnavailable(f"the SMTP server failed ({type(exc).__name__})")
+    if isinstance(exc, aiosmtplib.SMTPConnectError):
+        return UpstreamUnavailable("cannot connect to the SMTP server")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        details = {"smtp_code": exc.code}
+        message = f"the SMTP server answered {exc.code}"
+        if 400 <= exc.code < 500:
+            return UpstreamUnavailable(message, details=details)
+        return UpstreamError(message, details=details)
+    return UpstreamUnavailable(f"SMTP failed ({type(exc).__name__})")
+
+
+ACTION = SendEmail()

@@ -1,0 +1,163 @@
+"""send_webhook: a signed POST over loopback, verifiable by the receiver like Stripe's."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from actions import (
+    CredentialRejected,
+    EgressPolicy,
+    ForbiddenDestination,
+    RateLimited,
+    UpstreamError,
+    UpstreamUnavailable,
+    guarded_client,
+    parse_networks,
+)
+from actions.builtin.send_webhook import (
+    ACTION,
+    SIGNATURE_HEADER,
+    SendWebhookParams,
+    sign,
+    verify_signature,
+)
+from tests.standins import HttpTargetStandIn
+from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
+
+SECRET = "whsec_test_0123456789"
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[HttpTargetStandIn]:
+    with HttpTargetStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def receiver(receiver_server: HttpTargetStandIn) -> HttpTargetStandIn:
+    receiver_server.clear()
+    return receiver_server
+
+
+@pytest.fixture
+async def egress() -> AsyncIterator[httpx.AsyncClient]:
+    async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
+        yield client
+
+
+async def send(
+    egress: httpx.AsyncClient,
+    url: str,
+    credentials: FakeCredentials | None = None,
+    **params: object,
+) -> dict[str, object]:
+    async with plain_client() as http:
+        ctx = make_context(
+            http=http,
+            egress_http=egress,
+            credentials=credentials or FakeCredentials({("demo-project", "webhook"): SECRET}),
+            request_id="req-77",
+        )
+        values = {"url": url, "payload": {"user": "ada", "n": 1}, **params}
+        return dict(await ACTION.run(SendWebhookParams.model_validate(values), ctx))
+
+
+def test_sign_is_hmac_sha256_over_timestamp_dot_body() -> None:
+    body = b'{"a":1}'
+    expected = hmac.new(SECRET.encode(), b"1732600000." + body, hashlib.sha256).hexdigest()
+    assert sign(SECRET, 1732600000, body) == f"t=1732600000,v1={expected}"
+
+
+def test_verify_signature() -> None:
+    body = b'{"a":1}'
+    header = sign(SECRET, 1000, body)
+    assert verify_signature(SECRET, header, body, now=1000)
+    assert verify_signature(SECRET, header, body, now=1299)
+    assert not verify_signature(SECRET, header, body, now=1301), "too old: a replay"
+    assert not verify_signature("other-secret", header, body, now=1000)
+    assert not verify_signature(SECRET, header, b'{"a":2}', now=1000), "body tampered"
+    assert not verify_signature(SECRET, header.replace("t=1000", "t=1001"), body, now=1000)
+    assert not verify_signature(SECRET, "garbage", body, now=1000)
+    # A receiver accepts any v1 (secret rotation: old and new signatures side by side).
+    assert verify_signature(SECRET, f"{header},v1=deadbeef", body, now=1000)
+
+
+async def test_the_receiver_can_verify_what_was_sent(
+    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+) -> None:
+    before = int(time.time())
+    data = await send(egress, f"{receiver.base_url}/echo", event="user.registered")
+    assert data["status_code"] == 200
+    (request,) = receiver.requests
+    assert request.method == "POST"
+    assert json.loads(request.body) == {"user": "ada", "n": 1}
+    header = request.headers[SIGNATURE_HEADER.lower()]
+    assert verify_signature(SECRET, header, request.body)
+    signed_at = int(header.split(",")[0][2:])
+    assert signed_at == data["signed_at"]
+    assert before <= signed_at <= int(time.time())
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["puraify-event"] == "user.registered"
+    assert request.headers["idempotency-key"] == "req-77"
+    assert SECRET not in json.dumps(request.headers)
+
+
+async def test_caller_headers_cannot_override_the_signature_or_type(
+    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+) -> None:
+    await send(
+        egress,
+        f"{receiver.base_url}/echo",
+        headers={"X-Tenant": "t1", "Content-Type": "text/plain", SIGNATURE_HEADER: "t=1,v1=x"},
+    )
+    (request,) = receiver.requests
+    assert request.headers["x-tenant"] == "t1"
+    assert request.headers["content-type"] == "application/json"
+    assert verify_signature(SECRET, request.headers[SIGNATURE_HEADER.lower()], request.body)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, UpstreamError),
+        (401, CredentialRejected),
+        (302, UpstreamError),
+        (429, RateLimited),
+        (503, UpstreamUnavailable),
+    ],
+)
+async def test_receiver_answers_are_classified(
+    receiver: HttpTargetStandIn, egress: httpx.AsyncClient, status: int, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        await send(egress, f"{receiver.base_url}/status/{status}")
+
+
+async def test_the_egress_policy_applies() -> None:
+    async with guarded_client(EgressPolicy()) as strict:
+        with pytest.raises(ForbiddenDestination):
+            await send(strict, "http://127.0.0.1:9/hook")
+        with pytest.raises(ForbiddenDestination, match="scheme"):
+            await send(strict, "file:///etc/passwd")
+
+
+async def test_an_unreachable_receiver_is_retryable(egress: httpx.AsyncClient) -> None:
+    with pytest.raises(UpstreamUnavailable):
+        await send(egress, f"http://127.0.0.1:{closed_port()}/hook")
+
+
+async def test_the_secret_comes_from_the_named_service(
+    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+) -> None:
+    credentials = FakeCredentials({("demo-project", "billing-hooks"): "whsec_billing"})
+    await send(egress, f"{receiver.base_url}/echo", credentials, secret_service="billing-hooks")
+    (request,) = receiver.requests
+    assert verify_signature("whsec_billing", request.headers["puraify-signature"], request.body)
+    assert credentials.gets == [("demo-project", "billing-hooks")]
