@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,9 @@ from actions.egress import Resolver, parse_networks, system_resolver
 from consumer.credentials import CredentialCache, VaultEngineClient
 from consumer.intake import Rejected, decode_record
 from consumer.logging import KafkaLogSink, get_logger
+from consumer.metrics import EngineMetrics
 from consumer.offsets import OffsetTracker, PartitionOffsets
+from consumer.ops_server import OpsServer, serve_ops
 from consumer.publisher import DeadLetter, ResultPublisher, dead_letter_headers
 from consumer.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
@@ -54,6 +57,7 @@ class EngineState:
 
     assigned: set[TopicPartition] = field(default_factory=set)
     paused: bool = False
+    consumer: AIOKafkaConsumer | None = None  # the group consumer, once started (readiness)
 
 
 class Engine:
@@ -64,6 +68,7 @@ class Engine:
         registry: ActionRegistry | None = None,
         resolver: Resolver = system_resolver,
         log_sink: KafkaLogSink | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
@@ -76,14 +81,21 @@ class Engine:
             settings.max_in_flight, self._process
         )
         self._commit_lock = asyncio.Lock()
+        # ops: metrics and the /healthz, /readyz, /metrics server (consumer/ops_server.py)
+        self.metrics = metrics or EngineMetrics(self.registry.names())
+        self.metrics.watch_gauges(
+            lambda: self._scheduler.running, lambda: self._scheduler.held, lambda: self.state.paused
+        )
+        self.ops: OpsServer | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
         settings = self.settings
         kafka = settings.kafka_client_options()
-        if settings.create_topics:
-            await ensure_topics(settings)
         async with contextlib.AsyncExitStack() as stack:
+            self.ops = await stack.enter_async_context(serve_ops(self))  # ops
+            if settings.create_topics:
+                await ensure_topics(settings)
             api_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
             )
@@ -96,11 +108,13 @@ class Engine:
                 httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_timeout_s))
             )
             vault = VaultEngineClient(settings.vault_url, vault_http, settings.vault_token)
+            credentials = CredentialCache(
+                vault.fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries
+            )
+            self.metrics.watch_credentials(credentials)  # ops
             self._runner = ActionRunner(
                 registry=self.registry,
-                credentials=CredentialCache(
-                    vault.fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries
-                ),
+                credentials=credentials,
                 http=api_http,
                 egress_http=egress_http,
                 config=settings.action_config(),
@@ -138,6 +152,8 @@ class Engine:
             consumer.subscribe([settings.requests_topic], listener=_Rebalance(self))
             await consumer.start()
             self._consumer = consumer
+            self.state.consumer = consumer  # ops: readiness
+            self.metrics.watch_consumer(consumer)  # ops: lag
             try:
                 self._log.info(
                     "engine.started",
@@ -170,6 +186,7 @@ class Engine:
                 timeout_ms=_FETCH_TIMEOUT_MS, max_records=max(1, min(room, _MAX_FETCH_RECORDS))
             )
             for tp, records in batch.items():
+                self.metrics.consumed(tp.topic, tp.partition, len(records))  # ops
                 for record in records:
                     offsets = self._offsets.add(tp, record.offset)
                     scheduler.submit(tp, record.key or None, _Work(record, offsets))
@@ -192,6 +209,7 @@ class Engine:
                     finished_at=now,
                 ),
             )
+        self.metrics.envelope(outcome.envelope)  # ops
         await self._publisher.publish(
             outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
         )
@@ -262,13 +280,16 @@ class Engine:
             offsets = self._offsets.to_commit(chosen)
             if not offsets:
                 return
+            started = time.monotonic()  # ops
             try:
                 await self._consumer.commit(offsets)
             except KafkaError as exc:
                 # A rebalance in progress or a broker away: the next tick tries again, and
                 # what is not committed runs again (at-least-once), never skipped.
                 self._log.warning("commit.failed", error=type(exc).__name__)
+                self.metrics.commit_failed()  # ops
                 return
+            self.metrics.committed(time.monotonic() - started)  # ops
             self._offsets.committed(offsets)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:

@@ -147,6 +147,17 @@ class EngineSettings(BaseSettings):
     )
 
     # Operations
+    http_enabled: bool = _env(
+        "EXECUTION_HTTP_ENABLED", True, "Serve /healthz, /readyz and /metrics."
+    )
+    http_host: str = _env("EXECUTION_HTTP_HOST", "0.0.0.0", "Address the ops endpoints listen on.")
+    http_port: int = _env(
+        "EXECUTION_HTTP_PORT",
+        8080,
+        "Port of /healthz, /readyz and /metrics (0: any free port).",
+        ge=0,
+        le=65535,
+    )
     log_level: Literal["debug", "info", "warning", "error"] = _env(
         "EXECUTION_LOG_LEVEL", "info", "Lowest level logged (stdout and logs topic)."
     )
