@@ -12,6 +12,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from pydantic import ValidationError
 from consumer.engine import Engine
 from consumer.local_kafka import LocalKafka, cache_dir
 from consumer.logging import KafkaLogSink, configure_logging
+from consumer.replay import ReplayOptions, Selection, format_report, parse_offset_range, replay
 from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.settings import EngineSettings, settings_help
 from consumer.topics import partitions_of
+from schemas import ErrorCode
 
 LOCAL_KAFKA_PORT = 9092
 
@@ -85,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     send.set_defaults(handler=_send)
 
+    _add_replay(commands, formatter)
+
     export = commands.add_parser(
         "schemas",
         help="write the JSON Schemas into schemas/json",
@@ -95,6 +100,113 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     export.set_defaults(handler=_schemas)
     return parser
+
+
+def _add_replay(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    replay_cmd = commands.add_parser(
+        "replay",
+        help="re-execute a range of the requests topic (beside the live group)",
+        description="Re-execute a range of the requests topic without disturbing the live "
+        "group: the selected records are published again to the requests topic (same key, "
+        "value and request_id, plus a `replay-of` header) and the running engines execute "
+        "them. Requests whose latest envelope is a success are skipped unless "
+        "--include-succeeded; records that would be rejected again are never republished. "
+        "Progress goes to stderr, a summary table to stdout.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    replay_cmd.add_argument(
+        "--from", dest="since", type=_moment, help="records at or after this time (ISO 8601)"
+    )
+    replay_cmd.add_argument(
+        "--to", dest="until", type=_moment, help="records at or before this time (ISO 8601)"
+    )
+    replay_cmd.add_argument(
+        "--offsets",
+        action="append",
+        type=_offset_range,
+        default=[],
+        metavar="P:START[-END]",
+        help="an offset range of partition P, END included (repeatable)",
+    )
+    replay_cmd.add_argument(
+        "--all", action="store_true", help="the whole topic (when no --from/--to/--offsets)"
+    )
+    replay_cmd.add_argument(
+        "--only-failed",
+        action="store_true",
+        help="only requests whose latest envelope is an error",
+    )
+    replay_cmd.add_argument(
+        "--codes", type=_codes, default=frozenset(), help="comma-separated error codes to keep"
+    )
+    replay_cmd.add_argument(
+        "--include-succeeded",
+        action="store_true",
+        help="also replay requests whose latest envelope is a success (re-runs side effects)",
+    )
+    replay_cmd.add_argument(
+        "--dry-run", action="store_true", help="validate and report; publish nothing"
+    )
+    replay_cmd.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the replayed requests' envelopes and report their outcomes",
+    )
+    replay_cmd.set_defaults(handler=_replay)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _offset_range(text: str) -> Any:
+    try:
+        return parse_offset_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _codes(text: str) -> frozenset[str]:
+    codes = frozenset(code.strip() for code in text.split(",") if code.strip())
+    unknown = codes - {code.value for code in ErrorCode}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown error code(s): {', '.join(sorted(unknown))}")
+    return codes
+
+
+def _replay(args: argparse.Namespace, settings: EngineSettings) -> int:
+    if not (args.since or args.until or args.offsets or args.all):
+        print(
+            "execution-engine replay: choose a range: --from/--to, --offsets, or --all",
+            file=sys.stderr,
+        )
+        return 2
+    options = ReplayOptions(
+        selection=Selection(
+            only_failed=args.only_failed,
+            codes=args.codes,
+            include_succeeded=args.include_succeeded,
+        ),
+        ranges=tuple(args.offsets),
+        since=args.since,
+        until=args.until,
+        dry_run=args.dry_run,
+        wait_s=args.wait,
+    )
+    try:
+        report = asyncio.run(replay(settings, options))
+    except (LookupError, ValueError) as exc:
+        print(f"execution-engine replay: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 0
 
 
 def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
