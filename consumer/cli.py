@@ -92,9 +92,10 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "schemas",
-        help="write the JSON Schemas into schemas/json",
+        help="write the JSON Schemas and the AsyncAPI document into schemas/json",
         description="Write the JSON Schemas generated from the models (request, envelope, log "
-        "event, each action's params).",
+        "event, each action's params) and the AsyncAPI 3.0 document of the four topics "
+        "(asyncapi.json).",
     )
     export.add_argument("--out", type=Path, default=SCHEMA_DIR)
     export.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
