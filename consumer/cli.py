@@ -25,7 +25,8 @@ from consumer.logging import KafkaLogSink, configure_logging
 from consumer.replay import ReplayOptions, Selection, format_report, parse_offset_range, replay
 from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.settings import EngineSettings, settings_help
-from consumer.topics import partitions_of
+from consumer.tail import KINDS, TailFilter, tail
+from consumer.topics import create_topics, partitions_of
 from schemas import ErrorCode
 
 LOCAL_KAFKA_PORT = 9092
@@ -89,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     send.set_defaults(handler=_send)
 
     _add_replay(commands, formatter)
+    _add_topics(commands, formatter)
+    _add_tail(commands, formatter)
 
     export = commands.add_parser(
         "schemas",
@@ -157,6 +160,114 @@ def _add_replay(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="wait up to SECONDS for the replayed requests' envelopes and report their outcomes",
     )
     replay_cmd.set_defaults(handler=_replay)
+
+
+def _add_topics(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    topics = commands.add_parser(
+        "topics",
+        help="manage the engine's topics",
+        description="Manage the engine's four topics.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    actions = topics.add_subparsers(dest="topics_command", required=True)
+    create = actions.add_parser(
+        "create",
+        help="create the four topics when missing (idempotent)",
+        description="Create the requests, results, logs and dead-letter topics when missing. "
+        "Existing topics are left as they are (and reported), so this is safe to re-run.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    create.add_argument(
+        "--partitions", type=int, default=None, help="default: EXECUTION_TOPIC_PARTITIONS"
+    )
+    create.add_argument(
+        "--replication", type=int, default=None, help="default: EXECUTION_TOPIC_REPLICATION"
+    )
+    create.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a topic config for created topics, e.g. retention.ms=604800000 (repeatable)",
+    )
+    create.set_defaults(handler=_topics_create)
+
+
+def _topics_create(args: argparse.Namespace, settings: EngineSettings) -> int:
+    configs = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"execution-engine topics create: {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        configs[key] = value
+    partitions = args.partitions or settings.topic_partitions
+    replication = args.replication or settings.topic_replication
+    statuses = asyncio.run(create_topics(settings, partitions, replication, configs))
+    width = max(len(status.name) for status in statuses)
+    print(f"{'topic':<{width}}  state    partitions  replication")
+    for status in statuses:
+        state = "created" if status.created else "exists"
+        print(
+            f"{status.name:<{width}}  {state:<7}  {status.partitions:>10}  {status.replication:>11}"
+        )
+    return 0
+
+
+def _add_tail(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    tail_cmd = commands.add_parser(
+        "tail",
+        help="print results, log events or dead letters, filtered",
+        description="Print the last records of the results, logs or dead-letter topic, one "
+        "line each (or --json), oldest first; --follow keeps printing new ones. Reads without "
+        "a consumer group: it never disturbs the engines.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    tail_cmd.add_argument("topic", choices=KINDS)
+    tail_cmd.add_argument("--request-id", default=None)
+    tail_cmd.add_argument(
+        "--status", default=None, help="success or error, an error code, or a log level"
+    )
+    tail_cmd.add_argument("--project", default=None)
+    tail_cmd.add_argument("--action", default=None)
+    tail_cmd.add_argument(
+        "-n", "--lines", type=int, default=10, help="how many to print first (0: all)"
+    )
+    tail_cmd.add_argument("--from", dest="since", type=_moment, help="start at this time")
+    tail_cmd.add_argument("-f", "--follow", action="store_true", help="keep printing new ones")
+    tail_cmd.add_argument("--json", action="store_true", help="print the records as JSON")
+    tail_cmd.set_defaults(handler=_tail)
+
+
+def _tail(args: argparse.Namespace, settings: EngineSettings) -> int:
+    wanted = TailFilter(args.request_id, args.status, args.project, args.action)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await tail(
+            settings,
+            args.topic,
+            wanted,
+            sys.stdout,
+            lines=max(0, args.lines),
+            since=args.since,
+            follow=args.follow,
+            as_json=args.json,
+            stop=stop,
+        )
+
+    try:
+        asyncio.run(run())
+    except LookupError as exc:
+        print(f"execution-engine tail: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _moment(text: str) -> datetime:
