@@ -32,6 +32,7 @@ from consumer.publisher import DeadLetter, ResultPublisher, dead_letter_headers
 from consumer.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
 from consumer.topics import ensure_topics
+from consumer.tracing import NoTracing, build_tracing
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 _FETCH_TIMEOUT_MS = 200
@@ -69,6 +70,7 @@ class Engine:
         resolver: Resolver = system_resolver,
         log_sink: KafkaLogSink | None = None,
         metrics: EngineMetrics | None = None,
+        tracing: NoTracing | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
@@ -87,6 +89,7 @@ class Engine:
             lambda: self._scheduler.running, lambda: self._scheduler.held, lambda: self.state.paused
         )
         self.ops: OpsServer | None = None
+        self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
@@ -94,6 +97,7 @@ class Engine:
         kafka = settings.kafka_client_options()
         async with contextlib.AsyncExitStack() as stack:
             self.ops = await stack.enter_async_context(serve_ops(self))  # ops
+            stack.callback(self.tracing.shutdown)  # ops
             if settings.create_topics:
                 await ensure_topics(settings)
             api_http = await stack.enter_async_context(
@@ -245,7 +249,8 @@ class Engine:
             )
         log = log.bind(action=decoded.request.action, project=decoded.request.project)
         log.info("request.received")
-        envelope = await self._runner.execute(decoded.request, decoded.request_id, log)
+        execution = self._runner.execute(decoded.request, decoded.request_id, log)
+        envelope = await self.tracing.run(decoded, execution)  # ops: a span when tracing is on
         return _Outcome(envelope, decoded.traceparent)
 
     def _rejection(self, rejected: Rejected, log: FilteringBoundLogger) -> ResultEnvelope:

@@ -158,6 +158,11 @@ class EngineSettings(BaseSettings):
         ge=0,
         le=65535,
     )
+    otlp_endpoint: str | None = _env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        None,
+        "OTLP/HTTP base URL: one span per executed action (needs the `otel` extra; unset: off).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = _env(
         "EXECUTION_LOG_LEVEL", "info", "Lowest level logged (stdout and logs topic)."
     )
