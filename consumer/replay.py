@@ -47,6 +47,7 @@ class Verdict(StrEnum):
     SUCCEEDED = "succeeded"  # latest envelope is a success
     FILTERED = "filtered"  # --only-failed / --codes left it out
     INVALID = "invalid"  # would be rejected again: replaying cannot change its outcome
+    DUPLICATE = "duplicate"  # another record in the range has the same request_id
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ async def replay(
     finally:
         await reader.stop()
 
-    selected = []
+    chosen: dict[str, _Candidate] = {}  # request_id -> the record to republish
     for candidate in candidates:
         record = candidate.record
         part = report.partitions.setdefault(record.partition, PartitionReport(record.partition))
@@ -223,8 +224,19 @@ async def replay(
         found = latest.get(candidate.decoded.request_id)
         verdict = decide(candidate.decoded, found, options.selection, registry)
         part.verdicts[verdict] += 1
-        if verdict is Verdict.REPLAY:
-            selected.append(candidate)
+        if verdict is not Verdict.REPLAY:
+            continue
+        earlier = chosen.get(candidate.decoded.request_id)
+        if earlier is None:
+            chosen[candidate.decoded.request_id] = candidate
+            continue
+        # One request id, several records (a producer retried, or a replay ran before):
+        # re-executing it once is the point of an idempotency key. The latest one wins.
+        older, newer = sorted((earlier, candidate), key=lambda c: c.record.timestamp)
+        report.partitions[older.record.partition].verdicts[Verdict.REPLAY] -= 1
+        report.partitions[older.record.partition].verdicts[Verdict.DUPLICATE] += 1
+        chosen[candidate.decoded.request_id] = newer
+    selected = list(chosen.values())
     for tp in spans:
         report.partitions.setdefault(tp.partition, PartitionReport(tp.partition))
     if options.dry_run or not selected:
@@ -474,7 +486,7 @@ def format_report(report: ReplayReport) -> str:
     """The summary table printed at the end."""
     action = "would replay" if report.dry_run else "replayed"
     header = ["partition", "offsets", "scanned", action, "skip: succeeded", "skip: filtered"]
-    header.append("skip: invalid")
+    header += ["skip: invalid", "skip: duplicate"]
     rows = []
     for number in sorted(report.partitions):
         part = report.partitions[number]

@@ -80,6 +80,7 @@ async def test_replay_re_executes_failures_only_and_never_resends_successes(
         slack_request("ok-2", "proj-a"),
         slack_request("miss-1", "proj-b"),  # no credential yet: missing_credentials
         slack_request("miss-2", "proj-b"),
+        slack_request("miss-1", "proj-b"),  # the producer sent it twice: replayed once
         Outgoing(b"not json at all", key=b"bad"),
         Outgoing.request({"action": "no_such_action", "project": "p", "params": {}}, key="n"),
         Outgoing.request({"action": "log_message", "project": "p", "params": {"message": "x"}}),
@@ -90,15 +91,15 @@ async def test_replay_re_executes_failures_only_and_never_resends_successes(
     async with running_engine(settings):
         await produce(kafka_bootstrap, topics.requests, records)
         first = envelopes_by_id(
-            await read_topic(kafka_bootstrap, topics.results, expect=7, grace_s=0)
+            await read_topic(kafka_bootstrap, topics.results, expect=8, grace_s=0)
         )
         assert first["miss-1"][0]["error"]["code"] == "missing_credentials"
         assert len(slack.messages) == 2
         vault.set_token("proj-b", "slack", TOKEN_B)  # the operator fixes the Vault
 
         dry = await asyncio.to_thread(run_replay, kafka_bootstrap, topics, "--all", "--dry-run")
-        # total, offsets?, scanned, would replay, succeeded, filtered, invalid
-        assert table_row(dry.stdout, "total")[1:] == ["7", "2", "3", "0", "2"], dry.stdout
+        # total: scanned, would replay, skipped: succeeded, filtered, invalid, duplicate
+        assert table_row(dry.stdout, "total")[1:] == ["8", "2", "3", "0", "2", "1"], dry.stdout
         assert "would replay" in dry.stdout
         assert "reading requests" in dry.stderr  # the progress indicator
         await asyncio.sleep(1)
@@ -115,18 +116,18 @@ async def test_replay_re_executes_failures_only_and_never_resends_successes(
             "--wait",
             "60",
         )
-        assert table_row(done.stdout, "total")[1:] == ["7", "2", "3", "0", "2"], done.stdout
+        assert table_row(done.stdout, "total")[1:] == ["8", "2", "3", "0", "2", "1"], done.stdout
         assert table_row(done.stdout, "success") == ["success", "-", "2"], done.stdout
         print(done.stdout)  # shown with -s: the summary table
 
         again = await asyncio.to_thread(run_replay, kafka_bootstrap, topics, "--all")
-        # 9 records now (2 copies); all that can succeed have: nothing left to replay.
-        assert table_row(again.stdout, "total")[1:] == ["9", "0", "7", "0", "2"], again.stdout
+        # 10 records now (2 copies); all that can succeed have: nothing left to replay.
+        assert table_row(again.stdout, "total")[1:] == ["10", "0", "8", "0", "2", "0"], again.stdout
         await asyncio.sleep(1)
-        requests = await read_topic(kafka_bootstrap, topics.requests, expect=9)
-        results = await read_topic(kafka_bootstrap, topics.results, expect=9)
+        requests = await read_topic(kafka_bootstrap, topics.requests, expect=10)
+        results = await read_topic(kafka_bootstrap, topics.results, expect=10)
 
-    assert len(requests) == 9
+    assert len(requests) == 10
     copies = [r for r in requests if dict(r.headers).get(REPLAY_HEADER)]
     assert sorted(json.loads(r.value)["request_id"] for r in copies) == ["miss-1", "miss-2"]
     originals = {(r.partition, r.offset): r for r in requests}
@@ -135,7 +136,7 @@ async def test_replay_re_executes_failures_only_and_never_resends_successes(
         original = originals[(int(partition), int(offset))]
         assert (copy.key, copy.value) == (original.key, original.value)
     by_id = envelopes_by_id(results)
-    assert [e["status"] for e in by_id["miss-1"]] == ["error", "success"]
+    assert [e["status"] for e in by_id["miss-1"]] == ["error", "error", "success"]
     assert [e["status"] for e in by_id["ok-1"]] == ["success"]
     # Slack got each message exactly once: the successes were never re-sent.
     assert sorted(m["text"] for m in slack.messages) == ["miss-1", "miss-2", "ok-1", "ok-2"]

@@ -133,10 +133,12 @@ def test_format_report_has_rows_totals_and_outcomes() -> None:
         "filtered",
         "skip:",
         "invalid",
+        "skip:",
+        "duplicate",
     ]
-    assert lines[2].split() == ["0", "0-4", "5", "2", "3", "0", "0"]
-    assert lines[3].split() == ["1", "-", "0", "0", "0", "0", "0"]
-    assert lines[5].split() == ["total", "5", "2", "3", "0", "0"]
+    assert lines[2].split() == ["0", "0-4", "5", "2", "3", "0", "0", "0"]
+    assert lines[3].split() == ["1", "-", "0", "0", "0", "0", "0", "0"]
+    assert lines[5].split() == ["total", "5", "2", "3", "0", "0", "0"]
     assert ["error", "upstream_error", "1"] in [line.split() for line in lines]
     assert "would replay" in format_report(ReplayReport(dry_run=True))
 
