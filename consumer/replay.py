@@ -169,6 +169,7 @@ class Progress:
         self._stream = stream if stream is not None else sys.stderr
         self._tty = self._stream.isatty()
         self._last_line = 0.0
+        self._shown = -1  # the count last shown
 
     def advance(self, count: int) -> None:
         self._done += count
@@ -178,9 +179,11 @@ class Progress:
             self._show(end="\r" if self._tty else "\n")
 
     def close(self) -> None:
-        self._show(end="\n")
+        if self._tty or self._shown != self._done:
+            self._show(end="\n")
 
     def _show(self, end: str) -> None:
+        self._shown = self._done
         total = max(self._total, self._done)
         fraction = self._done / total if total else 1.0
         filled = int(fraction * 30)
@@ -306,8 +309,8 @@ async def _read_span(
     while open_spans:
         batch = await reader.getmany(*open_spans, timeout_ms=_FETCH_TIMEOUT_MS)
         for tp, records in batch.items():
-            end = open_spans[tp][1] if tp in open_spans else -1
-            inside = [r for r in records if r.offset < end]
+            start, end = open_spans.get(tp, (0, -1))
+            inside = [r for r in records if start <= r.offset < end]
             if inside:
                 on_records(inside)
         for tp in list(open_spans):
@@ -470,6 +473,8 @@ async def _wait_for_envelopes(
             batch = await reader.getmany(timeout_ms=_FETCH_TIMEOUT_MS)
             for records in batch.values():
                 for record in records:
+                    if record.offset < start[TopicPartition(record.topic, record.partition)]:
+                        continue  # an envelope from before the replay
                     if pending.pop(record.key or b"", None) is None:
                         continue
                     found = _parse_latest(record.value)

@@ -215,8 +215,11 @@ async def tail(
         partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
+        # Explicit seeks: seek_to_beginning() can lose a race with the reset that assign()
+        # starts, and then silently reads from the end.
         if since is None:
-            await consumer.seek_to_beginning(*partitions)
+            for tp, offset in (await consumer.beginning_offsets(partitions)).items():
+                consumer.seek(tp, offset)
         else:
             found = await consumer.offsets_for_times(
                 {tp: int(since.timestamp() * 1000) for tp in partitions}
