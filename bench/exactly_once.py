@@ -56,6 +56,7 @@ class Run:
             "EXECUTION_DEAD_LETTER_TOPIC": f"bench.dead.{suffix}",
             "EXECUTION_GROUP_ID": f"bench-{suffix}",
             "EXECUTION_TOPIC_PARTITIONS": "3",
+            "EXECUTION_HTTP_PORT": "0",
             **env,
         }
 

@@ -12,6 +12,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,12 @@ from pydantic import ValidationError
 from consumer.engine import Engine
 from consumer.local_kafka import LocalKafka, cache_dir
 from consumer.logging import KafkaLogSink, configure_logging
+from consumer.replay import ReplayOptions, Selection, format_report, parse_offset_range, replay
 from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.settings import EngineSettings, settings_help
-from consumer.topics import partitions_of
+from consumer.tail import KINDS, TailFilter, tail
+from consumer.topics import create_topics, partitions_of
+from schemas import ErrorCode
 
 LOCAL_KAFKA_PORT = 9092
 
@@ -85,16 +89,236 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
     send.set_defaults(handler=_send)
 
+    _add_replay(commands, formatter)
+    _add_topics(commands, formatter)
+    _add_tail(commands, formatter)
+
     export = commands.add_parser(
         "schemas",
-        help="write the JSON Schemas into schemas/json",
+        help="write the JSON Schemas and the AsyncAPI document into schemas/json",
         description="Write the JSON Schemas generated from the models (request, envelope, log "
-        "event, each action's params).",
+        "event, each action's params) and the AsyncAPI 3.0 document of the four topics "
+        "(asyncapi.json).",
     )
     export.add_argument("--out", type=Path, default=SCHEMA_DIR)
     export.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     export.set_defaults(handler=_schemas)
     return parser
+
+
+def _add_replay(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    replay_cmd = commands.add_parser(
+        "replay",
+        help="re-execute a range of the requests topic (beside the live group)",
+        description="Re-execute a range of the requests topic without disturbing the live "
+        "group: the selected records are published again to the requests topic (same key, "
+        "value and request_id, plus a `replay-of` header) and the running engines execute "
+        "them. Requests whose latest envelope is a success are skipped unless "
+        "--include-succeeded; records that would be rejected again are never republished. "
+        "Progress goes to stderr, a summary table to stdout.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    replay_cmd.add_argument(
+        "--from", dest="since", type=_moment, help="records at or after this time (ISO 8601)"
+    )
+    replay_cmd.add_argument(
+        "--to", dest="until", type=_moment, help="records at or before this time (ISO 8601)"
+    )
+    replay_cmd.add_argument(
+        "--offsets",
+        action="append",
+        type=_offset_range,
+        default=[],
+        metavar="P:START[-END]",
+        help="an offset range of partition P, END included (repeatable)",
+    )
+    replay_cmd.add_argument(
+        "--all", action="store_true", help="the whole topic (when no --from/--to/--offsets)"
+    )
+    replay_cmd.add_argument(
+        "--only-failed",
+        action="store_true",
+        help="only requests whose latest envelope is an error",
+    )
+    replay_cmd.add_argument(
+        "--codes", type=_codes, default=frozenset(), help="comma-separated error codes to keep"
+    )
+    replay_cmd.add_argument(
+        "--include-succeeded",
+        action="store_true",
+        help="also replay requests whose latest envelope is a success (re-runs side effects)",
+    )
+    replay_cmd.add_argument(
+        "--dry-run", action="store_true", help="validate and report; publish nothing"
+    )
+    replay_cmd.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the replayed requests' envelopes and report their outcomes",
+    )
+    replay_cmd.set_defaults(handler=_replay)
+
+
+def _add_topics(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    topics = commands.add_parser(
+        "topics",
+        help="manage the engine's topics",
+        description="Manage the engine's four topics.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    actions = topics.add_subparsers(dest="topics_command", required=True)
+    create = actions.add_parser(
+        "create",
+        help="create the four topics when missing (idempotent)",
+        description="Create the requests, results, logs and dead-letter topics when missing. "
+        "Existing topics are left as they are (and reported), so this is safe to re-run.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    create.add_argument(
+        "--partitions", type=int, default=None, help="default: EXECUTION_TOPIC_PARTITIONS"
+    )
+    create.add_argument(
+        "--replication", type=int, default=None, help="default: EXECUTION_TOPIC_REPLICATION"
+    )
+    create.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a topic config for created topics, e.g. retention.ms=604800000 (repeatable)",
+    )
+    create.set_defaults(handler=_topics_create)
+
+
+def _topics_create(args: argparse.Namespace, settings: EngineSettings) -> int:
+    configs = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"execution-engine topics create: {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        configs[key] = value
+    partitions = args.partitions or settings.topic_partitions
+    replication = args.replication or settings.topic_replication
+    statuses = asyncio.run(create_topics(settings, partitions, replication, configs))
+    width = max(len(status.name) for status in statuses)
+    print(f"{'topic':<{width}}  state    partitions  replication")
+    for status in statuses:
+        state = "created" if status.created else "exists"
+        print(
+            f"{status.name:<{width}}  {state:<7}  {status.partitions:>10}  {status.replication:>11}"
+        )
+    return 0
+
+
+def _add_tail(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    tail_cmd = commands.add_parser(
+        "tail",
+        help="print results, log events or dead letters, filtered",
+        description="Print the last records of the results, logs or dead-letter topic, one "
+        "line each (or --json), oldest first; --follow keeps printing new ones. Reads without "
+        "a consumer group: it never disturbs the engines.",
+        epilog=settings_help(),
+        formatter_class=formatter,
+    )
+    tail_cmd.add_argument("topic", choices=KINDS)
+    tail_cmd.add_argument("--request-id", default=None)
+    tail_cmd.add_argument(
+        "--status", default=None, help="success or error, an error code, or a log level"
+    )
+    tail_cmd.add_argument("--project", default=None)
+    tail_cmd.add_argument("--action", default=None)
+    tail_cmd.add_argument(
+        "-n", "--lines", type=int, default=10, help="how many to print first (0: all)"
+    )
+    tail_cmd.add_argument("--from", dest="since", type=_moment, help="start at this time")
+    tail_cmd.add_argument("-f", "--follow", action="store_true", help="keep printing new ones")
+    tail_cmd.add_argument("--json", action="store_true", help="print the records as JSON")
+    tail_cmd.set_defaults(handler=_tail)
+
+
+def _tail(args: argparse.Namespace, settings: EngineSettings) -> int:
+    wanted = TailFilter(args.request_id, args.status, args.project, args.action)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await tail(
+            settings,
+            args.topic,
+            wanted,
+            sys.stdout,
+            lines=max(0, args.lines),
+            since=args.since,
+            follow=args.follow,
+            as_json=args.json,
+            stop=stop,
+        )
+
+    try:
+        asyncio.run(run())
+    except LookupError as exc:
+        print(f"execution-engine tail: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _offset_range(text: str) -> Any:
+    try:
+        return parse_offset_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _codes(text: str) -> frozenset[str]:
+    codes = frozenset(code.strip() for code in text.split(",") if code.strip())
+    unknown = codes - {code.value for code in ErrorCode}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown error code(s): {', '.join(sorted(unknown))}")
+    return codes
+
+
+def _replay(args: argparse.Namespace, settings: EngineSettings) -> int:
+    if not (args.since or args.until or args.offsets or args.all):
+        print(
+            "execution-engine replay: choose a range: --from/--to, --offsets, or --all",
+            file=sys.stderr,
+        )
+        return 2
+    options = ReplayOptions(
+        selection=Selection(
+            only_failed=args.only_failed,
+            codes=args.codes,
+            include_succeeded=args.include_succeeded,
+        ),
+        ranges=tuple(args.offsets),
+        since=args.since,
+        until=args.until,
+        dry_run=args.dry_run,
+        wait_s=args.wait,
+    )
+    try:
+        report = asyncio.run(replay(settings, options))
+    except (LookupError, ValueError) as exc:
+        print(f"execution-engine replay: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 0
 
 
 def _run(args: argparse.Namespace, settings: EngineSettings) -> int:

@@ -26,7 +26,9 @@ from consumer.credentials import CredentialCache
 from consumer.credentials_backend import credential_fetch
 from consumer.intake import Rejected, decode_record
 from consumer.logging import KafkaLogSink, get_logger
+from consumer.metrics import EngineMetrics
 from consumer.offsets import CommitPoint, PartitionOffsets
+from consumer.ops_server import OpsServer, serve_ops
 from consumer.partition_channel import (
     AtLeastOnceSink,
     CommitSink,
@@ -37,6 +39,7 @@ from consumer.publisher import DeadLetter, OutcomeRenderer, dead_letter_headers
 from consumer.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
 from consumer.topics import ensure_topics
+from consumer.tracing import NoTracing, build_tracing
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 _FETCH_TIMEOUT_MS = 200
@@ -64,6 +67,7 @@ class EngineState:
 
     assigned: set[TopicPartition] = field(default_factory=set)
     paused: bool = False
+    consumer: AIOKafkaConsumer | None = None  # the group consumer, once started (readiness)
 
 
 class Engine:
@@ -74,6 +78,8 @@ class Engine:
         registry: ActionRegistry | None = None,
         resolver: Resolver = system_resolver,
         log_sink: KafkaLogSink | None = None,
+        metrics: EngineMetrics | None = None,
+        tracing: NoTracing | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
@@ -95,14 +101,23 @@ class Engine:
         )
         # Per-upstream circuit breakers; `states()` is what metrics and health read.
         self.circuit_breakers = settings.circuit_breakers()
+        # ops: metrics and the /healthz, /readyz, /metrics server (consumer/ops_server.py)
+        self.metrics = metrics or EngineMetrics(self.registry.names())
+        self.metrics.watch_gauges(
+            lambda: self._scheduler.running, lambda: self.held, lambda: self.state.paused
+        )
+        self.ops: OpsServer | None = None
+        self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
         settings = self.settings
         kafka = settings.kafka_client_options()
-        if settings.create_topics:
-            await ensure_topics(settings)
         async with contextlib.AsyncExitStack() as stack:
+            self.ops = await stack.enter_async_context(serve_ops(self))  # ops
+            stack.callback(self.tracing.shutdown)  # ops
+            if settings.create_topics:
+                await ensure_topics(settings)
             api_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
             )
@@ -114,13 +129,15 @@ class Engine:
             vault_http = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_timeout_s))
             )
+            credentials = CredentialCache(
+                credential_fetch(settings, vault_http),
+                settings.vault_cache_ttl_s,
+                settings.vault_cache_max_entries,
+            )
+            self.metrics.watch_credentials(credentials)  # ops
             self._runner = ActionRunner(
                 registry=self.registry,
-                credentials=CredentialCache(
-                    credential_fetch(settings, vault_http),
-                    settings.vault_cache_ttl_s,
-                    settings.vault_cache_max_entries,
-                ),
+                credentials=credentials,
                 http=api_http,
                 egress_http=egress_http,
                 config=settings.action_config(),
@@ -156,6 +173,8 @@ class Engine:
             consumer.subscribe([settings.requests_topic], listener=_Rebalance(self))
             self._consumer = consumer  # the listener may run inside start()
             await consumer.start()
+            self.state.consumer = consumer  # ops: readiness
+            self.metrics.watch_consumer(consumer)  # ops: lag
             try:
                 self._log.info(
                     "engine.started",
@@ -208,6 +227,7 @@ class Engine:
                     # not tracked, so they are neither committed nor lost.
                     continue
                 offsets = channel.offsets
+                self.metrics.consumed(tp.topic, tp.partition, len(records))  # ops
                 for record in records:
                     if offsets.add(record.offset):
                         continue  # a previous owner published its envelope already
@@ -254,6 +274,7 @@ class Engine:
                     finished_at=now,
                 ),
             )
+        self.metrics.envelope(outcome.envelope)  # ops
         messages = self._renderer.render(
             outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
         )
@@ -289,7 +310,8 @@ class Engine:
             )
         log = log.bind(action=decoded.request.action, project=decoded.request.project)
         log.info("request.received")
-        envelope = await self._runner.execute(decoded.request, decoded.request_id, log)
+        execution = self._runner.execute(decoded.request, decoded.request_id, log)
+        envelope = await self.tracing.run(decoded, execution)  # ops: a span when tracing is on
         return _Outcome(envelope, decoded.traceparent)
 
     def _rejection(self, rejected: Rejected, log: FilteringBoundLogger) -> ResultEnvelope:
@@ -350,6 +372,8 @@ class Engine:
                 log=self._log,
                 interval_s=self.settings.commit_interval_s,
                 max_batch=self.settings.transaction_max_records,
+                on_flushed=self.metrics.committed,  # ops: transaction latency
+                on_failed=self.metrics.commit_failed,  # ops
             )
             self._channels[tp] = channel
             self._channel_tasks[tp] = asyncio.create_task(channel.run(self._on_fenced))

@@ -204,7 +204,8 @@ class PartitionChannel:
         log: FilteringBoundLogger,
         interval_s: float,
         max_batch: int,
-        on_flushed: Callable[[float, int], None] | None = None,
+        on_flushed: Callable[[float], None] | None = None,
+        on_failed: Callable[[], None] | None = None,
     ) -> None:
         self.tp = tp
         self.offsets = offsets
@@ -215,6 +216,7 @@ class PartitionChannel:
         self._interval_s = interval_s
         self._max_batch = max_batch
         self._on_flushed = on_flushed
+        self._on_failed = on_failed
         self._ready: dict[int, list[OutMessage]] = {}
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -252,6 +254,8 @@ class PartitionChannel:
             except Exception as exc:  # the broker is away, or a bug: never end the loop for it
                 self._log.warning("flush.failed", error=type(exc).__name__)
                 flushed = False
+            if not flushed and self._on_failed is not None:
+                self._on_failed()
             backoff = 0.0 if flushed else min(max(backoff * 2, 0.2), 5.0)
 
     async def flush(self) -> bool:
@@ -300,7 +304,7 @@ class PartitionChannel:
         for offset in finished:
             del self._ready[offset]
         if self._on_flushed is not None:
-            self._on_flushed(time.monotonic() - started, len(finished))
+            self._on_flushed(time.monotonic() - started)
         return True
 
     async def _went_through(self, point: CommitPoint) -> bool:

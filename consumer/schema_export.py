@@ -1,4 +1,5 @@
-"""The JSON Schema files in `schemas/json/`, generated from the pydantic models (never by hand)."""
+"""The JSON Schema files in `schemas/json/`, generated from the pydantic models (never by hand),
+and the AsyncAPI document of the four topics beside them (`asyncapi.json`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import schemas
 from actions import ActionRegistry, default_registry
+from consumer.asyncapi import build_asyncapi
 from schemas import ExecutionRequest, LogEvent, ResultEnvelope
 
 SCHEMA_DIR = Path(schemas.__file__).parent / "json"
+ASYNCAPI_FILE = "asyncapi.json"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -38,6 +41,11 @@ def build_schemas(registry: ActionRegistry | None = None) -> dict[str, dict[str,
     return documents
 
 
+def build_documents(registry: ActionRegistry | None = None) -> dict[str, dict[str, Any]]:
+    """Every generated file: the JSON Schemas and the AsyncAPI document."""
+    return {**build_schemas(registry), ASYNCAPI_FILE: build_asyncapi(registry)}
+
+
 def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -46,7 +54,7 @@ def write_schemas(
     directory: Path = SCHEMA_DIR, registry: ActionRegistry | None = None
 ) -> list[Path]:
     written = []
-    for name, document in build_schemas(registry).items():
+    for name, document in build_documents(registry).items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(document), encoding="utf-8")
@@ -59,7 +67,7 @@ def stale_schemas(
 ) -> list[str]:
     """Files that are missing or differ from what the models generate now."""
     stale = []
-    for name, document in build_schemas(registry).items():
+    for name, document in build_documents(registry).items():
         path = directory / name
         if not path.exists() or path.read_text(encoding="utf-8") != render(document):
             stale.append(name)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from consumer.settings import EngineSettings
 
@@ -34,6 +35,74 @@ async def ensure_topics(settings: EngineSettings) -> None:
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+@dataclass(frozen=True)
+class TopicStatus:
+    name: str
+    created: bool
+    partitions: int
+    replication: int
+
+
+def engine_topics(settings: EngineSettings) -> list[str]:
+    return [
+        settings.requests_topic,
+        settings.results_topic,
+        settings.logs_topic,
+        settings.dead_letter_topic,
+    ]
+
+
+async def create_topics(
+    settings: EngineSettings,
+    partitions: int,
+    replication: int,
+    configs: dict[str, str] | None = None,
+) -> list[TopicStatus]:
+    """Create the four topics when missing; report each (existing ones are left unchanged,
+    so this is safe to run at every deployment)."""
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        created = set()
+        for name in engine_topics(settings):
+            topic = NewTopic(name, partitions, replication, topic_configs=dict(configs or {}))
+            response = await admin.create_topics([topic])
+            # Per-topic errors come back in the response, not as exceptions.
+            for _, code, *rest in response.topic_errors:
+                error = for_code(code)
+                if error is TopicAlreadyExistsError:
+                    break
+                if code != 0:
+                    message = rest[0] if rest else ""
+                    raise RuntimeError(f"cannot create topic {name!r}: {error.__name__} {message}")
+            else:
+                created.add(name)
+        described = await _describe(admin, engine_topics(settings))
+        return [
+            TopicStatus(name, name in created, *described.get(name, (0, 0)))
+            for name in engine_topics(settings)
+        ]
+    finally:
+        await admin.close()
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, int]]:
+    """name -> (partitions, replication factor), waiting briefly for new topics' metadata."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        found = {
+            topic["topic"]: (
+                len(topic["partitions"]),
+                max((len(p["replicas"]) for p in topic["partitions"]), default=0),
+            )
+            for topic in await admin.describe_topics(names)
+            if topic["partitions"]
+        }
+        if len(found) == len(names) or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
 
 
 async def partitions_of(

@@ -61,6 +61,9 @@ def engine_settings(bootstrap: str, topics: Topics, **overrides: Any) -> EngineS
         "retry_max_delay_s": 0.2,
         "session_timeout_ms": 10_000,
         "rebalance_timeout_ms": 20_000,
+        # Never the contract's 8080: tests run side by side on one machine.
+        "http_host": "127.0.0.1",
+        "http_port": 0,
     }
     values.update(overrides)
     return EngineSettings(**values)

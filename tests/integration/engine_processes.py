@@ -39,6 +39,7 @@ def engine_env(bootstrap: str, topics: Topics, **extra: str) -> dict[str, str]:
             "EXECUTION_DRAIN_TIMEOUT_S": "5",
             "EXECUTION_HTTP_ALLOWED_NETWORKS": "127.0.0.0/8",
             "EXECUTION_RETRY_BASE_DELAY_S": "0.05",
+            "EXECUTION_HTTP_PORT": "0",  # several engines on one machine
         }
     )
     env.update(extra)

@@ -30,6 +30,8 @@ def cli_env(bootstrap: str, topics: Topics) -> dict[str, str]:
             "EXECUTION_DEAD_LETTER_TOPIC": topics.dead_letter,
             "EXECUTION_GROUP_ID": topics.group,
             "EXECUTION_DRAIN_TIMEOUT_S": "5",
+            "EXECUTION_HTTP_HOST": "127.0.0.1",
+            "EXECUTION_HTTP_PORT": "0",
         }
     )
     return env

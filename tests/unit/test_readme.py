@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumer.local_kafka import KAFKA_VERSION
+from consumer.metrics import EngineMetrics
 from consumer.settings import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,3 +25,18 @@ def test_the_kafka_version_named_is_the_one_launched() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in README and "make run" in README
     assert "exec make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_every_metric_is_documented() -> None:
+    names = set()
+    for family in EngineMetrics().registry.collect():
+        suffix = "_total" if family.type == "counter" else ""
+        names.add(family.name + suffix)
+    assert len(names) >= 12
+    for name in names:
+        assert f"`{name}`" in README, name
+
+
+def test_every_command_is_in_the_commands_table() -> None:
+    for command in ("run", "send", "replay", "topics create", "tail", "schemas"):
+        assert f"| `execution-engine {command}" in README, command

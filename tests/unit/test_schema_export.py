@@ -9,7 +9,7 @@ import pytest
 
 from consumer.schema_export import SCHEMA_DIR, build_schemas, stale_schemas, write_schemas
 
-COMMITTED = sorted(SCHEMA_DIR.rglob("*.json"))
+COMMITTED = sorted(p for p in SCHEMA_DIR.rglob("*.schema.json"))
 
 
 def test_committed_schemas_are_not_stale() -> None:

@@ -26,6 +26,7 @@ CONTRACT_NAMES = {
     "SLACK_API_URL",
     "GOOGLE_SHEETS_API_URL",
     "EXECUTION_HTTP_ALLOWED_NETWORKS",
+    "EXECUTION_HTTP_PORT",
 }
 
 
@@ -168,3 +169,7 @@ def test_ssl_client_options(monkeypatch: pytest.MonkeyPatch) -> None:
     options = EngineSettings().kafka_client_options()
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert "sasl_mechanism" not in options
+
+
+def test_ops_port_defaults_to_the_contracts_8080() -> None:
+    assert EngineSettings().http_port == 8080
