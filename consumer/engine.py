@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +46,9 @@ from schemas import ErrorCode, ResultEnvelope, error_envelope
 _FETCH_TIMEOUT_MS = 200
 _MAX_FETCH_RECORDS = 1000
 # Shutdown and revoke: how long the last transactions may take once running work has drained.
-_FINAL_FLUSH_TIMEOUT_S = 10.0
+_FINAL_FLUSH_TIMEOUT_S = 5.0
+# Shutdown: how long each Kafka client may take to close.
+_CLOSE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -150,14 +153,14 @@ class Engine:
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
             await producer.start()
-            stack.push_async_callback(producer.stop)
+            stack.push_async_callback(self._bounded, producer.stop, "producer.stop")
             self._producer = producer
             if self._log_sink is not None:
                 sink_task = asyncio.create_task(self._log_sink.run(producer, settings.logs_topic))
                 stack.push_async_callback(self._stop_log_sink, self._log_sink, sink_task, producer)
             admin = AIOKafkaAdminClient(**kafka)
             await admin.start()
-            stack.push_async_callback(admin.close)
+            stack.push_async_callback(self._bounded, admin.close, "admin.close")
             self._admin = admin
 
             consumer = AIOKafkaConsumer(
@@ -187,8 +190,22 @@ class Engine:
                 await self._intake_loop(stop)
                 await self._shutdown()
             finally:
-                await consumer.stop()
+                await self._bounded(consumer.stop, "consumer.stop")
                 self._log.info("engine.stopped")
+
+    async def _bounded(self, close: Callable[[], Awaitable[Any]], what: str) -> None:
+        """Closing a Kafka client waits for the broker (flush, leave group): with the broker
+        gone that could be forever, and a shutdown must end."""
+        try:
+            await asyncio.wait_for(close(), _CLOSE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            # aiokafka's consumer.stop() can raise its own fetch task's cancellation.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            self._log.warning("engine.close_timed_out", client=what, error="CancelledError")
+        except Exception as exc:
+            self._log.warning("engine.close_timed_out", client=what, error=type(exc).__name__)
 
     def _producer_options(self) -> dict[str, Any]:
         return {
@@ -354,6 +371,9 @@ class Engine:
                     await sink.open()
                     start = await self._read_committed(tp)
                     break
+                except asyncio.CancelledError:  # revoked while opening
+                    await sink.close()
+                    raise
                 except Exception as exc:
                     await sink.close()
                     self._log.warning(
@@ -432,13 +452,13 @@ class Engine:
         abandoned = await self._scheduler.drain(set(partitions), bound_s)
         channels = [c for tp in partitions if (c := self._channels.pop(tp, None)) is not None]
         for channel in channels:
-            task = self._channel_tasks.pop(channel.tp, None)
-            if task is not None:
-                task.cancel()
+            channel.stop_flushing()  # a flush in progress completes; none starts after it
         if channels:
-            await asyncio.wait(
-                [asyncio.create_task(self._final_flush(c)) for c in channels],
-            )
+            await asyncio.wait([asyncio.create_task(self._final_flush(c)) for c in channels])
+        for channel in channels:
+            task = self._channel_tasks.pop(channel.tp, None)
+            if task is not None and not task.done():
+                task.cancel()
         for tp in partitions:
             self.state.assigned.discard(tp)
             self._paused.discard(tp)
@@ -466,6 +486,17 @@ class Engine:
             self._channel_tasks.pop(tp, None)
             self._scheduler.discard_queued({tp})
             asyncio.get_running_loop().create_task(channel.close())
+            self._opening[tp] = asyncio.create_task(self._reopen_if_still_ours(tp))
+
+    async def _reopen_if_still_ours(self, tp: TopicPartition) -> None:
+        """Fencing usually means another engine owns the partition, and the group revokes it
+        from us within a session timeout. If it is still ours after that (the broker timed our
+        own transaction out), take it up again rather than leave it idle."""
+        await asyncio.sleep(self.settings.session_timeout_ms / 1000)
+        self._opening.pop(tp, None)
+        if tp in self._consumer.assignment() and tp not in self._channels:
+            self._log.warning("partition.reopening", partition=tp.partition)
+            self._opening[tp] = asyncio.create_task(self._open(tp))
 
     async def _shutdown(self) -> None:
         self._log.info("engine.stopping", in_flight=self._scheduler.running, held=self.held)

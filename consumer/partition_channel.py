@@ -222,6 +222,7 @@ class PartitionChannel:
         self._flush_lock = asyncio.Lock()
         self.closed = False
         self.fenced = False
+        self._stopping = False
 
     @property
     def held(self) -> int:
@@ -238,11 +239,11 @@ class PartitionChannel:
     async def run(self, on_fenced: Callable[[PartitionChannel], Any]) -> None:
         """Flush every interval until closed. Failures back off; fencing ends the loop."""
         backoff = 0.0
-        while not self.closed:
+        while not self.closed and not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval_s + backoff)
             self._wake.clear()
-            if self.closed:
+            if self.closed or self._stopping:
                 return
             try:
                 flushed = await self.flush()
@@ -334,6 +335,11 @@ class PartitionChannel:
                     else:
                         messages[index] = self._renderer.shrink(message)
                     return
+
+    def stop_flushing(self) -> None:
+        """End `run` after the flush in progress, if any: the owner flushes one last time."""
+        self._stopping = True
+        self._wake.set()
 
     async def close(self) -> None:
         self.closed = True

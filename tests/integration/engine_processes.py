@@ -40,6 +40,8 @@ def engine_env(bootstrap: str, topics: Topics, **extra: str) -> dict[str, str]:
             "EXECUTION_HTTP_ALLOWED_NETWORKS": "127.0.0.0/8",
             "EXECUTION_RETRY_BASE_DELAY_S": "0.05",
             "EXECUTION_HTTP_PORT": "0",  # several engines on one machine
+            # Hundreds of messages go to one channel: Slack's 1/s would make this a 5-minute test.
+            "SLACK_RATE_LIMIT_PER_CHANNEL": "off",
         }
     )
     env.update(extra)
