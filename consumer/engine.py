@@ -434,13 +434,23 @@ class Engine:
         if not revoked:
             return
         self._log.info("partitions.revoked", partitions=_names(revoked))
+        # Everything below must end well inside the rebalance timeout, or the group goes on
+        # without us: half of it for running actions, a quarter for the last transactions.
+        rebalance_s = self.settings.rebalance_timeout_ms / 1000
         dropped, abandoned = await self._release(
-            revoked, min(self.settings.drain_timeout_s, self.settings.rebalance_timeout_ms / 2000)
+            revoked,
+            min(self.settings.drain_timeout_s, rebalance_s / 2),
+            min(_FINAL_FLUSH_TIMEOUT_S, rebalance_s / 4),
         )
         if dropped or abandoned:
             self._log.info("partitions.released", not_started=dropped, abandoned=abandoned)
 
-    async def _release(self, partitions: set[TopicPartition], bound_s: float) -> tuple[int, int]:
+    async def _release(
+        self,
+        partitions: set[TopicPartition],
+        bound_s: float,
+        flush_bound_s: float = _FINAL_FLUSH_TIMEOUT_S,
+    ) -> tuple[int, int]:
         """Stop intake for `partitions`, let their running actions finish within `bound_s`,
         publish and commit what finished, close their producers. Returns (not started,
         abandoned): those run again on the next owner."""
@@ -454,7 +464,9 @@ class Engine:
         for channel in channels:
             channel.stop_flushing()  # a flush in progress completes; none starts after it
         if channels:
-            await asyncio.wait([asyncio.create_task(self._final_flush(c)) for c in channels])
+            await asyncio.wait(
+                [asyncio.create_task(self._final_flush(c, flush_bound_s)) for c in channels]
+            )
         for channel in channels:
             task = self._channel_tasks.pop(channel.tp, None)
             if task is not None and not task.done():
@@ -464,10 +476,10 @@ class Engine:
             self._paused.discard(tp)
         return dropped, abandoned
 
-    async def _final_flush(self, channel: PartitionChannel) -> None:
+    async def _final_flush(self, channel: PartitionChannel, bound_s: float) -> None:
         try:
             if not channel.fenced:
-                await asyncio.wait_for(channel.flush(), _FINAL_FLUSH_TIMEOUT_S)
+                await asyncio.wait_for(channel.flush(), bound_s)
         except Exception as exc:  # uncommitted records simply run again on the next owner
             self._log.warning(
                 "partition.final_flush_failed",
