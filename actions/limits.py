@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # pydantic refuses to serialise deeper than 255 levels; requests and relayed bodies stay far below.
 MAX_JSON_DEPTH = 64
+
+# A JSON string escape of a UTF-16 surrogate (`\ud800`…`\udfff`). Only when the text holds one
+# can a decoded string hold a lone surrogate, which no UTF-8 output (Kafka, stdout) can carry.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -23,3 +28,33 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def may_hold_surrogates(text: str) -> bool:
+    """Cheap pre-check on JSON text: False means its decoded strings are all valid Unicode."""
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
+def holds_lone_surrogate(value: Any) -> bool:
+    """True when a string (or an object key) inside decoded JSON is not valid Unicode text: a
+    lone surrogate from an escape like `\\ud800` that pairs with nothing (iterative)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _is_unicode_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _is_unicode_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -305,6 +305,8 @@ class Engine:
             partition=record.partition,
             offset=record.offset,
             max_bytes=self.settings.max_record_bytes,
+            max_depth=self.settings.max_json_depth,
+            max_params_bytes=self.settings.max_params_bytes,
         )
         log = get_logger(
             request_id=decoded.request_id,

@@ -1,8 +1,20 @@
-"""Intake: one consumed record -> a validated request, or the reason it cannot be one."""
+"""Intake: one consumed record -> a validated request, or the reason it cannot be one.
+
+A record is judged in a fixed order, and the first failure names its code:
+size (`payload_too_large`) -> UTF-8 -> JSON syntax, including numbers that are not finite,
+nesting too deep for the parser and string escapes that are not Unicode (lone surrogates) ->
+a JSON object (all `invalid_json`) -> duplicate keys anywhere -> nesting deeper than `max_depth`
+(both `invalid_request`) -> params larger than `max_params_bytes` (`payload_too_large`) -> the
+request schema (`invalid_request`).
+
+Duplicate keys are refused, not resolved: parsers disagree on which one wins (first, last, or
+an error), so the Gateway and the engine could read two different requests from one record.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +22,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from actions.limits import MAX_JSON_DEPTH, json_depth_exceeds
+from actions.limits import (
+    MAX_JSON_DEPTH,
+    holds_lone_surrogate,
+    json_depth_exceeds,
+    may_hold_surrogates,
+)
 from actions.runner import describe_validation_error
 from schemas import ErrorCode, ExecutionRequest
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN
@@ -63,6 +80,8 @@ def decode_record(
     partition: int,
     offset: int,
     max_bytes: int,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_params_bytes: int | None = None,
 ) -> Accepted | Rejected:
     traceparent = header_text(headers, "traceparent")
     if traceparent is not None and not _TRACEPARENT.fullmatch(traceparent):
@@ -99,22 +118,47 @@ def decode_record(
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return reject(ErrorCode.INVALID_JSON, f"the value is not UTF-8 (byte {exc.start})")
+    duplicates: list[str] = []
     try:
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=lambda pairs: _object(pairs, duplicates),
+        )
     except RecursionError:
         return reject(ErrorCode.INVALID_JSON, "the JSON is nested too deeply")
     except ValueError as exc:
         return reject(ErrorCode.INVALID_JSON, f"the value is not JSON: {exc}")
+    if may_hold_surrogates(text) and holds_lone_surrogate(body):
+        return reject(
+            ErrorCode.INVALID_JSON, "the JSON holds a string that is not Unicode (lone surrogate)"
+        )
     if not isinstance(body, dict):
         return reject(
             ErrorCode.INVALID_JSON, f"the value is JSON but not an object ({type(body).__name__})"
         )
-    if json_depth_exceeds(body):
+    if duplicates:
         return reject(
             ErrorCode.INVALID_REQUEST,
-            f"the request nests deeper than {MAX_JSON_DEPTH} levels",
+            f"duplicate key {_short_text(duplicates[0]) or '(unprintable)'!r} in a JSON object",
             body,
         )
+    if json_depth_exceeds(body, max_depth):
+        return reject(
+            ErrorCode.INVALID_REQUEST,
+            f"the request nests deeper than {max_depth} levels",
+            body,
+        )
+    # The params are smaller than the record: only a record over the limit needs measuring.
+    if max_params_bytes is not None and len(value) > max_params_bytes and "params" in body:
+        size = len(_compact_json(body["params"]))
+        if size > max_params_bytes:
+            return reject(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"params are {size} bytes as compact JSON; the limit is {max_params_bytes}",
+                body,
+            )
     try:
         request = ExecutionRequest.model_validate(body)
     except ValidationError as exc:
@@ -124,6 +168,30 @@ def decode_record(
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    # 1e999 parses as infinity, which JSON cannot carry back out (envelopes, http bodies).
+    if not math.isfinite(number):
+        raise ValueError(f"the number {literal[:32]} is out of range")
+    return number
+
+
+def _object(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs) and not duplicates:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                duplicates.append(key)
+                break
+            seen.add(key)
+    return obj
+
+
+def _compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _valid_project(value: Any) -> bool:

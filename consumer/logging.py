@@ -94,6 +94,19 @@ def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return scrubbed
 
 
+# Characters JSON leaves raw that line-based tools treat as line breaks (U+2028, U+2029, NEL),
+# terminals as control sequences (DEL, C1 such as CSI), or UTF-8 cannot encode (lone
+# surrogates): escaped, so one event is always one line of valid UTF-8.
+_LINE_SAFE = str.maketrans(
+    {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000)]}
+)
+
+
+def render_line(event: EventDict) -> str:
+    line = json.dumps(event, default=str, separators=(",", ":"), ensure_ascii=False)
+    return line.translate(_LINE_SAFE)
+
+
 class Renderer:
     """Final processor: render once, write to stdout, queue for Kafka, and stop the chain."""
 
@@ -102,7 +115,7 @@ class Renderer:
         self.sink = sink
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> str:
-        line = json.dumps(event, default=str, separators=(",", ":"), ensure_ascii=False)
+        line = render_line(event)
         self.stream.write(line + "\n")
         self.stream.flush()
         if self.sink is not None:

@@ -93,6 +93,19 @@ class EngineSettings(BaseSettings):
         "Larger request records get `payload_too_large`.",
         ge=64,
     )
+    max_json_depth: int = _env(
+        "EXECUTION_MAX_JSON_DEPTH",
+        64,
+        "Request records nested deeper (objects/arrays) get `invalid_request`.",
+        ge=2,
+        le=200,
+    )
+    max_params_bytes: int = _env(
+        "EXECUTION_MAX_PARAMS_BYTES",
+        262_144,
+        "Requests whose `params` (as compact JSON) are larger get `payload_too_large`.",
+        ge=2,
+    )
     exactly_once: bool = _env(
         "EXECUTION_EXACTLY_ONCE",
         True,

@@ -262,3 +262,62 @@ def test_a_request_nested_past_the_limit_is_invalid_request_with_its_id() -> Non
     result = rejected(decode(encode({**VALID, "request_id": "deep-1", "metadata": deep})))
     assert result.code is ErrorCode.INVALID_REQUEST
     assert result.request_id == "deep-1"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"action": "a", "action": "b", "project": "p", "params": {}}',
+        b'{"action": "a", "project": "p", "params": {"x": 1, "x": 1}}',
+        b'{"action": "a", "project": "p", "params": {}, "metadata": {"l": [{"k": 1, "k": 2}]}}',
+    ],
+    ids=["top-level", "params", "nested-in-metadata"],
+)
+def test_duplicate_keys_are_invalid_request(value: bytes) -> None:
+    result = rejected(decode(value))
+    assert result.code is ErrorCode.INVALID_REQUEST
+    assert result.message.startswith("duplicate key")
+
+
+@pytest.mark.parametrize("escape", [r"\ud800", r"\udfff", r"\udc00\ud800", r"\ud83dx"])
+def test_lone_surrogate_escapes_are_invalid_json(escape: str) -> None:
+    value = (
+        '{"request_id": "r' + escape + '", "action": "a", "project": "p", "params": {}}'
+    ).encode()
+    result = rejected(decode(value, [("request-id", b"hdr")]))
+    assert result.code is ErrorCode.INVALID_JSON
+    assert result.request_id == "hdr"  # the body's id cannot be a Kafka key
+
+
+def test_a_surrogate_pair_escape_is_fine() -> None:
+    value = b'{"action": "a", "project": "p", "params": {"m": "\\ud83d\\ude00"}}'
+    assert accepted(decode(value)).request.params == {"m": "\U0001f600"}
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e400"])
+def test_numbers_beyond_float_range_are_invalid_json(number: bytes) -> None:
+    result = rejected(decode(b'{"action": "a", "project": "p", "params": {"n": ' + number + b"}}"))
+    assert result.code is ErrorCode.INVALID_JSON
+
+
+def test_max_depth_is_a_setting() -> None:
+    body = {**VALID, "metadata": {"a": {"b": 1}}}  # depth 3
+    assert isinstance(decode_record(encode(body), [], **LOCATION, max_depth=3), Accepted)
+    result = rejected(decode_record(encode(body), [], **LOCATION, max_depth=2))
+    assert result.code is ErrorCode.INVALID_REQUEST
+    assert "deeper than 2" in result.message
+
+
+def test_params_over_max_params_bytes_are_payload_too_large() -> None:
+    params = {"channel": "#g", "text": "x" * 100}
+    size = len(json.dumps(params, separators=(",", ":")))
+    value = json.dumps({**VALID, "request_id": "big-params", "params": params}, indent=8).encode()
+    assert isinstance(decode_record(value, [], **LOCATION, max_params_bytes=size), Accepted)
+    result = rejected(decode_record(value, [], **LOCATION, max_params_bytes=size - 1))
+    assert result.code is ErrorCode.PAYLOAD_TOO_LARGE
+    assert f"params are {size} bytes" in result.message
+    # The body was parsed: its id and names are known and echoed.
+    assert (result.request_id, result.action) == ("big-params", "send_slack")
+
+
+LOCATION: dict[str, Any] = {"topic": "t", "partition": 0, "offset": 1, "max_bytes": 100_000}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import structlog
 
-from consumer.logging import KafkaLogSink, configure_logging, get_logger
+from consumer.logging import KafkaLogSink, configure_logging, get_logger, render_line
 from consumer.redaction import REDACTOR
 
 
@@ -238,3 +238,14 @@ async def test_run_drains_as_events_arrive() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert producer.sent == [("execution.logs", b"k", b"v")]
+
+
+@pytest.mark.parametrize(
+    "text", ["a\u2028b", "a\u2029b", "a\x85b", "\x9b[31m", "\x7f", "lone \ud800 surrogate", "é✓😀"]
+)
+def test_a_rendered_event_is_one_line_of_utf8_json(text: str) -> None:
+    line = render_line({"event": "x", "message": text})
+    assert line.splitlines() == [line]
+    line.encode("utf-8")
+    assert all(not (0x7F <= ord(c) < 0xA0) for c in line)
+    assert json.loads(line)["message"] == text
