@@ -7,11 +7,13 @@ headers) is replaced. By name: fields called like credentials are masked whateve
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "[REDACTED]"
 # Shorter values would mask ordinary words; no real token is this short.
@@ -33,10 +35,7 @@ class SecretRedactor:
         if len(secret) < MIN_SECRET_LENGTH or secret in self._secrets:
             return
         with self._lock:
-            self._secrets.add(secret)
-            # Also its JSON-escaped spelling, so serialized JSON text can be scrubbed directly.
-            self._secrets.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-            self._secrets.add(json.dumps(secret)[1:-1])
+            self._secrets.update(s for s in spellings(secret) if len(s) >= MIN_SECRET_LENGTH)
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
@@ -65,6 +64,35 @@ class SecretRedactor:
             return [self.scrub_value(item, by_name=by_name) for item in value]
         # Anything else (an exception, a URL object) is rendered as text anyway: scrub that.
         return self.scrub(str(value))
+
+
+def spellings(secret: str) -> set[str]:
+    """Every way the engine or a library it uses may write `secret` into text: as is,
+    JSON-escaped, as a Python repr (exception messages, tracebacks), URL-encoded (httpx logs
+    URLs), and base64 (HTTP Basic credentials), the latter at each of the three alignments it
+    can have inside a longer base64 text."""
+    found = {
+        secret,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+    }
+    raw = secret.encode("utf-8", errors="surrogatepass")
+    found.add(repr(raw)[2:-1])
+    for offset in range(3):
+        # The characters that depend on the secret's bytes alone: skip the ones mixing in a
+        # byte before it, and the last group, which mixes in the bytes after it.
+        whole = (offset + len(raw)) // 3 * 3 - offset
+        if whole <= 0:
+            continue
+        padded = bytes(offset) + raw[:whole]
+        skip = (0, 2, 3)[offset]
+        found.add(base64.b64encode(padded).decode()[skip:])
+        found.add(base64.urlsafe_b64encode(padded).decode()[skip:])
+    return found
 
 
 def is_sensitive_name(name: str) -> bool:

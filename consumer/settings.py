@@ -21,6 +21,7 @@ from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL
 from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
 from consumer.credentials_hashicorp import check_mount, check_path_template
+from consumer.redaction import REDACTOR
 
 
 def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
@@ -362,9 +363,11 @@ class EngineSettings(BaseSettings):
         if self.security_protocol.startswith("SASL"):
             options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
             options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
-            )
+            password = self.sasl_password.get_secret_value() if self.sasl_password else None
+            if password:
+                # The one place the password leaves its SecretStr: nothing may ever print it.
+                REDACTOR.add(password)
+            options["sasl_plain_password"] = password
         if self.security_protocol in ("SSL", "SASL_SSL"):
             options["ssl_context"] = self.ssl_context()
         return options

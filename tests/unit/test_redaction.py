@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -122,3 +125,35 @@ def test_global_redactor() -> None:
     assert REDACTOR.scrub(secret) == secret
     REDACTOR.add(secret)
     assert REDACTOR.scrub(f"<{secret}>") == f"<{MASK}>"
+
+
+SPELLED = 'tok-S3cr3t/"q"\\+x=y é-0123456789'
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param(lambda s: s, id="raw"),
+        pytest.param(lambda s: json.dumps({"k": s}), id="json-ascii"),
+        pytest.param(lambda s: json.dumps({"k": s}, ensure_ascii=False), id="json"),
+        pytest.param(lambda s: f"ValueError({s!r})", id="repr"),
+        pytest.param(lambda s: f"Illegal header value {('Bearer ' + s).encode()!r}", id="bytes"),
+        pytest.param(lambda s: f"https://h/p?token={quote(s, safe='')}&x=1", id="query"),
+        pytest.param(lambda s: f"https://h/{quote(s)}/x", id="path"),
+        pytest.param(lambda s: f"a={quote_plus(s)}", id="form"),
+        *[
+            pytest.param(
+                lambda s, p=prefix: "Basic " + base64.b64encode(p + s.encode() + b":x").decode(),
+                id=f"basic-{len(prefix)}",
+            )
+            for prefix in (b"", b"u:", b"us:", b"use:")
+        ],
+        pytest.param(lambda s: base64.urlsafe_b64encode(s.encode()).decode(), id="urlsafe-b64"),
+    ],
+)
+def test_every_spelling_of_a_secret_is_scrubbed(written: Callable[[str], str]) -> None:
+    redactor = fresh(SPELLED)
+    text = written(SPELLED)
+    scrubbed = redactor.scrub(text)
+    assert scrubbed != text and MASK in scrubbed
+    assert "S3cr3t" not in scrubbed and "0123456789" not in scrubbed
