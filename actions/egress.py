@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +55,20 @@ def parse_networks(spec: str | Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-# Not covered by Python's is_global / is_reserved, but never a public destination.
-_ALWAYS_BLOCKED = (ipaddress.ip_network("fec0::/10"),)  # deprecated site-local (RFC 3879)
+# Special-purpose ranges (IANA registries) that are not globally reachable, listed here so the
+# verdict does not depend on which Python's is_global tables are installed (they change between
+# releases: 3.11.7 calls 192.0.0.8 global, for one).
+_ALWAYS_BLOCKED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.0/24",  # IETF protocol assignments (incl. the 192.0.0.8 dummy address)
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "fec0::/10",  # deprecated site-local (RFC 3879)
+        "2001::/23",  # IETF protocol assignments (Teredo, judged by its IPv4, comes first)
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs (RFC 9602)
+    )
+)
 # NAT64 prefixes: the last 32 bits are the IPv4 address a translator would reach.
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
@@ -94,11 +108,20 @@ class EgressPolicy:
         return address.is_global and not (address.is_multicast or address.is_reserved)
 
     async def checked_address(self, host: str, port: int) -> IPAddress:
-        """Resolve `host`; every answer must be allowed (a mixed answer is refused whole)."""
-        try:
-            addresses = await self.resolver(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise UpstreamUnavailable(f"cannot resolve host {host!r}") from exc
+        """Resolve `host`; every answer must be allowed (a mixed answer is refused whole).
+
+        An IP literal, in any spelling the system's resolver would accept (`127.1`, `0x7f.1`,
+        `2130706433`, `017700000001`, a trailing dot, a bracketed IPv6 with a zone), is
+        judged here without asking the resolver, so the verdict cannot depend on how a
+        resolver reads it."""
+        literal = literal_address(host)
+        if literal is not None:
+            addresses: Sequence[IPAddress] = [literal]
+        else:
+            try:
+                addresses = await self.resolver(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise UpstreamUnavailable(f"cannot resolve host {host!r}") from exc
         if not addresses:
             raise UpstreamUnavailable(f"host {host!r} has no address")
         refused = [a for a in addresses if not self.is_allowed(a)]
@@ -108,6 +131,60 @@ class EgressPolicy:
                 details={"host": host, "address": str(refused[0])},
             )
         return addresses[0]
+
+
+# What a DNS name may hold once IDNA-encoded (letters, digits, hyphen; underscore in practice).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
+# A label inet_aton(3) reads as a number: hex (0x...), octal (0...) or decimal.
+_NUMERIC_LABEL = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address an IP-literal `host` denotes, None for a DNS name. A host that is neither
+    (a malformed literal, `%`-escapes, characters no name has) is refused outright: handing
+    it to a resolver would let that resolver decide what it means."""
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if ":" in text:
+        # IPv6; a zone id ("%eth0", "%25eth0" as URLs spell it) does not change the address.
+        try:
+            return ipaddress.IPv6Address(text.split("%", 1)[0])
+        except ValueError:
+            raise ForbiddenDestination(f"{host!r} is not a valid IPv6 address") from None
+    labels = (text[:-1] if text.endswith(".") else text).split(".")
+    if all(_NUMERIC_LABEL.fullmatch(label) for label in labels):
+        address = _inet_aton(labels)
+        if address is None:
+            raise ForbiddenDestination(f"{host!r} is not a valid IPv4 address")
+        return address
+    if not _HOST_NAME.fullmatch(text):
+        raise ForbiddenDestination(f"{host!r} is not a valid host name")
+    return None
+
+
+def _inet_aton(labels: list[str]) -> ipaddress.IPv4Address | None:
+    """IPv4 as the C library reads it: 1-4 parts, each decimal, octal or hex, the last part
+    filling the remaining bytes (`127.1` is 127.0.0.1, `2130706433` is too)."""
+    if not 1 <= len(labels) <= 4:
+        return None
+    values: list[int] = []
+    for label in labels:
+        if label[:2].lower() == "0x":
+            if len(label) == 2:
+                return None
+            values.append(int(label[2:], 16))
+        elif len(label) > 1 and label.startswith("0"):
+            if not set(label) <= set("01234567"):
+                return None
+            values.append(int(label, 8))
+        else:
+            values.append(int(label))
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 256 ** (5 - len(values)):
+        return None
+    number = last
+    for index, value in enumerate(head):
+        number += value << (24 - 8 * index)
+    return ipaddress.IPv4Address(number)
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -149,10 +226,18 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def guarded_client(policy: EgressPolicy, **client_options: Any) -> httpx.AsyncClient:
+def guarded_client(
+    policy: EgressPolicy,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    inner: httpcore.AsyncNetworkBackend | None = None,
+    **client_options: Any,
+) -> httpx.AsyncClient:
     """An httpx client whose every connection goes through `policy`. It never follows redirects
-    itself: the caller follows them hop by hop so it can drop credentials across origins."""
-    transport = httpx.AsyncHTTPTransport()
+    itself: the caller follows them hop by hop so it can drop credentials across origins.
+    `verify` is the TLS verification (certifi's CAs by default); `inner` the backend that
+    really connects (tests observe connection attempts through it)."""
+    transport = httpx.AsyncHTTPTransport(verify=verify)
     pool = transport._pool  # httpx keeps its httpcore pool here (pinned: httpx<1, tested)
-    pool._network_backend = GuardedNetworkBackend(policy, pool._network_backend)
+    pool._network_backend = GuardedNetworkBackend(policy, inner or pool._network_backend)
     return httpx.AsyncClient(transport=transport, follow_redirects=False, **client_options)
