@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from consumer.engine import Engine
+from consumer.kafka_preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.local_kafka import LocalKafka, cache_dir
-from consumer.logging import KafkaLogSink, configure_logging
+from consumer.logging import KafkaLogSink, configure_logging, get_logger
 from consumer.replay import ReplayOptions, Selection, format_report, parse_offset_range, replay
 from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.settings import EngineSettings, settings_help
@@ -327,7 +328,13 @@ def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
     with _broker_for_run(settings, args.local_kafka) as bootstrap:
         if bootstrap != settings.bootstrap_servers:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
-        asyncio.run(_run_engine(settings, sink))
+        try:
+            asyncio.run(_run_engine(settings, sink))
+        except KafkaSettingsRefused as exc:
+            # A definitive refusal (credentials, TLS trust) is a settings error: exit 2 at once.
+            get_logger().error("engine.kafka_refused", reason=str(exc))
+            print(f"execution-engine: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -336,6 +343,7 @@ async def _run_engine(settings: EngineSettings, sink: KafkaLogSink) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await check_kafka_settings(settings)
     await Engine(settings, log_sink=sink).run(stop)
 
 

@@ -27,7 +27,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Self
@@ -286,6 +287,24 @@ def _reuse_or_free(listeners: str, name: str) -> int:
     return old if old is not None and _port_is_free(old) else free_port()
 
 
+@dataclass(frozen=True)
+class SaslListeners:
+    """Authenticated listeners beside the plain one: SASL_PLAINTEXT always, SASL_SSL when a
+    keystore is given. Both take PLAIN and SCRAM-SHA-512 for every user in `users`; the SCRAM
+    credentials are written at storage format time (`--add-scram`), as Kafka's tools do."""
+
+    users: Mapping[str, str] = field(default_factory=dict)  # name -> password
+    # PEM file holding the broker's private key (PKCS#8, unencrypted) and certificate chain.
+    keystore_pem: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name, password in self.users.items():
+            # Kept to characters that need no quoting in JAAS, properties and --add-scram.
+            if not (name.replace("-", "").isalnum() and password.replace("-", "").isalnum()):
+                raise ValueError("SASL test users and passwords: letters, digits and '-' only")
+
+
+_MECHANISMS = "PLAIN,SCRAM-SHA-512"
 _live_brokers: weakref.WeakSet[LocalKafka] = weakref.WeakSet()
 
 
@@ -312,8 +331,10 @@ class LocalKafka:
         port: int | None = None,
         data_dir: Path | None = None,
         version: str = KAFKA_VERSION,
+        sasl: SaslListeners | None = None,
     ) -> None:
         self.version = version
+        self.sasl = sasl
         self._owns_data_dir = data_dir is None
         self.data_dir = (
             Path(tempfile.mkdtemp(prefix="puraify-kafka-")) if data_dir is None else data_dir
@@ -326,6 +347,10 @@ class LocalKafka:
         self.port = port if port else _reuse_or_free(old_listeners, "PLAINTEXT")
         self.controller_port = _reuse_or_free(old_listeners, "CONTROLLER")
         self.bootstrap_servers = f"{_LOOPBACK}:{self.port}"
+        self.sasl_port = _reuse_or_free(old_listeners, "SASL_PLAINTEXT") if sasl else None
+        self.sasl_ssl_port = (
+            _reuse_or_free(old_listeners, "SASL_SSL") if sasl and sasl.keystore_pem else None
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self._lock = threading.Lock()
@@ -416,11 +441,14 @@ class LocalKafka:
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
-            "listeners": (
-                f"PLAINTEXT://{_LOOPBACK}:{self.port},CONTROLLER://{_LOOPBACK}:{self.controller_port}"
+            "listeners": ",".join(
+                [*self._client_listeners(), f"CONTROLLER://{_LOOPBACK}:{self.controller_port}"]
             ),
-            "advertised.listeners": f"PLAINTEXT://{_LOOPBACK}:{self.port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "advertised.listeners": ",".join(self._client_listeners()),
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                "SASL_SSL:SASL_SSL"
+            ),
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             # KIP-853 dynamic quorum; formatted with --standalone.
@@ -449,6 +477,7 @@ class LocalKafka:
             "num.network.threads": "2",
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "1",
+            **self._sasl_properties(),
         }
         body = "".join(f"{key}={value}\n" for key, value in props.items())
         self.config_path.write_text(
@@ -456,6 +485,45 @@ class LocalKafka:
             encoding="utf-8",
         )
         (self.data_dir / "log4j2.properties").write_text(self._log4j2_config(), encoding="utf-8")
+
+    def _client_listeners(self) -> list[str]:
+        listeners = [f"PLAINTEXT://{_LOOPBACK}:{self.port}"]
+        if self.sasl_port is not None:
+            listeners.append(f"SASL_PLAINTEXT://{_LOOPBACK}:{self.sasl_port}")
+        if self.sasl_ssl_port is not None:
+            listeners.append(f"SASL_SSL://{_LOOPBACK}:{self.sasl_ssl_port}")
+        return listeners
+
+    def _sasl_properties(self) -> dict[str, str]:
+        if self.sasl is None:
+            return {}
+        plain_users = " ".join(f'user_{n}="{p}"' for n, p in self.sasl.users.items())
+        props = {"sasl.enabled.mechanisms": _MECHANISMS}
+        names = ["sasl_plaintext"] + (["sasl_ssl"] if self.sasl.keystore_pem else [])
+        for name in names:
+            prefix = f"listener.name.{name}"
+            props[f"{prefix}.plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            )
+            props[f"{prefix}.scram-sha-512.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        if self.sasl.keystore_pem is not None:
+            props["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
+            props["listener.name.sasl_ssl.ssl.keystore.location"] = str(self.sasl.keystore_pem)
+        return props
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        if self.sasl_port is None:
+            raise RuntimeError("this broker has no SASL listener (pass sasl=SaslListeners(...))")
+        return f"{_LOOPBACK}:{self.sasl_port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        if self.sasl_ssl_port is None:
+            raise RuntimeError("this broker has no SASL_SSL listener (give a keystore_pem)")
+        return f"{_LOOPBACK}:{self.sasl_ssl_port}"
 
     def _log4j2_config(self) -> str:
         log = self.log_file
@@ -504,6 +572,11 @@ logger.clients.level = WARN
             "--cluster-id",
             _random_cluster_id(),
             "--standalone",
+            *(
+                arg
+                for name, password in (self.sasl.users.items() if self.sasl else ())
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+            ),
         )
         try:
             proc = subprocess.run(

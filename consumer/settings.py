@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
@@ -353,6 +354,24 @@ class EngineSettings(BaseSettings):
     def _valid_networks(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @field_validator("ssl_cafile")
+    @classmethod
+    def _readable_cafile(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> EngineSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection and security options shared by every aiokafka client."""

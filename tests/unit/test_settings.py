@@ -7,6 +7,7 @@ import ssl
 import pytest
 from pydantic import ValidationError
 
+from consumer.redaction import MASK, REDACTOR
 from consumer.settings import EngineSettings, settings_help
 
 ENV_NAMES = [
@@ -159,9 +160,39 @@ def test_sasl_ssl_client_options(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_sasl_plaintext_defaults_to_plain_without_ssl(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "engine")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "kafka-password")
     options = EngineSettings().kafka_client_options()
     assert options["sasl_mechanism"] == "PLAIN"
     assert "ssl_context" not in options
+
+
+@pytest.mark.parametrize("missing", ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"])
+def test_sasl_without_credentials_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    for name in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        if name != missing:
+            monkeypatch.setenv(name, "value-1")
+    with pytest.raises(ValidationError, match="needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"):
+        EngineSettings()
+
+
+def test_a_missing_ca_file_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", "/nonexistent/ca.pem")
+    with pytest.raises(ValidationError, match="no such file"):
+        EngineSettings()
+
+
+def test_the_sasl_password_is_registered_for_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "engine")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "kafka-pw-registered-7")
+    settings = EngineSettings()
+    assert "kafka-pw-registered-7" not in repr(settings)
+    settings.kafka_client_options()
+    assert REDACTOR.scrub("pw=kafka-pw-registered-7") == f"pw={MASK}"
 
 
 def test_ssl_client_options(monkeypatch: pytest.MonkeyPatch) -> None:
