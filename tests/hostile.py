@@ -338,7 +338,7 @@ def action_rejects(draw: st.DrawFn, limits: Limits) -> Hostile:
     """Valid requests the action refuses: unknown action, params of the wrong shape."""
     body = draw(valid_bodies(limits))
     if draw(st.booleans()):
-        body["action"] = draw(st.sampled_from(["send_email", "LOG_MESSAGE", "log_message "]))
+        body["action"] = draw(st.sampled_from(["send_fax", "LOG_MESSAGE", "log_message "]))
         code = ErrorCode.UNKNOWN_ACTION
     else:
         body["params"] = draw(
