@@ -281,20 +281,20 @@ class Engine:
         except Exception:
             # A bug must not cost the record its envelope, nor stall the partition's watermark.
             self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
-            now = datetime.now(UTC)
-            outcome = _Outcome(
-                error_envelope(
-                    f"{record.topic}:{record.partition}:{record.offset}",
-                    ErrorCode.INTERNAL_ERROR,
-                    "the engine failed on this record (bug)",
-                    started_at=now,
-                    finished_at=now,
-                ),
-            )
+            outcome = _Outcome(_bug_envelope(record, "the engine failed on this record (bug)"))
         self.metrics.envelope(outcome.envelope)  # ops
-        messages = self._renderer.render(
-            outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
-        )
+        try:
+            messages = self._renderer.render(
+                outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
+            )
+        except Exception:
+            # Same reasoning: a record whose result cannot be rendered still gets an envelope,
+            # or its partition's watermark would never pass it.
+            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
+            messages = self._renderer.render(
+                _bug_envelope(record, "the engine could not render this record's result (bug)"),
+                traceparent=None,
+            )
         work.channel.finish(record.offset, messages)
 
     async def _outcome(self, record: Any) -> _Outcome:
@@ -545,6 +545,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._engine.on_assigned(set(assigned))
         except Exception:
             self._engine._log.exception("partitions.assign_failed")
+
+
+def _bug_envelope(record: Any, message: str) -> ResultEnvelope:
+    now = datetime.now(UTC)
+    return error_envelope(
+        f"{record.topic}:{record.partition}:{record.offset}",
+        ErrorCode.INTERNAL_ERROR,
+        message,
+        started_at=now,
+        finished_at=now,
+    )
 
 
 def _names(partitions: set[TopicPartition]) -> list[str]:
