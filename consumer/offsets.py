@@ -73,6 +73,8 @@ class PartitionOffsets:
         """The commit that marking `finished` done would give (None: nothing fetched yet)."""
         done = self._done
         pending = self._pending
+        if not isinstance(finished, (set, frozenset)):
+            finished = set(finished)  # membership is tested for every pending offset
         index, count = 0, len(pending)
         while index < count and (pending[index] in done or pending[index] in finished):
             index += 1
