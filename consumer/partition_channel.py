@@ -94,23 +94,7 @@ class TransactionalSink:
         assert producer is not None
         try:
             await producer.begin_transaction()
-            deliveries = []
-            for message in messages:
-                try:
-                    deliveries.append(
-                        await producer.send(
-                            message.topic,
-                            value=message.value,
-                            key=message.key,
-                            headers=message.headers,
-                        )
-                    )
-                except TOO_LARGE as exc:
-                    raise DeliveryFailed(message, exc) from exc
-            outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-            for message, outcome in zip(messages, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    raise DeliveryFailed(message, outcome)
+            await _send_all(producer, messages)
             await producer.send_offsets_to_transaction(
                 {tp: OffsetAndMetadata(point.offset, point.metadata)}, self._group_id
             )
@@ -163,20 +147,7 @@ class AtLeastOnceSink:
     async def publish(
         self, tp: TopicPartition, messages: list[OutMessage], point: CommitPoint
     ) -> bool:
-        deliveries = []
-        for message in messages:
-            try:
-                deliveries.append(
-                    await self._producer.send(
-                        message.topic, value=message.value, key=message.key, headers=message.headers
-                    )
-                )
-            except TOO_LARGE as exc:
-                raise DeliveryFailed(message, exc) from exc
-        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-        for message, outcome in zip(messages, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                raise DeliveryFailed(message, outcome)
+        await _send_all(self._producer, messages)
         try:
             await self._consumer.commit({tp: OffsetAndMetadata(point.offset, point.metadata)})
         except KafkaError as exc:
@@ -354,6 +325,24 @@ def _fit(point: CommitPoint) -> CommitPoint:
     while ranges and len(CommitPoint(point.offset, tuple(ranges)).metadata) > MAX_METADATA_CHARS:
         ranges.pop()
     return CommitPoint(point.offset, tuple(ranges))
+
+
+async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> None:
+    """Send every message, then wait for all acknowledgements; the first failure raises."""
+    deliveries = []
+    for message in messages:
+        try:
+            deliveries.append(
+                await producer.send(
+                    message.topic, value=message.value, key=message.key, headers=message.headers
+                )
+            )
+        except TOO_LARGE as exc:  # refused before sending: larger than max_request_size
+            raise DeliveryFailed(message, exc) from exc
+    outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+    for message, outcome in zip(messages, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            raise DeliveryFailed(message, outcome)
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
@@ -18,28 +17,21 @@ from typing import Any
 
 from tests.integration.conftest import Topics
 from tests.integration.kafka_io import Outgoing, produce, read_topic
+from tests.integration.test_cli import cli_env
 
 COMMAND = [str(Path(sys.executable).parent / "execution-engine"), "run"]
 
 
 def engine_env(bootstrap: str, topics: Topics, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = cli_env(bootstrap, topics)
     env.update(
         {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "EXECUTION_REQUESTS_TOPIC": topics.requests,
-            "EXECUTION_RESULTS_TOPIC": topics.results,
-            "EXECUTION_LOGS_TOPIC": topics.logs,
-            "EXECUTION_DEAD_LETTER_TOPIC": topics.dead_letter,
-            "EXECUTION_GROUP_ID": topics.group,
             "EXECUTION_TOPIC_PARTITIONS": "6",
             # The broker's minimum: a killed member is noticed as fast as Kafka allows.
             "EXECUTION_SESSION_TIMEOUT_MS": "6000",
             "EXECUTION_REBALANCE_TIMEOUT_MS": "20000",
-            "EXECUTION_DRAIN_TIMEOUT_S": "5",
             "EXECUTION_HTTP_ALLOWED_NETWORKS": "127.0.0.0/8",
             "EXECUTION_RETRY_BASE_DELAY_S": "0.05",
-            "EXECUTION_HTTP_PORT": "0",  # several engines on one machine
             # Hundreds of messages go to one channel: Slack's 1/s would make this a 5-minute test.
             "SLACK_RATE_LIMIT_PER_CHANNEL": "off",
         }
