@@ -82,7 +82,9 @@ class Run:
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks="all")
+    # Idempotent: a retried send (NotLeaderForPartition just after topic creation) must not
+    # duplicate an input record, or its request_id would get two envelopes.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, enable_idempotence=True)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=v, key=k) for k, v in records]
@@ -178,7 +180,9 @@ async def slow_key(bootstrap: str, seconds: float, rate: float) -> None:
         slow_ids: set[str] = set()
         with run.engine():
             await asyncio.sleep(8)  # start-up and group join, outside the measurement
-            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap, linger_ms=0, enable_idempotence=True
+            )
             await producer.start()
             # Only the fast keys' envelopes are waited for: the slow lane needs 5 s a call.
             fast_ids = {f"r{i}" for i in range(total) if i % 50}

@@ -407,7 +407,9 @@ class Engine:
                     done_above=len(start.done_above),
                 )
         finally:
-            self._opening.pop(tp, None)
+            # A cancelled opening may end after a new one for the same partition started.
+            if self._opening.get(tp) is asyncio.current_task():
+                del self._opening[tp]
 
     def _make_sink(self, tp: TopicPartition) -> CommitSink:
         settings = self.settings
