@@ -1,0 +1,144 @@
+"""`python -m bench [SCENARIO ...]`: run the benchmarks and print every figure.
+
+Scenarios: passthrough, io, hol, memory, scaleout (default: all of them, in that order).
+Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.processes import ROOT
+from bench.report import say
+from bench.runner import Context
+
+SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, "all"], default=["all"],
+                   metavar="SCENARIO", help=f"one or more of {', '.join(SCENARIOS)}, or all")
+    p.add_argument("--quick", action="store_true",
+                   help="small counts everywhere (for checking the harness, not for figures)")
+    g = p.add_argument_group("1. pass-through")
+    g.add_argument("--records", type=int, default=50_000, help="requests (default 50000)")
+    g.add_argument("--rounds", type=int, default=2, help="A B C rounds (default 2)")
+    g.add_argument("--floor-transactions", choices=("yes", "no"), default="yes",
+                   help="the raw floor commits each batch in a transaction (default yes, as "
+                   "the engine does with exactly-once)")
+    g = p.add_argument_group("2. I/O-bound")
+    g.add_argument("--io-requests", type=int, default=2000)
+    g.add_argument("--io-keys", type=int, default=500)
+    g.add_argument("--io-latency-ms", type=int, default=50)
+    g = p.add_argument_group("3. head-of-line")
+    g.add_argument("--hol-seconds", type=float, default=15.0, help="how long requests arrive")
+    g.add_argument("--hol-rate", type=float, default=100.0, help="fast requests per second")
+    g = p.add_argument_group("4. memory")
+    g.add_argument("--backlog", type=int, default=500_000)
+    g.add_argument("--steady-seconds", type=float, default=300.0,
+                   help="steady-state phase length (default 300 = 5 minutes)")
+    g.add_argument("--steady-rate", type=float, default=500.0, help="requests per second")
+    g = p.add_argument_group("5. scale-out")
+    g.add_argument("--scale-records", type=int, default=60_000)
+    g.add_argument("--scale-processes", default="1,2,3")
+    g = p.add_argument_group("all scenarios")
+    g.add_argument("--keep-logs", action="store_true",
+                   help="keep the engines' stdout (JSON log lines) in the run directory")
+    g.add_argument("--engine-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an extra setting for every engine started (repeatable)")
+    return p
+
+
+def _quick(args: argparse.Namespace) -> None:
+    args.records = min(args.records, 5000)
+    args.rounds = 1
+    args.io_requests = min(args.io_requests, 400)
+    args.io_keys = min(args.io_keys, 100)
+    args.hol_seconds = min(args.hol_seconds, 5.0)
+    args.backlog = min(args.backlog, 20_000)
+    args.steady_seconds = min(args.steady_seconds, 20.0)
+    args.scale_records = min(args.scale_records, 6000)
+
+
+def reproduce_command(argv: Sequence[str]) -> str:
+    return " ".join([".venv/bin/python", "-m", "bench", *map(shlex.quote, argv)])
+
+
+def _environment() -> str:
+    import aiokafka  # noqa: PLC0415
+    from aiokafka.util import NO_EXTENSIONS  # noqa: PLC0415
+
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+        check=False,
+    ).stdout.strip()
+    load1, load5, _ = os.getloadavg()
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, commit {commit}, "
+        f"{os.cpu_count()} CPUs, load average {load1:.1f} (1 min) {load5:.1f} (5 min), "
+        f"Python {platform.python_version()}, aiokafka {aiokafka.__version__} "
+        f"({'pure Python' if NO_EXTENSIONS else 'C extensions'})"
+    )
+
+
+async def _run(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> None:
+    from bench import head_of_line, io_bound, memory, passthrough, scale_out  # noqa: PLC0415
+
+    for name in chosen:
+        if name == "passthrough":
+            await passthrough.run(ctx, args.records, args.rounds, args.floor_transactions == "yes")
+        elif name == "io":
+            await io_bound.run(ctx, args.io_requests, args.io_keys, args.io_latency_ms)
+        elif name == "hol":
+            await head_of_line.run(ctx, args.hol_seconds, args.hol_rate)
+        elif name == "memory":
+            await memory.run(ctx, args.backlog, args.steady_seconds, args.steady_rate)
+        elif name == "scaleout":
+            processes = [int(n) for n in args.scale_processes.split(",")]
+            await scale_out.run(ctx, args.scale_records, processes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    if args.quick:
+        _quick(args)
+    chosen = list(SCENARIOS) if "all" in args.scenarios else list(dict.fromkeys(args.scenarios))
+    from consumer.local_kafka import kafka_broker  # noqa: PLC0415
+
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
+    command = reproduce_command(argv)
+    say(f"reproduce: {command}")
+    say(f"measured:  {_environment()}")
+    say(f"run dir:   {log_dir} (stderr of every process; stdout too with --keep-logs)")
+    extra = dict(item.split("=", 1) for item in args.engine_env)
+    with kafka_broker() as bootstrap:
+        ctx = Context(bootstrap, log_dir, keep_stdout=args.keep_logs, engine_env=extra)
+        try:
+            asyncio.run(_run(args, ctx, chosen))
+        finally:
+            say("\n== figures\n")
+            say(ctx.report.table())
+            say(f"\nreproduce: {command}")
+            say(f"measured:  {_environment()}")
+    failed = [f for f in ctx.report.figures if f.met is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""todo"""
+async def run(*a, **k): pass
