@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--floor-transactions", choices=("yes", "no"), default="yes",
                    help="the raw floor commits each batch in a transaction (default yes, as "
                    "the engine does with exactly-once)")
+    g.add_argument("--kinds", default="engine,raw,faststream",
+                   help="which consumers to run (default all three; ratios need all three)")
     g = p.add_argument_group("2. I/O-bound")
     g.add_argument("--io-requests", type=int, default=2000)
     g.add_argument("--io-keys", type=int, default=500)
@@ -59,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("all scenarios")
     g.add_argument("--keep-logs", action="store_true",
                    help="keep the engines' stdout (JSON log lines) in the run directory")
+    g.add_argument("--profile", action="store_true",
+                   help="attach py-spy to every engine (collapsed stacks in the run directory; "
+                   "`python -m bench.profile FILE` summarises one)")
     g.add_argument("--engine-env", action="append", default=[], metavar="NAME=VALUE",
                    help="an extra setting for every engine started (repeatable)")
     return p
@@ -101,7 +106,13 @@ async def _run(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> Non
 
     for name in chosen:
         if name == "passthrough":
-            await passthrough.run(ctx, args.records, args.rounds, args.floor_transactions == "yes")
+            await passthrough.run(
+                ctx,
+                args.records,
+                args.rounds,
+                args.floor_transactions == "yes",
+                tuple(args.kinds.split(",")),
+            )
         elif name == "io":
             await io_bound.run(ctx, args.io_requests, args.io_keys, args.io_latency_ms)
         elif name == "hol":
@@ -128,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"run dir:   {log_dir} (stderr of every process; stdout too with --keep-logs)")
     extra = dict(item.split("=", 1) for item in args.engine_env)
     with kafka_broker() as bootstrap:
-        ctx = Context(bootstrap, log_dir, keep_stdout=args.keep_logs, engine_env=extra)
+        ctx = Context(
+            bootstrap, log_dir, keep_stdout=args.keep_logs, engine_env=extra, profile=args.profile
+        )
         try:
             asyncio.run(_run(args, ctx, chosen))
         finally:

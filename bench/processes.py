@@ -41,6 +41,20 @@ def engine_env(bootstrap: str, topics: RunTopics, **settings: str) -> dict[str, 
     return env
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime 14 and stime 15 (man 5 proc).
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current RSS, peak RSS) of a process in MB, from /proc (Linux)."""
     current = peak = 0.0
@@ -67,13 +81,17 @@ class Child:
     env: dict[str, str]
     log_dir: Path
     keep_stdout: bool = False
-    sample_every_s: float = 0.5
+    # py-spy attaches and writes collapsed stacks to `<log_dir>/<name>.pyspy.txt`.
+    profile: bool = False
+    sample_every_s: float = 0.2
     proc: subprocess.Popen[bytes] | None = None
     # (seconds since start, RSS MB)
     rss: list[tuple[float, float]] = field(default_factory=list)
     peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
     started_at: float = 0.0
     _sampler: threading.Thread | None = None
+    _profiler: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Child:
         out = (self.log_dir / f"{self.name}.log").open("wb") if self.keep_stdout else None
@@ -88,6 +106,24 @@ class Child:
             )
         if out is not None:
             out.close()
+        if self.profile:
+            self._profiler = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(self.proc.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                    "--output",
+                    str(self.log_dir / f"{self.name}.pyspy.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=(self.log_dir / f"{self.name}.pyspy.err").open("wb"),
+            )
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
         return self
@@ -117,6 +153,8 @@ class Child:
                 proc.wait()
         if self._sampler is not None:
             self._sampler.join()
+        if self._profiler is not None:
+            self._profiler.wait(30)
         return proc.returncode
 
     def _sample(self) -> None:
@@ -127,6 +165,7 @@ class Child:
             if current:
                 self.rss.append((time.time() - self.started_at, current))
                 self.peak_rss_mb = max(self.peak_rss_mb, peak)
+                self.cpu_s = max(self.cpu_s, cpu_seconds(proc.pid))
             time.sleep(self.sample_every_s)
 
 
@@ -137,6 +176,7 @@ def engine(
     log_dir: Path,
     *,
     keep_stdout: bool = False,
+    profile: bool = False,
     **settings: str,
 ) -> Child:
     return Child(
@@ -145,6 +185,7 @@ def engine(
         engine_env(bootstrap, topics, **settings),
         log_dir,
         keep_stdout,
+        profile,
     )
 
 

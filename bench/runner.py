@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.kafka_io import ResultsWatcher, RunTopics, Seen, create_topics
-from bench.processes import Child
+from bench.processes import Child, cpu_seconds, engine
 from bench.report import Report, say
 
 
@@ -21,6 +21,19 @@ class Context:
     keep_stdout: bool = False
     # Extra engine settings (env) for every engine the benchmark starts.
     engine_env: dict[str, str] = field(default_factory=dict)
+    # Attach py-spy to every engine process (collapsed stacks in the run directory).
+    profile: bool = False
+
+    def engine(self, name: str, topics: RunTopics, **settings: str) -> Child:
+        return engine(
+            name,
+            self.bootstrap,
+            topics,
+            self.log_dir,
+            keep_stdout=self.keep_stdout,
+            profile=self.profile,
+            **{**self.engine_env, **settings},
+        )
 
 
 @dataclass
@@ -31,6 +44,8 @@ class RunResult:
     started_at: float
     peak_rss_mb: float
     completed: bool
+    # CPU seconds the consumer processes had used when the last envelope became visible.
+    cpu_s: float = 0.0
 
     @property
     def processing_s(self) -> float:
@@ -79,6 +94,7 @@ async def run_until(
         completed = await watcher.wait_for(
             expected, timeout_s, alive=lambda: any(c.alive for c in children)
         )
+        cpu = sum(cpu_seconds(c.proc.pid) for c in children if c.proc is not None)
         # A short grace, so a duplicate published right after the last envelope is counted.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watcher.wait_for(expected + 1, 1.0), 1.5)
@@ -92,4 +108,4 @@ async def run_until(
             tail = child.stderr_tail()
             if tail:
                 say(f"  -- {child.name} stderr:\n{tail}")
-    return RunResult(label, expected, watcher.seen, started, peak, completed)
+    return RunResult(label, expected, watcher.seen, started, peak, completed, cpu)

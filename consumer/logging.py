@@ -4,24 +4,29 @@ The processor chain is the whole behaviour, top to bottom. Redaction runs last b
 so nothing added by an earlier processor can escape it. Events bound for Kafka go into a bounded
 queue that a background task drains in batches: logging never awaits the broker, and a slow or
 absent broker costs dropped log events (counted), never a stalled envelope.
+
+Logging is on every record's path (four events per request), so it is kept cheap: stdout lines
+are written once per event-loop iteration, not flushed one by one, and the timestamp's
+formatted second is reused within that second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from consumer.redaction import REDACTOR
-from schemas import format_timestamp
 
 SERVICE = "execution-engine"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -71,8 +76,28 @@ class KafkaLogSink:
             self.dropped += sum(isinstance(o, BaseException) for o in outcomes)
 
 
+class _Timestamps:
+    """RFC 3339 UTC with milliseconds (as `schemas.format_timestamp`), formatting each second's
+    prefix once instead of once per event."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        moment = time.time()
+        second = int(moment)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}{int((moment - second) * 1000):03d}Z"
+
+
+_timestamps = _Timestamps()
+
+
 def add_timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    event["timestamp"] = format_timestamp(datetime.now(UTC))
+    event["timestamp"] = _timestamps.now()
     return event
 
 
@@ -108,16 +133,22 @@ def render_line(event: EventDict) -> str:
 
 
 class Renderer:
-    """Final processor: render once, write to stdout, queue for Kafka, and stop the chain."""
+    """Final processor: render once, write to stdout, queue for Kafka, and stop the chain.
+
+    Inside an event loop, lines are collected and written (and flushed) once at the end of the
+    loop iteration: one write per iteration instead of a write and a flush per event. Outside
+    one (start-up, other threads, tests) each line is written at once."""
 
     def __init__(self, stream: TextIO, sink: KafkaLogSink | None) -> None:
         self.stream = stream
         self.sink = sink
+        self._pending: list[str] = []
+        self._flush_scheduled = False
+        self._lock = threading.Lock()
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> str:
         line = render_line(event)
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        self._write(line)
         if self.sink is not None:
             request_id = event.get("request_id")
             self.sink.put(
@@ -125,10 +156,44 @@ class Renderer:
             )
         raise structlog.DropEvent
 
+    def _write(self, line: str) -> None:
+        self._pending.append(line)
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+            if not self._pending:
+                return
+            lines, self._pending = self._pending, []
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+
+
+_renderer: Renderer | None = None
+
+
+@atexit.register
+def flush_logs() -> None:
+    """Write out lines still waiting for their loop iteration (shutdown, a loop that ended)."""
+    if _renderer is not None:
+        _renderer.flush()
+
 
 def configure_logging(
     level: str = "info", *, sink: KafkaLogSink | None = None, stream: TextIO | None = None
 ) -> None:
+    global _renderer  # noqa: PLW0603 (one logging configuration per process)
+    flush_logs()
+    _renderer = Renderer(stream or sys.stdout, sink)
     processors: list[Callable[[WrappedLogger, str, EventDict], EventDict | str]] = [
         structlog.contextvars.merge_contextvars,
         normalise_level,
@@ -136,7 +201,7 @@ def configure_logging(
         add_service,
         structlog.processors.format_exc_info,
         redact,
-        Renderer(stream or sys.stdout, sink),
+        _renderer,
     ]
     structlog.configure(
         processors=processors,

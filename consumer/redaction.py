@@ -8,6 +8,7 @@ headers) is replaced. By name: fields called like credentials are masked whateve
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import threading
@@ -49,9 +50,17 @@ class SecretRedactor:
     def scrub_value(self, value: Any, *, by_name: bool = True) -> Any:
         """Scrub strings inside a JSON-like structure; with `by_name`, also mask every field
         named like a secret (for log events; envelopes carry third-party data as it came)."""
+        # Exact types first: this runs for every field of every log event (the hot path).
+        kind = type(value)
+        if kind is str:
+            return self.scrub(value) if self._pattern is not None else value
+        if value is None or kind in _SCALARS:
+            return value
+        if kind is dict:
+            return self._scrub_dict(value, by_name)
         if isinstance(value, str):
             return self.scrub(value)
-        if value is None or isinstance(value, bool | int | float):
+        if isinstance(value, bool | int | float):
             return value
         if isinstance(value, Mapping):
             return {
@@ -64,6 +73,23 @@ class SecretRedactor:
             return [self.scrub_value(item, by_name=by_name) for item in value]
         # Anything else (an exception, a URL object) is rendered as text anyway: scrub that.
         return self.scrub(str(value))
+
+    def _scrub_dict(self, value: dict[Any, Any], by_name: bool) -> dict[str, Any]:
+        """`scrub_value` of a dict, unrolled: a log event is a flat dict of scalars."""
+        scrub = self.scrub if self._pattern is not None else None
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key if type(key) is str else str(key)
+            safe_name = scrub(name) if scrub else name
+            if by_name and item is not None and is_sensitive_name(name):
+                result[safe_name] = MASK
+            elif item is None or type(item) in _SCALARS:
+                result[safe_name] = item
+            elif type(item) is str:
+                result[safe_name] = scrub(item) if scrub else item
+            else:
+                result[safe_name] = self.scrub_value(item, by_name=by_name)
+        return result
 
 
 def spellings(secret: str) -> set[str]:
@@ -95,6 +121,11 @@ def spellings(secret: str) -> set[str]:
     return found
 
 
+_SCALARS = frozenset({bool, int, float})
+
+
+# Cached: log events reuse a few dozen field names, and the regex is most of the masking cost.
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_name(name: str) -> bool:
     return name not in _SAFE_NAMES and _SENSITIVE_NAME.search(name) is not None
 
