@@ -22,6 +22,7 @@ import httpx
 from httpcore._backends.base import SOCKET_OPTION
 
 from actions.errors import ForbiddenDestination, UpstreamUnavailable
+from actions.pool import ShardedTransport
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -231,13 +232,25 @@ def guarded_client(
     *,
     verify: ssl.SSLContext | bool = True,
     inner: httpcore.AsyncNetworkBackend | None = None,
+    max_connections: int = 100,
     **client_options: Any,
 ) -> httpx.AsyncClient:
     """An httpx client whose every connection goes through `policy`. It never follows redirects
     itself: the caller follows them hop by hop so it can drop credentials across origins.
     `verify` is the TLS verification (certifi's CAs by default); `inner` the backend that
-    really connects (tests observe connection attempts through it)."""
-    transport = httpx.AsyncHTTPTransport(verify=verify)
-    pool = transport._pool  # httpx keeps its httpcore pool here (pinned: httpx<1, tested)
-    pool._network_backend = GuardedNetworkBackend(policy, inner or pool._network_backend)
-    return httpx.AsyncClient(transport=transport, follow_redirects=False, **client_options)
+    really connects (tests observe connection attempts through it); `max_connections` should
+    match the calls that may run at once (see `ShardedTransport`)."""
+    # One TLS context for every shard: building one costs ~10 ms of CPU.
+    tls = httpx.create_ssl_context() if verify is True else verify
+
+    def guarded_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+        transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits)
+        pool = transport._pool  # httpx keeps its httpcore pool here (pinned: httpx<1, tested)
+        pool._network_backend = GuardedNetworkBackend(policy, inner or pool._network_backend)
+        return transport
+
+    return httpx.AsyncClient(
+        transport=ShardedTransport(guarded_transport, max_connections),
+        follow_redirects=False,
+        **client_options,
+    )

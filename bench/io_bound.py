@@ -1,2 +1,107 @@
-"""todo"""
-async def run(*a, **k): pass
+"""Scenario 2, I/O-bound: http_request calls to a slow loopback target, many keys, ONE partition.
+
+Throughput is measured from the first action start (the envelopes' `started_at`) to the last
+envelope visible, against the ideal `max_in_flight / latency`. The target records the arrival
+order of each key's calls: a key's calls must arrive in offset order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from datetime import datetime
+
+import httpx
+
+from bench.kafka_io import RunTopics, create_topics, load, request_bytes
+from bench.processes import Child, free_port, python_module
+from bench.report import percentile, say
+from bench.runner import Context, output_topics, run_until
+
+DEFAULT_MAX_IN_FLIGHT = 200
+
+
+async def start_target(ctx: Context, name: str) -> tuple[Child, int]:
+    port = free_port()
+    target = python_module(name, "bench.http_target", [str(port)], ctx.log_dir).start()
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            try:
+                await client.get(f"http://127.0.0.1:{port}/arrivals")
+                return target, port
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    raise RuntimeError(f"the HTTP target did not start:\n{target.stderr_tail()}")
+
+
+async def arrivals(port: int) -> list[tuple[str, int, float]]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.get(f"http://127.0.0.1:{port}/arrivals")
+    return [(key, int(seq), float(at)) for key, seq, at in answer.json()]
+
+
+def order_violations(seen: list[tuple[str, int, float]]) -> int:
+    """Calls that arrived before an earlier call of the same key (per-key order broken)."""
+    last: dict[str, int] = {}
+    broken = 0
+    for key, seq, _ in seen:
+        if seq < last.get(key, -1):
+            broken += 1
+        last[key] = max(seq, last.get(key, -1))
+    return broken
+
+
+async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> None:
+    max_in_flight = int(ctx.engine_env.get("EXECUTION_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
+    ideal = max_in_flight / (latency_ms / 1000)
+    say(f"\n== 2. I/O-bound: {requests_count:,} http_request calls answered after {latency_ms} ms, "
+        f"{keys} keys, 1 partition; ideal {max_in_flight}/{latency_ms / 1000:g} s = {ideal:,.0f}/s")
+    target, port = await start_target(ctx, "io-target")
+    try:
+        requests = f"bench.requests.io.{uuid.uuid4().hex[:8]}"
+        await create_topics(ctx.bootstrap, [requests], 1)
+
+        def record(i: int) -> tuple[bytes, bytes]:
+            key, seq = f"key-{i % keys}", i // keys
+            url = f"http://127.0.0.1:{port}/d/{latency_ms}/{key}/{seq}"
+            return key.encode(), request_bytes(i, "http_request", {"url": url}, prefix="io")
+
+        await load(ctx.bootstrap, requests, (record(i) for i in range(requests_count)))
+        topics = RunTopics.fresh(requests, "io")
+        await output_topics(ctx, topics, 3)
+        engine = ctx.engine(
+            "io-engine", topics, EXECUTION_HTTP_ALLOWED_NETWORKS="127.0.0.0/8"
+        )
+        result = await run_until(
+            ctx, "io", topics, [engine], requests_count, timeout_s=120, keep_values=True
+        )
+        calls = await arrivals(port)
+    finally:
+        target.stop()
+    envelopes = result.seen.envelopes()
+    ok = sum(1 for _, e in envelopes if e.get("status") == "success")
+    first_start = min(datetime.fromisoformat(e["started_at"]).timestamp() for _, e in envelopes)
+    last_seen = max(seen for seen, _ in envelopes)
+    rate = len(envelopes) / (last_seen - first_start)
+    broken = order_violations(calls)
+    per_key: dict[str, int] = defaultdict(int)
+    for key, _, _ in calls:
+        per_key[key] += 1
+    repeated = sum(count - requests_count // keys for count in per_key.values() if count > 0)
+    scenario = "2 I/O-bound"
+    ctx.report.add(scenario, f"throughput ({requests_count:,} calls x {latency_ms} ms, {keys} keys)",
+                   f"{rate:,.0f}/s = {100 * rate / ideal:.0f} % of ideal {ideal:,.0f}/s",
+                   ">= 70 %", result.completed and rate >= 0.7 * ideal)
+    ctx.report.add(scenario, "per-key order (calls arriving out of order)", f"{broken}", "0",
+                   broken == 0 and len(calls) >= requests_count)
+    ctx.report.add(scenario, "successful envelopes / calls received / repeated calls",
+                   f"{ok:,} / {len(calls):,} / {max(0, repeated)}")
+    durations = [float(e["duration_ms"]) for _, e in envelopes]
+    ctx.report.add(scenario, "action duration p50 / p99 (envelope duration_ms)",
+                   f"{percentile(durations, 50):.0f} / {percentile(durations, 99):.0f} ms")
+    first_call = min(at for _, _, at in calls)
+    last_call = max(at for _, _, at in calls)
+    ctx.report.add(scenario, "first start -> last call arrived -> last envelope visible",
+                   f"{first_call - first_start:.2f} / {last_call - first_start:.2f} / "
+                   f"{last_seen - first_start:.2f} s")
+    ctx.report.add(scenario, "engine CPU for the run", f"{result.cpu_s:.1f} s")

@@ -44,7 +44,8 @@ class RunResult:
     started_at: float
     peak_rss_mb: float
     completed: bool
-    # CPU seconds the consumer processes had used when the last envelope became visible.
+    # CPU seconds the consumer processes used between the first and the last envelope
+    # becoming visible (start-up excluded).
     cpu_s: float = 0.0
 
     @property
@@ -90,15 +91,26 @@ async def run_until(
     started = time.time()
     for child in children:
         child.start()
+
+    def cpu_now() -> float:
+        return sum(cpu_seconds(c.proc.pid) for c in children if c.proc is not None)
+
+    async def cpu_at_first_envelope() -> float:
+        while watcher.seen.first_seen is None:
+            await asyncio.sleep(0.01)
+        return cpu_now()
+
+    first_cpu = asyncio.create_task(cpu_at_first_envelope())
     try:
         completed = await watcher.wait_for(
             expected, timeout_s, alive=lambda: any(c.alive for c in children)
         )
-        cpu = sum(cpu_seconds(c.proc.pid) for c in children if c.proc is not None)
+        cpu = cpu_now() - (await first_cpu if first_cpu.done() else cpu_now())
         # A short grace, so a duplicate published right after the last envelope is counted.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watcher.wait_for(expected + 1, 1.0), 1.5)
     finally:
+        first_cpu.cancel()
         codes = [await asyncio.to_thread(c.stop) for c in children]
         await watcher.stop()
     peak = max((c.peak_rss_mb for c in children), default=0.0)

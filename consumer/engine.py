@@ -126,7 +126,8 @@ class Engine:
             )
             egress_http = await stack.enter_async_context(
                 guarded_client(
-                    EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver)
+                    EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver),
+                    max_connections=settings.max_in_flight,
                 )
             )
             vault_http = await stack.enter_async_context(
