@@ -64,7 +64,7 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         def record(i: int) -> tuple[bytes, bytes]:
             key, seq = f"key-{i % keys}", i // keys
             url = f"http://127.0.0.1:{port}/d/{latency_ms}/{key}/{seq}"
-            return key.encode(), request_bytes(i, "http_request", {"url": url}, prefix="io")
+            return key.encode(), request_bytes(f"io-{i}", "http_request", {"url": url})
 
         await load(ctx.bootstrap, requests, (record(i) for i in range(requests_count)))
         topics = RunTopics.fresh(requests, "io")

@@ -47,11 +47,9 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -
         await admin.close()
 
 
-def request_bytes(
-    index: int, action: str, params: dict[str, Any], prefix: str = "bench"
-) -> bytes:
+def request_bytes(request_id: str, action: str, params: dict[str, Any]) -> bytes:
     body = {
-        "request_id": f"{prefix}-{index}",
+        "request_id": request_id,
         "action": action,
         "project": "bench",
         "params": params,

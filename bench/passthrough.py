@@ -28,7 +28,7 @@ async def run(
         ctx.bootstrap,
         requests,
         (
-            (f"key-{i % 1000}".encode(), request_bytes(i, "log_message", {"message": f"n{i}"}))
+            (f"key-{i % 1000}".encode(), request_bytes(f"pt-{i}", "log_message", {"message": f"n{i}"}))
             for i in range(records)
         ),
     )
