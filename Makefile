@@ -1,5 +1,5 @@
 # The two commands of the README. Both work on a fresh machine: they create .venv first.
-.PHONY: run test lint audit bootstrap
+.PHONY: run test lint audit bootstrap bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -22,3 +22,9 @@ lint: bootstrap
 # service that cannot answer only warns (AUDIT_STRICT=1 makes it fail). See README "Security".
 audit: bootstrap
 	.venv/bin/python scripts/audit.py
+
+# The benchmarks (not part of `make test`): installs the `bench` extra, then runs every
+# scenario. Arguments: make bench ARGS="passthrough --records 20000" (see python -m bench --help).
+bench: bootstrap
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	.venv/bin/python -m bench $(ARGS)

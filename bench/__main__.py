@@ -31,18 +31,34 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, "all"], default=["all"],
-                   metavar="SCENARIO", help=f"one or more of {', '.join(SCENARIOS)}, or all")
-    p.add_argument("--quick", action="store_true",
-                   help="small counts everywhere (for checking the harness, not for figures)")
+    p.add_argument(
+        "scenarios",
+        nargs="*",
+        choices=[*SCENARIOS, "all"],
+        default="all",
+        metavar="SCENARIO",
+        help=f"one or more of {', '.join(SCENARIOS)}, or all",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small counts everywhere (for checking the harness, not for figures)",
+    )
     g = p.add_argument_group("1. pass-through")
     g.add_argument("--records", type=int, default=50_000, help="requests (default 50000)")
     g.add_argument("--rounds", type=int, default=2, help="A B C rounds (default 2)")
-    g.add_argument("--floor-transactions", choices=("yes", "no"), default="yes",
-                   help="the raw floor commits each batch in a transaction (default yes, as "
-                   "the engine does with exactly-once)")
-    g.add_argument("--kinds", default="engine,raw,faststream",
-                   help="which consumers to run (default all three; ratios need all three)")
+    g.add_argument(
+        "--floor-transactions",
+        choices=("yes", "no"),
+        default="yes",
+        help="the raw floor commits each batch in a transaction (default yes, as "
+        "the engine does with exactly-once)",
+    )
+    g.add_argument(
+        "--kinds",
+        default="engine,raw,faststream",
+        help="which consumers to run (default all three; ratios need all three)",
+    )
     g = p.add_argument_group("2. I/O-bound")
     g.add_argument("--io-requests", type=int, default=2000)
     g.add_argument("--io-keys", type=int, default=500)
@@ -52,21 +68,42 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--hol-rate", type=float, default=100.0, help="fast requests per second")
     g = p.add_argument_group("4. memory")
     g.add_argument("--backlog", type=int, default=500_000)
-    g.add_argument("--steady-seconds", type=float, default=300.0,
-                   help="steady-state phase length (default 300 = 5 minutes)")
+    g.add_argument(
+        "--steady-seconds",
+        type=float,
+        default=300.0,
+        help="steady-state phase length (default 300 = 5 minutes)",
+    )
     g.add_argument("--steady-rate", type=float, default=500.0, help="requests per second")
     g = p.add_argument_group("5. scale-out")
     g.add_argument("--scale-records", type=int, default=60_000)
     g.add_argument("--scale-processes", default="1,2,3")
     g = p.add_argument_group("all scenarios")
-    g.add_argument("--keep-logs", action="store_true",
-                   help="keep the engines' stdout (JSON log lines) in the run directory")
-    g.add_argument("--profile", action="store_true",
-                   help="attach py-spy to every engine (collapsed stacks in the run directory; "
-                   "`python -m bench.profile FILE` summarises one)")
-    g.add_argument("--engine-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="an extra setting for every engine started (repeatable)")
+    g.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the engines' stdout (JSON log lines) in the run directory",
+    )
+    g.add_argument(
+        "--profile",
+        action="store_true",
+        help="attach py-spy to every engine (collapsed stacks in the run directory; "
+        "`python -m bench.profile FILE` summarises one)",
+    )
+    g.add_argument(
+        "--engine-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra setting for every engine started (repeatable)",
+    )
     return p
+
+
+def chosen_scenarios(args: argparse.Namespace) -> list[str]:
+    # argparse gives the default as the bare string "all", chosen ones as a list.
+    names = [args.scenarios] if isinstance(args.scenarios, str) else args.scenarios
+    return list(SCENARIOS) if "all" in names else list(dict.fromkeys(names))
 
 
 def _quick(args: argparse.Namespace) -> None:
@@ -89,7 +126,10 @@ def _environment() -> str:
     from aiokafka.util import NO_EXTENSIONS  # noqa: PLC0415
 
     commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
+        ["git", "describe", "--always", "--dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         check=False,
     ).stdout.strip()
     load1, load5, _ = os.getloadavg()
@@ -129,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.quick:
         _quick(args)
-    chosen = list(SCENARIOS) if "all" in args.scenarios else list(dict.fromkeys(args.scenarios))
+    chosen = chosen_scenarios(args)
     from consumer.local_kafka import kafka_broker  # noqa: PLC0415
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))

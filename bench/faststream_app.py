@@ -21,7 +21,7 @@ def build_app(bootstrap: str, requests: str, results: str, group: str) -> Any:
 
     broker = KafkaBroker(bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
 
-    @broker.subscriber(
+    @broker.subscriber(  # type: ignore[untyped-decorator]
         requests,
         group_id=group,
         auto_offset_reset="earliest",

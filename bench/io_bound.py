@@ -54,8 +54,10 @@ def order_violations(seen: list[tuple[str, int, float]]) -> int:
 async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> None:
     max_in_flight = int(ctx.engine_env.get("EXECUTION_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
     ideal = max_in_flight / (latency_ms / 1000)
-    say(f"\n== 2. I/O-bound: {requests_count:,} http_request calls answered after {latency_ms} ms, "
-        f"{keys} keys, 1 partition; ideal {max_in_flight}/{latency_ms / 1000:g} s = {ideal:,.0f}/s")
+    say(
+        f"\n== 2. I/O-bound: {requests_count:,} http_request calls answered after {latency_ms} ms, "
+        f"{keys} keys, 1 partition; ideal {max_in_flight}/{latency_ms / 1000:g} s = {ideal:,.0f}/s"
+    )
     target, port = await start_target(ctx, "io-target")
     try:
         requests = f"bench.requests.io.{uuid.uuid4().hex[:8]}"
@@ -69,9 +71,7 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         await load(ctx.bootstrap, requests, (record(i) for i in range(requests_count)))
         topics = RunTopics.fresh(requests, "io")
         await output_topics(ctx, topics, 3)
-        engine = ctx.engine(
-            "io-engine", topics, EXECUTION_HTTP_ALLOWED_NETWORKS="127.0.0.0/8"
-        )
+        engine = ctx.engine("io-engine", topics, EXECUTION_HTTP_ALLOWED_NETWORKS="127.0.0.0/8")
         result = await run_until(
             ctx, "io", topics, [engine], requests_count, timeout_s=120, keep_values=True
         )
@@ -89,19 +89,37 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         per_key[key] += 1
     repeated = sum(count - requests_count // keys for count in per_key.values() if count > 0)
     scenario = "2 I/O-bound"
-    ctx.report.add(scenario, f"throughput ({requests_count:,} calls x {latency_ms} ms, {keys} keys)",
-                   f"{rate:,.0f}/s = {100 * rate / ideal:.0f} % of ideal {ideal:,.0f}/s",
-                   ">= 70 %", result.completed and rate >= 0.7 * ideal)
-    ctx.report.add(scenario, "per-key order (calls arriving out of order)", f"{broken}", "0",
-                   broken == 0 and len(calls) >= requests_count)
-    ctx.report.add(scenario, "successful envelopes / calls received / repeated calls",
-                   f"{ok:,} / {len(calls):,} / {max(0, repeated)}")
+    ctx.report.add(
+        scenario,
+        f"throughput ({requests_count:,} calls x {latency_ms} ms, {keys} keys)",
+        f"{rate:,.0f}/s = {100 * rate / ideal:.0f} % of ideal {ideal:,.0f}/s",
+        ">= 70 %",
+        result.completed and rate >= 0.7 * ideal,
+    )
+    ctx.report.add(
+        scenario,
+        "per-key order (calls arriving out of order)",
+        f"{broken}",
+        "0",
+        broken == 0 and len(calls) >= requests_count,
+    )
+    ctx.report.add(
+        scenario,
+        "successful envelopes / calls received / repeated calls",
+        f"{ok:,} / {len(calls):,} / {max(0, repeated)}",
+    )
     durations = [float(e["duration_ms"]) for _, e in envelopes]
-    ctx.report.add(scenario, "action duration p50 / p99 (envelope duration_ms)",
-                   f"{percentile(durations, 50):.0f} / {percentile(durations, 99):.0f} ms")
+    ctx.report.add(
+        scenario,
+        "action duration p50 / p99 (envelope duration_ms)",
+        f"{percentile(durations, 50):.0f} / {percentile(durations, 99):.0f} ms",
+    )
     first_call = min(at for _, _, at in calls)
     last_call = max(at for _, _, at in calls)
-    ctx.report.add(scenario, "first start -> last call arrived -> last envelope visible",
-                   f"{first_call - first_start:.2f} / {last_call - first_start:.2f} / "
-                   f"{last_seen - first_start:.2f} s")
+    ctx.report.add(
+        scenario,
+        "first start -> last call arrived -> last envelope visible",
+        f"{first_call - first_start:.2f} / {last_call - first_start:.2f} / "
+        f"{last_seen - first_start:.2f} s",
+    )
     ctx.report.add(scenario, "engine CPU for the run", f"{result.cpu_s:.1f} s")

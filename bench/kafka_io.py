@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -114,6 +115,7 @@ class ResultsWatcher:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self.first_envelope = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -127,10 +129,8 @@ class ResultsWatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def wait_for(
         self, count: int, timeout_s: float, alive: Callable[[], bool] = lambda: True
@@ -142,10 +142,8 @@ class ResultsWatcher:
             if remaining <= 0 or not alive():
                 return False
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
-            except TimeoutError:
-                pass
         return True
 
     async def _run(self) -> None:
@@ -180,6 +178,7 @@ class ResultsWatcher:
                             seen.records.append((now, record.key, record.value))
                 if seen.first_seen is None:
                     seen.first_seen = now
+                    self.first_envelope.set()
                 seen.last_seen = now
                 self._changed.set()
         finally:

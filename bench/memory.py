@@ -10,11 +10,13 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from bench.kafka_io import ResultsWatcher, RunTopics, create_topics, load, request_bytes
+from bench.processes import Child
 from bench.report import say
 from bench.runner import Context, output_topics
 
 PARTITIONS = 3
 PEAK_TARGET_MB = 300
+SCENARIO = "4 memory"
 
 
 def _log_record(i: int) -> tuple[bytes, bytes]:
@@ -46,54 +48,82 @@ async def run(ctx: Context, backlog: int, steady_s: float, rate: float) -> None:
     await watcher.start()
     engine = ctx.engine("memory-engine", topics)
     engine.sample_every_s = 1.0
-    scenario = "4 memory"
-    steady_from = steady_to = 0.0
-    sent = backlog
     try:
         engine.start()
         if not await watcher.wait_for(backlog, 120 + backlog / 300, lambda: engine.alive):
-            say(f"  !! backlog: {watcher.seen.count:,}/{backlog:,} envelopes\n"
-                f"{engine.stderr_tail()}")
-        drained = watcher.seen
-        took = (drained.last_seen or 0) - (drained.first_seen or 0)
-        ctx.report.add(scenario, f"backlog of {backlog:,}: drained in",
-                       f"{took:.0f} s ({drained.count / max(took, 1e-9):,.0f}/s)")
-        ctx.report.add(scenario, "peak RSS while draining the backlog",
-                       f"{engine.peak_rss_mb:.0f} MB", f"< {PEAK_TARGET_MB} MB",
-                       drained.count >= backlog and engine.peak_rss_mb < PEAK_TARGET_MB)
-        producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, linger_ms=5)
-        await producer.start()
-        try:
-            steady_from = time.time() - engine.started_at
-            started = time.monotonic()
-            while (elapsed := time.monotonic() - started) < steady_s:
-                due = backlog + int(elapsed * rate)
-                while sent < due:
-                    key, value = _log_record(sent)
-                    await producer.send(topics.requests, value=value, key=key)
-                    sent += 1
-                await asyncio.sleep(0.05)
-            await producer.flush()
-            steady_to = time.time() - engine.started_at
-        finally:
-            await producer.stop()
+            say(f"  !! backlog: {watcher.seen.count:,}/{backlog:,}\n{engine.stderr_tail()}")
+        _backlog_figures(ctx, backlog, watcher, engine.peak_rss_mb)
+        window, sent = await _steady(ctx, topics, engine, backlog, seconds=steady_s, rate=rate)
         await watcher.wait_for(sent, 60, lambda: engine.alive)
     finally:
         await asyncio.to_thread(engine.stop)
         await watcher.stop()
-    samples = [(t, mb) for t, mb in engine.rss if steady_from <= t <= steady_to]
+    _steady_figures(ctx, engine, window, steady_s, rate)
+    ctx.report.add(SCENARIO, "envelopes seen / requests sent", f"{watcher.seen.count:,} / {sent:,}")
+    ctx.report.add(SCENARIO, "peak RSS over the whole run", f"{engine.peak_rss_mb:.0f} MB")
+
+
+def _backlog_figures(ctx: Context, backlog: int, watcher: ResultsWatcher, peak: float) -> None:
+    drained = watcher.seen
+    took = (drained.last_seen or 0) - (drained.first_seen or 0)
+    ctx.report.add(
+        SCENARIO,
+        f"backlog of {backlog:,}: drained in",
+        f"{took:.0f} s ({drained.count / max(took, 1e-9):,.0f}/s)",
+    )
+    ctx.report.add(
+        SCENARIO,
+        "peak RSS while draining the backlog",
+        f"{peak:.0f} MB",
+        f"< {PEAK_TARGET_MB} MB",
+        drained.count >= backlog and peak < PEAK_TARGET_MB,
+    )
+
+
+async def _steady(
+    ctx: Context, topics: RunTopics, engine: Child, first: int, *, seconds: float, rate: float
+) -> tuple[tuple[float, float], int]:
+    """Produce at `rate` for `seconds`; returns the window (seconds since the engine started)
+    and how many records the topic holds in all."""
+    producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, linger_ms=5)
+    await producer.start()
+    sent = first
+    try:
+        window_start = time.time() - engine.started_at
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = first + int(elapsed * rate)
+            while sent < due:
+                key, value = _log_record(sent)
+                await producer.send(topics.requests, value=value, key=key)
+                sent += 1
+            await asyncio.sleep(0.05)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return (window_start, time.time() - engine.started_at), sent
+
+
+def _steady_figures(
+    ctx: Context, engine: Child, window: tuple[float, float], seconds: float, rate: float
+) -> None:
+    samples = [(t, mb) for t, mb in engine.rss if window[0] <= t <= window[1]]
     if len(samples) < 10:
-        ctx.report.add(scenario, "steady state", "too few RSS samples", "", False)
+        ctx.report.add(SCENARIO, "steady state", "too few RSS samples", "", False)
         return
     # The first fifth is the warm-up after the backlog; compare it with the last fifth.
     fifth = max(1, len(samples) // 5)
     early = sum(mb for _, mb in samples[:fifth]) / fifth
     late = sum(mb for _, mb in samples[-fifth:]) / fifth
-    slope = slope_mb_per_min(samples[fifth:])
-    ctx.report.add(scenario, f"steady {rate:g}/s for {steady_s:g} s: RSS first fifth -> last fifth",
-                   f"{early:.0f} -> {late:.0f} MB ({late - early:+.1f} MB)",
-                   "no growth (< +5 %)", late < early * 1.05)
-    ctx.report.add(scenario, "steady state RSS trend after the first fifth",
-                   f"{slope:+.2f} MB/min")
-    ctx.report.add(scenario, "envelopes seen / requests sent", f"{watcher.seen.count:,} / {sent:,}")
-    ctx.report.add(scenario, "peak RSS over the whole run", f"{engine.peak_rss_mb:.0f} MB")
+    ctx.report.add(
+        SCENARIO,
+        f"steady {rate:g}/s for {seconds:g} s: RSS first fifth -> last fifth",
+        f"{early:.0f} -> {late:.0f} MB ({late - early:+.1f} MB)",
+        "no growth (< +5 %)",
+        late < early * 1.05,
+    )
+    ctx.report.add(
+        SCENARIO,
+        "steady state RSS trend after the first fifth",
+        f"{slope_mb_per_min(samples[fifth:]):+.2f} MB/min",
+    )

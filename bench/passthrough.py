@@ -20,15 +20,20 @@ async def run(
     transactional_floor: bool,
     kinds: tuple[str, ...] = KINDS,
 ) -> None:
-    say(f"\n== 1. pass-through: {records:,} log_message requests, {PARTITIONS} partitions, "
-        f"runs alternated {' '.join(k[0].upper() for k in kinds)} x {rounds}")
+    say(
+        f"\n== 1. pass-through: {records:,} log_message requests, {PARTITIONS} partitions, "
+        f"runs alternated {' '.join(k[0].upper() for k in kinds)} x {rounds}"
+    )
     requests = f"bench.requests.passthrough.{uuid.uuid4().hex[:8]}"
     await create_topics(ctx.bootstrap, [requests], PARTITIONS)
     loaded = await load(
         ctx.bootstrap,
         requests,
         (
-            (f"key-{i % 1000}".encode(), request_bytes(f"pt-{i}", "log_message", {"message": f"n{i}"}))
+            (
+                f"key-{i % 1000}".encode(),
+                request_bytes(f"pt-{i}", "log_message", {"message": f"n{i}"}),
+            )
             for i in range(records)
         ),
     )
@@ -36,7 +41,14 @@ async def run(
     results: dict[str, list[RunResult]] = {kind: [] for kind in kinds}
     for round_no in range(1, rounds + 1):
         for kind in kinds:
-            result = await _one(ctx, kind, requests, records, transactional_floor, round_no)
+            result = await _one(
+                ctx,
+                kind,
+                requests,
+                records=records,
+                transactional=transactional_floor,
+                round_no=round_no,
+            )
             results[kind].append(result)
             say(
                 f"  round {round_no} {kind:<10} {result.processing_s:7.2f} s first->last "
@@ -49,7 +61,7 @@ async def run(
 
 
 async def _one(
-    ctx: Context, kind: str, requests: str, records: int, transactional: bool, round_no: int
+    ctx: Context, kind: str, requests: str, *, records: int, transactional: bool, round_no: int
 ) -> RunResult:
     topics = RunTopics.fresh(requests, f"{kind}{round_no}")
     await output_topics(ctx, topics, PARTITIONS)
@@ -59,14 +71,14 @@ async def _one(
         child = ctx.engine(name, topics)
     elif kind == "raw":
         child = python_module(
-            name, "bench.floor", [*args, *(["--transactional"] if transactional else [])],
+            name,
+            "bench.floor",
+            [*args, *(["--transactional"] if transactional else [])],
             ctx.log_dir,
         )
     else:
         child = python_module(name, "bench.faststream_app", args, ctx.log_dir)
-    return await run_until(
-        ctx, name, topics, [child], records, timeout_s=60 + records / 200
-    )
+    return await run_until(ctx, name, topics, [child], records, timeout_s=60 + records / 200)
 
 
 def _figures(
@@ -87,9 +99,11 @@ def _figures(
         return
     engine_raw = times["engine"] / times["raw"]
     engine_fs = times["engine"] / times["faststream"]
-    ctx.report.add(scenario, "engine / raw", f"{engine_raw:.2f}", "<= 1.3",
-                   complete and engine_raw <= 1.3)
-    ctx.report.add(scenario, "engine / FastStream", f"{engine_fs:.2f}", "< 1.0",
-                   complete and engine_fs < 1.0)
+    ctx.report.add(
+        scenario, "engine / raw", f"{engine_raw:.2f}", "<= 1.3", complete and engine_raw <= 1.3
+    )
+    ctx.report.add(
+        scenario, "engine / FastStream", f"{engine_fs:.2f}", "< 1.0", complete and engine_fs < 1.0
+    )
     peak = max(r.peak_rss_mb for r in results["engine"])
     ctx.report.add(scenario, "engine peak RSS", f"{peak:.0f} MB")

@@ -32,8 +32,10 @@ class Report:
         figure = Figure(scenario, metric, value, target, met)
         self.figures.append(figure)
         verdict = "" if met is None else ("  [met]" if met else "  [NOT met]")
-        print(f"  {scenario} | {metric}: {value}{f'  (target {target})' if target else ''}"
-              f"{verdict}", flush=True)
+        print(
+            f"  {scenario} | {metric}: {value}{f'  (target {target})' if target else ''}{verdict}",
+            flush=True,
+        )
 
     def table(self) -> str:
         lines = [

@@ -96,8 +96,7 @@ async def run_until(
         return sum(cpu_seconds(c.proc.pid) for c in children if c.proc is not None)
 
     async def cpu_at_first_envelope() -> float:
-        while watcher.seen.first_seen is None:
-            await asyncio.sleep(0.01)
+        await watcher.first_envelope.wait()
         return cpu_now()
 
     first_cpu = asyncio.create_task(cpu_at_first_envelope())

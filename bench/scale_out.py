@@ -12,8 +12,10 @@ PARTITIONS = 6
 
 
 async def run(ctx: Context, records: int, process_counts: list[int]) -> None:
-    say(f"\n== 5. scale-out: {records:,} log_message requests on {PARTITIONS} partitions, "
-        f"{', '.join(map(str, process_counts))} engine processes")
+    say(
+        f"\n== 5. scale-out: {records:,} log_message requests on {PARTITIONS} partitions, "
+        f"{', '.join(map(str, process_counts))} engine processes"
+    )
     requests = f"bench.requests.scale.{uuid.uuid4().hex[:8]}"
     await create_topics(ctx.bootstrap, [requests], PARTITIONS)
     await load(
