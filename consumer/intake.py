@@ -173,9 +173,7 @@ def decode_record(
 _NON_STANDARD_CONSTANTS = (b"NaN", b"Infinity")
 
 
-def _accept_in_one_pass(
-    value: bytes, fallback_id: str, traceparent: str | None
-) -> Accepted | None:
+def _accept_in_one_pass(value: bytes, fallback_id: str, traceparent: str | None) -> Accepted | None:
     """The common case, a valid request, parsed and validated in one pass by pydantic-core
     (bytes in, no intermediate dict: ~2 us instead of ~13 us). None for anything it does not
     accept as the step-by-step path would; that path then decides, with its own messages."""

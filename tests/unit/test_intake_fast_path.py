@@ -52,7 +52,7 @@ def test_a_valid_request_takes_the_one_pass_path(monkeypatch: pytest.MonkeyPatch
     def refuse(*_: object) -> None:
         raise AssertionError("the step-by-step path ran for a valid request")
 
-    monkeypatch.setattr(intake.json, "loads", refuse)
+    monkeypatch.setattr(json, "loads", refuse)
     decided = decide(json.dumps(VALID).encode())
     assert isinstance(decided, Accepted)
     assert decided.request_id == "hdr-1"
