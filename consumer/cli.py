@@ -26,6 +26,7 @@ from consumer.logging import KafkaLogSink, configure_logging, get_logger
 from consumer.replay import ReplayOptions, Selection, format_report, parse_offset_range, replay
 from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.settings import EngineSettings, settings_help
+from consumer.speedups import warn_if_slow
 from consumer.tail import KINDS, TailFilter, tail
 from consumer.topics import create_topics, partitions_of
 from schemas import ErrorCode
@@ -325,6 +326,7 @@ def _replay(args: argparse.Namespace, settings: EngineSettings) -> int:
 def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
     sink = KafkaLogSink()
     configure_logging(settings.log_level, sink=sink)
+    warn_if_slow(get_logger())
     with _broker_for_run(settings, args.local_kafka) as bootstrap:
         if bootstrap != settings.bootstrap_servers:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
