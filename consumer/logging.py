@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 import structlog
+from aiokafka.partitioner import DefaultPartitioner
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from consumer.redaction import REDACTOR
@@ -32,16 +33,33 @@ SERVICE = "execution-engine"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
+class LogBatch(Protocol):
+    """aiokafka's `BatchBuilder`: records appended in place, sent as one."""
+
+    def append(self, *, key: bytes | None, value: bytes, timestamp: int | None) -> Any: ...
+
+    def record_count(self) -> int: ...
+
+
 class LogProducer(Protocol):
-    async def send(self, topic: str, value: bytes, key: bytes | None) -> Any: ...
+    async def partitions_for(self, topic: str) -> set[int]: ...
+
+    def create_batch(self) -> LogBatch: ...
+
+    async def send_batch(self, batch: LogBatch, topic: str, *, partition: int) -> Any: ...
 
 
 class KafkaLogSink:
-    """Bounded queue of rendered events, drained to the logs topic by `run()`."""
+    """Bounded queue of rendered events, drained to the logs topic by `run()`.
+
+    Events are appended to one record batch per partition and sent batch by batch: ~3 us per
+    event instead of ~10 us for `producer.send()` each (four events per request). Partitions
+    are chosen as `send()` would (the default partitioner: murmur2 of the key)."""
 
     def __init__(self, max_queued: int = 10_000) -> None:
         self._queue: deque[tuple[bytes | None, bytes]] = deque(maxlen=max_queued)
         self._wakeup: asyncio.Event | None = None
+        self._partitioner = DefaultPartitioner()
         self.dropped = 0
 
     def put(self, key: bytes | None, value: bytes) -> None:
@@ -60,20 +78,53 @@ class KafkaLogSink:
             await self.flush(producer, topic)
 
     async def flush(self, producer: LogProducer, topic: str) -> None:
-        pending = []
+        if not self._queue:
+            return
+        sent: list[tuple[int, Any]] = []  # (records in the batch, delivery future)
+
+        async def send(batch: LogBatch, partition: int) -> None:
+            try:
+                sent.append(
+                    (
+                        batch.record_count(),
+                        await producer.send_batch(batch, topic, partition=partition),
+                    )
+                )
+            except Exception as exc:  # the broker is away: count, never raise into the engine
+                self._lost(batch.record_count(), exc)
+
+        try:
+            partitions = sorted(await producer.partitions_for(topic))
+        except Exception as exc:
+            self._lost(len(self._queue), exc)
+            self._queue.clear()
+            return
+        batches: dict[int, LogBatch] = {}
         while self._queue:
             key, value = self._queue.popleft()
-            try:
-                pending.append(await producer.send(topic, value, key))
-            except Exception as exc:  # the broker is away: count, never raise into the engine
-                self.dropped += 1
-                print(
-                    f'{{"event": "logs.send_failed", "error": "{type(exc).__name__}"}}',
-                    file=sys.stderr,
-                )
-        if pending:
-            outcomes = await asyncio.gather(*pending, return_exceptions=True)
-            self.dropped += sum(isinstance(o, BaseException) for o in outcomes)
+            partition = self._partitioner(key, partitions, partitions)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                await send(batch, partition)
+                batch = batches[partition] = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    self.dropped += 1  # larger than a whole batch: cannot be sent
+        for partition, batch in batches.items():
+            if batch.record_count():
+                await send(batch, partition)
+        if sent:
+            outcomes = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+            self.dropped += sum(
+                count
+                for (count, _), outcome in zip(sent, outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            )
+
+    def _lost(self, count: int, exc: Exception) -> None:
+        self.dropped += count
+        print(f'{{"event": "logs.send_failed", "error": "{type(exc).__name__}"}}', file=sys.stderr)
 
 
 class _Timestamps:

@@ -12,8 +12,15 @@ from typing import Any
 
 import pytest
 import structlog
+from aiokafka.partitioner import DefaultPartitioner
 
-from consumer.logging import KafkaLogSink, configure_logging, get_logger, render_line
+from consumer.logging import (
+    KafkaLogSink,
+    LogBatch,
+    configure_logging,
+    get_logger,
+    render_line,
+)
 from consumer.redaction import REDACTOR
 
 
@@ -186,18 +193,51 @@ def test_sink_is_bounded_and_counts_drops() -> None:
     assert [value for _, value in sink._queue] == [b"3", b"4"]
 
 
-class FakeProducer:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes]] = []
-        self.fail = fail
+class FakeBatch:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.records: list[tuple[bytes | None, bytes]] = []
 
-    async def send(self, topic: str, value: bytes, key: bytes | None) -> asyncio.Future[None]:
+    def append(self, *, key: bytes | None, value: bytes, timestamp: int | None) -> object | None:
+        if len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class FakeProducer:
+    """The batch API of AIOKafkaProducer, recording (topic, partition, key, value)."""
+
+    def __init__(self, fail: bool = False, partitions: int = 3, batch_capacity: int = 100) -> None:
+        self.sent: list[tuple[str, int, bytes | None, bytes]] = []
+        self.batches = 0
+        self.fail = fail
+        self.partitions = partitions
+        self.batch_capacity = batch_capacity
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.batch_capacity)
+
+    async def send_batch(
+        self, batch: LogBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[None]:
+        assert isinstance(batch, FakeBatch)
         if self.fail:
             raise ConnectionError("broker away")
-        self.sent.append((topic, key, value))
+        self.batches += 1
+        self.sent.extend((topic, partition, key, value) for key, value in batch.records)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
+
+    def values(self) -> list[tuple[str, bytes | None, bytes]]:
+        return [(topic, key, value) for topic, _, key, value in self.sent]
 
 
 async def test_flush_sends_key_and_value() -> None:
@@ -206,7 +246,7 @@ async def test_flush_sends_key_and_value() -> None:
     sink.put(None, b'{"event":"b"}')
     producer = FakeProducer()
     await sink.flush(producer, "execution.logs")
-    assert producer.sent == [
+    assert sorted(producer.values(), key=lambda sent: sent[2]) == [
         ("execution.logs", b"r1", b'{"event":"a"}'),
         ("execution.logs", None, b'{"event":"b"}'),
     ]
@@ -215,13 +255,40 @@ async def test_flush_sends_key_and_value() -> None:
     assert len(producer.sent) == 2  # the queue was emptied
 
 
+async def test_events_go_to_the_partition_of_their_key_in_order() -> None:
+    sink = KafkaLogSink()
+    for n in range(20):
+        sink.put(f"request-{n % 4}".encode(), f"{n}".encode())
+    producer = FakeProducer(partitions=3)
+    await sink.flush(producer, "execution.logs")
+    expected = DefaultPartitioner()
+    for _, partition, key, _ in producer.sent:
+        assert partition == expected(key, [0, 1, 2], [0, 1, 2])
+    for key in {key for _, _, key, _ in producer.sent}:
+        values = [int(value) for _, _, k, value in producer.sent if k == key]
+        assert values == sorted(values), "one key's events keep their order"
+    # Four keys on at most three partitions: one batch per partition, not one send per event.
+    assert producer.batches <= 3
+
+
+async def test_a_full_batch_is_sent_and_a_new_one_started() -> None:
+    sink = KafkaLogSink()
+    for n in range(7):
+        sink.put(b"same-key", f"{n}".encode())
+    producer = FakeProducer(batch_capacity=3)
+    await sink.flush(producer, "execution.logs")
+    assert [value for _, _, _, value in producer.sent] == [f"{n}".encode() for n in range(7)]
+    assert producer.batches == 3
+    assert sink.dropped == 0
+
+
 async def test_flush_with_a_failing_producer_does_not_raise(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sink = KafkaLogSink()
     sink.put(None, b"a")
     sink.put(None, b"b")
-    await sink.flush(FakeProducer(fail=True), "execution.logs")
+    await sink.flush(FakeProducer(fail=True, partitions=1), "execution.logs")
     assert sink.dropped == 2
     assert "logs.send_failed" in capsys.readouterr().err
 
@@ -237,7 +304,7 @@ async def test_run_drains_as_events_arrive() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert producer.sent == [("execution.logs", b"k", b"v")]
+    assert producer.values() == [("execution.logs", b"k", b"v")]
 
 
 @pytest.mark.parametrize(
