@@ -1,7 +1,8 @@
 """A loopback HTTP/1.1 target that answers after a delay: `python -m bench.http_target PORT`.
 
 `GET /d/<ms>/<key>/<seq>` answers `{"ok": true}` after `<ms>` milliseconds and records the
-arrival of (key, seq); `GET /arrivals` returns them in arrival order, for the order check.
+arrival of (key, seq); `GET /arrivals` returns them in arrival order, for the order check; `GET /connections` how
+many TCP connections were accepted (connection reuse).
 Raw asyncio (keep-alive, no framework) so that the target costs far less CPU than the engine
 it is measuring.
 """
@@ -28,8 +29,10 @@ class Target:
     def __init__(self) -> None:
         # (key, seq, wall time of arrival)
         self.arrivals: list[tuple[str, int, float]] = []
+        self.connections = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 try:
@@ -57,6 +60,8 @@ class Target:
             return _response(_OK)
         if path == "/arrivals":
             return _response(json.dumps(self.arrivals).encode())
+        if path == "/connections":
+            return _response(str(self.connections).encode())
         return _response(b'{"error":"not found"}', "404 Not Found")
 
 

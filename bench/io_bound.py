@@ -34,10 +34,14 @@ async def start_target(ctx: Context, name: str) -> tuple[Child, int]:
     raise RuntimeError(f"the HTTP target did not start:\n{target.stderr_tail()}")
 
 
-async def arrivals(port: int) -> list[tuple[str, int, float]]:
+async def arrivals(port: int) -> tuple[list[tuple[str, int, float]], int]:
+    """The calls the target received, in order, and the connections it accepted."""
     async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.get(f"http://127.0.0.1:{port}/arrivals")
-    return [(key, int(seq), float(at)) for key, seq, at in answer.json()]
+        connections = int((await client.get(f"http://127.0.0.1:{port}/connections")).text)
+    calls = [(key, int(seq), float(at)) for key, seq, at in answer.json()]
+    # Our own two requests came on one more connection.
+    return calls, connections - 1
 
 
 def order_violations(seen: list[tuple[str, int, float]]) -> int:
@@ -75,7 +79,7 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         result = await run_until(
             ctx, "io", topics, [engine], requests_count, timeout_s=120, keep_values=True
         )
-        calls = await arrivals(port)
+        calls, connections = await arrivals(port)
     finally:
         target.stop()
     envelopes = result.seen.envelopes()
@@ -122,4 +126,5 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         f"{first_call - first_start:.2f} / {last_call - first_start:.2f} / "
         f"{last_seen - first_start:.2f} s",
     )
-    ctx.report.add(scenario, "engine CPU for the run", f"{result.cpu_s:.1f} s")
+    ctx.report.add(scenario, "TCP connections the engine opened", f"{connections:,}")
+    ctx.report.add(scenario, "engine CPU, first to last envelope", f"{result.cpu_s:.1f} s")
