@@ -3,11 +3,13 @@
 aiokafka falls back, silently, to pure-Python record encoding and decoding when its C
 extensions are missing (no wheel for the platform, a source build without a compiler, or
 AIOKAFKA_NO_EXTENSIONS set): everything still works, several times slower per record. The same
-holds for the json module's C accelerator. Say so once, loudly, at start-up.
+holds for the json module's C accelerator, and for httpcore without sniffio (it retries the
+import on every request). Say so once, loudly, at start-up.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json.decoder
 import json.encoder
 
@@ -32,6 +34,9 @@ def speedups() -> dict[str, bool]:
         # Not in typeshed: the C hooks are private names of the json package.
         "json_c_accelerator": getattr(json.encoder, "c_make_encoder", None) is not None
         and getattr(json.decoder, "c_scanstring", None) is not None,
+        # httpcore imports sniffio on every request; when it is missing, every request pays
+        # for a failed import (a sys.path search).
+        "sniffio_for_httpcore": importlib.util.find_spec("sniffio") is not None,
     }
 
 
@@ -42,6 +47,7 @@ def warn_if_slow(log: FilteringBoundLogger) -> dict[str, bool]:
         log.warning(
             "engine.slow_path",
             missing=missing,
-            hint="install aiokafka from a binary wheel and unset AIOKAFKA_NO_EXTENSIONS",
+            hint="install the engine with its dependencies (aiokafka from a binary wheel, sniffio) "
+            "and unset AIOKAFKA_NO_EXTENSIONS",
         )
     return found

@@ -20,7 +20,11 @@ class RecordingLog:
 
 def test_this_environment_uses_the_compiled_paths() -> None:
     # The suite runs where the engine runs: a pure-Python aiokafka here is a regression.
-    assert speedups() == {"aiokafka_c_extensions": True, "json_c_accelerator": True}
+    assert speedups() == {
+        "aiokafka_c_extensions": True,
+        "json_c_accelerator": True,
+        "sniffio_for_httpcore": True,
+    }
 
 
 def test_nothing_is_logged_when_everything_is_compiled() -> None:
