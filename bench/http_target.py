@@ -1,8 +1,8 @@
 """A loopback HTTP/1.1 target that answers after a delay: `python -m bench.http_target PORT`.
 
 `GET /d/<ms>/<key>/<seq>` answers `{"ok": true}` after `<ms>` milliseconds and records the
-arrival of (key, seq); `GET /arrivals` returns them in arrival order, for the order check; `GET /connections` how
-many TCP connections were accepted (connection reuse).
+arrival of (key, seq); `GET /arrivals` returns them in arrival order, for the order check;
+`GET /connections` says how many TCP connections were accepted (connection reuse).
 Raw asyncio (keep-alive, no framework) so that the target costs far less CPU than the engine
 it is measuring.
 """
