@@ -49,6 +49,9 @@ class LogProducer(Protocol):
     async def send_batch(self, batch: LogBatch, topic: str, *, partition: int) -> Any: ...
 
 
+_PARTITION_CACHE_SIZE = 10_000
+
+
 class KafkaLogSink:
     """Bounded queue of rendered events, drained to the logs topic by `run()`.
 
@@ -60,6 +63,9 @@ class KafkaLogSink:
         self._queue: deque[tuple[bytes | None, bytes]] = deque(maxlen=max_queued)
         self._wakeup: asyncio.Event | None = None
         self._partitioner = DefaultPartitioner()
+        # A request's events share its key: murmur2 (pure Python) once per key, not per event.
+        self._partition_of: dict[bytes, int] = {}
+        self._partitions: list[int] = []
         self.dropped = 0
 
     def put(self, key: bytes | None, value: bytes) -> None:
@@ -99,10 +105,13 @@ class KafkaLogSink:
             self._lost(len(self._queue), exc)
             self._queue.clear()
             return
+        if partitions != self._partitions or len(self._partition_of) > _PARTITION_CACHE_SIZE:
+            self._partitions = partitions
+            self._partition_of.clear()
         batches: dict[int, LogBatch] = {}
         while self._queue:
             key, value = self._queue.popleft()
-            partition = self._partitioner(key, partitions, partitions)
+            partition = self._partition(key)
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
@@ -121,6 +130,17 @@ class KafkaLogSink:
                 for (count, _), outcome in zip(sent, outcomes, strict=True)
                 if isinstance(outcome, BaseException)
             )
+
+    def _partition(self, key: bytes | None) -> int:
+        if key is None:  # spread keyless events, as the producer does
+            chosen: int = self._partitioner(None, self._partitions, self._partitions)
+            return chosen
+        partition = self._partition_of.get(key)
+        if partition is None:
+            partition = self._partition_of[key] = self._partitioner(
+                key, self._partitions, self._partitions
+            )
+        return partition
 
     def _lost(self, count: int, exc: Exception) -> None:
         self.dropped += count

@@ -271,6 +271,24 @@ async def test_events_go_to_the_partition_of_their_key_in_order() -> None:
     assert producer.batches <= 3
 
 
+async def test_added_partitions_move_a_key_as_the_producer_would() -> None:
+    sink = KafkaLogSink()
+    producer = FakeProducer(partitions=2)
+    keys = [f"request-{n}".encode() for n in range(30)]
+    for key in keys:
+        sink.put(key, b"before")
+    await sink.flush(producer, "execution.logs")
+    producer.partitions = 7
+    producer.sent.clear()
+    for key in keys:
+        sink.put(key, b"after")
+    await sink.flush(producer, "execution.logs")
+    seven = list(range(7))
+    assert {(key, partition) for _, partition, key, _ in producer.sent} == {
+        (key, DefaultPartitioner()(key, seven, seven)) for key in keys
+    }
+
+
 async def test_a_full_batch_is_sent_and_a_new_one_started() -> None:
     sink = KafkaLogSink()
     for n in range(7):
