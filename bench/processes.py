@@ -33,6 +33,8 @@ def engine_env(bootstrap: str, topics: RunTopics, **settings: str) -> dict[str, 
         EXECUTION_LOGS_TOPIC=topics.logs,
         EXECUTION_DEAD_LETTER_TOPIC=topics.dead_letter,
         EXECUTION_GROUP_ID=topics.group,
+        # The code under test is this checkout's, whatever the virtualenv points at.
+        PYTHONPATH=str(ROOT),
         # Several engines on one host must not fight over the operations port.
         EXECUTION_HTTP_PORT=str(free_port()),
         VAULT_URL="http://127.0.0.1:9",
@@ -190,4 +192,5 @@ def engine(
 
 
 def python_module(name: str, module: str, args: list[str], log_dir: Path) -> Child:
-    return Child(name, [sys.executable, "-m", module, *args], dict(os.environ), log_dir, True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return Child(name, [sys.executable, "-m", module, *args], env, log_dir, True)
