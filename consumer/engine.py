@@ -213,6 +213,13 @@ class Engine:
             **self.settings.kafka_client_options(),
             "acks": "all",
             "linger_ms": 5,
+            # aiokafka keeps one open batch per partition and a send() into a full one waits
+            # until the sender drained it (a produce round trip, one in flight per broker):
+            # with the default 16 KiB, a 1,000-envelope transaction waits ~25 times (measured:
+            # 20-39 ms per transaction, 9-10 ms with 512 KiB). 512 KiB holds a transaction's
+            # envelopes (or a burst of log events) in one batch and stays under the broker's
+            # default message.max.bytes (1 MiB), which bounds a whole batch.
+            "max_batch_size": 512 * 1024,
             "request_timeout_ms": 30_000,
             "max_request_size": self._max_message_bytes,
         }
