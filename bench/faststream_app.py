@@ -12,14 +12,20 @@ import argparse
 import asyncio
 from typing import Any
 
-from bench.floor import passthrough_envelope
+from bench.floor import PRODUCER_BATCH_BYTES, passthrough_envelope
 
 
 def build_app(bootstrap: str, requests: str, results: str, group: str) -> Any:
     from faststream import AckPolicy, FastStream  # noqa: PLC0415 (bench-only dependency)
     from faststream.kafka import KafkaBroker  # noqa: PLC0415
 
-    broker = KafkaBroker(bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    broker = KafkaBroker(
+        bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=PRODUCER_BATCH_BYTES,
+    )
 
     @broker.subscriber(  # type: ignore[untyped-decorator]
         requests,

@@ -19,6 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import format_timestamp
 
+# The engine's producer tuning (consumer/engine.py), so the baselines differ in code only.
+PRODUCER_BATCH_BYTES = 512 * 1024
+
 
 def passthrough_envelope(request: dict[str, Any]) -> dict[str, Any]:
     """The success envelope of a log_message request (same fields as the engine's)."""
@@ -58,6 +61,7 @@ async def run(
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
+        max_batch_size=PRODUCER_BATCH_BYTES,
         transactional_id=f"{group}-floor" if transactional else None,
     )
     await producer.start()
