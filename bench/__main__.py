@@ -56,8 +56,9 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--kinds",
-        default="engine,raw,faststream",
-        help="which consumers to run (default all three; ratios need all three)",
+        default="engine,raw,faststream,engine-quiet",
+        help="which consumers to run, alternated (default engine,raw,faststream,engine-quiet; "
+        "engine-quiet: the engine at log level warning, to show what logging costs)",
     )
     g = p.add_argument_group("2. I/O-bound")
     g.add_argument("--io-requests", type=int, default=2000)
