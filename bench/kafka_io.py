@@ -92,10 +92,22 @@ class Seen:
     duplicates: int = 0
     # (seen at, key, value); kept only when the scenario needs the envelope bodies.
     records: list[tuple[float, bytes, bytes]] = field(default_factory=list)
+    # (seen at, distinct envelopes seen so far), one point per fetched batch.
+    progress: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
         return len(self.ids)
+
+    def rate_between(self, low: float, high: float) -> float:
+        """Envelopes per second between the moments `low` and `high` (fractions of the count
+        finally seen) were reached: the steady part of a run, without its ramp-up and tail."""
+        total = self.count
+        start = next((t, n) for t, n in self.progress if n >= low * total)
+        end = next((t, n) for t, n in self.progress if n >= high * total)
+        if end[0] <= start[0]:
+            return float("nan")
+        return (end[1] - start[1]) / (end[0] - start[0])
 
     def envelopes(self) -> list[tuple[float, dict[str, Any]]]:
         return [(seen, json.loads(value)) for seen, _, value in self.records]
@@ -180,6 +192,7 @@ class ResultsWatcher:
                     seen.first_seen = now
                     self.first_envelope.set()
                 seen.last_seen = now
+                seen.progress.append((now, len(ids)))
                 self._changed.set()
         finally:
             await consumer.stop()

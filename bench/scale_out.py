@@ -38,7 +38,8 @@ async def run(ctx: Context, records: int, process_counts: list[int]) -> None:
         ctx.report.add(
             "5 scale-out",
             f"{count} process{'es' if count > 1 else ''}",
-            f"{result.rate:,.0f}/s (x{result.rate / base:.2f}), CPU {result.cpu_s:.1f} s, "
+            f"{result.rate:,.0f}/s (x{result.rate / base:.2f}); between 10 % and 90 % of the "
+            f"envelopes {result.seen.rate_between(0.1, 0.9):,.0f}/s; CPU {result.cpu_s:.1f} s, "
             f"duplicates {result.seen.duplicates}"
             + ("" if result.completed else f", INCOMPLETE {result.seen.count:,}/{records:,}"),
         )

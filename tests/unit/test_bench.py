@@ -10,6 +10,7 @@ import pytest
 
 from bench import __main__ as cli
 from bench.io_bound import order_violations
+from bench.kafka_io import Seen
 from bench.memory import slope_mb_per_min
 from bench.report import Report, median, percentile
 
@@ -26,6 +27,7 @@ from bench.report import Report, median, percentile
         "bench.faststream_app",
         "bench.http_target",
         "bench.profile",
+        "bench.exactly_once",
     ],
 )
 def test_every_bench_module_imports_without_the_bench_extra(module: str) -> None:
@@ -84,3 +86,9 @@ def test_report_table_marks_missed_targets() -> None:
     table = report.table()
     assert "| 1 x | ratio | 1.5 | <= 1.3 | **no** |" in table
     assert "| 1 x | info | 7 |  |  |" in table
+
+
+def test_rate_between_ignores_ramp_up_and_tail() -> None:
+    seen = Seen(ids={str(n).encode() for n in range(100)})
+    seen.progress = [(0.0, 1), (5.0, 10), (6.0, 50), (7.0, 90), (20.0, 100)]
+    assert seen.rate_between(0.1, 0.9) == pytest.approx(40.0)
