@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 import httpx
 
-from bench.kafka_io import RunTopics, create_topics, load, request_bytes
-from bench.processes import Child, free_port, python_module
+from bench.kafka_io import ResultsWatcher, RunTopics, create_topics, load, request_bytes
+from bench.processes import Child, cpu_seconds, free_port, python_module
 from bench.report import percentile, say
-from bench.runner import Context, output_topics, run_until
+from bench.runner import Context, output_topics
 
 DEFAULT_MAX_IN_FLIGHT = 200
 
@@ -63,42 +63,67 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         f"{keys} keys, 1 partition; ideal {max_in_flight}/{latency_ms / 1000:g} s = {ideal:,.0f}/s"
     )
     target, port = await start_target(ctx, "io-target")
+    requests = f"bench.requests.io.{uuid.uuid4().hex[:8]}"
+    await create_topics(ctx.bootstrap, [requests], 1)
+    topics = RunTopics.fresh(requests, "io")
+    await output_topics(ctx, topics, 3)
+
+    def record(i: int, key: str, seq: int) -> tuple[bytes, bytes]:
+        url = f"http://127.0.0.1:{port}/d/{latency_ms}/{key}/{seq}"
+        return key.encode(), request_bytes(f"io-{i}", "http_request", {"url": url})
+
+    watcher = ResultsWatcher(ctx.bootstrap, topics.results, keep_values=True)
+    await watcher.start()
+    engine = ctx.engine("io-engine", topics, EXECUTION_HTTP_ALLOWED_NETWORKS="127.0.0.0/8")
     try:
-        requests = f"bench.requests.io.{uuid.uuid4().hex[:8]}"
-        await create_topics(ctx.bootstrap, [requests], 1)
-
-        def record(i: int) -> tuple[bytes, bytes]:
-            key, seq = f"key-{i % keys}", i // keys
-            url = f"http://127.0.0.1:{port}/d/{latency_ms}/{key}/{seq}"
-            return key.encode(), request_bytes(f"io-{i}", "http_request", {"url": url})
-
-        await load(ctx.bootstrap, requests, (record(i) for i in range(requests_count)))
-        topics = RunTopics.fresh(requests, "io")
-        await output_topics(ctx, topics, 3)
-        engine = ctx.engine("io-engine", topics, EXECUTION_HTTP_ALLOWED_NETWORKS="127.0.0.0/8")
-        result = await run_until(
-            ctx, "io", topics, [engine], requests_count, timeout_s=120, keep_values=True
+        engine.start()
+        # A warm-up call first: start-up and joining the group stay out of the figures.
+        await load(ctx.bootstrap, requests, [record(-1, "warm-up", 0)])
+        if not await watcher.wait_for(1, 120, lambda: engine.alive):
+            raise RuntimeError(f"the engine did not answer:\n{engine.stderr_tail()}")
+        assert engine.proc is not None
+        cpu_before = cpu_seconds(engine.proc.pid)
+        await load(
+            ctx.bootstrap,
+            requests,
+            (record(i, f"key-{i % keys}", i // keys) for i in range(requests_count)),
         )
+        completed = await watcher.wait_for(requests_count + 1, 120, lambda: engine.alive)
+        cpu = cpu_seconds(engine.proc.pid) - cpu_before
         calls, connections = await arrivals(port)
     finally:
+        await asyncio.to_thread(engine.stop)
+        await watcher.stop()
         target.stop()
-    envelopes = result.seen.envelopes()
+    envelopes = [(seen, e) for seen, e in watcher.seen.envelopes() if e["request_id"] != "io--1"]
+    calls = [call for call in calls if call[0] != "warm-up"]
+    _figures(ctx, envelopes, calls, connections - 1, cpu, completed=completed, ideal=ideal)
+
+
+def _figures(
+    ctx: Context,
+    envelopes: list[tuple[float, dict[str, Any]]],
+    calls: list[tuple[str, int, float]],
+    connections: int,
+    cpu: float,
+    *,
+    completed: bool,
+    ideal: float,
+) -> None:
+    requests_count = len(envelopes)
     ok = sum(1 for _, e in envelopes if e.get("status") == "success")
     first_start = min(datetime.fromisoformat(e["started_at"]).timestamp() for _, e in envelopes)
     last_seen = max(seen for seen, _ in envelopes)
     rate = len(envelopes) / (last_seen - first_start)
     broken = order_violations(calls)
-    per_key: dict[str, int] = defaultdict(int)
-    for key, _, _ in calls:
-        per_key[key] += 1
-    repeated = sum(count - requests_count // keys for count in per_key.values() if count > 0)
+    repeated = len(calls) - len({(key, seq) for key, seq, _ in calls})
     scenario = "2 I/O-bound"
     ctx.report.add(
         scenario,
-        f"throughput ({requests_count:,} calls x {latency_ms} ms, {keys} keys)",
+        f"throughput ({requests_count:,} calls, first start -> last envelope visible)",
         f"{rate:,.0f}/s = {100 * rate / ideal:.0f} % of ideal {ideal:,.0f}/s",
         ">= 70 %",
-        result.completed and rate >= 0.7 * ideal,
+        completed and rate >= 0.7 * ideal,
     )
     ctx.report.add(
         scenario,
@@ -110,7 +135,7 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
     ctx.report.add(
         scenario,
         "successful envelopes / calls received / repeated calls",
-        f"{ok:,} / {len(calls):,} / {max(0, repeated)}",
+        f"{ok:,} / {len(calls):,} / {repeated}",
     )
     durations = [float(e["duration_ms"]) for _, e in envelopes]
     ctx.report.add(
@@ -127,4 +152,10 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         f"{last_seen - first_start:.2f} s",
     )
     ctx.report.add(scenario, "TCP connections the engine opened", f"{connections:,}")
-    ctx.report.add(scenario, "engine CPU, first to last envelope", f"{result.cpu_s:.1f} s")
+    per_call = cpu / len(envelopes)
+    # One event loop is one core: this is the most it could do if it had a core to itself.
+    ctx.report.add(
+        scenario,
+        "engine CPU per call -> one-core ceiling",
+        f"{per_call * 1e6:.0f} us -> {1 / per_call:,.0f}/s" if per_call > 0 else "n/a",
+    )
