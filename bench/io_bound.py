@@ -7,12 +7,14 @@ order of each key's calls: a key's calls must arrive in offset order."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime
 from typing import Any
 
 import httpx
 
+from actions import EgressPolicy, guarded_client, parse_networks
 from bench.kafka_io import ResultsWatcher, RunTopics, create_topics, load, request_bytes
 from bench.processes import Child, cpu_seconds, free_port, python_module
 from bench.report import percentile, say
@@ -55,6 +57,25 @@ def order_violations(seen: list[tuple[str, int, float]]) -> int:
     return broken
 
 
+async def client_alone(port: int, calls: int, keys: int, latency_ms: int, limit: int) -> float:
+    """The engine's egress HTTP client on its own (no Kafka, no engine), the same calls at the
+    same concurrency, in this process: returns its CPU seconds per call. What httpx, httpcore
+    and the egress checks cost by themselves bounds what the engine can do."""
+    policy = EgressPolicy(parse_networks("127.0.0.0/8"))
+    room = asyncio.Semaphore(limit)
+
+    async def call(client: httpx.AsyncClient, i: int) -> None:
+        async with room:
+            url = f"http://127.0.0.1:{port}/d/{latency_ms}/alone-{i % keys}/{i // keys}"
+            (await client.get(url)).raise_for_status()
+
+    async with guarded_client(policy, max_connections=limit) as client:
+        await asyncio.gather(*(call(client, i) for i in range(limit)))  # connections up
+        started = time.process_time()
+        await asyncio.gather(*(call(client, i) for i in range(calls)))
+        return (time.process_time() - started) / calls
+
+
 async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> None:
     max_in_flight = int(ctx.engine_env.get("EXECUTION_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
     ideal = max_in_flight / (latency_ms / 1000)
@@ -91,13 +112,19 @@ async def run(ctx: Context, requests_count: int, keys: int, latency_ms: int) -> 
         completed = await watcher.wait_for(requests_count + 1, 120, lambda: engine.alive)
         cpu = cpu_seconds(engine.proc.pid) - cpu_before
         calls, connections = await arrivals(port)
+        alone = await client_alone(port, requests_count, keys, latency_ms, max_in_flight)
     finally:
         await asyncio.to_thread(engine.stop)
         await watcher.stop()
         target.stop()
     envelopes = [(seen, e) for seen, e in watcher.seen.envelopes() if e["request_id"] != "io--1"]
-    calls = [call for call in calls if call[0] != "warm-up"]
+    calls = [call for call in calls if call[0].startswith("key-")]
     _figures(ctx, envelopes, calls, connections - 1, cpu, completed=completed, ideal=ideal)
+    ctx.report.add(
+        "2 I/O-bound",
+        "the egress HTTP client alone (no Kafka, no engine): CPU per call -> one-core ceiling",
+        f"{alone * 1e6:.0f} us -> {1 / alone:,.0f}/s",
+    )
 
 
 def _figures(
