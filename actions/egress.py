@@ -9,6 +9,7 @@ hand (in the action) and every hop's connection is checked again.
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import ipaddress
 import re
 import socket
@@ -252,5 +253,20 @@ def guarded_client(
     return httpx.AsyncClient(
         transport=ShardedTransport(guarded_transport, max_connections),
         follow_redirects=False,
+        cookies=NoCookieJar(),
         **client_options,
     )
+
+
+class NoCookieJar(http.cookiejar.CookieJar):
+    """Keeps no cookie. The egress client serves every request of every project: a jar would
+    carry one target's session cookie into the next request to that host, whoever sent it."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
