@@ -10,6 +10,8 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -90,6 +92,7 @@ async def run(ctx: Context, seconds: float, rate: float) -> None:
         await watcher.stop()
         target.stop()
     _figures(ctx, sender, {key.decode(): at for at, key, _ in watcher.seen.records})
+    _stages(ctx, sender, watcher.seen.envelopes())
 
 
 def _figures(ctx: Context, sender: Sender, seen_at: dict[str, float]) -> None:
@@ -116,4 +119,31 @@ def _figures(ctx: Context, sender: Sender, seen_at: dict[str, float]) -> None:
         scenario,
         "fast / slow envelopes seen (of sent)",
         f"{len(latencies):,}/{len(sender.fast):,} / {slow_seen}/{len(sender.slow)}",
+    )
+
+
+def _stages(ctx: Context, sender: Sender, envelopes: list[tuple[float, dict[str, Any]]]) -> None:
+    """Where a fast request's time goes: waiting to start (fetch, queue), running, and from
+    its end to its envelope being visible (the partition's next transaction)."""
+    fast = set(sender.fast)
+    waits, runs, publishes = [], [], []
+    for seen, envelope in envelopes:
+        request_id = envelope["request_id"]
+        if request_id not in fast:
+            continue
+        started = datetime.fromisoformat(envelope["started_at"]).timestamp()
+        finished = datetime.fromisoformat(envelope["finished_at"]).timestamp()
+        waits.append(started - sender.sent[request_id])
+        runs.append(finished - started)
+        publishes.append(seen - finished)
+    if not waits:
+        return
+    ctx.report.add(
+        "3 head-of-line",
+        "fast keys p50 / p99: produced -> started / running / finished -> visible",
+        " / ".join(
+            f"{percentile(stage, 50) * 1000:.0f}-{percentile(stage, 99) * 1000:.0f}"
+            for stage in (waits, runs, publishes)
+        )
+        + " ms",
     )
