@@ -90,6 +90,8 @@ class Seen:
     last_seen: float | None = None
     ids: set[bytes] = field(default_factory=set)
     duplicates: int = 0
+    # (key, partition, offset) of every envelope seen a second time, for diagnosis.
+    duplicate_records: list[tuple[bytes, int, int]] = field(default_factory=list)
     # (seen at, key, value); kept only when the scenario needs the envelope bodies.
     records: list[tuple[float, bytes, bytes]] = field(default_factory=list)
     # (seen at, distinct envelopes seen so far), one point per fetched batch.
@@ -184,6 +186,9 @@ class ResultsWatcher:
                     for record in records:
                         if record.key in ids:
                             seen.duplicates += 1
+                            seen.duplicate_records.append(
+                                (record.key, record.partition, record.offset)
+                            )
                             continue
                         ids.add(record.key)
                         if keep:

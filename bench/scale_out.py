@@ -43,3 +43,10 @@ async def run(ctx: Context, records: int, process_counts: list[int]) -> None:
             f"duplicates {result.seen.duplicates}"
             + ("" if result.completed else f", INCOMPLETE {result.seen.count:,}/{records:,}"),
         )
+        if result.seen.duplicate_records:
+            # A read_committed reader must never see one: keep the evidence for diagnosis.
+            sample = ", ".join(
+                f"{key.decode()}@{partition}:{offset}"
+                for key, partition, offset in result.seen.duplicate_records[:10]
+            )
+            say(f"  !! duplicates on {topics.results} (key@partition:offset): {sample}")
