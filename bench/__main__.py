@@ -2,6 +2,8 @@
 
 Scenarios: passthrough, io, hol, memory, scaleout (default: all of them, in that order).
 Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
+The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/local_kafka.py.
+Exactly-once's own costs (on vs off, slow-key latency): `python -m bench.exactly_once --help`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from bench.runner import Context
 SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, and every option's default."""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "scenarios",
@@ -45,40 +51,40 @@ def parser() -> argparse.ArgumentParser:
         help="small counts everywhere (for checking the harness, not for figures)",
     )
     g = p.add_argument_group("1. pass-through")
-    g.add_argument("--records", type=int, default=50_000, help="requests (default 50000)")
-    g.add_argument("--rounds", type=int, default=2, help="A B C rounds (default 2)")
+    g.add_argument("--records", type=int, default=50_000, help="requests")
+    g.add_argument("--rounds", type=int, default=2, help="rounds of alternated runs")
     g.add_argument(
         "--floor-transactions",
         choices=("yes", "no"),
         default="yes",
-        help="the raw floor commits each batch in a transaction (default yes, as "
-        "the engine does with exactly-once)",
+        help="the raw floor commits each batch in a transaction (as the engine does with "
+        "exactly-once)",
     )
     g.add_argument(
         "--kinds",
         default="engine,raw,faststream,engine-quiet",
-        help="which consumers to run, alternated (default engine,raw,faststream,engine-quiet; "
-        "engine-quiet: the engine at log level warning, to show what logging costs)",
+        help="which consumers to run, alternated (engine-quiet: the engine at log level "
+        "warning, to show what logging costs)",
     )
     g = p.add_argument_group("2. I/O-bound")
-    g.add_argument("--io-requests", type=int, default=2000)
-    g.add_argument("--io-keys", type=int, default=500)
-    g.add_argument("--io-latency-ms", type=int, default=50)
+    g.add_argument("--io-requests", type=int, default=2000, help="http_request calls")
+    g.add_argument("--io-keys", type=int, default=500, help="distinct keys")
+    g.add_argument("--io-latency-ms", type=int, default=50, help="the target's answer delay")
     g = p.add_argument_group("3. head-of-line")
     g.add_argument("--hol-seconds", type=float, default=15.0, help="how long requests arrive")
     g.add_argument("--hol-rate", type=float, default=100.0, help="fast requests per second")
     g = p.add_argument_group("4. memory")
-    g.add_argument("--backlog", type=int, default=500_000)
+    g.add_argument("--backlog", type=int, default=500_000, help="records preloaded")
     g.add_argument(
         "--steady-seconds",
         type=float,
         default=300.0,
-        help="steady-state phase length (default 300 = 5 minutes)",
+        help="steady-state phase length (300 = 5 minutes)",
     )
     g.add_argument("--steady-rate", type=float, default=500.0, help="requests per second")
     g = p.add_argument_group("5. scale-out")
-    g.add_argument("--scale-records", type=int, default=60_000)
-    g.add_argument("--scale-processes", default="1,2,3")
+    g.add_argument("--scale-records", type=int, default=60_000, help="records preloaded")
+    g.add_argument("--scale-processes", default="1,2,3", help="engine process counts to run")
     g = p.add_argument_group("all scenarios")
     g.add_argument(
         "--keep-logs",
