@@ -114,9 +114,6 @@ def decode_record(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"the record is {len(value)} bytes; the limit is {max_bytes}",
         )
-    accepted = _accept_in_one_pass(value, fallback_id, traceparent)
-    if accepted is not None:
-        return accepted
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -166,26 +163,6 @@ def decode_record(
         request = ExecutionRequest.model_validate(body)
     except ValidationError as exc:
         return reject(ErrorCode.INVALID_REQUEST, describe_validation_error(exc, ""), body)
-    return Accepted(request, request.request_id or fallback_id, traceparent)
-
-
-# JSON's non-standard constants: pydantic-core's parser accepts them, `json.loads` here refuses.
-_NON_STANDARD_CONSTANTS = (b"NaN", b"Infinity")
-
-
-def _accept_in_one_pass(value: bytes, fallback_id: str, traceparent: str | None) -> Accepted | None:
-    """The common case, a valid request, parsed and validated in one pass by pydantic-core
-    (bytes in, no intermediate dict: ~2 us instead of ~13 us). None for anything it does not
-    accept as the step-by-step path would; that path then decides, with its own messages."""
-    if any(constant in value for constant in _NON_STANDARD_CONSTANTS):
-        return None
-    try:
-        request = ExecutionRequest.model_validate_json(value)
-    except ValidationError:
-        return None
-    # The same depth as the whole body: its other fields are scalars.
-    if json_depth_exceeds({"params": request.params, "metadata": request.metadata}):
-        return None
     return Accepted(request, request.request_id or fallback_id, traceparent)
 
 
