@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from consumer.logging import configure_logging
+from consumer.logging import configure_logging, flush_logs
 from consumer.redaction import REDACTOR
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import plain_client
@@ -50,6 +50,7 @@ async def test_library_debug_logs_never_carry_a_secret(target: HttpTargetStandIn
     finally:
         for name in ("httpx", "httpcore", "aiokafka", "asyncio"):
             logging.getLogger(name).setLevel(logging.NOTSET)
+    flush_logs()  # inside an event loop, lines are written at the end of the loop iteration
     written = stream.getvalue()
     assert '"logger":"httpx"' in written  # the library really logged (the request lines)
     assert "HTTP Request: GET" in written
