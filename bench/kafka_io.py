@@ -201,3 +201,28 @@ class ResultsWatcher:
                 self._changed.set()
         finally:
             await consumer.stop()
+
+
+async def recount(bootstrap: str, topic: str, quiet_s: float = 3.0) -> tuple[int, int]:
+    """(distinct request ids, records) on `topic` as a fresh read_committed consumer reads it
+    from the beginning: a second opinion when the watcher saw duplicates."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ids: set[bytes] = set()
+        records = 0
+        while batch := await consumer.getmany(timeout_ms=int(quiet_s * 1000), max_records=10_000):
+            for chunk in batch.values():
+                records += len(chunk)
+                ids.update(record.key for record in chunk)
+        return len(ids), records
+    finally:
+        await consumer.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from bench.kafka_io import RunTopics, create_topics, load, request_bytes
+from bench.kafka_io import RunTopics, create_topics, load, recount, request_bytes
 from bench.report import say
 from bench.runner import Context, output_topics, run_until
 
@@ -50,3 +50,8 @@ async def run(ctx: Context, records: int, process_counts: list[int]) -> None:
                 for key, partition, offset in result.seen.duplicate_records[:10]
             )
             say(f"  !! duplicates on {topics.results} (key@partition:offset): {sample}")
+            distinct, total = await recount(ctx.bootstrap, topics.results)
+            say(
+                f"  !! re-read by a fresh read_committed consumer: {total:,} records, "
+                f"{distinct:,} distinct request ids"
+            )
