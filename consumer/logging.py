@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import sys
@@ -219,7 +220,9 @@ class Renderer:
         self.stream = stream
         self.sink = sink
         self._pending: list[str] = []
-        self._flush_scheduled = False
+        # The loop a flush is scheduled on; None when nothing waits. A loop that ended before
+        # running the flush leaves its lines to the next write, wherever it happens.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> str:
@@ -233,20 +236,24 @@ class Renderer:
         raise structlog.DropEvent
 
     def _write(self, line: str) -> None:
-        self._pending.append(line)
-        if self._flush_scheduled:
-            return
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        with self._lock:
+            self._pending.append(line)
+            if loop is not None and self._flush_loop is loop:
+                return
+            if loop is not None:
+                self._flush_loop = loop
+        if loop is None:
             self.flush()
-            return
-        self._flush_scheduled = True
-        loop.call_soon(self.flush)
+        else:
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self._lock:
-            self._flush_scheduled = False
+            self._flush_loop = None
             if not self._pending:
                 return
             lines, self._pending = self._pending, []
@@ -261,7 +268,8 @@ _renderer: Renderer | None = None
 def flush_logs() -> None:
     """Write out lines still waiting for their loop iteration (shutdown, a loop that ended)."""
     if _renderer is not None:
-        _renderer.flush()
+        with contextlib.suppress(ValueError, OSError):  # stdout already closed at exit
+            _renderer.flush()
 
 
 def configure_logging(

@@ -334,3 +334,45 @@ def test_a_rendered_event_is_one_line_of_utf8_json(text: str) -> None:
     line.encode("utf-8")
     assert all(not (0x7F <= ord(c) < 0xA0) for c in line)
     assert json.loads(line)["message"] == text
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_inside_a_loop_lines_are_written_once_per_iteration() -> None:
+    stream = CountingStream()
+    configure_logging("info", stream=stream)
+    log = get_logger(request_id="r1")
+    for n in range(3):
+        log.info("action.started", attempt=n)
+    assert stream.getvalue() == ""  # not yet: at the end of this loop iteration
+    await asyncio.sleep(0)
+    assert [json.loads(line)["attempt"] for line in stream.getvalue().splitlines()] == [0, 1, 2]
+    assert stream.writes == 1
+
+
+def test_lines_of_a_loop_that_ended_come_out_with_the_next_line() -> None:
+    stream = CountingStream()
+    configure_logging("info", stream=stream)
+    loop = asyncio.new_event_loop()
+
+    def log_and_stop() -> None:
+        get_logger().info("inside")  # its flush is scheduled for an iteration that never runs
+        loop.stop()
+
+    loop.call_soon(log_and_stop)
+    loop.run_forever()
+    loop.close()
+    assert stream.getvalue() == ""
+    get_logger().info("outside")
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
+        "inside",
+        "outside",
+    ]
