@@ -26,7 +26,7 @@ from consumer.logging import KafkaLogSink, configure_logging, get_logger
 from consumer.replay import ReplayOptions, Selection, format_report, parse_offset_range, replay
 from consumer.schema_export import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.settings import EngineSettings, settings_help
-from consumer.speedups import warn_if_slow
+from consumer.speedups import freeze_startup_objects, warn_if_slow
 from consumer.tail import KINDS, TailFilter, tail
 from consumer.topics import create_topics, partitions_of
 from schemas import ErrorCode
@@ -331,6 +331,7 @@ def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
         if bootstrap != settings.bootstrap_servers:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
         try:
+            freeze_startup_objects()
             asyncio.run(_run_engine(settings, sink))
         except KafkaSettingsRefused as exc:
             # A definitive refusal (credentials, TLS trust) is a settings error: exit 2 at once.

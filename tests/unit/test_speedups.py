@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
 from aiokafka.record import default_records
 
-from consumer.speedups import speedups, warn_if_slow
+from consumer.speedups import freeze_startup_objects, speedups, warn_if_slow
 
 
 class RecordingLog:
@@ -43,3 +44,11 @@ def test_a_pure_python_record_class_is_reported(monkeypatch: pytest.MonkeyPatch)
     assert found["aiokafka_c_extensions"] is False
     assert [event for event, _ in log.warnings] == ["engine.slow_path"]
     assert log.warnings[0][1]["missing"] == ["aiokafka_c_extensions"]
+
+
+def test_startup_objects_are_frozen_out_of_the_collectors_view() -> None:
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
