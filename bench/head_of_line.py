@@ -75,7 +75,9 @@ async def run(ctx: Context, seconds: float, rate: float) -> None:
     watcher = ResultsWatcher(ctx.bootstrap, topics.results, keep_values=True)
     await watcher.start()
     engine = ctx.engine("hol-engine", topics, EXECUTION_HTTP_ALLOWED_NETWORKS="127.0.0.0/8")
-    producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, linger_ms=0)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ctx.bootstrap, linger_ms=0, enable_idempotence=True
+    )
     await producer.start()
     sender = Sender(producer, requests, port)
     try:

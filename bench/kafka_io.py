@@ -63,8 +63,10 @@ Record = tuple[bytes | None, bytes]  # (key, value)
 
 async def load(bootstrap: str, topic: str, records: Iterable[Record]) -> int:
     """Produce `records` as fast as the client allows (big batches, no per-record wait)."""
+    # Idempotent: a send retried after a timeout must not put a request in the topic twice
+    # (it would get two envelopes, and look like a duplicate the engine made).
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, enable_idempotence=True
     )
     await producer.start()
     count = 0

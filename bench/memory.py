@@ -85,7 +85,9 @@ async def _steady(
 ) -> tuple[tuple[float, float], int]:
     """Produce at `rate` for `seconds`; returns the window (seconds since the engine started)
     and how many records the topic holds in all."""
-    producer = AIOKafkaProducer(bootstrap_servers=ctx.bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ctx.bootstrap, linger_ms=5, enable_idempotence=True
+    )
     await producer.start()
     sent = first
     try:
