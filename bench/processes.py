@@ -85,12 +85,14 @@ class Child:
     keep_stdout: bool = False
     # py-spy attaches and writes collapsed stacks to `<log_dir>/<name>.pyspy.txt`.
     profile: bool = False
-    sample_every_s: float = 0.2
+    sample_every_s: float = 0.05
     proc: subprocess.Popen[bytes] | None = None
     # (seconds since start, RSS MB)
     rss: list[tuple[float, float]] = field(default_factory=list)
     peak_rss_mb: float = 0.0
     cpu_s: float = 0.0
+    # (wall time, CPU seconds so far), one per sample: CPU use between two moments.
+    cpu_samples: list[tuple[float, float]] = field(default_factory=list)
     started_at: float = 0.0
     _sampler: threading.Thread | None = None
     _profiler: subprocess.Popen[bytes] | None = None
@@ -130,6 +132,18 @@ class Child:
         self._sampler.start()
         return self
 
+    def cpu_at(self, moment: float) -> float:
+        """CPU seconds used by `moment` (wall time), interpolated between the samples around
+        it."""
+        before = (self.started_at, 0.0)
+        for at, cpu in self.cpu_samples:
+            if at > moment:
+                span = at - before[0]
+                share = (moment - before[0]) / span if span > 0 else 0.0
+                return before[1] + (cpu - before[1]) * share
+            before = (at, cpu)
+        return before[1]
+
     def stderr_tail(self, lines: int = 20) -> str:
         try:
             text = (self.log_dir / f"{self.name}.err").read_text(errors="replace")
@@ -168,6 +182,7 @@ class Child:
                 self.rss.append((time.time() - self.started_at, current))
                 self.peak_rss_mb = max(self.peak_rss_mb, peak)
                 self.cpu_s = max(self.cpu_s, cpu_seconds(proc.pid))
+                self.cpu_samples.append((time.time(), self.cpu_s))
             time.sleep(self.sample_every_s)
 
 

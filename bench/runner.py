@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from bench.kafka_io import ResultsWatcher, RunTopics, Seen, create_topics
@@ -44,17 +45,22 @@ class RunResult:
     started_at: float
     peak_rss_mb: float
     completed: bool
-    # CPU seconds the consumer processes used between the first and the last envelope
-    # becoming visible (start-up excluded).
+    # CPU seconds the consumer processes used from the start of the work (below) to the last
+    # envelope becoming visible.
     cpu_s: float = 0.0
+    # The earliest `started_at` of the envelopes (when their bodies were kept): the moment the
+    # first record was taken up, start-up and joining the group behind it.
+    first_start: float | None = None
 
     @property
     def processing_s(self) -> float:
-        """First envelope visible -> last envelope visible: excludes process start-up and
-        joining the group, which say nothing about the hot path."""
-        if self.seen.first_seen is None or self.seen.last_seen is None:
+        """First record taken up (else: first envelope visible) -> last envelope visible.
+        Excludes process start-up and joining the group, which say nothing about the hot path;
+        includes the wait for the first transaction, which envelopes cannot skip."""
+        begin = self.first_start if self.first_start is not None else self.seen.first_seen
+        if begin is None or self.seen.last_seen is None:
             return float("nan")
-        return self.seen.last_seen - self.seen.first_seen
+        return self.seen.last_seen - begin
 
     @property
     def total_s(self) -> float:
@@ -104,7 +110,8 @@ async def run_until(
         completed = await watcher.wait_for(
             expected, timeout_s, alive=lambda: any(c.alive for c in children)
         )
-        cpu = cpu_now() - (await first_cpu if first_cpu.done() else cpu_now())
+        cpu_end = cpu_now()
+        cpu = cpu_end - (await first_cpu if first_cpu.done() else cpu_end)
         # A short grace, so a duplicate published right after the last envelope is counted.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watcher.wait_for(expected + 1, 1.0), 1.5)
@@ -112,6 +119,14 @@ async def run_until(
         first_cpu.cancel()
         codes = [await asyncio.to_thread(c.stop) for c in children]
         await watcher.stop()
+    first_start = None
+    if keep_values and watcher.seen.records:
+        first_start = min(
+            datetime.fromisoformat(envelope["started_at"]).timestamp()
+            for _, envelope in watcher.seen.envelopes()
+        )
+        # CPU from the first record taken up, not from the first envelope visible.
+        cpu = cpu_end - sum(c.cpu_at(first_start) for c in children)
     peak = max((c.peak_rss_mb for c in children), default=0.0)
     if not completed:
         say(f"  !! {label}: saw {watcher.seen.count}/{expected} envelopes (exit codes {codes})")
@@ -119,4 +134,4 @@ async def run_until(
             tail = child.stderr_tail()
             if tail:
                 say(f"  -- {child.name} stderr:\n{tail}")
-    return RunResult(label, expected, watcher.seen, started, peak, completed, cpu)
+    return RunResult(label, expected, watcher.seen, started, peak, completed, cpu, first_start)

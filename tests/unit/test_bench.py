@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from bench import __main__ as cli
 from bench.io_bound import order_violations
 from bench.kafka_io import Seen
 from bench.memory import slope_mb_per_min
+from bench.processes import Child
 from bench.report import Report, median, percentile
 
 
@@ -92,3 +94,12 @@ def test_rate_between_ignores_ramp_up_and_tail() -> None:
     seen = Seen(ids={str(n).encode() for n in range(100)})
     seen.progress = [(0.0, 1), (5.0, 10), (6.0, 50), (7.0, 90), (20.0, 100)]
     assert seen.rate_between(0.1, 0.9) == pytest.approx(40.0)
+
+
+def test_cpu_at_interpolates_between_samples(tmp_path: Path) -> None:
+    child = Child("x", ["true"], {}, tmp_path)
+    child.started_at = 100.0
+    child.cpu_samples = [(101.0, 0.5), (102.0, 1.5)]
+    assert child.cpu_at(100.5) == pytest.approx(0.25)
+    assert child.cpu_at(101.5) == pytest.approx(1.0)
+    assert child.cpu_at(105.0) == pytest.approx(1.5)
