@@ -258,6 +258,14 @@ def guarded_client(
     )
 
 
+def service_client(timeout_s: float) -> httpx.AsyncClient:
+    """A client for the APIs the engine itself calls (Slack, Sheets, Notion, the Vault): shared
+    by every project, so, like the egress client, it keeps no cookies."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s), follow_redirects=False, cookies=NoCookieJar()
+    )
+
+
 class NoCookieJar(http.cookiejar.CookieJar):
     """Keeps no cookie. The egress client serves every request of every project: a jar would
     carry one target's session cookie into the next request to that host, whoever sent it."""

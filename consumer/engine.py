@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from structlog.typing import FilteringBoundLogger
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
-from actions.egress import Resolver, parse_networks, system_resolver
+from actions.egress import Resolver, parse_networks, service_client, system_resolver
 from consumer.credentials import CredentialCache
 from consumer.credentials_backend import credential_fetch
 from consumer.intake import Rejected, decode_record
@@ -121,18 +120,14 @@ class Engine:
             stack.callback(self.tracing.shutdown)  # ops
             if settings.create_topics:
                 await ensure_topics(settings)
-            api_http = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
-            )
+            api_http = await stack.enter_async_context(service_client(10.0))
             egress_http = await stack.enter_async_context(
                 guarded_client(
                     EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver),
                     max_connections=settings.max_in_flight,
                 )
             )
-            vault_http = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_timeout_s))
-            )
+            vault_http = await stack.enter_async_context(service_client(settings.vault_timeout_s))
             credentials = CredentialCache(
                 credential_fetch(settings, vault_http),
                 settings.vault_cache_ttl_s,

@@ -1,4 +1,5 @@
-"""The egress client keeps no cookies: one request's Set-Cookie never rides on the next."""
+"""The engine's shared HTTP clients keep no cookies: one request's Set-Cookie never rides on
+the next (which may be another project's)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from actions.egress import EgressPolicy, guarded_client, parse_networks
+from actions.egress import EgressPolicy, guarded_client, parse_networks, service_client
 
 
 class CookieSetter(BaseHTTPRequestHandler):
@@ -49,3 +50,11 @@ async def test_a_cookie_header_the_request_sets_itself_is_sent(cookie_setter: st
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         await client.get(cookie_setter, headers={"Cookie": "chosen=by-the-request"})
     assert CookieSetter.seen == ["chosen=by-the-request"]
+
+
+async def test_the_service_client_keeps_no_cookies_either(cookie_setter: str) -> None:
+    async with service_client(5.0) as client:
+        await client.get(f"{cookie_setter}/login")
+        await client.get(f"{cookie_setter}/other-project")
+        assert len(client.cookies) == 0
+    assert CookieSetter.seen == [None, None]
