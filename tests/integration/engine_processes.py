@@ -162,6 +162,12 @@ class Tally:
     duplicated: dict[str, int]
     dead_letters: int
 
+    def __str__(self) -> str:
+        return (
+            f"envelopes={self.envelopes} missing={len(self.missing)} "
+            f"duplicated={len(self.duplicated)} dead_letters={self.dead_letters}"
+        )
+
 
 async def tally(
     bootstrap: str, topics: Topics, workload: Workload, timeout_s: float = 180

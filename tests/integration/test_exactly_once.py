@@ -88,11 +88,7 @@ async def test_kill_9_three_times_mid_stream(
     finally:
         for process in engines:
             process.stop()
-    print(
-        f"kill -9 x3: records={len(workload.records)} envelopes={result.envelopes} "
-        f"missing={len(result.missing)} duplicated={len(result.duplicated)} "
-        f"dead_letters={result.dead_letters}"
-    )
+    print(f"kill -9 x3: records={len(workload.records)} {result}")
     assert_exactly_once(result, workload)
 
 
@@ -121,10 +117,7 @@ async def test_broker_restart_mid_stream(
             assert engine.process.poll() is None, "the engine survived the broker restart"
         finally:
             engine.stop()
-    print(
-        f"broker restart: records={len(workload.records)} envelopes={result.envelopes} "
-        f"missing={len(result.missing)} duplicated={len(result.duplicated)}"
-    )
+    print(f"broker restart: records={len(workload.records)} {result}")
     assert_exactly_once(result, workload)
 
 
@@ -157,10 +150,7 @@ async def test_three_engines_one_killed_the_others_take_over(
     finally:
         for engine in engines:
             engine.stop()
-    print(
-        f"3 engines, 1 killed: envelopes={result.envelopes} missing={len(result.missing)} "
-        f"duplicated={len(result.duplicated)}"
-    )
+    print(f"3 engines, 1 killed: records={len(workload.records)} {result}")
     assert_exactly_once(result, workload)
 
 
@@ -194,7 +184,7 @@ async def test_sigterm_mid_stream_exits_zero_within_the_drain_bound(
         result = await tally(kafka_bootstrap, topics, workload)
     finally:
         engine.stop()
-    print(f"SIGTERM: exit 0 in {took:.2f} s; missing={len(result.missing)} dup={result.duplicated}")
+    print(f"SIGTERM: exit 0 in {took:.2f} s; records={len(workload.records)} {result}")
     assert_exactly_once(result, workload)
 
 
