@@ -14,7 +14,7 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import httpcore
 import httpx
 from httpcore._backends.base import SOCKET_OPTION
 
-from actions.errors import ForbiddenDestination, UpstreamUnavailable
+from actions.errors import ForbiddenDestination, InvalidParams, UpstreamUnavailable
 from actions.pool import ShardedTransport
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -256,6 +256,20 @@ def guarded_client(
         cookies=NoCookieJar(),
         **client_options,
     )
+
+
+def egress_url(raw: str, query: Mapping[str, Any] | None = None) -> httpx.URL:
+    """`raw` (its own query string merged with `query`) as a URL an action may send to through
+    the egress client: one that parses, with scheme http or https."""
+    try:
+        url = httpx.URL(raw)
+        if query:
+            url = url.copy_merge_params(query)
+    except httpx.InvalidURL as exc:
+        raise InvalidParams(f"params.url: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise ForbiddenDestination(f"scheme {url.scheme!r} is not allowed (http and https only)")
+    return url
 
 
 def service_client(timeout_s: float) -> httpx.AsyncClient:

@@ -85,6 +85,12 @@ FALLBACK_ON = frozenset(
 )
 
 
+def _deadline_passed(when: str) -> _Outcome:
+    return _Outcome(
+        0, code=ErrorCode.DEADLINE_EXCEEDED, message=f"the request's deadline passed {when}"
+    )
+
+
 def _log_outcome(log: FilteringBoundLogger, outcome: _Outcome, elapsed_s: float) -> None:
     duration_ms = round(elapsed_s * 1000, 3)
     if outcome.code is None:
@@ -162,11 +168,7 @@ class ActionRunner:
         elif isinstance(fallback, _Outcome):
             outcome = fallback
         elif request.deadline is not None and started_at >= request.deadline:
-            outcome = _Outcome(
-                0,
-                code=ErrorCode.DEADLINE_EXCEEDED,
-                message="the request's deadline passed before it ran",
-            )
+            outcome = _deadline_passed("before it ran")
         else:
             outcome = await self._run(
                 prepared.action, prepared.params, self._context(request, request_id, log)
@@ -189,11 +191,7 @@ class ActionRunner:
         log.info("fallback.started", main_error_code=failed.code.value if failed.code else None)
         clock_start = time.monotonic()
         if request.deadline is not None and self.now() >= request.deadline:
-            outcome = _Outcome(
-                0,
-                code=ErrorCode.DEADLINE_EXCEEDED,
-                message="the request's deadline passed before the fallback could run",
-            )
+            outcome = _deadline_passed("before the fallback could run")
         else:
             outcome = await self._run(
                 fallback.action, fallback.params, self._context(request, request_id, log)

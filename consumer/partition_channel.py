@@ -253,15 +253,13 @@ class PartitionChannel:
             committed = await self._sink.publish(self.tp, messages, point)
         except PartitionFenced:
             raise
-        except DeliveryFailed as exc:
-            self._log.warning("publish.retrying", topic=exc.message.topic, error=str(exc))
-            if isinstance(exc.error, TOO_LARGE):
-                self._replace(exc.message)
-            if not await self._sink.settle() and await self._went_through(point):
-                return self._done(finished, point, committed=True, started=started)
-            return False
         except Exception as exc:
-            self._log.warning("publish.retrying", error=type(exc).__name__)
+            if isinstance(exc, DeliveryFailed):
+                self._log.warning("publish.retrying", topic=exc.message.topic, error=str(exc))
+                if isinstance(exc.error, TOO_LARGE):
+                    self._replace(exc.message)
+            else:
+                self._log.warning("publish.retrying", error=type(exc).__name__)
             if not await self._sink.settle() and await self._went_through(point):
                 return self._done(finished, point, committed=True, started=started)
             return False

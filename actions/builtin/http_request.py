@@ -13,10 +13,10 @@ import httpx
 from pydantic import Field, model_validator
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
+from actions.egress import egress_url
 from actions.errors import (
     CredentialRejected,
     ForbiddenDestination,
-    InvalidParams,
     UpstreamError,
     UpstreamUnavailable,
     error_for_exception,
@@ -107,17 +107,8 @@ class HttpRequest(Action[HttpRequestParams]):
             ) from None
 
     async def _prepare(self, params: HttpRequestParams, ctx: ActionContext) -> _Outgoing:
-        try:
-            url = httpx.URL(params.url)
-            if params.query:
-                # Merged with, not instead of, a query string the URL already has.
-                url = url.copy_merge_params(params.query)
-        except httpx.InvalidURL as exc:
-            raise InvalidParams(f"params.url: {exc}") from None
-        if url.scheme not in ("http", "https"):
-            raise ForbiddenDestination(
-                f"scheme {url.scheme!r} is not allowed (http and https only)"
-            )
+        # The query is merged with, not instead of, a query string the URL already has.
+        url = egress_url(params.url, params.query)
         headers = {k: v for k, v in params.headers.items() if k.lower() not in _RESERVED_HEADERS}
         # Lets the receiver recognise a retry or a replay of the same request.
         headers["Idempotency-Key"] = ctx.request_id

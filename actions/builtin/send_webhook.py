@@ -20,10 +20,9 @@ import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
+from actions.egress import egress_url
 from actions.errors import (
     CredentialRejected,
-    ForbiddenDestination,
-    InvalidParams,
     UpstreamError,
     error_for_exception,
     error_for_status,
@@ -93,12 +92,7 @@ class SendWebhook(Action[SendWebhookParams]):
         return upstream_of(params.url)
 
     async def run(self, params: SendWebhookParams, ctx: ActionContext) -> Mapping[str, Any]:
-        try:
-            url = httpx.URL(params.url)
-        except httpx.InvalidURL as exc:
-            raise InvalidParams(f"params.url: {exc}") from None
-        if url.scheme not in ("http", "https"):
-            raise ForbiddenDestination(f"scheme {url.scheme!r} is not allowed (http and https)")
+        url = egress_url(params.url)
         secret = await ctx.token(params.secret_service)
         body = json.dumps(params.payload, separators=(",", ":"), ensure_ascii=False).encode()
         # Signed at each attempt: a retry carries a fresh timestamp over the same body.
