@@ -33,6 +33,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.kafka_io import load, request_bytes
 from consumer.local_kafka import kafka_broker
 from tests.standins import HttpTargetStandIn
 
@@ -81,18 +82,6 @@ class Run:
                 process.wait(60)
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    # Idempotent: a retried send (NotLeaderForPartition just after topic creation) must not
-    # duplicate an input record, or its request_id would get two envelopes.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, enable_idempotence=True)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value=v, key=k) for k, v in records]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 async def watch_results(
     bootstrap: str, topic: str, expect: int | set[str], timeout_s: float
 ) -> dict[str, float]:
@@ -126,14 +115,7 @@ async def watch_results(
 
 
 def log_message(request_id: str) -> bytes:
-    return json.dumps(
-        {
-            "request_id": request_id,
-            "action": "log_message",
-            "project": "bench",
-            "params": {"message": "hello"},
-        }
-    ).encode()
+    return request_bytes(request_id, "log_message", {"message": "hello"})
 
 
 async def overhead(bootstrap: str, records: int, rounds: int) -> None:
@@ -143,7 +125,7 @@ async def overhead(bootstrap: str, records: int, rounds: int) -> None:
         for exactly_once in ("true", "false"):
             run = Run(bootstrap, {"EXECUTION_EXACTLY_ONCE": exactly_once})
             await run.create_topics()
-            await produce(
+            await load(
                 bootstrap,
                 run.requests,
                 [(f"k{i % 1000}".encode(), log_message(f"r{i}")) for i in range(records)],
@@ -195,14 +177,9 @@ async def slow_key(bootstrap: str, seconds: float, rate: float) -> None:
                 if i % 50 == 0:  # the slow key: one call in fifty, all in one lane
                     slow_ids.add(request_id)
                     key = b"slow"
-                    value = json.dumps(
-                        {
-                            "request_id": request_id,
-                            "action": "http_request",
-                            "project": "bench",
-                            "params": {"url": f"{target.base_url}/delay/5000"},
-                        }
-                    ).encode()
+                    value = request_bytes(
+                        request_id, "http_request", {"url": f"{target.base_url}/delay/5000"}
+                    )
                 else:
                     key, value = f"fast-{i % 99}".encode(), log_message(request_id)
                 sent[request_id] = time.time()
