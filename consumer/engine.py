@@ -4,7 +4,7 @@ A record's path, left to right: `_intake_loop` fetches it, skips it if a previou
 partition already finished it, and hands it to the scheduler in its key's lane; `_process`
 decodes it, runs the action (or rejects it) and hands exactly one envelope (and a dead letter if
 unreadable) to its partition's channel; the channel publishes them and commits the partition's
-offset in one Kafka transaction (`consumer.partition_channel`).
+offset in one Kafka transaction (`consumer.partitions.channel`).
 """
 
 from __future__ import annotations
@@ -22,24 +22,24 @@ from structlog.typing import FilteringBoundLogger
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
-from consumer.credentials import CredentialCache
-from consumer.credentials_backend import credential_fetch
-from consumer.intake import Rejected, decode_record
-from consumer.logging import KafkaLogSink, get_logger
-from consumer.metrics import EngineMetrics
-from consumer.offsets import CommitPoint, PartitionOffsets
-from consumer.ops_server import OpsServer, serve_ops
-from consumer.partition_channel import (
+from consumer.broker.topics import ensure_topics
+from consumer.credentials.backends import credential_fetch
+from consumer.credentials.cache import CredentialCache
+from consumer.ops.logging import KafkaLogSink, get_logger
+from consumer.ops.metrics import EngineMetrics
+from consumer.ops.server import OpsServer, serve_ops
+from consumer.ops.tracing import NoTracing, build_tracing
+from consumer.partitions.channel import (
     AtLeastOnceSink,
     CommitSink,
     PartitionChannel,
     TransactionalSink,
 )
-from consumer.publisher import DeadLetter, OutcomeRenderer, dead_letter_headers
-from consumer.scheduler import KeyedScheduler
+from consumer.partitions.offsets import CommitPoint, PartitionOffsets
+from consumer.pipeline.intake import Rejected, decode_record
+from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, dead_letter_headers
+from consumer.pipeline.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
-from consumer.topics import ensure_topics
-from consumer.tracing import NoTracing, build_tracing
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 _FETCH_TIMEOUT_MS = 200

@@ -14,8 +14,8 @@ import pytest
 from actions import ActionRegistry
 from actions.egress import Resolver, system_resolver
 from consumer.engine import Engine
-from consumer.local_kafka import kafka_broker
-from consumer.logging import KafkaLogSink
+from consumer.localkafka.launcher import kafka_broker
+from consumer.ops.logging import KafkaLogSink
 from consumer.settings import EngineSettings
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumer.local_kafka import KAFKA_VERSION
-from consumer.metrics import EngineMetrics
+from consumer.localkafka.launcher import KAFKA_VERSION
+from consumer.ops.metrics import EngineMetrics
 from consumer.settings import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
