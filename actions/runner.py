@@ -123,10 +123,18 @@ class ActionRunner:
     step_aside: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
     async def execute(
-        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        credentials: CredentialSource | None = None,
     ) -> ResultEnvelope:
+        """`credentials`: this request's own view of the credential source, when the engine
+        tracks what each request fetched (its redaction scope); default: the shared one."""
         started_at = self.now()
-        outcome, fallback = await self._execute(request, request_id, log, started_at)
+        outcome, fallback = await self._execute(
+            request, request_id, log, started_at, credentials or self.credentials
+        )
         finished_at = self.now()
         common: dict[str, Any] = {
             "started_at": started_at,
@@ -153,6 +161,7 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         started_at: datetime,
+        credentials: CredentialSource,
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
         clock_start = time.monotonic()
@@ -171,12 +180,16 @@ class ActionRunner:
             outcome = _deadline_passed("before it ran")
         else:
             outcome = await self._run(
-                prepared.action, prepared.params, self._context(request, request_id, log)
+                prepared.action,
+                prepared.params,
+                self._context(request, request_id, log, credentials),
             )
         _log_outcome(log, outcome, time.monotonic() - clock_start)
         if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
             return outcome, None
-        return outcome, await self._run_fallback(request, request_id, log, fallback, outcome)
+        return outcome, await self._run_fallback(
+            request, request_id, log, fallback, outcome, credentials=credentials
+        )
 
     async def _run_fallback(
         self,
@@ -185,6 +198,8 @@ class ActionRunner:
         log: FilteringBoundLogger,
         fallback: _Prepared,
         failed: _Outcome,
+        *,
+        credentials: CredentialSource,
     ) -> FallbackResult:
         name = fallback.action.name
         log = log.bind(action=name, fallback_for=request.action)
@@ -194,7 +209,9 @@ class ActionRunner:
             outcome = _deadline_passed("before the fallback could run")
         else:
             outcome = await self._run(
-                fallback.action, fallback.params, self._context(request, request_id, log)
+                fallback.action,
+                fallback.params,
+                self._context(request, request_id, log, credentials),
             )
         elapsed = time.monotonic() - clock_start
         _log_outcome(log, outcome, elapsed)
@@ -232,13 +249,17 @@ class ActionRunner:
         return _Prepared(action, params)
 
     def _context(
-        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        credentials: CredentialSource,
     ) -> ActionContext:
         return ActionContext(
             request_id=request_id,
             project=request.project,
             deadline=request.deadline,
-            credentials=self.credentials,
+            credentials=credentials,
             http=self.http,
             egress_http=self.egress_http,
             config=self.config,
@@ -265,7 +286,7 @@ class ActionRunner:
                     )
                 # A rotated token: evict it and try once more with a fresh one, at once.
                 refetched_credential = True
-                await self.credentials.invalidate(ctx.project, exc.service)
+                await ctx.credentials.invalidate(ctx.project, exc.service)
                 log.info(
                     "action.retrying",
                     attempt=attempts,

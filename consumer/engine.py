@@ -24,7 +24,7 @@ from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
-from consumer.credentials.cache import CredentialCache
+from consumer.credentials.cache import CredentialCache, RecordCredentials
 from consumer.ops.logging import KafkaLogSink, get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.server import OpsServer, serve_ops
@@ -37,7 +37,7 @@ from consumer.partitions.channel import (
 )
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
 from consumer.pipeline.intake import Rejected, decode_record
-from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, dead_letter_headers
+from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, OutMessage, dead_letter_headers
 from consumer.pipeline.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, ResultEnvelope, error_envelope
@@ -133,6 +133,7 @@ class Engine:
                 settings.vault_cache_ttl_s,
                 settings.vault_cache_max_entries,
             )
+            self._credentials = credentials
             self.metrics.watch_credentials(credentials)  # ops
             self._runner = ActionRunner(
                 registry=self.registry,
@@ -279,28 +280,39 @@ class Engine:
     async def _process(self, work: _Work) -> None:
         """One record -> exactly one envelope (and a dead letter if unreadable) -> its channel."""
         record = work.record
-        try:
-            outcome = await self._outcome(record)
-        except Exception:
-            # A bug must not cost the record its envelope, nor stall the partition's watermark.
-            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
-            outcome = _Outcome(_bug_envelope(record, "the engine failed on this record (bug)"))
+        # The credentials this record fetches: its outputs are scrubbed of them (and of the
+        # engine's own secrets), then they are released.
+        with self._credentials.for_record() as credentials:
+            messages = await self._outputs(record, credentials)
+        work.channel.finish(record.offset, messages)
+
+    async def _outputs(self, record: Any, credentials: RecordCredentials) -> list[OutMessage]:
+        scope = credentials.scope
+        with scope.active():
+            try:
+                outcome = await self._outcome(record, credentials)
+            except Exception:
+                # A bug must not cost the record its envelope, nor stall its partition.
+                self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
+                outcome = _Outcome(_bug_envelope(record, "the engine failed on this record (bug)"))
         self.metrics.envelope(outcome.envelope)  # ops
         try:
-            messages = self._renderer.render(
-                outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
+            return self._renderer.render(
+                outcome.envelope,
+                traceparent=outcome.traceparent,
+                dead_letter=outcome.dead_letter,
+                scope=scope,
             )
         except Exception:
             # Same reasoning: a record whose result cannot be rendered still gets an envelope,
             # or its partition's watermark would never pass it.
             self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
-            messages = self._renderer.render(
+            return self._renderer.render(
                 _bug_envelope(record, "the engine could not render this record's result (bug)"),
                 traceparent=None,
             )
-        work.channel.finish(record.offset, messages)
 
-    async def _outcome(self, record: Any) -> _Outcome:
+    async def _outcome(self, record: Any, credentials: RecordCredentials) -> _Outcome:
         decoded = decode_record(
             record.value,
             record.headers,
@@ -332,7 +344,7 @@ class Engine:
             )
         log = log.bind(action=decoded.request.action, project=decoded.request.project)
         log.info("request.received")
-        execution = self._runner.execute(decoded.request, decoded.request_id, log)
+        execution = self._runner.execute(decoded.request, decoded.request_id, log, credentials)
         envelope = await self.tracing.run(decoded, execution)  # ops: a span when tracing is on
         return _Outcome(envelope, decoded.traceparent)
 

@@ -22,7 +22,7 @@ from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL
 from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
 from consumer.credentials.hashicorp import check_mount, check_path_template
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS
 
 
 def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
@@ -388,7 +388,7 @@ class EngineSettings(BaseSettings):
             password = self.sasl_password.get_secret_value() if self.sasl_password else None
             if password:
                 # The one place the password leaves its SecretStr: nothing may ever print it.
-                REDACTOR.add(password)
+                SECRETS.add_engine_secret(password)
             options["sasl_plain_password"] = password
         if self.security_protocol in ("SSL", "SASL_SSL"):
             options["ssl_context"] = self.ssl_context()

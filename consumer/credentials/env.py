@@ -15,7 +15,6 @@ from pydantic import SecretStr
 
 from actions import InvalidParams, MissingCredentials
 from actions.base import is_safe_path_segment
-from consumer.ops.redaction import REDACTOR
 
 PREFIX = "PURAIFY_CRED_"
 
@@ -43,5 +42,4 @@ class EnvCredentials:
                 f"no {service} credential for project {project!r} (set {name})",
                 details={"service": service},
             )
-        REDACTOR.add(value)
         return SecretStr(value)

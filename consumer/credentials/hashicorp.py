@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
 from consumer.credentials.cache import VaultRefused
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS
 
 _PLACEHOLDERS = {"project", "service"}
 _MOUNT = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
@@ -71,7 +71,7 @@ class HashiCorpVaultClient:
         self._token_file = token_file
         self._namespace = namespace
         if token:
-            REDACTOR.add(token.get_secret_value())
+            SECRETS.add_engine_secret(token.get_secret_value())
 
     def url(self, project: str, service: str) -> str:
         # Both are validated names already; this is the second lock on the path.
@@ -94,7 +94,7 @@ class HashiCorpVaultClient:
             raise VaultUnavailable(f"cannot read VAULT_TOKEN_FILE ({type(exc).__name__})") from None
         if not token:
             raise VaultUnavailable("VAULT_TOKEN_FILE is empty")
-        REDACTOR.add(token)
+        SECRETS.add_engine_secret(token)
         return token
 
     async def fetch(self, project: str, service: str) -> SecretStr:
@@ -138,5 +138,4 @@ class HashiCorpVaultClient:
                 f"the {service} secret of project {project!r} has no {self._field!r} field",
                 details={"service": service},
             )
-        REDACTOR.add(value)
         return SecretStr(value)

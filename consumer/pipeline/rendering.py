@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from consumer.ops.logging import get_logger
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS, RedactionScope
 from consumer.pipeline.intake import Rejected
-from schemas import ErrorCode, ResultEnvelope, error_envelope
+from schemas import ErrorCode, ErrorInfo, ResultEnvelope, error_envelope
 
 Headers = list[tuple[str, bytes]]
 # (original key, original value, headers)
@@ -24,8 +25,43 @@ DeadLetter = tuple[bytes | None, bytes | None, Headers]
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
-def envelope_bytes(envelope: ResultEnvelope) -> bytes:
-    return REDACTOR.scrub(envelope.model_dump_json()).encode()
+def envelope_bytes(envelope: ResultEnvelope, scope: RedactionScope | None = None) -> bytes:
+    """The envelope's JSON, scrubbed of `scope`'s secrets (default: the engine's own)."""
+    return scrubbed_envelope(envelope, scope or SECRETS.engine_scope).model_dump_json().encode()
+
+
+def scrubbed_envelope(envelope: ResultEnvelope, scope: RedactionScope) -> ResultEnvelope:
+    """The envelope with its content (data, error message and details, metadata, environment,
+    the fallback's) scrubbed; ids, names, status, codes and times kept as they are, so no
+    credential value can change the envelope's shape or meaning."""
+    if not scope:
+        return envelope
+    update: dict[str, Any] = {
+        "data": scope.scrub_value(envelope.data),
+        "error": _scrubbed_error(envelope.error, scope),
+        "metadata": scope.scrub_value(envelope.metadata),
+        "environment": scope.scrub_value(envelope.environment),
+    }
+    fallback = envelope.fallback
+    if fallback is not None:
+        update["fallback"] = fallback.model_copy(
+            update={
+                "data": scope.scrub_value(fallback.data),
+                "error": _scrubbed_error(fallback.error, scope),
+            }
+        )
+    return envelope.model_copy(update=update)
+
+
+def _scrubbed_error(error: ErrorInfo | None, scope: RedactionScope) -> ErrorInfo | None:
+    if error is None:
+        return None
+    return error.model_copy(
+        update={
+            "message": scope.scrub_text(error.message),
+            "details": scope.scrub_value(error.details),
+        }
+    )
 
 
 def dead_letter_headers(
@@ -39,7 +75,7 @@ def dead_letter_headers(
     return [
         *original,
         ("error-code", rejected.code.value.encode()),
-        ("error-message", REDACTOR.scrub(rejected.message).encode()),
+        ("error-message", SECRETS.scrub(rejected.message).encode()),
         ("source-topic", topic.encode()),
         ("source-partition", str(partition).encode()),
         ("source-offset", str(offset).encode()),
@@ -83,7 +119,9 @@ class OutcomeRenderer:
         *,
         traceparent: str | None,
         dead_letter: DeadLetter | None = None,
+        scope: RedactionScope | None = None,
     ) -> list[OutMessage]:
+        """`scope`: the record's redaction scope (default: the engine's secrets only)."""
         messages: list[OutMessage] = []
         if dead_letter is not None:
             letter = OutMessage(self._dead_letter_topic, *dead_letter)
@@ -98,7 +136,7 @@ class OutcomeRenderer:
             result_headers.append(("traceparent", traceparent.encode()))
         key = envelope.request_id.encode()
         try:
-            value = envelope_bytes(envelope)
+            value = envelope_bytes(envelope, scope)
         except ValueError as exc:  # pydantic cannot render it (e.g. nested past its limit)
             self._log.error("envelope.unrenderable", request_id=envelope.request_id, error=str(exc))
             value = envelope_bytes(replacement(envelope, "could not be rendered as JSON"))
