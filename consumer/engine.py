@@ -18,9 +18,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 from structlog.typing import FilteringBoundLogger
 
-from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
+from actions import (
+    ActionRegistry,
+    ActionRunner,
+    EgressPolicy,
+    VaultUnavailable,
+    default_registry,
+    guarded_client,
+)
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
@@ -110,6 +118,8 @@ class Engine:
         )
         self.ops: OpsServer | None = None
         self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
+        # Replaced in run() by the cache in front of the configured store.
+        self._credentials = CredentialCache(_not_running)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
@@ -562,6 +572,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._engine.on_assigned(set(assigned))
         except Exception:
             self._engine._log.exception("partitions.assign_failed")
+
+
+async def _not_running(project: str, service: str) -> SecretStr:
+    raise VaultUnavailable("the engine's credential store is not started")
 
 
 def _bug_envelope(record: Any, message: str) -> ResultEnvelope:
