@@ -60,7 +60,7 @@ import contextlib
 import contextvars
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from ahocorasick_rs import AhoCorasick, Implementation
@@ -153,7 +153,7 @@ class _Automaton:
 class Secret:
     """One held secret: its spellings' automaton, and what the tail check needs."""
 
-    __slots__ = ("_by_head", "_heads", "_longest", "automaton", "refs", "value")
+    __slots__ = ("_by_head", "_longest", "automaton", "heads", "refs", "value")
 
     def __init__(self, value: str) -> None:
         self.value = value
@@ -164,17 +164,19 @@ class Secret:
         for spelling in spelled:
             if len(spelling) > HEAD:
                 self._by_head.setdefault(spelling[:HEAD], []).append(spelling)
-        self._heads = _Automaton(self._by_head)
+        # The heads, and the spellings too short to have one: every occurrence starts with
+        # one of these (what `RedactionScope._may_hit` relies on).
+        self.heads = _Automaton([*self._by_head, *(s for s in spelled if len(s) <= HEAD)])
         self.refs = 0
 
     def cut_tail(self, text: str) -> int | None:
         """Where a trailing partial spelling (at least HEAD characters, not the whole) starts:
         the end of `text` is the start of this secret, as a cut leaves it. None if not."""
-        if not self._heads or len(text) < HEAD:
+        if not self.heads or len(text) < HEAD:
             return None
         offset = max(0, len(text) - self._longest + 1)
         window = text[offset:]
-        starts = sorted({start for start, _ in self._heads.spans(window)})
+        starts = sorted({start for start, _ in self.heads.spans(window)})
         if len(starts) > _MAX_TAIL_CANDIDATES:
             return offset + starts[0]
         for start in starts:  # leftmost first: the longest partial spelling
@@ -190,6 +192,7 @@ class SecretRegistry:
     def __init__(self) -> None:
         self._engine_values: list[str] = []
         self._engine = _Automaton(())
+        self.has_engine_secrets = False
         self._held: dict[str, Secret] = {}
         self.built = 0  # automata built for tenant secrets (tests count the work per add)
         self.engine_scope = RedactionScope(self)
@@ -203,6 +206,7 @@ class SecretRegistry:
             return
         self._engine_values.append(value)
         self._engine = _Automaton(s for v in self._engine_values for s in spellings(v))
+        self.has_engine_secrets = True
 
     @property
     def engine_automaton(self) -> _Automaton:
@@ -282,7 +286,7 @@ class RedactionScope:
 
     def __bool__(self) -> bool:
         """False when there is nothing to scrub of (the fast path)."""
-        return bool(self._secrets) or bool(self._registry.engine_automaton)
+        return bool(self._secrets) or self._registry.has_engine_secrets
 
     @contextlib.contextmanager
     def active(self) -> Iterator[RedactionScope]:
@@ -292,6 +296,18 @@ class RedactionScope:
             yield self
         finally:
             _CURRENT.reset(token)
+
+    def _may_hit(self, texts: list[str]) -> bool:
+        """Whether any of `texts` may need masking, in one search per automaton over all of
+        them: the engine's spellings, and each credential's heads (the first HEAD characters
+        of its spellings, which every occurrence and every cut tail of 4+ characters starts
+        with). False is certain; True sends the value down the exact path."""
+        if not texts:
+            return False
+        joined = texts[0] if len(texts) == 1 else "\x00".join(texts)
+        if self._registry.engine_automaton.spans(joined):
+            return True
+        return any(secret.heads.spans(joined) for secret in self._secrets)
 
     def scrub_text(self, text: str) -> str:
         engine = self._registry.engine_automaton
@@ -307,14 +323,38 @@ class RedactionScope:
         """Strings inside a JSON-like value scrubbed (keys kept); with `by_name`, also every
         field named like a secret masked (log events; envelopes relay third-party data as it
         came). Anything else (an exception, a URL object) is rendered as text: scrubbed so."""
-        if not by_name and not self:
-            return value
-        return self._walk(value, by_name, bool(self))
-
-    def scrub_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """A log event: the engine's own fields kept verbatim, the rest scrubbed by value and
-        by name."""
         active = bool(self)
+        if not by_name and not active:
+            return value
+        texts: list[str] = []
+        if _collect(value, texts, by_name) and not (active and self._may_hit(texts)):
+            return value  # nothing to mask: the value itself, not a copy
+        return self._walk(value, by_name, active)
+
+    def scrub_event(self, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """A log event: the engine's own fields kept verbatim, the rest scrubbed by value and
+        by name. An event with nothing to mask is returned as it is (the common case)."""
+        active = bool(self._secrets) or self._registry.has_engine_secrets
+        texts: list[str] = []
+        # One pass to see whether anything needs masking; written out, not with `_collect`:
+        # this runs for every log event, and most are flat dicts of strings and numbers.
+        for key, item in event.items():
+            if item is None or key in ENGINE_EVENT_FIELDS:
+                continue
+            kind = type(item)
+            if kind is str:
+                if is_sensitive_name(key):
+                    break
+                if active:
+                    texts.append(item)
+            elif kind in _SCALARS:
+                if is_sensitive_name(key):
+                    break
+            elif type(key) is not str or is_sensitive_name(key) or not _collect(item, texts, True):
+                break
+        else:
+            if not active or not self._may_hit(texts):
+                return event
         result: dict[str, Any] = {}
         for key, item in event.items():
             name = key if type(key) is str else str(key)
@@ -365,6 +405,31 @@ class RedactionScope:
             return value
         text = str(value)
         return self.scrub_text(text) if active else text
+
+
+def _collect(value: Any, texts: list[str], by_name: bool) -> bool:
+    """Gather the strings (keys too) of a JSON-like value into `texts`. False when the value
+    needs the exact walk whatever it holds: an object that is rendered as text, or (with
+    `by_name`) a field named like a secret."""
+    kind = type(value)
+    if kind is str:
+        texts.append(value)
+        return True
+    if value is None or kind in _SCALARS:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if by_name and item is not None and is_sensitive_name(key):
+                return False
+            texts.append(key)
+            if not _collect(item, texts, by_name):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_collect(item, texts, by_name) for item in value)
+    return False
 
 
 def _renamed(key: str, taken: Mapping[str, Any]) -> str:

@@ -44,24 +44,21 @@ def scrubbed_envelope(envelope: ResultEnvelope, scope: RedactionScope) -> Result
     }
     fallback = envelope.fallback
     if fallback is not None:
-        update["fallback"] = fallback.model_copy(
-            update={
-                "data": scope.scrub_value(fallback.data),
-                "error": _scrubbed_error(fallback.error, scope),
-            }
-        )
+        data, error = scope.scrub_value(fallback.data), _scrubbed_error(fallback.error, scope)
+        if data is not fallback.data or error is not fallback.error:
+            update["fallback"] = fallback.model_copy(update={"data": data, "error": error})
+    if all(value is getattr(envelope, name) for name, value in update.items()):
+        return envelope  # nothing was masked: no copy
     return envelope.model_copy(update=update)
 
 
 def _scrubbed_error(error: ErrorInfo | None, scope: RedactionScope) -> ErrorInfo | None:
     if error is None:
         return None
-    return error.model_copy(
-        update={
-            "message": scope.scrub_text(error.message),
-            "details": scope.scrub_value(error.details),
-        }
-    )
+    message, details = scope.scrub_text(error.message), scope.scrub_value(error.details)
+    if message is error.message and details is error.details:
+        return error
+    return error.model_copy(update={"message": message, "details": details})
 
 
 def dead_letter_headers(
