@@ -156,14 +156,20 @@ class _Timestamps:
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._millisecond = -1
+        self._last = ""
 
     def now(self) -> str:
-        moment = time.time()
-        second = int(moment)
+        millisecond = int(time.time() * 1000)
+        if millisecond == self._millisecond:  # a busy loop logs many events per millisecond
+            return self._last
+        second = millisecond // 1000
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}{int((moment - second) * 1000):03d}Z"
+        self._millisecond = millisecond
+        self._last = f"{self._prefix}{millisecond % 1000:03d}Z"
+        return self._last
 
 
 _timestamps = _Timestamps()
