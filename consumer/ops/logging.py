@@ -26,10 +26,10 @@ from typing import Any, Protocol, TextIO
 
 import orjson
 import structlog
-from aiokafka.partitioner import DefaultPartitioner
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from consumer.ops.redaction import REDACTOR
+from consumer.partitions.partitioner import FastPartitioner
 
 SERVICE = "execution-engine"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -64,7 +64,7 @@ class KafkaLogSink:
     def __init__(self, max_queued: int = 10_000) -> None:
         self._queue: deque[tuple[bytes | None, bytes]] = deque(maxlen=max_queued)
         self._wakeup: asyncio.Event | None = None
-        self._partitioner = DefaultPartitioner()
+        self._partitioner = FastPartitioner()
         # A request's events share its key: murmur2 (pure Python) once per key, not per event.
         self._partition_of: dict[bytes, int] = {}
         self._partitions: list[int] = []
