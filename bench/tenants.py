@@ -2,10 +2,10 @@
 
 In process, no broker: (1) scrubbing one log line with 1, 100, 1,000 and 10,000 tenant
 secrets held, (2) the cost of adding a secret at each of those sizes, and (3) the engine's
-own record path (`Engine._outputs`: decode, run the action with the record's credentials, log
-its events, render its envelope) per record on a fresh engine and again after 1,000 tenants,
-each with its own token, were served. Slack is an in-process `httpx.MockTransport` answer,
-so what is measured is the engine's work, not a network's.
+own record path (`RecordProcessor`, composed as `consumer.app` does: intake, the action run
+with the record's credentials, its log events, its envelope rendered) per record on a fresh
+engine and again after 1,000 tenants, each with its own token, were served. Slack is an
+in-process `httpx.MockTransport` answer, so what is measured is the engine's work.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from actions import ActionRunner, default_registry
+from actions import NO_SLOT, ActionRunner, default_registry
 from bench.report import Report, say
 from consumer.credentials.cache import CredentialCache
-from consumer.engine import Engine
 from consumer.ops.logging import configure_logging
+from consumer.ops.metrics import EngineMetrics
 from consumer.ops.redaction import SecretRegistry
+from consumer.ops.tracing import NO_TRACING
+from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
 from consumer.settings import EngineSettings
 
 SIZES = (1, 100, 1_000, 10_000)
@@ -107,7 +110,7 @@ def redaction_figures(report: Report) -> None:
 
 @dataclass
 class _Record:
-    """What `Engine._outputs` reads of an aiokafka ConsumerRecord."""
+    """What the record path reads of an aiokafka ConsumerRecord."""
 
     value: bytes
     offset: int
@@ -115,6 +118,14 @@ class _Record:
     partition: int = 0
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class _Channel:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def finish(self, offset: int, messages: list[OutMessage]) -> None:
+        self.count += 1
 
 
 def _slack(request: httpx.Request) -> httpx.Response:
@@ -130,57 +141,74 @@ def _request(offset: int, project: str, action: str) -> _Record:
     return _Record(json.dumps(body).encode(), offset)
 
 
-async def _engine(tokens: dict[tuple[str, str], str]) -> tuple[Engine, httpx.AsyncClient]:
+def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, httpx.AsyncClient]:
+    """The engine's record path as `consumer.app` composes it, Slack answered in process."""
+
     async def fetch(project: str, service: str) -> SecretStr:
         return SecretStr(tokens[(project, service)])
 
     settings = EngineSettings(slack_api_url="https://slack.bench/api")
-    engine = Engine(settings)
+    registry = default_registry()
     http = httpx.AsyncClient(transport=httpx.MockTransport(_slack))
     cache = CredentialCache(fetch, secrets=SecretRegistry())
-    engine._credentials = cache
-    engine._runner = ActionRunner(
-        registry=default_registry(),
+    runner = ActionRunner(
+        registry=registry,
         credentials=cache,
         http=http,
         egress_http=http,
         config=settings.action_config(),
         retry=settings.retry_policy(),
         limiter=settings.rate_limiter(),
-        breakers=engine.circuit_breakers,
+        breakers=settings.circuit_breakers(),
     )
-    return engine, http
+    processor = RecordProcessor(
+        runner,
+        OutcomeRenderer("bench.results", "bench.dead-letter", 1_200_000),
+        IntakeLimits(1_048_576, 64, 262_144),
+        metrics=EngineMetrics(registry.names()),
+        tracing=NO_TRACING,
+        credentials=cache,
+    )
+    return processor, http
 
 
-async def _per_record_us(engine: Engine, records: list[_Record]) -> float:
+async def _take(processor: RecordProcessor, record: _Record, channel: _Channel) -> None:
+    """One record as the consume loop takes it: immediate, or processed as a scheduled job."""
+    decoded = processor.intake(record)
+    if processor.is_immediate(decoded):
+        channel.finish(record.offset, processor.process_now(record, decoded))
+    else:
+        await processor.run(Work(record, decoded, channel), NO_SLOT)
+
+
+async def _per_record_us(processor: RecordProcessor, records: list[_Record]) -> float:
+    channel = _Channel()
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
         for record in records:
-            with engine._credentials.for_record() as credentials:
-                await engine._outputs(record, credentials)
+            await _take(processor, record, channel)
         best = min(best, (time.perf_counter() - started) / len(records))
     return best * 1e6
 
 
 async def record_path_figures(report: Report, records: int) -> None:
-    configure_logging("info", stream=io.StringIO())  # the real chain; lines kept in memory
+    configure_logging("info", stream=io.StringIO())  # the real rendering; lines kept in memory
     tokens = {(f"tenant-{n}", "slack"): _token() for n in range(TENANTS)}
     tokens[("demo", "slack")] = _token()
-    engine, http = await _engine(tokens)
+    processor, http = _processor(tokens)
     slack = [_request(n, "demo", "send_slack") for n in range(records)]
     logs = [_request(n, "demo", "log_message") for n in range(records)]
-    await _per_record_us(engine, slack[:100])  # warm: the demo token is cached
-    fresh_slack = await _per_record_us(engine, slack)
-    fresh_log = await _per_record_us(engine, logs)
+    await _per_record_us(processor, slack[:100])  # warm: the demo token is cached
+    fresh_slack = await _per_record_us(processor, slack)
+    fresh_log = await _per_record_us(processor, logs)
     started = time.perf_counter()
+    channel = _Channel()
     for n in range(TENANTS):
-        record = _request(records + n, f"tenant-{n}", "send_slack")
-        with engine._credentials.for_record() as credentials:
-            await engine._outputs(record, credentials)
+        await _take(processor, _request(records + n, f"tenant-{n}", "send_slack"), channel)
     served_s = time.perf_counter() - started
-    after_slack = await _per_record_us(engine, slack)
-    after_log = await _per_record_us(engine, logs)
+    after_slack = await _per_record_us(processor, slack)
+    after_log = await _per_record_us(processor, logs)
     await http.aclose()
     report.add(
         "tenants",

@@ -126,6 +126,11 @@ class CredentialCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def engine_scope(self) -> RedactionScope:
+        """The scope of outputs that used no credential: the engine's own secrets."""
+        return self._secrets.engine_scope
+
     def for_record(self) -> RecordCredentials:
         """One record's view: what it fetches is added to its redaction scope."""
         return RecordCredentials(self, self._secrets.scope())

@@ -26,11 +26,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
+import orjson
 import structlog
-from aiokafka.partitioner import DefaultPartitioner
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from consumer.ops.redaction import current_scope
+from consumer.partitions.partitioner import FastPartitioner
 
 SERVICE = "execution-engine"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -65,7 +66,7 @@ class KafkaLogSink:
     def __init__(self, max_queued: int = 10_000) -> None:
         self._queue: deque[tuple[bytes | None, bytes]] = deque(maxlen=max_queued)
         self._wakeup: asyncio.Event | None = None
-        self._partitioner = DefaultPartitioner()
+        self._partitioner = FastPartitioner()
         # A request's events share its key: murmur2 (pure Python) once per key, not per event.
         self._partition_of: dict[bytes, int] = {}
         self._partitions: list[int] = []
@@ -157,17 +158,27 @@ class _Timestamps:
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._millisecond = -1
+        self._last = ""
 
     def now(self) -> str:
-        moment = time.time()
-        second = int(moment)
+        millisecond = int(time.time() * 1000)
+        if millisecond == self._millisecond:  # a busy loop logs many events per millisecond
+            return self._last
+        second = millisecond // 1000
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}{int((moment - second) * 1000):03d}Z"
+        self._millisecond = millisecond
+        self._last = f"{self._prefix}{millisecond % 1000:03d}Z"
+        return self._last
 
 
 _timestamps = _Timestamps()
+
+
+def timestamp() -> str:
+    return _timestamps.now()
 
 
 def add_timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
@@ -200,45 +211,65 @@ def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 _LINE_SAFE = str.maketrans(
     {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000)]}
 )
-# Built once: json.dumps with options builds a new encoder on every call.
+# The reference rendering, and the fallback for what orjson refuses (integers beyond 64 bits,
+# lone surrogates, keys that are not strings). Built once: json.dumps with options builds a new
+# encoder on every call.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+# Datetimes and dataclasses go through `default=str`, as with the reference encoder.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def render_line(event: EventDict) -> str:
-    line = _ENCODER.encode(event)
-    # Nearly every line is ASCII without DEL: nothing to escape, skip translate (~1.5 us).
-    if line.isascii() and "\x7f" not in line:
+def render_line(event: EventDict) -> bytes:
+    """One event as one line of JSON (UTF-8, no line break, no terminal control)."""
+    try:
+        line = orjson.dumps(event, default=str, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        text = _ENCODER.encode(event)
+        if not text.isascii():
+            text = text.translate(_LINE_SAFE)
+        return text.encode("utf-8", "backslashreplace")
+    # Nearly every line is ASCII without DEL: nothing to escape.
+    if line.isascii() and b"\x7f" not in line:
         return line
-    return line.translate(_LINE_SAFE)
+    return line.decode().translate(_LINE_SAFE).encode()
 
 
 class Renderer:
     """Final processor: render once, write to stdout, queue for Kafka, and stop the chain.
 
-    Inside an event loop, lines are collected and written (and flushed) once at the end of the
-    loop iteration: one write per iteration instead of a write and a flush per event. Outside
-    one (start-up, other threads, tests) each line is written at once."""
+    The same bytes go to stdout and to the logs topic. Inside an event loop, lines are
+    collected and written (and flushed) once at the end of the loop iteration: one write per
+    iteration instead of a write and a flush per event. Outside one (start-up, other threads,
+    tests) each line is written at once."""
 
     def __init__(self, stream: TextIO, sink: KafkaLogSink | None) -> None:
         self.stream = stream
         self.sink = sink
-        self._pending: list[str] = []
+        # A person at a terminal reads structlog's console lines; the logs topic (and a pipe
+        # or file) always gets JSON.
+        self._console = _console_renderer(stream)
+        self._pending: list[bytes] = []
         # The loop a flush is scheduled on; None when nothing waits. A loop that ended before
         # running the flush leaves its lines to the next write, wherever it happens.
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> str:
-        line = render_line(event)
-        self._write(line)
-        if self.sink is not None:
-            request_id = event.get("request_id")
-            self.sink.put(
-                request_id.encode() if isinstance(request_id, str) else None, line.encode()
-            )
+        self.emit(event)
         raise structlog.DropEvent
 
-    def _write(self, line: str) -> None:
+    def emit(self, event: EventDict) -> None:
+        """Write one event that has been redacted already."""
+        line = render_line(event)
+        if self._console is None:
+            self._write(line)
+        else:
+            self._write(self._console(None, "", dict(event)).encode("utf-8", "backslashreplace"))
+        if self.sink is not None:
+            request_id = event.get("request_id")
+            self.sink.put(request_id.encode() if isinstance(request_id, str) else None, line)
+
+    def _write(self, line: bytes) -> None:
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -260,11 +291,32 @@ class Renderer:
             if not self._pending:
                 return
             lines, self._pending = self._pending, []
-            self.stream.write("\n".join(lines) + "\n")
-            self.stream.flush()
+            data = b"\n".join(lines) + b"\n"
+            binary = getattr(self.stream, "buffer", None)
+            if binary is not None:
+                self.stream.flush()  # whatever was written as text goes first
+                binary.write(data)
+                binary.flush()
+            else:
+                self.stream.write(data.decode())
+                self.stream.flush()
+
+
+def _console_renderer(stream: TextIO) -> Callable[[Any, str, EventDict], str] | None:
+    try:
+        interactive = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        interactive = False
+    if not interactive:
+        return None
+    renderer: Callable[[Any, str, EventDict], str] = structlog.dev.ConsoleRenderer(
+        colors=False, sort_keys=False
+    )
+    return renderer
 
 
 _renderer: Renderer | None = None
+_min_level = _LEVELS["info"]
 
 
 @atexit.register
@@ -275,12 +327,22 @@ def flush_logs() -> None:
             _renderer.flush()
 
 
+def reset_logging() -> None:
+    """Back to structlog's defaults, as before `configure_logging` (tests)."""
+    global _renderer  # noqa: PLW0603 (one logging configuration per process)
+    flush_logs()
+    _renderer = None
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+
+
 def configure_logging(
     level: str = "info", *, sink: KafkaLogSink | None = None, stream: TextIO | None = None
 ) -> None:
-    global _renderer  # noqa: PLW0603 (one logging configuration per process)
+    global _renderer, _min_level  # noqa: PLW0603 (one logging configuration per process)
     flush_logs()
     _renderer = Renderer(stream or sys.stdout, sink)
+    _min_level = _LEVELS[level]
     processors: list[Callable[[WrappedLogger, str, EventDict], EventDict | str]] = [
         structlog.contextvars.merge_contextvars,
         normalise_level,
@@ -300,13 +362,13 @@ def configure_logging(
 
 
 class _StructlogHandler(logging.Handler):
-    """Library loggers (aiokafka, httpx) go through the same chain, redaction included."""
+    """Library loggers (aiokafka, httpx) go through the same chain, redaction included. What
+    they say below WARNING (aiokafka's coordinator chatter at INFO) is debug for us."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelno if record.levelno >= logging.WARNING else logging.DEBUG
         try:
-            get_logger().log(
-                record.levelno, "library.log", logger=record.name, message=record.getMessage()
-            )
+            get_logger().log(level, "library.log", logger=record.name, message=record.getMessage())
         except Exception:
             self.handleError(record)
 
@@ -314,7 +376,8 @@ class _StructlogHandler(logging.Handler):
 def _route_library_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers = [_StructlogHandler()]
-    root.setLevel(max(_LEVELS[level], logging.INFO))
+    # Library INFO records would only be dropped as debug: at level info they are not made.
+    root.setLevel(logging.INFO if level == "debug" else max(_LEVELS[level], logging.WARNING))
     # httpx and httpcore log every request's full URL at INFO/DEBUG: noise, and URLs may carry
     # query-string secrets.
     for name in ("httpx", "httpcore"):

@@ -8,6 +8,8 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from consumer.ops.logging import (
     KafkaLogSink,
     LogBatch,
     configure_logging,
+    flush_logs,
     get_logger,
     render_line,
 )
@@ -338,11 +341,35 @@ async def test_run_drains_as_events_arrive() -> None:
     "text", ["a\u2028b", "a\u2029b", "a\x85b", "\x9b[31m", "\x7f", "lone \ud800 surrogate", "é✓😀"]
 )
 def test_a_rendered_event_is_one_line_of_utf8_json(text: str) -> None:
-    line = render_line({"event": "x", "message": text})
+    rendered = render_line({"event": "x", "message": text})
+    line = rendered.decode("utf-8")
     assert line.splitlines() == [line]
-    line.encode("utf-8")
     assert all(not (0x7F <= ord(c) < 0xA0) for c in line)
     assert json.loads(line)["message"] == text
+
+
+REFERENCE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"event": "a", "level": "info", "n": 1, "f": 1.5, "none": None, "ok": True},
+        {"event": "nested", "fields": {"list": [1, "two", {"three": 3.0}], "empty": {}}},
+        {"event": "when", "at": datetime(2026, 12, 1, 8, 0, tzinfo=UTC)},
+        {"event": "big", "n": 2**70, "neg": -(2**65)},
+        {"event": "keys", "fields": {1: "int key", "s": "str key"}},
+        {"event": "odd", "value": {1, 2}, "path": Path("/tmp/x"), "exc": ValueError("bad")},
+        {"event": "text", "message": "José ✓ \u2028 \x7f \ud800"},
+    ],
+)
+def test_fast_rendering_equals_the_reference_rendering_field_for_field(
+    event: dict[str, object],
+) -> None:
+    """orjson renders; where it cannot (big integers, non-string keys, lone surrogates) the
+    reference encoder does. Either way the parsed line is what the reference encoder gives."""
+    expected = json.loads(REFERENCE.encode(event).encode("utf-8", "surrogatepass"))
+    assert json.loads(render_line(event)) == expected
 
 
 class CountingStream(io.StringIO):
@@ -385,3 +412,44 @@ def test_lines_of_a_loop_that_ended_come_out_with_the_next_line() -> None:
         "inside",
         "outside",
     ]
+
+
+class TerminalStream(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_console_lines_and_the_logs_topic_json() -> None:
+    sink = KafkaLogSink()
+    stream = TerminalStream()
+    configure_logging("info", sink=sink, stream=stream)
+    get_logger(request_id="r-1").info("request.received", action="log_message")
+    flush_logs()
+    written = stream.getvalue()
+    assert "request.received" in written and "request_id=r-1" in written
+    assert not written.lstrip().startswith("{"), "not JSON on a terminal"
+    [(key, value)] = list(sink._queue)
+    assert key == b"r-1" and json.loads(value)["event"] == "request.received"
+
+
+def test_a_pipe_gets_json_lines() -> None:
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    get_logger().info("engine.started")
+    flush_logs()
+    assert json.loads(stream.getvalue())["event"] == "engine.started"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
+def test_library_info_chatter_is_debug(level: str, shown: bool) -> None:
+    stream = io.StringIO()
+    configure_logging(level, stream=stream)
+    logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group %s", "g")
+    logging.getLogger("aiokafka").warning("Heartbeat failed")
+    flush_logs()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    messages = {e["message"]: e["level"] for e in events}
+    assert messages.get("Heartbeat failed") == "warning"
+    assert ("Joined group g" in messages) is shown
+    if shown:
+        assert messages["Joined group g"] == "debug"
