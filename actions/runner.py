@@ -134,9 +134,8 @@ class ActionRunner:
         credentials: CredentialSource | None = None,
     ) -> ResultEnvelope:
         """`slot`: the caller's concurrency slot, lent to others while the request waits on a
-        timer (rate limit, open circuit). `credentials`: this request's own view of the
-        credential source, when the engine tracks what each request fetched (its redaction
-        scope); default: the shared one."""
+        timer (rate limit, open circuit); `credentials`: the request's own view of them, when
+        the engine tracks what it fetched (its redaction scope). Default: the shared ones."""
         started_at = self.now()
         outcome, fallback = await self._execute(
             request, request_id, log, started_at, slot, credentials=credentials or self.credentials
@@ -233,11 +232,8 @@ class ActionRunner:
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
-            outcome = await self._run(
-                prepared.action,
-                prepared.params,
-                self._context(request, request_id, log, slot, credentials),
-            )
+            ctx = self._context(request, request_id, log, slot, credentials)
+            outcome = await self._run(prepared.action, prepared.params, ctx)
         _log_outcome(log, outcome, time.monotonic() - clock_start)
         if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
             return outcome, None
@@ -263,11 +259,8 @@ class ActionRunner:
         if request.deadline is not None and self.now() >= request.deadline:
             outcome = _deadline_passed("before the fallback could run")
         else:
-            outcome = await self._run(
-                fallback.action,
-                fallback.params,
-                self._context(request, request_id, log, slot, credentials),
-            )
+            ctx = self._context(request, request_id, log, slot, credentials)
+            outcome = await self._run(fallback.action, fallback.params, ctx)
         elapsed = time.monotonic() - clock_start
         _log_outcome(log, outcome, elapsed)
         error = None

@@ -24,13 +24,8 @@ from pydantic import SecretStr
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
 from actions.errors import ActionError
-from consumer.ops.redaction import (
-    SECRETS,
-    RedactionScope,
-    Secret,
-    SecretRegistry,
-    credential_problem,
-)
+from consumer.ops.matching import Secret
+from consumer.ops.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem
 from schemas import ErrorCode
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]

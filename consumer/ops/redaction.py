@@ -60,22 +60,15 @@ import contextlib
 import contextvars
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from ahocorasick_rs import AhoCorasick, Implementation
-
+from consumer.ops.matching import Automaton, Secret, masked
 from consumer.ops.spellings import spellings
 
 MASK = "[REDACTED]"
 MIN_CREDENTIAL_LENGTH = 5
 MAX_CREDENTIAL_LENGTH = 16_384
-# A cut may leave at most HEAD - 1 characters of a credential's spelling at the end of a string.
-HEAD = 4
-# A string whose tail holds more candidate starts than this is masked from the first (a
-# hostile body repeating a token's head must not cost more than this per string).
-_MAX_TAIL_CANDIDATES = 64
-
 _SENSITIVE_NAME = re.compile(
     r"(?i)(authorization|password|passwd|secret|token|api[_-]?key|cookie|credential)"
 )
@@ -112,86 +105,12 @@ def credential_problem(value: str) -> str | None:
     return None
 
 
-class _Automaton:
-    """One Aho-Corasick automaton over a fixed set of patterns: all their occurrences in one
-    pass, at a cost per character that does not depend on how many patterns there are."""
-
-    __slots__ = ("_automaton", "_patterns", "shortest")
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self._patterns = sorted(set(patterns), key=len, reverse=True)
-        self.shortest = len(self._patterns[-1]) if self._patterns else 0
-        self._automaton = (
-            AhoCorasick(self._patterns, implementation=Implementation.NoncontiguousNFA)
-            if self._patterns
-            else None
-        )
-
-    def __bool__(self) -> bool:
-        return self._automaton is not None
-
-    def spans(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) of every occurrence of every pattern, overlapping ones included."""
-        if self._automaton is None or len(text) < self.shortest:
-            return []
-        try:
-            found = self._automaton.find_matches_as_indexes(text, overlapping=True)
-        except UnicodeEncodeError:  # a lone surrogate: the automaton takes UTF-8 text only
-            return self._spans_slowly(text)
-        return [(start, end) for _, start, end in found]
-
-    def _spans_slowly(self, text: str) -> list[tuple[int, int]]:
-        spans = []
-        for pattern in self._patterns:
-            start = text.find(pattern)
-            while start >= 0:
-                spans.append((start, start + len(pattern)))
-                start = text.find(pattern, start + 1)
-        return spans
-
-
-class Secret:
-    """One held secret: its spellings' automaton, and what the tail check needs."""
-
-    __slots__ = ("_by_head", "_longest", "automaton", "heads", "refs", "value")
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-        spelled = spellings(value)
-        self.automaton = _Automaton(spelled)
-        self._longest = max(len(s) for s in spelled)
-        self._by_head: dict[str, list[str]] = {}
-        for spelling in spelled:
-            if len(spelling) > HEAD:
-                self._by_head.setdefault(spelling[:HEAD], []).append(spelling)
-        # The heads, and the spellings too short to have one: every occurrence starts with
-        # one of these (what `RedactionScope._may_hit` relies on).
-        self.heads = _Automaton([*self._by_head, *(s for s in spelled if len(s) <= HEAD)])
-        self.refs = 0
-
-    def cut_tail(self, text: str) -> int | None:
-        """Where a trailing partial spelling (at least HEAD characters, not the whole) starts:
-        the end of `text` is the start of this secret, as a cut leaves it. None if not."""
-        if not self.heads or len(text) < HEAD:
-            return None
-        offset = max(0, len(text) - self._longest + 1)
-        window = text[offset:]
-        starts = sorted({start for start, _ in self.heads.spans(window)})
-        if len(starts) > _MAX_TAIL_CANDIDATES:
-            return offset + starts[0]
-        for start in starts:  # leftmost first: the longest partial spelling
-            tail = window[start:]
-            if any(s.startswith(tail) for s in self._by_head.get(tail[:HEAD], ())):
-                return offset + start
-        return None
-
-
 class SecretRegistry:
     """The engine's own secrets, and the tenant secrets held by the cache or a record."""
 
     def __init__(self) -> None:
         self._engine_values: list[str] = []
-        self._engine = _Automaton(())
+        self._engine = Automaton(())
         self.has_engine_secrets = False
         self._held: dict[str, Secret] = {}
         self.built = 0  # automata built for tenant secrets (tests count the work per add)
@@ -205,11 +124,11 @@ class SecretRegistry:
         if len(value) < MIN_CREDENTIAL_LENGTH or value in self._engine_values:
             return
         self._engine_values.append(value)
-        self._engine = _Automaton(s for v in self._engine_values for s in spellings(v))
+        self._engine = Automaton(s for v in self._engine_values for s in spellings(v))
         self.has_engine_secrets = True
 
     @property
-    def engine_automaton(self) -> _Automaton:
+    def engine_automaton(self) -> Automaton:
         return self._engine
 
     # -- tenant secrets: reference-counted --------------------------------------------------
@@ -317,7 +236,7 @@ class RedactionScope:
             cut = secret.cut_tail(text)
             if cut is not None:
                 spans.append((cut, len(text)))
-        return _masked(text, spans) if spans else text
+        return masked(text, spans, MASK) if spans else text
 
     def scrub_value(self, value: Any, *, by_name: bool = False) -> Any:
         """Strings inside a JSON-like value scrubbed (keys kept); with `by_name`, also every
@@ -403,8 +322,11 @@ class RedactionScope:
             return self.scrub_text(str(value)) if active else value
         if isinstance(value, bool | int | float):
             return value
+        # Anything else is rendered as text: in a log event always (scrubbed), in an envelope
+        # by pydantic, its own way, unless the text holds a secret (a datetime never does).
         text = str(value)
-        return self.scrub_text(text) if active else text
+        scrubbed = self.scrub_text(text) if active else text
+        return scrubbed if by_name or scrubbed is not text else value
 
 
 def _collect(value: Any, texts: list[str], by_name: bool) -> bool:
@@ -438,23 +360,6 @@ def _renamed(key: str, taken: Mapping[str, Any]) -> str:
     while f"{key}#{number}" in taken:
         number += 1
     return f"{key}#{number}"
-
-
-def _masked(text: str, spans: list[tuple[int, int]]) -> str:
-    """`text` with the union of `spans` replaced, one MASK per run of overlapping spans."""
-    spans.sort()
-    parts: list[str] = []
-    kept = 0  # end of the text already copied or masked
-    run_start, run_end = spans[0]
-    for start, end in spans[1:]:
-        if start <= run_end:
-            run_end = max(run_end, end)
-            continue
-        parts += (text[kept:run_start], MASK)
-        kept = run_end
-        run_start, run_end = start, end
-    parts += (text[kept:run_start], MASK, text[run_end:])
-    return "".join(parts)
 
 
 def current_scope() -> RedactionScope:
