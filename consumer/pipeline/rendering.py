@@ -35,7 +35,7 @@ def envelope_bytes(envelope: ResultEnvelope, scope: RedactionScope | None = None
     equal field for field) at a fraction of its cost: orjson on the model's fields. What
     orjson cannot encode as pydantic would (integers beyond 64 bits, lone surrogates, keys
     that are not strings, types outside JSON) goes through `model_dump_json`."""
-    scrubbed = scrubbed_envelope(envelope, scope or SECRETS.engine_scope)
+    scrubbed = scrubbed_envelope(envelope, SECRETS.engine_scope if scope is None else scope)
     try:
         return orjson.dumps(_fields(scrubbed), option=_ORJSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
