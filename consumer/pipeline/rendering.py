@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
+from actions.limits import escape_lone_surrogates, holds_lone_surrogate
 from consumer.ops.logging import get_logger
 from consumer.ops.redaction import REDACTOR
 from consumer.pipeline.intake import Rejected
@@ -100,8 +101,15 @@ class OutcomeRenderer:
         try:
             value = envelope_bytes(envelope)
         except ValueError as exc:  # pydantic cannot render it (e.g. nested past its limit)
-            self._log.error("envelope.unrenderable", request_id=envelope.request_id, error=str(exc))
-            value = envelope_bytes(replacement(envelope, "could not be rendered as JSON"))
+            escaped = with_lone_surrogates_escaped(envelope)
+            if escaped is not None:  # an action kept an upstream's lone surrogate as it came
+                envelope = escaped
+                value = envelope_bytes(envelope)
+            else:
+                self._log.error(
+                    "envelope.unrenderable", request_id=envelope.request_id, error=str(exc)
+                )
+                value = envelope_bytes(replacement(envelope, "could not be rendered as JSON"))
         message = OutMessage(self._results_topic, key, value, result_headers, envelope)
         if message.size > self._max_message_bytes:
             message = self.shrink(message)
@@ -116,6 +124,16 @@ class OutcomeRenderer:
         )
         small = replacement(message.envelope, "was too large to publish")
         return OutMessage(message.topic, message.key, envelope_bytes(small), message.headers, small)
+
+
+def with_lone_surrogates_escaped(envelope: ResultEnvelope) -> ResultEnvelope | None:
+    """The envelope with its lone surrogates written as `\\udXXX` text (no UTF-8 output can
+    carry them), or None when it holds none. Actions escape what they parse
+    (`actions.limits.upstream_json`); this catches one that did not, on the failure path only."""
+    dumped = envelope.model_dump()
+    if not holds_lone_surrogate(dumped):
+        return None
+    return ResultEnvelope.model_validate(escape_lone_surrogates(dumped))
 
 
 def replacement(envelope: ResultEnvelope, problem: str) -> ResultEnvelope:
