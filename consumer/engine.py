@@ -22,6 +22,8 @@ from structlog.typing import FilteringBoundLogger
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
+from consumer.broker.dead_letter_size import topic_bytes_for
+from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
@@ -99,7 +101,10 @@ class Engine:
         # A dead letter is the original record plus headers: leave room for both.
         self._max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
         self._renderer = OutcomeRenderer(
-            settings.results_topic, settings.dead_letter_topic, self._max_message_bytes
+            settings.results_topic,
+            settings.dead_letter_topic,
+            self._max_message_bytes,
+            topic_bytes_for(settings.max_record_bytes),
         )
         # Per-upstream circuit breakers; `states()` is what metrics and health read.
         self.circuit_breakers = settings.circuit_breakers()
@@ -120,6 +125,11 @@ class Engine:
             stack.callback(self.tracing.shutdown)  # ops
             if settings.create_topics:
                 await ensure_topics(settings)
+            # A dead-letter topic too small for the record limit lowers the limit (logged).
+            self.settings, dead_letter_bytes = await fit_record_limit(settings)
+            settings = self.settings
+            if dead_letter_bytes is not None:
+                self._renderer.limit_dead_letters(dead_letter_bytes)
             api_http = await stack.enter_async_context(service_client(10.0))
             egress_http = await stack.enter_async_context(
                 guarded_client(
