@@ -4,7 +4,8 @@ The engine creates the topic with `max.message.bytes` = `EXECUTION_MAX_RECORD_BY
 header room (consumer/broker/dead_letter_size.py). An existing topic (made by an operator, or
 by an older engine with the broker's default) may be smaller: then the engine lowers its own
 record limit to what the topic holds, so a record it accepts can always be dead-lettered
-(larger ones get `payload_too_large`), and says so at error level, naming both settings. A
+(larger ones get `payload_too_large`), and says so at error level, naming both settings; a
+topic too small for one producer batch stops the start-up (its transactions would fail). A
 topic whose size cannot be read (no DescribeConfigs permission, not created yet) is logged and
 trusted: the engine cannot tell, and refusing to start would be worse.
 """
@@ -18,17 +19,15 @@ from aiokafka.errors import KafkaError
 from consumer.broker.dead_letter_size import (
     MAX_MESSAGE_BYTES,
     record_limit_for,
+    smallest_topic_bytes,
     topic_bytes_for,
 )
 from consumer.ops.logging import get_logger
 from consumer.settings import EngineSettings
 
-# Below this the lowered limit would refuse nearly every request: a misconfiguration to stop on.
-_SMALLEST_USEFUL_LIMIT = 1024
-
 
 class DeadLetterTopicTooSmall(Exception):
-    """The dead-letter topic cannot hold even small records with the engine's headers."""
+    """The dead-letter topic cannot take the engine's batches: its transactions would fail."""
 
 
 def dead_letter_topic_configs(settings: EngineSettings) -> dict[str, str]:
@@ -76,8 +75,12 @@ async def fit_record_limit(settings: EngineSettings) -> tuple[EngineSettings, in
         f"{needed} that EXECUTION_MAX_RECORD_BYTES={settings.max_record_bytes} needs (the "
         f"record plus header room): raise the topic's {MAX_MESSAGE_BYTES} to {needed} or more"
     )
-    if limit < _SMALLEST_USEFUL_LIMIT:
-        raise DeadLetterTopicTooSmall(message)
+    if topic_bytes < smallest_topic_bytes():
+        # A batch of small dead letters would be refused, failing the partition's transaction.
+        raise DeadLetterTopicTooSmall(
+            f"{message}; it must be at least {smallest_topic_bytes()} (a producer batch plus "
+            "header room) for the engine to start"
+        )
     log.error(
         "dead_letter.topic_too_small",
         topic=topic,

@@ -10,7 +10,7 @@ import json
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from consumer.broker.dead_letter_size import HEADER_ROOM, MAX_MESSAGE_BYTES
+from consumer.broker.dead_letter_size import HEADER_ROOM, MAX_MESSAGE_BYTES, smallest_topic_bytes
 from consumer.broker.dead_letter_topic import DeadLetterTopicTooSmall, topic_max_message_bytes
 from consumer.broker.topics import create_topics
 from consumer.cli.tail import TailFilter, tail
@@ -102,7 +102,7 @@ async def test_an_unreadable_record_just_under_the_limit_is_dead_lettered(
 async def test_an_existing_smaller_topic_lowers_the_record_limit(
     kafka_bootstrap: str, topics: Topics
 ) -> None:
-    topic_bytes = 200_000
+    topic_bytes = 700_000  # above a producer batch (512 KiB) plus room, below 1 MiB + room
     limit = topic_bytes - HEADER_ROOM
     await create_small_dead_letter_topic(kafka_bootstrap, topics.dead_letter, topic_bytes)
     settings = engine_settings(kafka_bootstrap, topics)
@@ -131,13 +131,32 @@ async def test_an_existing_smaller_topic_lowers_the_record_limit(
 async def test_a_topic_too_small_for_any_request_stops_the_engine(
     kafka_bootstrap: str, topics: Topics
 ) -> None:
-    await create_small_dead_letter_topic(kafka_bootstrap, topics.dead_letter, 50_000)
+    await create_small_dead_letter_topic(kafka_bootstrap, topics.dead_letter, 500_000)
     settings = engine_settings(kafka_bootstrap, topics)
     with pytest.raises(DeadLetterTopicTooSmall) as refused:
         async with running_engine(settings):
             pass
-    assert f"{MAX_MESSAGE_BYTES}=50000" in str(refused.value)
+    assert f"{MAX_MESSAGE_BYTES}=500000" in str(refused.value)
+    assert str(smallest_topic_bytes()) in str(refused.value)
     assert "EXECUTION_MAX_RECORD_BYTES" in str(refused.value)
+
+
+async def test_a_small_record_limit_still_makes_room_for_a_batch(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    # Many small dead letters share a producer batch (up to 512 KiB): a topic sized for one
+    # record only would refuse the batch and fail the partition's transaction.
+    settings = engine_settings(kafka_bootstrap, topics, max_record_bytes=4_096)
+    bad = [
+        Outgoing(b"\xff" * 4_000, headers=(("request-id", f"dl-small-{i}".encode()),))
+        for i in range(300)
+    ]
+    async with running_engine(settings):
+        await produce(kafka_bootstrap, topics.requests, bad)
+        results = await read_topic(kafka_bootstrap, topics.results, expect=300, grace_s=0.5)
+        dead = await read_topic(kafka_bootstrap, topics.dead_letter, expect=300, grace_s=0.5)
+    assert len(envelopes_by_id(results)) == 300 and len(dead) == 300
+    assert await max_message_bytes(kafka_bootstrap, topics.dead_letter) == smallest_topic_bytes()
 
 
 async def test_topics_create_gives_the_dead_letter_topic_room(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from consumer.broker.dead_letter_size import (
+    BATCH_BYTES,
     HEADER_ROOM,
     record_limit_for,
     topic_bytes_for,
@@ -95,7 +96,9 @@ def envelope() -> ResultEnvelope:
 
 def test_the_topic_is_made_for_the_record_limit_plus_header_room() -> None:
     assert topic_bytes_for(1_048_576) == 1_048_576 + HEADER_ROOM == 1_114_112
-    assert record_limit_for(topic_bytes_for(5_000)) == 5_000
+    assert record_limit_for(topic_bytes_for(2_000_000)) == 2_000_000
+    # Never below a full producer batch: small dead letters share one.
+    assert topic_bytes_for(5_000) == BATCH_BYTES + HEADER_ROOM
     # The 1,048,400-byte record of the finding, with the engine's headers: over the broker's
     # default 1,048,588, within the topic the engine makes.
     letter = headers()
@@ -131,7 +134,7 @@ def test_a_letter_whose_own_headers_do_not_fit_goes_out_without_them() -> None:
 def test_a_long_error_message_is_cut_when_the_letter_must_shrink() -> None:
     long = Rejected("r-1", ErrorCode.INVALID_REQUEST, "é" * 5_000, None)
     many = dead_letter_headers([("x", b"y" * 70_000)], long, topic="t", partition=0, offset=1)
-    renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_000))
+    renderer = OutcomeRenderer("results", "dead", 2_000_000, 60_000)
     [dead, _result] = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v", many))
     message = dict(dead.headers)["error-message"]
     assert len(message) <= 1_024 + 3
