@@ -152,9 +152,8 @@ def test_a_value_that_cannot_fit_at_all_still_lets_the_envelope_out(topic_bytes:
     assert [m.topic for m in sent] == ["results"]
 
 
-def test_limit_dead_letters_lowers_what_fits() -> None:
-    renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
-    renderer.limit_dead_letters(100_000)
+def test_the_dead_letter_topics_size_is_what_fits() -> None:
+    renderer = OutcomeRenderer("results", "dead", 2_000_000, 100_000)
     small = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v" * 99_000, []))
     assert [m.topic for m in small] == ["dead", "results"]
     big = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v" * 100_000, []))
