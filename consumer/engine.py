@@ -24,6 +24,7 @@ from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
 from consumer.credentials import CredentialCache
 from consumer.credentials_backend import credential_fetch
+from consumer.health import group_readiness
 from consumer.intake import Rejected, decode_record
 from consumer.logging import KafkaLogSink, get_logger
 from consumer.metrics import EngineMetrics
@@ -107,6 +108,9 @@ class Engine:
         self.metrics = metrics or EngineMetrics(self.registry.names())
         self.metrics.watch_gauges(
             lambda: self._scheduler.running, lambda: self.held, lambda: self.state.paused
+        )
+        self.metrics.watch_health(
+            lambda: group_readiness(self.state.consumer).ready, self.circuit_breakers.states
         )
         self.ops: OpsServer | None = None
         self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
