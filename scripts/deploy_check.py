@@ -5,7 +5,8 @@
    strict: unknown fields fail) for the oldest and the newest Kubernetes version we support.
    KEDA's ScaledObject is a custom resource those schemas do not cover: tests/unit/
    test_deploy.py checks its fields instead.
-2. `promtool check rules` and `promtool test rules` on deploy/prometheus/. promtool comes from
+2. `promtool check rules` and `promtool test rules` on deploy/prometheus/, and every query of
+   the Grafana dashboard parsed by promtool too (as recording rules). promtool comes from
    PATH, else from Debian's `prometheus` package, downloaded with `apt-get download` and
    unpacked into the cache (not installed: no Prometheus service is set up or started).
 
@@ -18,6 +19,7 @@ Run as `.venv/bin/python scripts/deploy_check.py`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -33,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 KUSTOMIZATION = ROOT / "deploy" / "kubernetes"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yaml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "execution-engine.json"
+# Grafana's variables, replaced by values Prometheus accepts, so promtool can parse the queries.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$instance": ".*"}
 # The oldest Kubernetes the manifests promise to work on, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 # Custom resources (their CRDs come with their operators, not with Kubernetes).
@@ -136,22 +141,41 @@ def find_promtool() -> str | None:
     return str(unpacked) if unpacked.is_file() else None
 
 
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text("utf-8"))
+    queries = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            query = str(target["expr"])
+            for variable, value in GRAFANA_VARIABLES.items():
+                query = query.replace(variable, value)
+            queries.append(query)
+    return queries
+
+
 def check_prometheus() -> bool:
     promtool = find_promtool()
     if promtool is None:
         return skipped("deploy/prometheus", "no promtool, and Debian's package is not reachable")
     ok = True
-    for command in (
-        [promtool, "check", "rules", str(ALERTS)],
-        [promtool, "test", "rules", str(ALERT_TESTS)],
-    ):
-        ran = run(command, cwd=ALERT_TESTS.parent)
-        output = (ran.stdout + ran.stderr).strip()
-        status = "ok" if ran.returncode == 0 else "FAILED"
-        print(f"deploy-check: promtool {' '.join(command[1:3])}: {status}")
-        if ran.returncode != 0:
-            print(output, file=sys.stderr)
-            ok = False
+    with tempfile.TemporaryDirectory() as scratch:
+        queries = Path(scratch) / "dashboard-queries.yaml"
+        rules = [
+            {"record": f"dashboard_query_{i}", "expr": query}
+            for i, query in enumerate(dashboard_queries())
+        ]
+        queries.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+        for what, command in (
+            ("check rules", [promtool, "check", "rules", str(ALERTS)]),
+            ("test rules", [promtool, "test", "rules", str(ALERT_TESTS)]),
+            ("dashboard queries", [promtool, "check", "rules", str(queries)]),
+        ):
+            ran = run(command, cwd=ALERT_TESTS.parent)
+            status = "ok" if ran.returncode == 0 else "FAILED"
+            print(f"deploy-check: promtool {what}: {status}")
+            if ran.returncode != 0:
+                print((ran.stdout + ran.stderr).strip(), file=sys.stderr)
+                ok = False
     return ok
 
 
