@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         _quick(args)
     chosen = chosen_scenarios(args)
-    from consumer.local_kafka import kafka_broker  # noqa: PLC0415
+    from consumer.localkafka.launcher import kafka_broker  # noqa: PLC0415
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     command = reproduce_command(argv)

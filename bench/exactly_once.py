@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.kafka_io import load, request_bytes
-from consumer.local_kafka import kafka_broker
+from consumer.localkafka.launcher import kafka_broker
 from tests.standins import HttpTargetStandIn
 
 ENGINE = [str(Path(sys.executable).parent / "execution-engine"), "run"]

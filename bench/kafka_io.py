@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from consumer.topics import partitions_of
+from consumer.broker.topics import partitions_of
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from actions import (
 from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
 from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
-from consumer.credentials_hashicorp import check_mount, check_path_template
-from consumer.redaction import REDACTOR
+from consumer.credentials.hashicorp import check_mount, check_path_template
+from consumer.ops.redaction import REDACTOR
 
 
 def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from actions.egress import IPAddress, system_resolver
-from consumer.logging import KafkaLogSink, configure_logging
+from consumer.ops.logging import KafkaLogSink, configure_logging
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import (
     Outgoing,

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from consumer.logging import configure_logging
+from consumer.ops.logging import configure_logging
 from tests.hostile import Hostile, Limits, hostile_records
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import committed_total, create_topic, read_topic

@@ -22,8 +22,8 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
-from consumer.kafka_preflight import check_kafka_settings
-from consumer.local_kafka import LocalKafka, SaslListeners
+from consumer.broker.preflight import check_kafka_settings
+from consumer.localkafka.launcher import LocalKafka, SaslListeners
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, produce, read_topic
 from tests.integration.test_cli import COMMAND, cli_env

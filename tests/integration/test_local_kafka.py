@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ProducerFenced
 
-from consumer.local_kafka import LocalKafka
+from consumer.localkafka.launcher import LocalKafka
 
 TIMEOUT_S = 30.0
 

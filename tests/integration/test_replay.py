@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from consumer.replay import REPLAY_HEADER, OffsetRange, ReplayOptions, replay
+from consumer.cli.replay import REPLAY_HEADER, OffsetRange, ReplayOptions, replay
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import (
     Outgoing,

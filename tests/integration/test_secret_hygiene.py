@@ -56,7 +56,7 @@ SECRETS = {
 
 
 def needles(secret: str, core: str) -> set[bytes]:
-    """The test's own list of spellings (independent of consumer.redaction)."""
+    """The test's own list of spellings (independent of consumer.ops.redaction)."""
     texts = {
         secret,
         core,

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 # The one import of the engine's metrics module here (the module may move).
-from consumer.metrics import EngineMetrics
+from consumer.ops.metrics import EngineMetrics
 from consumer.settings import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[2]

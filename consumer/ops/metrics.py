@@ -1,0 +1,259 @@
+"""Prometheus metrics of one engine, in its own registry (so a test process can run several).
+
+The engine calls a handful of hooks (`consumed`, `envelope`, `committed`) and hands over the
+objects whose state is read at scrape time (`watch_consumer`, `watch_credentials`, gauges set
+with `set_function`). Every name starts with `execution_`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from schemas import ResultEnvelope
+
+# The `*_created` timestamp series double the output and no dashboard of ours reads them.
+# (A process-wide switch of prometheus-client; it only affects exposition.)
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Seconds. Actions span sub-millisecond log lines to 30 s timeouts with retries.
+_ACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# An action name from a request is caller-chosen text: only registered names become label
+# values, so a flood of bogus names cannot blow up the series count.
+UNKNOWN_ACTION = "_unknown"
+NO_ERROR = "none"
+# Every state is always exposed (0 when no circuit is in it), so `state="open"` has a series to
+# alert on before the first circuit ever opens.
+CIRCUIT_STATES = ("closed", "open", "half_open")
+
+
+class CacheCounters(Protocol):
+    """What the credential cache exposes (consumer.credentials.cache.CredentialCache)."""
+
+    hits: int
+    misses: int
+
+
+class EngineMetrics:
+    def __init__(self, actions: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._actions = frozenset(actions)
+        registry = self.registry
+        self.records_consumed = Counter(
+            "execution_records_consumed",
+            "Records fetched from the requests topic.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.envelopes = Counter(
+            "execution_envelopes",
+            "Result envelopes produced, by action, status and error code.",
+            ["action", "status", "error_code"],
+            registry=registry,
+        )
+        self.action_duration = Histogram(
+            "execution_action_duration_seconds",
+            "Time from a request's start to its envelope (all attempts), by action and status.",
+            ["action", "status"],
+            buckets=_ACTION_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "execution_action_retries",
+            "Attempts beyond the first, by action.",
+            ["action"],
+            registry=registry,
+        )
+        self.in_flight = Gauge("execution_in_flight", "Actions running now.", registry=registry)
+        self.buffered = Gauge(
+            "execution_buffered_records",
+            "Records held (queued or running); fetching pauses at EXECUTION_MAX_BUFFERED.",
+            registry=registry,
+        )
+        self.paused = Gauge(
+            "execution_fetch_paused",
+            "1 while fetching is paused (backpressure).",
+            registry=registry,
+        )
+        self.commit_latency = Histogram(
+            "execution_commit_seconds",
+            "Latency of one offset commit (or transaction commit) to Kafka.",
+            buckets=_COMMIT_BUCKETS,
+            registry=registry,
+        )
+        self.commit_failures = Counter(
+            "execution_commit_failures", "Offset commits that failed (retried).", registry=registry
+        )
+        self.ready = Gauge(
+            "execution_ready",
+            "1 while /readyz answers ready (in the consumer group, with an assignment).",
+            registry=registry,
+        )
+        self._consumer: Any = None
+        self._credentials: CacheCounters | None = None
+        self._circuits: Callable[[], Mapping[str, str]] = dict
+        registry.register(_LagCollector(self))
+        registry.register(_CredentialCacheCollector(self))
+        registry.register(_CircuitCollector(self))
+
+    # -- hooks the engine calls ------------------------------------------------------------
+
+    def consumed(self, topic: str, partition: int, count: int) -> None:
+        self.records_consumed.labels(topic, str(partition)).inc(count)
+
+    def envelope(self, envelope: ResultEnvelope) -> None:
+        action = envelope.action if envelope.action in self._actions else UNKNOWN_ACTION
+        code = envelope.error.code.value if envelope.error is not None else NO_ERROR
+        self.envelopes.labels(action, envelope.status, code).inc()
+        if action != UNKNOWN_ACTION:
+            self.action_duration.labels(action, envelope.status).observe(
+                envelope.duration_ms / 1000
+            )
+            if envelope.attempts > 1:
+                self.retries.labels(action).inc(envelope.attempts - 1)
+
+    def committed(self, seconds: float) -> None:
+        """After a successful offset (or transaction) commit that took `seconds`."""
+        self.commit_latency.observe(seconds)
+
+    def commit_failed(self) -> None:
+        self.commit_failures.inc()
+
+    def watch_consumer(self, consumer: Any) -> None:
+        """The group consumer, read at scrape time for per-partition lag."""
+        self._consumer = consumer
+
+    def watch_credentials(self, cache: CacheCounters) -> None:
+        self._credentials = cache
+
+    def watch_gauges(
+        self,
+        in_flight: Callable[[], float],
+        buffered: Callable[[], float],
+        paused: Callable[[], bool],
+    ) -> None:
+        self.in_flight.set_function(in_flight)
+        self.buffered.set_function(buffered)
+        self.paused.set_function(lambda: float(paused()))
+
+    def watch_health(
+        self, ready: Callable[[], bool], circuits: Callable[[], Mapping[str, str]]
+    ) -> None:
+        """Readiness (what /readyz answers) and the circuit breakers' states (upstream ->
+        closed / open / half_open, e.g. `CircuitBreakers.states`), read at scrape time."""
+        self.ready.set_function(lambda: float(ready()))
+        self._circuits = circuits
+
+    # -- exposition ------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The Prometheus text format of everything in this registry."""
+        return generate_latest(self.registry)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per assigned partition: records not fetched yet, i.e. the last stable offset
+        (read_committed) minus the consumer's position, as of the partition's last fetch
+        (like the Java client's records-lag). Fetched but unfinished records are
+        `execution_buffered_records`; a paused partition keeps its last value."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        result = {}
+        for tp in consumer.assignment():
+            try:
+                state = consumer._subscription.subscription.assignment.state_value(tp)
+            except (AttributeError, AssertionError):  # revoked meanwhile, or no assignment
+                continue
+            if state is None:
+                continue
+            end = state.lso if state.lso is not None and state.lso >= 0 else state.highwater
+            if end is None:
+                continue
+            if state.has_valid_position:
+                result[(tp.topic, tp.partition)] = max(0, end - state.position)
+        return result
+
+
+class _LagCollector(Collector):
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for (topic, partition), lag in sorted(self._metrics.lag().items()):
+            family.add_metric([topic, str(partition)], lag)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "execution_consumer_lag",
+            "Records on an assigned partition not fetched yet (last stable offset - position).",
+            labels=["topic", "partition"],
+        )
+
+
+class _CredentialCacheCollector(Collector):
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return list(self._families(0, 0))
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self._metrics._credentials
+        yield from self._families(cache.hits if cache else 0, cache.misses if cache else 0)
+
+    @staticmethod
+    def _families(hits: int, misses: int) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "execution_vault_cache_hits", "Credential lookups served from the cache.", value=hits
+        )
+        yield CounterMetricFamily(
+            "execution_vault_cache_misses",
+            "Credential lookups that went to the Vault Engine (or joined a fetch in flight).",
+            value=misses,
+        )
+
+
+class _CircuitCollector(Collector):
+    """Circuits per state, not per upstream: an upstream is a third party's host, and
+    `http_request` callers choose hosts (the upstreams themselves are in `circuit.opened`)."""
+
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return [self._family({})]
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._family(self._metrics._circuits())
+
+    @staticmethod
+    def _family(states: Mapping[str, str]) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            "execution_circuits",
+            "Upstream circuit breakers in each state (closed, open, half_open).",
+            labels=["state"],
+        )
+        counts = dict.fromkeys(CIRCUIT_STATES, 0)
+        for state in states.values():
+            counts[state] = counts.get(state, 0) + 1
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        return family

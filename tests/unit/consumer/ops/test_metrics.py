@@ -1,0 +1,152 @@
+"""consumer/metrics.py: what the engine's hooks turn into, in the engine's own registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumer.app import Application
+from consumer.ops.metrics import EngineMetrics
+from consumer.settings import EngineSettings
+from schemas import ErrorCode, error_envelope, success_envelope
+
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def samples(metrics: EngineMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    result = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            result[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return result
+
+
+def test_every_metric_is_prefixed_and_registries_are_separate() -> None:
+    first, second = EngineMetrics(["log_message"]), EngineMetrics(["log_message"])
+    first.consumed("requests", 0, 5)
+    names = {name for name, _ in samples(first)}
+    assert names and all(name.startswith("execution_") for name in names)
+    assert (
+        samples(first)[
+            ("execution_records_consumed_total", (("partition", "0"), ("topic", "requests")))
+        ]
+        == 5
+    )
+    assert (
+        "execution_records_consumed_total",
+        (("partition", "0"), ("topic", "requests")),
+    ) not in samples(second)
+
+
+def test_envelopes_by_action_status_code_with_retries_and_duration() -> None:
+    metrics = EngineMetrics(["send_slack"])
+    ok = success_envelope(
+        "r1",
+        {},
+        action="send_slack",
+        project="p",
+        started_at=T0,
+        finished_at=T0 + timedelta(milliseconds=1500),
+        attempts=3,
+    )
+    failed = error_envelope(
+        "r2",
+        ErrorCode.RATE_LIMITED,
+        "429",
+        started_at=T0,
+        finished_at=T0,
+        action="send_slack",
+        project="p",
+        attempts=5,
+    )
+    metrics.envelope(ok)
+    metrics.envelope(failed)
+    got = samples(metrics)
+    assert (
+        got[
+            (
+                "execution_envelopes_total",
+                (("action", "send_slack"), ("error_code", "none"), ("status", "success")),
+            )
+        ]
+        == 1
+    )
+    assert (
+        got[
+            (
+                "execution_envelopes_total",
+                (("action", "send_slack"), ("error_code", "rate_limited"), ("status", "error")),
+            )
+        ]
+        == 1
+    )
+    assert got[("execution_action_retries_total", (("action", "send_slack"),))] == 2 + 4
+    bucket = (("action", "send_slack"), ("le", "2.5"), ("status", "success"))
+    assert got[("execution_action_duration_seconds_bucket", bucket)] == 1
+    below = (("action", "send_slack"), ("le", "1.0"), ("status", "success"))
+    assert got[("execution_action_duration_seconds_bucket", below)] == 0
+
+
+def test_caller_chosen_action_names_do_not_become_labels() -> None:
+    metrics = EngineMetrics(["log_message"])
+    for name in ("x1", "x2", "x3"):
+        metrics.envelope(
+            error_envelope(
+                "r", ErrorCode.UNKNOWN_ACTION, "no", started_at=T0, finished_at=T0, action=name
+            )
+        )
+    got = samples(metrics)
+    labels = (("action", "_unknown"), ("error_code", "unknown_action"), ("status", "error"))
+    assert got[("execution_envelopes_total", labels)] == 3
+    assert not any(dict(lbl).get("action", "").startswith("x") for _, lbl in got)
+
+
+def test_gauges_and_cache_counters_are_read_at_scrape_time() -> None:
+    class Cache:
+        hits = 0
+        misses = 0
+
+    metrics = EngineMetrics()
+    held = [0]
+    metrics.watch_gauges(lambda: 2, lambda: held[0], lambda: True)
+    cache = Cache()
+    metrics.watch_credentials(cache)
+    held[0], cache.hits, cache.misses = 7, 4, 1
+    metrics.committed(0.02)
+    got = samples(metrics)
+    assert got[("execution_in_flight", ())] == 2
+    assert got[("execution_buffered_records", ())] == 7
+    assert got[("execution_fetch_paused", ())] == 1
+    assert got[("execution_vault_cache_hits_total", ())] == 4
+    assert got[("execution_vault_cache_misses_total", ())] == 1
+    assert got[("execution_commit_seconds_count", ())] == 1
+
+
+def test_readiness_and_circuit_states_are_read_at_scrape_time() -> None:
+    metrics = EngineMetrics()
+    got = samples(metrics)
+    assert got[("execution_ready", ())] == 0  # not watched yet: not ready
+    for state in ("closed", "open", "half_open"):
+        assert got[("execution_circuits", (("state", state),))] == 0
+    ready = [False]
+    circuits = {"slack.com": "closed"}
+    metrics.watch_health(lambda: ready[0], lambda: circuits)
+    ready[0] = True
+    circuits.update({"a.example": "open", "b.example": "open", "c.example": "half_open"})
+    got = samples(metrics)
+    assert got[("execution_ready", ())] == 1
+    assert got[("execution_circuits", (("state", "closed"),))] == 1
+    assert got[("execution_circuits", (("state", "open"),))] == 2
+    assert got[("execution_circuits", (("state", "half_open"),))] == 1
+    assert not any("example" in str(labels) for _, labels in got)  # hosts are no labels
+
+
+def test_the_application_exposes_its_readiness_and_its_circuits() -> None:
+    app = Application(EngineSettings(circuit_failure_threshold=1))
+    got = samples(app.metrics)
+    assert got[("execution_ready", ())] == 0  # no consumer yet
+    assert got[("execution_circuits", (("state", "open"),))] == 0
+    app.circuit_breakers.record("slack.com", probe=False, failed=True, log=structlog.get_logger())
+    assert samples(app.metrics)[("execution_circuits", (("state", "open"),))] == 1

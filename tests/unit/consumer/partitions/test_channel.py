@@ -1,0 +1,256 @@
+"""consumer/partition_channel.py: publish-and-commit per partition, and what happens on failure.
+
+The sink is scripted here; the real transactional producer is tested on a real broker in
+tests/integration (test_exactly_once.py, test_local_kafka.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+
+from consumer.ops.logging import get_logger
+from consumer.partitions.channel import DeliveryFailed, PartitionChannel, PartitionFenced
+from consumer.partitions.offsets import CommitPoint, PartitionOffsets
+from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from schemas import success_envelope
+
+TP = TopicPartition("requests", 0)
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+RENDERER = OutcomeRenderer("results", "dead", 1_000_000)
+
+
+class ScriptedSink:
+    """Fails as scripted, then "commits": remembers what it published and the points."""
+
+    def __init__(self, failures: list[BaseException] | None = None, *, certain: bool = True):
+        self.failures = list(failures or [])
+        self.certain = certain  # what settle() answers: the failed publish did not commit
+        self.published: list[list[OutMessage]] = []
+        self.points: list[CommitPoint] = []
+        self.settled = 0
+        self.closed = False
+
+    async def open(self) -> None:
+        return None
+
+    async def publish(
+        self, tp: TopicPartition, messages: list[OutMessage], point: CommitPoint
+    ) -> bool:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.published.append(list(messages))
+        self.points.append(point)
+        return True
+
+    async def settle(self) -> bool:
+        self.settled += 1
+        return self.certain
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def envelope_for(offset: int, payload: str = "") -> list[OutMessage]:
+    envelope = success_envelope(
+        f"req-{offset}",
+        {"payload": payload},
+        action="log_message",
+        project="p",
+        started_at=NOW,
+        finished_at=NOW,
+        attempts=1,
+    )
+    return RENDERER.render(envelope, traceparent=None)
+
+
+def channel(
+    sink: ScriptedSink,
+    *offsets: int,
+    committed: list[CommitPoint | None] | None = None,
+    max_batch: int = 1000,
+) -> PartitionChannel:
+    tracker = PartitionOffsets()
+    for offset in offsets:
+        tracker.add(offset)
+    answers = list(committed or [])
+
+    async def read_committed(tp: TopicPartition) -> CommitPoint | None:
+        return answers.pop(0)
+
+    return PartitionChannel(
+        TP,
+        tracker,
+        sink,
+        renderer=RENDERER,
+        read_committed=read_committed,
+        log=get_logger(),
+        interval_s=0.01,
+        max_batch=max_batch,
+    )
+
+
+def keys(messages: list[OutMessage]) -> list[bytes | None]:
+    return [m.key for m in messages]
+
+
+async def test_flush_publishes_in_offset_order_and_commits_the_point() -> None:
+    sink = ScriptedSink()
+    ch = channel(sink, 0, 1, 2, 3)
+    for offset in (2, 0, 1):
+        ch.finish(offset, envelope_for(offset))
+    assert await ch.flush()
+    assert keys(sink.published[0]) == [b"req-0", b"req-1", b"req-2"]
+    assert sink.points == [CommitPoint(3)]
+    assert ch.held == 0 and ch.offsets.committed == CommitPoint(3)
+
+
+async def test_results_above_an_unfinished_record_go_out_at_once_and_are_listed() -> None:
+    sink = ScriptedSink()
+    ch = channel(sink, 0, 1, 2)
+    ch.finish(1, envelope_for(1))
+    ch.finish(2, envelope_for(2))
+    assert await ch.flush()
+    assert keys(sink.published[0]) == [b"req-1", b"req-2"]
+    assert sink.points == [CommitPoint(0, ((1, 2),))]
+
+
+async def test_nothing_new_means_no_transaction() -> None:
+    sink = ScriptedSink()
+    ch = channel(sink, 0)
+    ch.finish(0, envelope_for(0))
+    assert await ch.flush()
+    assert await ch.flush()
+    assert len(sink.points) == 1
+
+
+async def test_skipped_records_still_move_the_committed_offset() -> None:
+    sink = ScriptedSink()
+    tracker = PartitionOffsets(CommitPoint(5, ((5, 7),)))
+    for offset in (5, 6, 7):
+        assert tracker.add(offset)  # all done by a previous owner
+    ch = channel(sink)
+    ch.offsets = tracker
+    assert await ch.flush()
+    assert sink.published == [[]] and sink.points == [CommitPoint(8)]
+
+
+async def test_a_failure_known_not_to_have_committed_is_retried_whole() -> None:
+    sink = ScriptedSink([KafkaConnectionError()], certain=True)
+    ch = channel(sink, 0, 1)
+    ch.finish(0, envelope_for(0))
+    assert not await ch.flush()
+    assert ch.held == 1 and ch.offsets.committed is None
+    ch.finish(1, envelope_for(1))
+    assert await ch.flush()
+    assert keys(sink.published[0]) == [b"req-0", b"req-1"]
+    assert sink.points == [CommitPoint(2)]
+
+
+async def test_an_unknown_outcome_that_did_commit_is_not_published_again() -> None:
+    sink = ScriptedSink([TimeoutError()], certain=False)
+    ch = channel(sink, 0, committed=[CommitPoint(1)])
+    ch.finish(0, envelope_for(0))
+    assert await ch.flush()  # the committed offset says it went through
+    assert sink.published == [] and ch.held == 0
+    assert ch.offsets.committed == CommitPoint(1)
+    assert await ch.flush()
+    assert sink.published == []  # and nothing is sent again
+
+
+async def test_an_unknown_outcome_that_did_not_commit_is_published_again() -> None:
+    sink = ScriptedSink([TimeoutError()], certain=False)
+    ch = channel(sink, 0, committed=[None])
+    ch.finish(0, envelope_for(0))
+    assert not await ch.flush()
+    assert await ch.flush()
+    assert keys(sink.published[0]) == [b"req-0"]
+
+
+async def test_an_envelope_the_broker_finds_too_large_is_replaced_then_published() -> None:
+    big = envelope_for(0, "x" * 10_000)
+    sink = ScriptedSink([DeliveryFailed(big[0], MessageSizeTooLargeError())])
+    ch = channel(sink, 0)
+    ch.finish(0, big)
+    assert not await ch.flush()
+    assert await ch.flush()
+    [[sent]] = sink.published
+    assert sent.key == b"req-0" and sent.value is not None
+    assert b"was too large to publish" in sent.value
+
+
+async def test_a_dead_letter_the_broker_refuses_is_dropped_and_the_envelope_still_goes() -> None:
+    messages = RENDERER.render(
+        envelope_for(0)[0].envelope,  # type: ignore[arg-type]
+        traceparent=None,
+        dead_letter=(None, b"raw", []),
+    )
+    sink = ScriptedSink([DeliveryFailed(messages[0], MessageSizeTooLargeError())])
+    ch = channel(sink, 0)
+    ch.finish(0, messages)
+    assert not await ch.flush()
+    assert await ch.flush()
+    assert [m.topic for m in sink.published[0]] == ["results"]
+
+
+async def test_too_many_scattered_results_wait_until_the_watermark_passes_them() -> None:
+    sink = ScriptedSink()
+    offsets = list(range(0, 6000))
+    ch = channel(sink, *offsets)
+    # Every other record done above a stuck record 0: thousands of ranges, too many to list.
+    for offset in offsets[1::2]:
+        ch.finish(offset, envelope_for(offset))
+    assert await ch.flush()
+    assert sink.published == [[]]  # only the watermark (still 0) is committed
+    assert ch.held == 3000
+    ch.finish(0, envelope_for(0))
+    assert await ch.flush()
+    assert keys(sink.published[-1]) == [b"req-0", b"req-1"]  # only those below the watermark
+    assert sink.points[-1].offset == 2
+
+
+async def test_run_flushes_early_at_max_batch_and_reports_fencing() -> None:
+    sink = ScriptedSink()
+    ch = channel(sink, 0, 1, max_batch=2)
+    ch._interval_s = 60  # only the batch size can trigger the flush
+    task = asyncio.create_task(ch.run())
+    ch.finish(0, envelope_for(0))
+    ch.finish(1, envelope_for(1))
+    for _ in range(100):
+        if sink.points:
+            break
+        await asyncio.sleep(0.01)
+    assert sink.points == [CommitPoint(2)]
+    sink.failures.append(PartitionFenced("p0"))
+    ch.offsets.add(2)
+    ch.finish(2, envelope_for(2))
+    ch.finish(3, [])  # second record: reaches max_batch again
+    await asyncio.wait_for(task, 5)  # fencing ends the loop
+    assert ch.fenced
+
+
+async def test_after_close_finished_records_are_ignored() -> None:
+    sink = ScriptedSink()
+    ch = channel(sink, 0)
+    await ch.close()
+    ch.finish(0, envelope_for(0))
+    assert ch.held == 0 and sink.closed
+
+
+@pytest.mark.parametrize("error", [KafkaConnectionError(), RuntimeError("bug")])
+async def test_run_survives_flush_errors(error: BaseException) -> None:
+    sink = ScriptedSink([error])
+    ch = channel(sink, 0)
+    task = asyncio.create_task(ch.run())
+    ch.finish(0, envelope_for(0))
+    for _ in range(300):
+        if sink.points:
+            break
+        await asyncio.sleep(0.01)
+    await ch.close()
+    await asyncio.wait_for(task, 5)
+    assert sink.points == [CommitPoint(1)]

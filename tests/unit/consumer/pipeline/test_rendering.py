@@ -1,0 +1,91 @@
+"""OutcomeRenderer: what goes out for a record, and that no record can pin its partition by
+being too large or unrenderable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from consumer.ops.redaction import REDACTOR
+from consumer.pipeline.intake import Rejected
+from consumer.pipeline.rendering import OutcomeRenderer, dead_letter_headers
+from schemas import ErrorCode, success_envelope
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def renderer(max_bytes: int = 1_000_000) -> OutcomeRenderer:
+    return OutcomeRenderer("results", "dead", max_bytes)
+
+
+def envelope(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> Any:
+    return success_envelope(
+        "req-1",
+        data,
+        action="log_message",
+        project="p",
+        started_at=NOW,
+        finished_at=NOW,
+        attempts=1,
+        metadata=metadata,
+    )
+
+
+def test_envelope_is_keyed_by_request_id_with_traceparent() -> None:
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    [sent] = renderer().render(envelope({"logged": True}), traceparent=trace)
+    assert sent.topic == "results" and sent.key == b"req-1"
+    assert ("traceparent", trace.encode()) in sent.headers
+    assert ("request-id", b"req-1") in sent.headers
+
+
+def test_dead_letter_goes_first_with_original_key_and_bytes() -> None:
+    letter = (b"k", b"\xff not json", [("h", b"v")])
+    sent = renderer().render(envelope({}), traceparent=None, dead_letter=letter)
+    assert [(m.topic, m.key, m.value) for m in sent] == [
+        ("dead", b"k", b"\xff not json"),
+        ("results", b"req-1", sent[1].value),
+    ]
+    assert sent[0].headers == [("h", b"v")]
+
+
+def test_an_envelope_too_large_is_replaced_not_retried_forever() -> None:
+    big = envelope({"logged": True}, metadata={"blob": "x" * 5_000})
+    [sent] = renderer(max_bytes=2_000).render(big, traceparent=None)
+    assert sent.value is not None and b"blob" not in sent.value
+    assert b'"internal_error"' in sent.value and b'"original_status":"success"' in sent.value
+
+
+def test_shrink_keeps_key_and_headers() -> None:
+    [sent] = renderer().render(envelope({"x": "y" * 100}), traceparent=None)
+    small = renderer().shrink(sent)
+    assert small.key == sent.key and small.headers == sent.headers
+    assert small.value is not None and b"was too large to publish" in small.value
+
+
+def test_a_dead_letter_too_large_still_lets_the_envelope_out() -> None:
+    sent = renderer(max_bytes=2_000).render(
+        envelope({}), traceparent=None, dead_letter=(None, b"y" * 5_000, [])
+    )
+    assert [m.topic for m in sent] == ["results"]
+
+
+def test_envelopes_and_dead_letter_headers_are_scrubbed_of_secrets() -> None:
+    REDACTOR.add("sk-publisher-secret-123")
+    [sent] = renderer().render(
+        envelope({"echo": "Bearer sk-publisher-secret-123"}), traceparent=None
+    )
+    assert sent.value is not None and b"sk-publisher-secret-123" not in sent.value
+    rejected = Rejected("r", ErrorCode.INVALID_JSON, "saw sk-publisher-secret-123", None)
+    headers = dict(dead_letter_headers([], rejected, topic="t", partition=1, offset=7))
+    assert b"sk-publisher-secret-123" not in headers["error-message"]
+    assert headers["source-offset"] == b"7" and headers["error-code"] == b"invalid_json"
+
+
+def test_an_envelope_pydantic_cannot_render_is_replaced() -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = {"a": deep}
+    [sent] = renderer().render(envelope({"deep": deep}), traceparent=None)
+    assert sent.value is not None
+    assert b'"internal_error"' in sent.value and b"could not be rendered" in sent.value
