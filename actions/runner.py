@@ -24,6 +24,7 @@ from actions.errors import (
     ActionError,
     CredentialRejected,
     NotAttempted,
+    OutcomeUnknown,
     RetryableError,
     UpstreamUnavailable,
 )
@@ -71,7 +72,8 @@ class _Prepared:
 
 
 # A fallback runs when the action itself failed for good: after its retries, or at once for a
-# final failure. Not when the request is wrong (unknown action, bad params) or too late.
+# final failure. Not when the request is wrong (unknown action, bad params) or too late, nor
+# when the main action's outcome is unknown (it may have taken effect: `outcome_unknown`).
 FALLBACK_ON = frozenset(
     {
         ErrorCode.MISSING_CREDENTIALS,
@@ -279,6 +281,7 @@ class ActionRunner:
                     time.monotonic() - clock_start,
                     exc.retry_after_s,
                     self._seconds_until(ctx.deadline),
+                    wait_limit_s=exc.wait_limit_s,
                 )
                 if delay is None:
                     return _Outcome(
@@ -336,10 +339,10 @@ class ActionRunner:
                     await self.limiter.sleep(wait)
                 ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)
-            data = await self._attempt(action, params, ctx)
+            data = await self._attempt(action, params, ctx, attempt)
             failed = False
             return data
-        except UpstreamUnavailable:
+        except (UpstreamUnavailable, OutcomeUnknown):
             failed = True
             raise
         except ActionError as exc:
@@ -355,12 +358,19 @@ class ActionRunner:
                 self.breakers.record(upstream, probe=probe, failed=failed, log=ctx.log)
 
     async def _attempt(
-        self, action: AnyAction, params: ActionParams, ctx: ActionContext
+        self, action: AnyAction, params: ActionParams, ctx: ActionContext, attempt: int
     ) -> dict[str, Any]:
+        ctx.attempt.start(attempt)
         try:
             async with asyncio.timeout(self.attempt_timeout_s):
                 return dict(await action.run(params, ctx))
         except TimeoutError:
+            if ctx.attempt.unsafe_call_sent:
+                # Cut off while a non-idempotent call was on the wire: it may have been applied.
+                raise OutcomeUnknown(
+                    f"no answer within {self.attempt_timeout_s:g} s (EXECUTION_ACTION_TIMEOUT_S) "
+                    "after the call was sent; it may have taken effect, so it is not repeated"
+                ) from None
             raise UpstreamUnavailable(
                 f"the action did not finish within {self.attempt_timeout_s:g} s"
             ) from None

@@ -202,9 +202,16 @@ class EngineSettings(BaseSettings):
     )
     sheets_rate_total: str = _env(
         "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
-        "off",
+        "300/min",
         "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
-        "e.g. `300/min`, when one OAuth client issues every project's token).",
+        "300 writes/min, when one OAuth client issues every project's token); `off` for none.",
+    )
+    sheets_quota_wait_s: float = _env(
+        "GOOGLE_SHEETS_QUOTA_WAIT_S",
+        65.0,
+        "How long one `create_sheet` may wait out Google's per-minute quota (429) in all; the "
+        "request's deadline bounds it too.",
+        ge=0,
     )
     circuit_failure_threshold: int = _env(
         "EXECUTION_CIRCUIT_FAILURE_THRESHOLD",
@@ -227,7 +234,14 @@ class EngineSettings(BaseSettings):
     )
     notion_api_url: str = _env("NOTION_API_URL", "https://api.notion.com", "Notion API base URL.")
     notion_version: str = _env(
-        "NOTION_VERSION", "2022-06-28", "Sent as `Notion-Version` (the API version we speak)."
+        "NOTION_VERSION", "2025-09-03", "Sent as `Notion-Version` (the API version we speak)."
+    )
+    notion_retry_after_max_s: float = _env(
+        "NOTION_RETRY_AFTER_MAX_S",
+        120.0,
+        "Longest Notion `Retry-After` honoured for a request without a deadline (with one, "
+        "up to the deadline).",
+        ge=0,
     )
     notion_rate_per_project: str = _env(
         "NOTION_RATE_LIMIT_PER_PROJECT",
@@ -405,6 +419,8 @@ class EngineSettings(BaseSettings):
             http_max_response_bytes=self.http_max_response_bytes,
             notion_api_url=self.notion_api_url,
             notion_version=self.notion_version,
+            notion_retry_after_max_s=self.notion_retry_after_max_s,
+            sheets_quota_wait_s=self.sheets_quota_wait_s,
             smtp_host=self.smtp_host,
             smtp_port=self.smtp_port,
             smtp_security=self.smtp_security,

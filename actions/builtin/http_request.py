@@ -1,4 +1,10 @@
-"""`http_request`: one HTTP call to a URL the request names, through the egress policy."""
+"""`http_request`: one HTTP call to a URL the request names, through the egress policy.
+
+Retries never repeat an effect on their own: GET, HEAD, PUT, DELETE and OPTIONS are idempotent
+(RFC 9110) and retried after a lost answer or a 5xx; POST and PATCH only when the caller says
+the target honours the `Idempotency-Key` we send (`honours_idempotency_key: true`). Otherwise a
+POST/PATCH whose answer never came (or a 5xx other than 503) ends `outcome_unknown`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from actions.egress import egress_url
 from actions.errors import (
     CredentialRejected,
     ForbiddenDestination,
+    OutcomeUnknown,
     UpstreamError,
     UpstreamUnavailable,
     error_for_exception,
@@ -25,6 +32,7 @@ from actions.errors import (
 from actions.limits import json_depth_exceeds
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Headers the engine owns: a caller setting them could smuggle a second request or a wrong length.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # Response headers that are never copied into the envelope.
@@ -53,6 +61,11 @@ class HttpRequestParams(ActionParams):
     body: str | None = Field(default=None, description="A text body (not with `json`).")
     timeout_s: float | None = Field(default=None, gt=0, le=300)
     credential: CredentialRef | None = None
+    honours_idempotency_key: bool = Field(
+        default=False,
+        description="The target de-duplicates by our `Idempotency-Key`: a POST/PATCH may then "
+        "be retried after a lost answer like an idempotent method.",
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> HttpRequestParams:
@@ -71,6 +84,8 @@ class _Outgoing:
     content: bytes | None
     timeout_s: float
     credential: CredentialRef | None
+    # Whether sending this request again cannot repeat its effect (see the module docstring).
+    idempotent: bool
 
     def follow(self, status: int, location: str) -> None:
         origin = _origin(self.url)
@@ -102,9 +117,13 @@ class HttpRequest(Action[HttpRequestParams]):
             async with asyncio.timeout(outgoing.timeout_s):
                 return await self._exchange(ctx, outgoing)
         except TimeoutError:
-            raise UpstreamUnavailable(
-                f"no complete answer within {outgoing.timeout_s:g} s"
-            ) from None
+            message = f"no complete answer within {outgoing.timeout_s:g} s"
+            if ctx.attempt.unsafe_call_sent:
+                raise OutcomeUnknown(
+                    f"{message} after the request was sent; it may have taken effect, so it "
+                    "is not repeated"
+                ) from None
+            raise UpstreamUnavailable(message) from None
 
     async def _prepare(self, params: HttpRequestParams, ctx: ActionContext) -> _Outgoing:
         # The query is merged with, not instead of, a query string the URL already has.
@@ -124,26 +143,37 @@ class HttpRequest(Action[HttpRequestParams]):
         timeout_s = min(
             params.timeout_s or ctx.config.http_default_timeout_s, ctx.config.http_max_timeout_s
         )
-        return _Outgoing(params.method, url, headers, content, timeout_s, params.credential)
+        idempotent = params.method in IDEMPOTENT_METHODS or params.honours_idempotency_key
+        return _Outgoing(
+            params.method, url, headers, content, timeout_s, params.credential, idempotent
+        )
 
     async def _exchange(self, ctx: ActionContext, out: _Outgoing) -> dict[str, Any]:
         for _hop in range(ctx.config.http_max_redirects + 1):
             request = ctx.egress_http.build_request(
                 out.method, out.url, headers=out.headers, content=out.content, timeout=out.timeout_s
             )
+            ctx.attempt.sending(idempotent=out.idempotent)
             try:
                 response = await ctx.egress_http.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise error_for_exception(out.url.host or "destination", exc) from None
+                raise error_for_exception(
+                    out.url.host or "destination", exc, idempotent=out.idempotent
+                ) from None
             try:
                 location = response.headers.get("location")
                 if response.status_code in _REDIRECTS and location:
                     out.follow(response.status_code, location)
                     continue
                 body, truncated = await _read_capped(response, ctx.config.http_max_response_bytes)
+            except httpx.HTTPError as exc:
+                # The status line came: the request reached the target, only its body was lost.
+                raise error_for_exception(
+                    out.url.host or "destination", exc, idempotent=out.idempotent
+                ) from None
             finally:
                 await response.aclose()
-            return _result(response, body, truncated, out.credential)
+            return _result(response, body, truncated, out)
         raise UpstreamError(
             f"more than {ctx.config.http_max_redirects} redirects",
             details={"status_code": response.status_code},
@@ -167,7 +197,7 @@ async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]
 
 
 def _result(
-    response: httpx.Response, raw: bytes, truncated: bool, credential: CredentialRef | None
+    response: httpx.Response, raw: bytes, truncated: bool, out: _Outgoing
 ) -> dict[str, Any]:
     body: Any = raw.decode(response.encoding or "utf-8", errors="replace")
     if not truncated and "json" in response.headers.get("content-type", ""):
@@ -179,14 +209,17 @@ def _result(
     headers = {
         k: v for k, v in response.headers.items() if k.lower() not in _HIDDEN_RESPONSE_HEADERS
     }
-    if response.status_code == 401 and credential is not None:
+    if response.status_code == 401 and out.credential is not None:
         raise CredentialRejected(
-            credential.service,
+            out.credential.service,
             "the destination rejected the credential",
             details={"status_code": 401},
         )
     error = error_for_status(
-        "destination", response, {"body": body[:1000] if isinstance(body, str) else body}
+        "destination",
+        response,
+        {"body": body[:1000] if isinstance(body, str) else body},
+        idempotent=out.idempotent,
     )
     if error is not None:
         raise error
