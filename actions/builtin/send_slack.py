@@ -61,16 +61,17 @@ class ChannelIds:
     def _name(channel: str) -> str:
         return channel.strip().lstrip("#").lower()
 
-    def key(self, project: str, channel: str) -> str:
-        """The budget key of `channel`: its id when known (or given), else its bare name."""
+    def keys(self, project: str, channel: str) -> list[str]:
+        """The budget keys of `channel`: its id when known (or given), and its bare name
+        while it is spelled as a name, so the calls made before the id was learned count."""
         if _CHANNEL_ID.fullmatch(channel):
-            return channel
+            return [channel]
         name = self._name(channel)
         channel_id = self._ids.get((project, name))
         if channel_id is None:
-            return name
+            return [name]
         self._ids.move_to_end((project, name))
-        return channel_id
+        return [name, channel_id]
 
     def learn(self, project: str, channel: str, channel_id: object) -> None:
         if not isinstance(channel_id, str) or not _CHANNEL_ID.fullmatch(channel_id):
@@ -101,8 +102,10 @@ class SendSlack(Action[SendSlackParams]):
 
     def rate_keys(self, params: SendSlackParams, ctx: ActionContext) -> Sequence[RateKey]:
         # A channel name is only unique within a workspace, and each project has its own.
-        channel = self.channel_ids.key(ctx.project, params.channel)
-        return (RateKey(CHANNEL_LIMIT, f"{ctx.project}/{channel}"),)
+        return tuple(
+            RateKey(CHANNEL_LIMIT, f"{ctx.project}/{key}")
+            for key in self.channel_ids.keys(ctx.project, params.channel)
+        )
 
     def upstream(self, params: SendSlackParams, ctx: ActionContext) -> str | None:
         return upstream_of(ctx.config.slack_api_url)
