@@ -85,8 +85,8 @@ class RetryableError(ActionError):
 
     `wait_limit_s`, when set, is the provider's documented window (a quota that refills each
     minute, a `Retry-After` the provider means): the runner then honours `retry_after_s` and
-    keeps retrying for up to that many seconds from the first attempt, instead of its own
-    Retry-After clamp and budget. The request's deadline always bounds it.
+    keeps retrying until that many seconds from the first attempt, instead of its own
+    Retry-After clamp and budget (longer or shorter). The request's deadline always bounds it.
     """
 
     def __init__(

@@ -35,7 +35,7 @@ class RetryPolicy:
         if attempts_made >= self.max_attempts:
             return None
         clamp = self.max_retry_after_s if wait_limit_s is None else wait_limit_s
-        budget = self.budget_s if wait_limit_s is None else max(self.budget_s, wait_limit_s)
+        budget = self.budget_s if wait_limit_s is None else wait_limit_s
         if retry_after_s is not None:
             delay = min(max(retry_after_s, 0.0), clamp)
         else:

@@ -118,6 +118,8 @@ class ActionRunner:
     attempt_timeout_s: float = 30.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Any] = asyncio.sleep
+    # The retry budget's clock (fakeable together with `sleep` and `now` in tests).
+    clock: Callable[[], float] = time.monotonic
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
     # Lends the caller's concurrency slot to others while it waits on a timer (rate limit, open
@@ -250,7 +252,7 @@ class ActionRunner:
     async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
         log = ctx.log
         attempts = 0
-        clock_start = time.monotonic()
+        clock_start = self.clock()
         refetched_credential = False
         while True:
             attempts += 1
@@ -278,7 +280,7 @@ class ActionRunner:
             except RetryableError as exc:
                 delay = self.retry.next_delay(
                     attempts,
-                    time.monotonic() - clock_start,
+                    self.clock() - clock_start,
                     exc.retry_after_s,
                     self._seconds_until(ctx.deadline),
                     wait_limit_s=exc.wait_limit_s,
@@ -378,7 +380,7 @@ class ActionRunner:
     def _max_wait_s(self, clock_start: float, deadline: datetime | None) -> float:
         """How long a request may wait for a slot: what is left of the retry budget, and never
         past its deadline."""
-        remaining = self.retry.budget_s - (time.monotonic() - clock_start)
+        remaining = self.retry.budget_s - (self.clock() - clock_start)
         until_deadline = self._seconds_until(deadline)
         return remaining if until_deadline is None else min(remaining, until_deadline)
 
