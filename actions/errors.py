@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
-
+from actions.http.errors import BadResponse, HttpError, HttpTimeout, InvalidRequest
+from actions.http.response import HttpResponse
 from schemas import ErrorCode
 
 
@@ -113,13 +113,13 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 def error_for_status(
     service: str,
-    response: httpx.Response,
+    response: HttpResponse,
     details: dict[str, Any] | None = None,
     *,
     provider_message: str | None = None,
 ) -> ActionError | None:
     """Classify a non-2xx answer; None for 2xx. `details` adds provider-specific fields."""
-    status = response.status_code
+    status = response.status
     if 200 <= status < 300:
         return None
     info = {"status_code": status, **(details or {})}
@@ -140,11 +140,18 @@ def error_for_status(
 
 
 def error_for_exception(service: str, exc: Exception) -> ActionError:
-    """Transport failures: timeouts and connection errors are transient, the rest are bugs."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamUnavailable(f"{service} timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.TransportError):
-        return UpstreamUnavailable(f"{service} connection failed ({type(exc).__name__})")
+    """Transport failures (`actions.http` errors): a request the client would not send is the
+    request's fault (`invalid_params`, never retried, never counted against the upstream);
+    timeouts and connection failures are transient; an answer that cannot be read is the
+    upstream's refusal; anything else is a bug."""
+    if isinstance(exc, InvalidRequest):
+        return InvalidParams(f"the request to {service} cannot be sent: {exc.message}")
+    if isinstance(exc, HttpTimeout):
+        return UpstreamUnavailable(f"{service} timed out ({exc.message})")
+    if isinstance(exc, BadResponse):
+        return UpstreamError(f"{service}: {exc.message}")
+    if isinstance(exc, HttpError):
+        return UpstreamUnavailable(f"{service} connection failed ({exc.message})")
     return ActionError(f"unexpected {type(exc).__name__} calling {service}")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, upstream_of
@@ -16,6 +15,7 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError
 from actions.ratelimit import RateKey
 
 SERVICE = "slack"
@@ -53,7 +53,7 @@ class SendSlack(Action[SendSlackParams]):
         return upstream_of(ctx.config.slack_api_url)
 
     async def run(self, params: SendSlackParams, ctx: ActionContext) -> Mapping[str, Any]:
-        token = await ctx.token(SERVICE)
+        authorization = await ctx.credential_header(SERVICE)
         body: dict[str, Any] = {"channel": params.channel, "text": params.message}
         if params.thread_ts is not None:
             body["thread_ts"] = params.thread_ts
@@ -63,11 +63,11 @@ class SendSlack(Action[SendSlackParams]):
             response = await ctx.http.post(
                 f"{ctx.config.slack_api_url.rstrip('/')}/chat.postMessage",
                 json=body,
-                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+                headers={"Authorization": authorization},
             )
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise error_for_exception("Slack", exc) from None
-        if response.status_code == 401:
+        if response.status == 401:
             raise CredentialRejected(
                 SERVICE, "Slack rejected the token", details={"status_code": 401}
             )

@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
@@ -27,6 +26,7 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError, ascii_header_value
 
 SIGNATURE_HEADER = "Puraify-Signature"
 DEFAULT_SERVICE = "webhook"
@@ -80,7 +80,8 @@ class SendWebhookParams(ActionParams):
     secret_service: ServiceName = Field(
         default=DEFAULT_SERVICE, description="Vault service whose credential is the HMAC secret."
     )
-    timeout_s: float | None = Field(default=None, gt=0, le=60)
+    # A floor: below it no call can complete, and the failure would be blamed on the receiver.
+    timeout_s: float | None = Field(default=None, ge=0.1, le=60)
 
 
 class SendWebhook(Action[SendWebhookParams]):
@@ -101,22 +102,21 @@ class SendWebhook(Action[SendWebhookParams]):
             k: v for k, v in params.headers.items() if k.lower() not in _RESERVED_HEADERS
         } | {
             "Content-Type": "application/json",
-            "Idempotency-Key": ctx.request_id,
-            "Puraify-Delivery": ctx.request_id,
+            "Idempotency-Key": ascii_header_value(ctx.request_id),
+            "Puraify-Delivery": ascii_header_value(ctx.request_id),
             SIGNATURE_HEADER: sign(secret.get_secret_value(), timestamp, body),
         }
         if params.event is not None:
             headers["Puraify-Event"] = params.event
         timeout = min(params.timeout_s or ctx.config.http_default_timeout_s, 60.0)
         try:
-            request = ctx.egress_http.build_request(
-                "POST", url, content=body, headers=headers, timeout=timeout
+            # The receiver's body is not needed, nor buffered (max_body_bytes=0).
+            response = await ctx.egress_http.request(
+                "POST", url, content=body, headers=headers, timeout_s=timeout, max_body_bytes=0
             )
-            response = await ctx.egress_http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(url.host or "receiver", exc) from None
-        await response.aclose()  # the receiver's body is not needed, nor buffered
-        status = response.status_code
+        except HttpError as exc:
+            raise error_for_exception(url.raw_host or "receiver", exc) from None
+        status = response.status
         if status == 401:
             # The receiver refused the signature: the secret may have been rotated.
             raise CredentialRejected(

@@ -12,11 +12,11 @@ import string
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 from pydantic import SecretStr
 
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
+from actions.http import HttpClient, HttpError, HttpResponse, HttpTimeout, InvalidRequest
 from consumer.credentials.cache import VaultRefused
 from consumer.ops.redaction import REDACTOR
 
@@ -53,7 +53,7 @@ class HashiCorpVaultClient:
     def __init__(
         self,
         base_url: str,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         *,
         mount: str = "secret",
         path_template: str = "puraify/{project}/{service}",
@@ -104,11 +104,13 @@ class HashiCorpVaultClient:
             headers["X-Vault-Namespace"] = self._namespace
         try:
             response = await self._http.get(url, headers=headers)
-        except httpx.TimeoutException:
+        except HttpTimeout:
             raise VaultUnavailable("the Vault did not answer in time") from None
-        except httpx.TransportError as exc:
+        except InvalidRequest as exc:  # VAULT_URL or the Vault token unusable: not transient
+            raise VaultRefused(f"cannot ask the Vault: {exc.message}") from None
+        except HttpError as exc:
             raise VaultUnavailable(f"cannot reach the Vault ({type(exc).__name__})") from None
-        status = response.status_code
+        status = response.status
         if status == 404:
             raise MissingCredentials(
                 f"no {service} credential in the Vault for project {project!r}",
@@ -127,7 +129,7 @@ class HashiCorpVaultClient:
             raise error(f"the Vault answered {status}", details={"status_code": status})
         return self._credential(response, project, service)
 
-    def _credential(self, response: httpx.Response, project: str, service: str) -> SecretStr:
+    def _credential(self, response: HttpResponse, project: str, service: str) -> SecretStr:
         try:
             fields = response.json()["data"]["data"]
         except (ValueError, KeyError, TypeError):
