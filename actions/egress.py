@@ -108,15 +108,19 @@ class EgressPolicy:
             return False
         return address.is_global and not (address.is_multicast or address.is_reserved)
 
-    def check_host(self, host: str) -> None:
+    def check_host(self, host: str) -> str | None:
         """Refuse a host that is a blocked IP literal, or neither a literal nor a name; a DNS
-        name passes here and is judged on its answer when a connection is made."""
+        name passes here (None) and is judged on its answer when a connection is made. An
+        allowed literal comes back as its canonical address, the one to connect to."""
         literal = literal_address(host)
-        if literal is not None and not self.is_allowed(literal):
+        if literal is None:
+            return None
+        if not self.is_allowed(literal):
             raise ForbiddenDestination(
                 f"destination {host!r} is a blocked address ({literal})",
                 details={"host": host, "address": str(literal)},
             )
+        return str(literal)
 
     async def connect_addresses(self, host: str, port: int) -> Sequence[IPAddress]:
         """`checked_addresses` for a new connection: no answer is a failed connect (the

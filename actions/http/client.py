@@ -20,6 +20,7 @@ import contextvars
 import functools
 import ipaddress
 import json as jsonlib
+import re
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,9 +56,11 @@ _NO_JSON = object()
 class ConnectGuard(Protocol):
     """Decides where requests may go (implemented by `actions.egress.EgressPolicy`)."""
 
-    def check_host(self, host: str) -> None:
+    def check_host(self, host: str) -> str | None:
         """Refuse (ForbiddenDestination) a host that is a blocked IP literal, or neither a
-        literal nor a name. Called before every request: a literal never reaches a resolver."""
+        literal nor a name. Called before every request: a literal never reaches a resolver.
+        Returns an allowed literal's canonical address (what is connected to), None for a
+        name."""
         ...
 
     async def connect_addresses(self, host: str, port: int) -> Sequence[IPAddress]:
@@ -238,7 +241,10 @@ class HttpClient:
         else:
             body = content.encode() if isinstance(content, str) else content
         if self.guard is not None:
-            self.guard.check_host(target.raw_host or "")
+            canonical = self.guard.check_host(target.raw_host or "")
+            if canonical is not None and canonical != target.raw_host:
+                # `127.1`, `[::ffff:7f00:1%25x]`: connect to the address that was checked.
+                target = target.with_host(canonical)
         total = self.timeout_s if timeout_s is None else timeout_s
         cap = self.max_body_bytes if max_body_bytes is None else max_body_bytes
         codings = self.max_content_codings if max_content_codings is None else max_content_codings
@@ -301,9 +307,17 @@ def default_tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+# Visible ASCII: a URL written only with these is sent as written (its percent-encoding kept:
+# `%21` stays `%21`); anything else (a space, a control character, non-ASCII) is quoted.
+_AS_WRITTEN = re.compile(r"[\x21-\x7e]+")
+
+
 def _absolute(url: str | URL) -> URL:
     try:
-        target = url if isinstance(url, URL) else URL(url)
+        if isinstance(url, URL):
+            target = url
+        else:
+            target = URL(url, encoded=_AS_WRITTEN.fullmatch(url) is not None)
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(f"the URL does not parse ({exc})") from None
     if target.scheme not in ("http", "https") or not target.raw_host:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
+from multidict import CIMultiDict
 
 from actions.errors import (
     ActionError,
     CredentialRejected,
+    InvalidParams,
     RateLimited,
     RetryableError,
     UpstreamError,
@@ -20,13 +21,22 @@ from actions.errors import (
     error_for_status,
     parse_retry_after,
 )
+from actions.http import (
+    BadResponse,
+    ConnectFailed,
+    ConnectionLost,
+    HttpError,
+    HttpResponse,
+    HttpTimeout,
+    InvalidRequest,
+)
 from schemas import ErrorCode
 
 NOW = datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
 
 
-def response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers)
+def response(status: int, headers: dict[str, str] | None = None) -> HttpResponse:
+    return HttpResponse(status, CIMultiDict(headers or {}), b"")
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])
@@ -116,26 +126,41 @@ def test_parse_retry_after_http_date_uses_the_clock() -> None:
 @pytest.mark.parametrize(
     "exc",
     [
-        httpx.ConnectTimeout("t"),
-        httpx.ReadTimeout("t"),
-        httpx.WriteTimeout("t"),
-        httpx.PoolTimeout("t"),
+        HttpTimeout("connecting to a:443 timed out", sent=False),
+        HttpTimeout("a:443 did not answer in time", sent=True),
+        HttpTimeout("no complete answer within 1 s", sent=True),
     ],
 )
-def test_timeouts_are_upstream_unavailable(exc: Exception) -> None:
+def test_timeouts_are_upstream_unavailable(exc: HttpTimeout) -> None:
     error = error_for_exception("Slack", exc)
     assert isinstance(error, UpstreamUnavailable)
-    assert "timed out" in error.message and type(exc).__name__ in error.message
+    assert "timed out" in error.message and exc.message in error.message
 
 
 @pytest.mark.parametrize(
-    "exc",
-    [httpx.ConnectError("refused"), httpx.ReadError("reset"), httpx.RemoteProtocolError("x")],
+    ("exc", "sent"),
+    [
+        (ConnectFailed("cannot connect to a:443 (Connection refused)"), False),
+        (ConnectionLost("the connection to a:443 broke", sent=True), True),
+    ],
 )
-def test_connection_errors_are_upstream_unavailable(exc: Exception) -> None:
+def test_connection_errors_are_upstream_unavailable(exc: HttpError, sent: bool) -> None:
     error = error_for_exception("Slack", exc)
     assert isinstance(error, UpstreamUnavailable)
     assert "connection failed" in error.message
+    assert exc.sent is sent
+
+
+def test_a_request_the_client_will_not_send_is_invalid_params() -> None:
+    error = error_for_exception("Slack", InvalidRequest("the value of header 'X' has a line break"))
+    assert isinstance(error, InvalidParams)
+    assert error.code is ErrorCode.INVALID_PARAMS and "line break" in error.message
+
+
+def test_an_answer_that_cannot_be_read_is_upstream_error() -> None:
+    error = error_for_exception("destination", BadResponse("2 content-encoding layers"))
+    assert type(error) is UpstreamError
+    assert not isinstance(error, RetryableError)
 
 
 def test_other_exceptions_are_internal_and_do_not_echo_the_message() -> None:

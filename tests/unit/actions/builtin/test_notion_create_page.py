@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
 from actions import ActionConfig, CredentialRejected, RateLimited, UpstreamError
 from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams
 from actions.errors import UpstreamUnavailable
+from actions.http import HttpClient
 from tests.standins import NotionStandIn
 from tests.unit.support import FakeCredentials, make_context, plain_client
 
@@ -34,13 +34,13 @@ def notion(notion_server: NotionStandIn) -> NotionStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
 
 async def create(
-    notion: NotionStandIn, http: httpx.AsyncClient, token: str = TOKEN, **params: Any
+    notion: NotionStandIn, http: HttpClient, token: str = TOKEN, **params: Any
 ) -> dict[str, Any]:
     ctx = make_context(
         http=http,
@@ -50,7 +50,7 @@ async def create(
     return dict(await ACTION.run(NotionCreatePageParams.model_validate(params), ctx))
 
 
-async def test_a_page_in_a_database(notion: NotionStandIn, http: httpx.AsyncClient) -> None:
+async def test_a_page_in_a_database(notion: NotionStandIn, http: HttpClient) -> None:
     data = await create(
         notion,
         http,
@@ -71,7 +71,7 @@ async def test_a_page_in_a_database(notion: NotionStandIn, http: httpx.AsyncClie
 
 
 async def test_a_page_under_a_page_uses_the_title_property(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     await create(notion, http, page_id=PAGE, title="Notes")
     body = notion.requests[0].json()
@@ -81,7 +81,7 @@ async def test_a_page_under_a_page_uses_the_title_property(
 
 
 async def test_a_refused_token_is_credential_rejected(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(CredentialRejected) as info:
         await create(notion, http, token="secret_wrong", page_id=PAGE, title="x")
@@ -90,7 +90,7 @@ async def test_a_refused_token_is_credential_rejected(
 
 
 async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(UpstreamError) as info:
         await create(notion, http, database_id="0" * 32, title="x")
@@ -108,7 +108,7 @@ async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
     ],
 )
 async def test_notion_error_codes(
-    notion: NotionStandIn, http: httpx.AsyncClient, status: int, code: str, error: type[Exception]
+    notion: NotionStandIn, http: HttpClient, status: int, code: str, error: type[Exception]
 ) -> None:
     body = {"object": "error", "status": status, "code": code, "message": "m"}
     notion.fail_next(1, status, headers={"Retry-After": "2"}, body=body)

@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from actions import (
@@ -28,6 +27,7 @@ from actions.builtin.send_webhook import (
     sign,
     verify_signature,
 )
+from actions.http import HttpClient
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
 
@@ -47,13 +47,13 @@ def receiver(receiver_server: HttpTargetStandIn) -> HttpTargetStandIn:
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[httpx.AsyncClient]:
+async def egress() -> AsyncIterator[HttpClient]:
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         yield client
 
 
 async def send(
-    egress: httpx.AsyncClient,
+    egress: HttpClient,
     url: str,
     credentials: FakeCredentials | None = None,
     **params: object,
@@ -90,7 +90,7 @@ def test_verify_signature() -> None:
 
 
 async def test_the_receiver_can_verify_what_was_sent(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     before = int(time.time())
     data = await send(egress, f"{receiver.base_url}/echo", event="user.registered")
@@ -110,7 +110,7 @@ async def test_the_receiver_can_verify_what_was_sent(
 
 
 async def test_caller_headers_cannot_override_the_signature_or_type(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     await send(
         egress,
@@ -134,7 +134,7 @@ async def test_caller_headers_cannot_override_the_signature_or_type(
     ],
 )
 async def test_receiver_answers_are_classified(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient, status: int, error: type[Exception]
+    receiver: HttpTargetStandIn, egress: HttpClient, status: int, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
         await send(egress, f"{receiver.base_url}/status/{status}")
@@ -148,13 +148,13 @@ async def test_the_egress_policy_applies() -> None:
             await send(strict, "file:///etc/passwd")
 
 
-async def test_an_unreachable_receiver_is_retryable(egress: httpx.AsyncClient) -> None:
+async def test_an_unreachable_receiver_is_retryable(egress: HttpClient) -> None:
     with pytest.raises(UpstreamUnavailable):
         await send(egress, f"http://127.0.0.1:{closed_port()}/hook")
 
 
 async def test_the_secret_comes_from_the_named_service(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     credentials = FakeCredentials({("demo-project", "billing-hooks"): "whsec_billing"})
     await send(egress, f"{receiver.base_url}/echo", credentials, secret_service="billing-hooks")
