@@ -20,6 +20,11 @@ from actions.errors import (
     UpstreamUnavailable,
     VaultUnavailable,
 )
+from actions.http import (
+    HttpClient,
+    HttpError,
+    HttpResponse,
+)
 from actions.ratelimit import Rate, RateKey, RateLimiter
 from actions.registry import ActionRegistry, default_registry
 from actions.retry import RetryPolicy
@@ -40,6 +45,9 @@ __all__ = [
     "DeadlineExceeded",
     "EgressPolicy",
     "ForbiddenDestination",
+    "HttpClient",
+    "HttpError",
+    "HttpResponse",
     "InvalidParams",
     "MissingCredentials",
     "NotAttempted",

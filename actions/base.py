@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
-import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from structlog.typing import FilteringBoundLogger
+from yarl import URL
 
+from actions.errors import InvalidParams
+from actions.http import HttpClient, is_sendable_value
 from actions.ratelimit import RateKey
 
 SERVICE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
@@ -32,12 +34,18 @@ ServiceName = Annotated[
 
 
 def upstream_of(url: str) -> str | None:
-    """The circuit-breaker name of a URL's upstream: its host and port (None if unparsable)."""
+    """The circuit-breaker name of a URL's upstream: its host, and its port when the URL
+    names one (None if unparsable)."""
     try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
+        parsed = URL(url)
+    except (ValueError, TypeError):
         return None
-    return parsed.netloc.decode("ascii", "replace") or None
+    host = parsed.raw_host
+    if not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return host if parsed.explicit_port is None else f"{host}:{parsed.explicit_port}"
 
 
 def is_safe_path_segment(name: str) -> bool:
@@ -63,6 +71,8 @@ class ActionConfig:
     slack_api_url: str = "https://slack.com/api"
     google_sheets_api_url: str = "https://sheets.googleapis.com"
     http_max_response_bytes: int = 256 * 1024
+    # Content-encoding layers a response may have (`gzip, gzip` is 2): more is refused.
+    http_max_content_encodings: int = 1
     http_max_redirects: int = 5
     http_default_timeout_s: float = 10.0
     http_max_timeout_s: float = 60.0
@@ -107,16 +117,37 @@ class ActionContext:
     deadline: datetime | None
     credentials: CredentialSource
     # For the operator-configured third-party APIs (Slack, Google): trusted base URLs.
-    http: httpx.AsyncClient
-    # For `http_request`, whose URL comes from the request: every connection goes through the
-    # egress policy (see actions.egress.guarded_client).
-    egress_http: httpx.AsyncClient
+    http: HttpClient
+    # For URLs a request names (`http_request`, `send_webhook`): every host and connection goes
+    # through the egress policy (see actions.egress.guarded_client).
+    egress_http: HttpClient
     config: ActionConfig
     log: FilteringBoundLogger
     attempt: AttemptState = field(default_factory=AttemptState)
 
     async def token(self, service: str) -> SecretStr:
         return await self.credentials.get(self.project, service)
+
+    async def credential_header(self, service: str, prefix: str = "Bearer ") -> str:
+        """`prefix + token` of `service`, as a header value: `InvalidParams` when the stored
+        credential cannot be one (empty, a line break, a control character, leading or
+        trailing space: the receiver would read another token, or a second header)."""
+        return credential_header_value(await self.token(service), service, prefix)
+
+
+def credential_header_value(token: SecretStr, service: str, prefix: str) -> str:
+    secret = token.get_secret_value()
+    if not secret or not is_sendable_value(secret):
+        raise InvalidParams(
+            f"the {service} credential cannot be sent in an HTTP header (empty, or a line "
+            "break, control character or leading/trailing space in its value)",
+            details={"service": service},
+        )
+    if not is_sendable_value(prefix + "x"):
+        raise InvalidParams(
+            "credential.prefix has a line break, a control character or a leading space"
+        )
+    return prefix + secret
 
 
 class ActionParams(BaseModel):

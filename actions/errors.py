@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
-
+from actions.http.errors import BadResponse, HttpError, HttpTimeout, InvalidRequest
+from actions.http.response import HttpResponse
 from schemas import ErrorCode
 
 
@@ -141,7 +141,7 @@ NOT_APPLIED_STATUSES = frozenset({408, 429, 503})
 
 def error_for_status(
     service: str,
-    response: httpx.Response,
+    response: HttpResponse,
     details: dict[str, Any] | None = None,
     *,
     idempotent: bool,
@@ -153,7 +153,7 @@ def error_for_status(
     an idempotency key the provider honours). A 5xx other than 503 does not say whether the
     call took effect: retried only when idempotent, else `OutcomeUnknown`.
     """
-    status = response.status_code
+    status = response.status
     if 200 <= status < 300:
         return None
     info = {"status_code": status, **(details or {})}
@@ -178,36 +178,31 @@ def error_for_status(
     return UpstreamError(f"{service} answered {status}{said}", details=info)
 
 
-# httpx failures that happen before a byte of the request left: sending again is safe. Every
-# other transport failure (a read timeout, a reset or a broken answer after the request went
-# out) may follow a request the server already acted on.
-_NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
-)
-
-
 def request_was_sent(exc: Exception) -> bool:
-    """Whether a transport failure may have come after the request reached the server."""
-    return not isinstance(exc, _NOT_SENT)
+    """Whether a transport failure may have come after the request started to go out (the
+    HTTP client knows: `HttpError.sent`); anything else is taken as sent."""
+    return exc.sent if isinstance(exc, HttpError) else True
 
 
 def error_for_exception(service: str, exc: Exception, *, idempotent: bool) -> ActionError:
-    """Transport failures: retried when the request was not sent or the call is idempotent;
-    otherwise the outcome is unknown and the call is not repeated. Other exceptions are bugs."""
-    if not isinstance(exc, httpx.TransportError):
+    """Transport failures (`actions.http` errors): a request the client would not send is the
+    request's fault (`invalid_params`, never retried, never counted against the upstream); an
+    answer that cannot be read is the upstream's refusal; a timeout or a lost connection is
+    retried when the request was not sent or the call is idempotent, and is otherwise an
+    unknown outcome, not repeated. Anything else is a bug."""
+    if isinstance(exc, InvalidRequest):
+        return InvalidParams(f"the request to {service} cannot be sent: {exc.message}")
+    if isinstance(exc, BadResponse):
+        return UpstreamError(f"{service}: {exc.message}")
+    if not isinstance(exc, HttpError):
         return ActionError(f"unexpected {type(exc).__name__} calling {service}")
-    what = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-    sent = request_was_sent(exc)
-    if sent and not idempotent:
+    what = "timed out" if isinstance(exc, HttpTimeout) else "connection failed"
+    if exc.sent and not idempotent:
         return OutcomeUnknown(
-            f"{service}: no answer after the request was sent ({type(exc).__name__}); it may "
+            f"{service}: no answer after the request was sent ({what}: {exc.message}); it may "
             "have taken effect, so it is not repeated"
         )
-    return UpstreamUnavailable(f"{service} {what} ({type(exc).__name__})", details={"sent": sent})
+    return UpstreamUnavailable(f"{service} {what} ({exc.message})", details={"sent": exc.sent})
 
 
 class NotAttempted(ActionError):

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
@@ -28,6 +27,7 @@ from actions.errors import (
     RetryableError,
     UpstreamUnavailable,
 )
+from actions.http import HttpClient
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
@@ -111,8 +111,8 @@ def _log_outcome(log: FilteringBoundLogger, outcome: _Outcome, elapsed_s: float)
 class ActionRunner:
     registry: ActionRegistry
     credentials: CredentialSource
-    http: httpx.AsyncClient
-    egress_http: httpx.AsyncClient
+    http: HttpClient
+    egress_http: HttpClient
     config: ActionConfig = field(default_factory=ActionConfig)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 30.0

@@ -10,14 +10,7 @@ from aiokafka.helpers import create_ssl_context
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actions import (
-    ActionConfig,
-    CircuitBreakers,
-    Rate,
-    RateLimiter,
-    RetryPolicy,
-    parse_networks,
-)
+from actions import ActionConfig, CircuitBreakers, Rate, RateLimiter, RetryPolicy, parse_networks
 from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
 from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
@@ -265,7 +258,10 @@ class EngineSettings(BaseSettings):
         "CIDRs `http_request` may reach although not global (e.g. 127.0.0.0/8).",
     )
     http_max_response_bytes: int = _env(
-        "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` response body cap.", ge=0
+        "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` body cap (decoded).", ge=0
+    )
+    http_max_content_encodings: int = _env(
+        "EXECUTION_HTTP_MAX_CONTENT_ENCODINGS", 1, "Content-encoding layers decoded.", ge=0, le=4
     )
 
     # Credentials (the Vault Engine, HashiCorp Vault / OpenBao, or the environment)
@@ -417,6 +413,7 @@ class EngineSettings(BaseSettings):
             slack_api_url=self.slack_api_url,
             google_sheets_api_url=self.google_sheets_api_url,
             http_max_response_bytes=self.http_max_response_bytes,
+            http_max_content_encodings=self.http_max_content_encodings,
             notion_api_url=self.notion_api_url,
             notion_version=self.notion_version,
             notion_retry_after_max_s=self.notion_retry_after_max_s,

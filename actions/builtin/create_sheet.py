@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, upstream_of
@@ -24,6 +23,7 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey
 
 SERVICE = "google_sheets"
@@ -75,7 +75,7 @@ class CreateSheet(Action[CreateSheetParams]):
         return upstream_of(ctx.config.google_sheets_api_url)
 
     async def run(self, params: CreateSheetParams, ctx: ActionContext) -> Mapping[str, Any]:
-        token = await ctx.token(SERVICE)
+        authorization = await ctx.credential_header(SERVICE)
         url = (
             f"{ctx.config.google_sheets_api_url.rstrip('/')}/v4/spreadsheets/"
             f"{params.spreadsheet_id}/values/{quote(params.range or FIRST_SHEET_RANGE, safe='')}"
@@ -90,12 +90,12 @@ class CreateSheet(Action[CreateSheetParams]):
                     "insertDataOption": "INSERT_ROWS",
                 },
                 json={"majorDimension": "ROWS", "values": [_row(params)]},
-                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+                headers={"Authorization": authorization},
             )
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise error_for_exception("Google Sheets", exc, idempotent=False) from None
         details = _google_error_details(response)
-        if response.status_code == 401:
+        if response.status == 401:
             raise CredentialRejected(SERVICE, "Google rejected the token", details=details)
         error = error_for_status(
             "Google Sheets",
@@ -137,7 +137,7 @@ def _quota_wait(error: RateLimited, ctx: ActionContext) -> RateLimited:
     return error
 
 
-def _google_error_details(response: httpx.Response) -> dict[str, Any]:
+def _google_error_details(response: HttpResponse) -> dict[str, Any]:
     """Google's error object: {"error": {"code", "message", "status"}} -> details."""
     if response.is_success:
         return {}

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from pydantic import Field, model_validator
 
 from actions.base import Action, ActionContext, ActionParams, upstream_of
@@ -27,6 +26,7 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey
 
 SERVICE = "notion"
@@ -83,23 +83,23 @@ class NotionCreatePage(Action[NotionCreatePageParams]):
         return upstream_of(ctx.config.notion_api_url)
 
     async def run(self, params: NotionCreatePageParams, ctx: ActionContext) -> Mapping[str, Any]:
-        token = await ctx.token(SERVICE)
+        authorization = await ctx.credential_header(SERVICE)
         ctx.attempt.sending(idempotent=False)
         try:
             response = await ctx.http.post(
                 f"{ctx.config.notion_api_url.rstrip('/')}/v1/pages",
                 json=_body(params),
                 headers={
-                    "Authorization": f"Bearer {token.get_secret_value()}",
+                    "Authorization": authorization,
                     "Notion-Version": ctx.config.notion_version,
                 },
             )
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise error_for_exception("Notion", exc, idempotent=False) from None
         details, message = _notion_error(response)
-        if response.status_code == 401:
+        if response.status == 401:
             raise CredentialRejected(SERVICE, "Notion rejected the token", details=details)
-        if response.status_code == 409:
+        if response.status == 409:
             raise UpstreamUnavailable(f"Notion: {message or 'conflict'}", details=details)
         error = error_for_status(
             "Notion", response, details, idempotent=False, provider_message=message
@@ -136,7 +136,7 @@ def _body(params: NotionCreatePageParams) -> dict[str, Any]:
     return body
 
 
-def _notion_error(response: httpx.Response) -> tuple[dict[str, Any], str | None]:
+def _notion_error(response: HttpResponse) -> tuple[dict[str, Any], str | None]:
     """Notion's error object -> (details with provider_code, its message)."""
     if response.is_success:
         return {}, None

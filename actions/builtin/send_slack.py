@@ -7,7 +7,6 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, upstream_of
@@ -22,6 +21,7 @@ from actions.errors import (
     error_for_status,
     parse_retry_after,
 )
+from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey
 
 SERVICE = "slack"
@@ -111,7 +111,7 @@ class SendSlack(Action[SendSlackParams]):
         return upstream_of(ctx.config.slack_api_url)
 
     async def run(self, params: SendSlackParams, ctx: ActionContext) -> Mapping[str, Any]:
-        token = await ctx.token(SERVICE)
+        authorization = await ctx.credential_header(SERVICE)
         body: dict[str, Any] = {"channel": params.channel, "text": params.message}
         if params.thread_ts is not None:
             body["thread_ts"] = params.thread_ts
@@ -123,11 +123,11 @@ class SendSlack(Action[SendSlackParams]):
             response = await ctx.http.post(
                 f"{ctx.config.slack_api_url.rstrip('/')}/chat.postMessage",
                 json=body,
-                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+                headers={"Authorization": authorization},
             )
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise error_for_exception("Slack", exc, idempotent=False) from None
-        if response.status_code == 401:
+        if response.status == 401:
             raise CredentialRejected(
                 SERVICE, "Slack rejected the token", details={"status_code": 401}
             )
@@ -146,7 +146,7 @@ class SendSlack(Action[SendSlackParams]):
         return {"slack_message_id": answer.get("ts"), "channel": answer.get("channel")}
 
 
-def _slack_error(code: str, response: httpx.Response) -> ActionError:
+def _slack_error(code: str, response: HttpResponse) -> ActionError:
     """Slack's `ok: false` codes, classified as chat.postMessage documents them."""
     details = {"provider_code": code}
     if code in _AUTH_ERRORS:

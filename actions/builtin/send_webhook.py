@@ -20,7 +20,6 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
@@ -31,6 +30,7 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError, ascii_header_value
 from actions.webhook_signing import (
     DEFAULT_TOLERANCE_S,
     STANDARD_ID_HEADER,
@@ -74,7 +74,8 @@ class SendWebhookParams(ActionParams):
     secret_service: ServiceName = Field(
         default=DEFAULT_SERVICE, description="Vault service whose credential is the HMAC secret."
     )
-    timeout_s: float | None = Field(default=None, gt=0, le=60)
+    # A floor: below it no call can complete, and the failure would be blamed on the receiver.
+    timeout_s: float | None = Field(default=None, ge=0.1, le=60)
     signature: Literal["standard", "stripe"] = Field(
         default="standard",
         description="`standard` (Standard Webhooks headers) or `stripe` (`Puraify-Signature`).",
@@ -95,35 +96,35 @@ class SendWebhook(Action[SendWebhookParams]):
         body = json.dumps(params.payload, separators=(",", ":"), ensure_ascii=False).encode()
         # Signed at each attempt: a retry carries a fresh timestamp over the same id and body.
         timestamp = int(time.time())
+        delivery_id = ascii_header_value(ctx.request_id)
         headers = {
             k: v
             for k, v in params.headers.items()
             if k.lower() not in _RESERVED_HEADERS | _SIGNATURE_HEADERS
         } | {
             "Content-Type": "application/json",
-            "Idempotency-Key": ctx.request_id,
-            "Puraify-Delivery": ctx.request_id,
+            "Idempotency-Key": delivery_id,
+            "Puraify-Delivery": delivery_id,
         }
         key = secret.get_secret_value()
         if params.signature == "standard":
-            headers[STANDARD_ID_HEADER] = ctx.request_id
+            headers[STANDARD_ID_HEADER] = delivery_id
             headers[STANDARD_TIMESTAMP_HEADER] = str(timestamp)
-            headers[STANDARD_SIGNATURE_HEADER] = standard_sign(key, ctx.request_id, timestamp, body)
+            headers[STANDARD_SIGNATURE_HEADER] = standard_sign(key, delivery_id, timestamp, body)
         else:
             headers[STRIPE_SIGNATURE_HEADER] = stripe_sign(key, timestamp, body)
         if params.event is not None:
             headers["Puraify-Event"] = params.event
         timeout = min(params.timeout_s or ctx.config.http_default_timeout_s, 60.0)
         try:
-            request = ctx.egress_http.build_request(
-                "POST", url, content=body, headers=headers, timeout=timeout
+            # The receiver's body is not needed, nor buffered (max_body_bytes=0).
+            response = await ctx.egress_http.request(
+                "POST", url, content=body, headers=headers, timeout_s=timeout, max_body_bytes=0
             )
-            response = await ctx.egress_http.send(request, stream=True)
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             # Idempotent by the receiver's de-duplication on the delivery id (see above).
-            raise error_for_exception(url.host or "receiver", exc, idempotent=True) from None
-        await response.aclose()  # the receiver's body is not needed, nor buffered
-        status = response.status_code
+            raise error_for_exception(url.raw_host or "receiver", exc, idempotent=True) from None
+        status = response.status
         if status == 401:
             # The receiver refused the signature: the secret may have been rotated.
             raise CredentialRejected(

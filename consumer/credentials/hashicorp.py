@@ -17,12 +17,13 @@ import string
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 from pydantic import SecretStr
+from yarl import URL
 
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
 from actions.errors import parse_retry_after
+from actions.http import HttpClient, HttpError, HttpResponse, HttpTimeout, InvalidRequest
 from consumer.credentials.cache import VaultRefused
 from consumer.ops.redaction import REDACTOR
 
@@ -62,7 +63,7 @@ class HashiCorpVaultClient:
     def __init__(
         self,
         base_url: str,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         *,
         mount: str = "secret",
         path_template: str = "puraify/{project}/{service}",
@@ -114,7 +115,7 @@ class HashiCorpVaultClient:
         if self._namespace:
             headers["X-Vault-Namespace"] = self._namespace
         response = await self._get(url, headers)
-        status = response.status_code
+        status = response.status
         if status == 200:
             return self._credential(response, project, service)
         errors = _errors(response)
@@ -140,31 +141,33 @@ class HashiCorpVaultClient:
             )
         raise VaultRefused(f"the Vault answered {status}{said}", details={"status_code": status})
 
-    async def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+    async def _get(self, url: str, headers: dict[str, str]) -> HttpResponse:
         """GET, following a standby's redirect to the active node (with the same headers, as
         Vault's own clients do)."""
-        target = httpx.URL(url)
+        target = URL(url)
         for _hop in range(_MAX_REDIRECTS + 1):
             try:
                 response = await self._http.get(target, headers=headers)
-            except httpx.TimeoutException:
+            except HttpTimeout:
                 raise VaultUnavailable("the Vault did not answer in time") from None
-            except httpx.TransportError as exc:
+            except InvalidRequest as exc:  # VAULT_URL or the Vault token unusable
+                raise VaultRefused(f"cannot ask the Vault: {exc.message}") from None
+            except HttpError as exc:
                 raise VaultUnavailable(f"cannot reach the Vault ({type(exc).__name__})") from None
             location = response.headers.get("location")
-            if response.status_code not in (307, 308) or not location:
+            if response.status not in (307, 308) or not location:
                 return response
-            target = target.join(location)
+            target = target.join(URL(location))
             if target.scheme not in ("http", "https"):
                 break
         raise VaultUnavailable(
             "the Vault kept redirecting (standby without an active node?)",
-            details={"status_code": response.status_code},
+            details={"status_code": response.status},
         )
 
     async def _not_found(
         self,
-        response: httpx.Response,
+        response: HttpResponse,
         errors: list[str],
         headers: dict[str, str],
         project: str,
@@ -196,7 +199,7 @@ class HashiCorpVaultClient:
             response = await self._get(
                 f"{self._base_url}/v1/sys/internal/ui/mounts/{self._mount}", headers
             )
-            mount = response.json()["data"] if response.status_code == 200 else None
+            mount = response.json()["data"] if response.status == 200 else None
         except (VaultUnavailable, ValueError, KeyError, TypeError):
             return True
         if not isinstance(mount, dict):
@@ -208,7 +211,7 @@ class HashiCorpVaultClient:
         )
         return self._mount_is_kv2
 
-    def _credential(self, response: httpx.Response, project: str, service: str) -> SecretStr:
+    def _credential(self, response: HttpResponse, project: str, service: str) -> SecretStr:
         try:
             fields = response.json()["data"]["data"]
         except (ValueError, KeyError, TypeError):
@@ -223,7 +226,7 @@ class HashiCorpVaultClient:
         return SecretStr(value)
 
 
-def _errors(response: httpx.Response) -> list[str]:
+def _errors(response: HttpResponse) -> list[str]:
     """Vault's `{"errors": [...]}`, as strings (empty when absent or not JSON)."""
     try:
         errors = response.json().get("errors")
@@ -232,7 +235,7 @@ def _errors(response: httpx.Response) -> list[str]:
     return [str(e) for e in errors] if isinstance(errors, list) else []
 
 
-def _is_deleted_version(response: httpx.Response) -> bool:
+def _is_deleted_version(response: HttpResponse) -> bool:
     """KV v2 answers a deleted or destroyed latest version with 404 and its metadata."""
     try:
         metadata = response.json()["data"]["metadata"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
+from multidict import CIMultiDict
 
 from actions.errors import (
     ActionError,
     CredentialRejected,
+    InvalidParams,
     OutcomeUnknown,
     RateLimited,
     RetryableError,
@@ -22,13 +23,22 @@ from actions.errors import (
     parse_retry_after,
     request_was_sent,
 )
+from actions.http import (
+    BadResponse,
+    ConnectFailed,
+    ConnectionLost,
+    HttpError,
+    HttpResponse,
+    HttpTimeout,
+    InvalidRequest,
+)
 from schemas import ErrorCode
 
 NOW = datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
 
 
-def response(status: int, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers)
+def response(status: int, headers: dict[str, str] | None = None) -> HttpResponse:
+    return HttpResponse(status, CIMultiDict(headers or {}), b"")
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])
@@ -136,46 +146,58 @@ def test_other_5xx_of_a_non_idempotent_call_is_outcome_unknown(status: int) -> N
 
 
 NOT_SENT = [
-    httpx.ConnectTimeout("t"),
-    httpx.PoolTimeout("t"),
-    httpx.ConnectError("refused"),
-    httpx.UnsupportedProtocol("x"),
-    httpx.LocalProtocolError("x"),
+    HttpTimeout("connecting to a:443 timed out", sent=False),
+    ConnectFailed("cannot connect to a:443 (Connection refused)"),
 ]
 SENT = [
-    httpx.ReadTimeout("t"),
-    httpx.WriteTimeout("t"),
-    httpx.ReadError("reset"),
-    httpx.WriteError("broken pipe"),
-    httpx.RemoteProtocolError("x"),
+    HttpTimeout("a:443 did not answer in time", sent=True),
+    HttpTimeout("no complete answer within 1 s", sent=True),
+    ConnectionLost("the connection to a:443 broke", sent=True),
+    ConnectionLost("the answer of a:443 was cut short"),
 ]
 
 
 @pytest.mark.parametrize("exc", NOT_SENT)
-def test_failures_before_sending_are_retried_even_for_a_post(exc: Exception) -> None:
+def test_failures_before_sending_are_retried_even_for_a_post(exc: HttpError) -> None:
     assert not request_was_sent(exc)
     error = error_for_exception("Slack", exc, idempotent=False)
     assert type(error) is UpstreamUnavailable
     assert error.details == {"sent": False}
-    assert type(exc).__name__ in error.message
+    assert exc.message in error.message
 
 
 @pytest.mark.parametrize("exc", SENT)
-def test_failures_after_sending_a_post_are_outcome_unknown(exc: Exception) -> None:
+def test_failures_after_sending_a_post_are_outcome_unknown(exc: HttpError) -> None:
     assert request_was_sent(exc)
     error = error_for_exception("Slack", exc, idempotent=False)
     assert type(error) is OutcomeUnknown
     assert error.details == {"sent": True}
-    assert type(exc).__name__ in error.message
+    assert exc.message in error.message and "not repeated" in error.message
 
 
 @pytest.mark.parametrize("exc", SENT)
-def test_failures_after_sending_an_idempotent_call_are_retried(exc: Exception) -> None:
+def test_failures_after_sending_an_idempotent_call_are_retried(exc: HttpError) -> None:
     error = error_for_exception("Slack", exc, idempotent=True)
     assert type(error) is UpstreamUnavailable
     assert error.details == {"sent": True}
-    expected = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-    assert expected in error.message
+    expected = "timed out" if isinstance(exc, HttpTimeout) else "connection failed"
+    assert expected in error.message and exc.message in error.message
+
+
+def test_a_request_the_client_will_not_send_is_invalid_params() -> None:
+    error = error_for_exception(
+        "Slack", InvalidRequest("the value of header 'X' has a line break"), idempotent=False
+    )
+    assert isinstance(error, InvalidParams)
+    assert error.code is ErrorCode.INVALID_PARAMS and "line break" in error.message
+
+
+def test_an_answer_that_cannot_be_read_is_upstream_error() -> None:
+    error = error_for_exception(
+        "destination", BadResponse("2 content-encoding layers"), idempotent=False
+    )
+    assert type(error) is UpstreamError
+    assert not isinstance(error, RetryableError)
 
 
 def test_other_exceptions_are_internal_and_do_not_echo_the_message() -> None:

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 
 from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
 from actions.builtin.create_sheet import ACTION
+from actions.http import HttpClient
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SheetsStandIn
@@ -36,7 +36,7 @@ def sheets(sheets_server: SheetsStandIn) -> SheetsStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
@@ -60,7 +60,7 @@ class Sleeps:
 
 async def append(
     sheets: SheetsStandIn,
-    http: httpx.AsyncClient,
+    http: HttpClient,
     sleep: Sleeps | None = None,
     deadline: datetime | None = None,
     config: ActionConfig | None = None,
@@ -90,7 +90,7 @@ async def append(
 
 
 async def test_without_range_the_row_lands_on_the_first_sheet_whatever_its_title(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     envelope = await append(sheets, http)
     assert envelope.status == "success", envelope.error
@@ -99,7 +99,7 @@ async def test_without_range_the_row_lands_on_the_first_sheet_whatever_its_title
 
 
 async def test_a_sheet_the_spreadsheet_lacks_is_googles_400(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     # What the old default `Sheet1` did on this spreadsheet.
     envelope = await append(sheets, http, range="Sheet1")
@@ -110,9 +110,7 @@ async def test_a_sheet_the_spreadsheet_lacks_is_googles_400(
     assert envelope.attempts == 1
 
 
-async def test_strings_as_data_keeps_formulas_out(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_strings_as_data_keeps_formulas_out(sheets: SheetsStandIn, http: HttpClient) -> None:
     row = ['=HYPERLINK("http://evil")', "+1+1", "-2", "@x", "plain", 3]
     assert (await append(sheets, http, values=row)).status == "success"
     assert sheets.appends[0].formulas == ('=HYPERLINK("http://evil")',), "USER_ENTERED default"
@@ -126,7 +124,7 @@ async def test_strings_as_data_keeps_formulas_out(
 
 
 async def test_permission_denied_is_a_permanent_upstream_error(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     sheets.forbidden.add(SHEET_ID)
     envelope = await append(sheets, http)
@@ -140,7 +138,7 @@ async def test_permission_denied_is_a_permanent_upstream_error(
 
 
 async def test_a_quota_429_waits_for_the_next_window(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     sheets.rate_limit_next(3)  # no Retry-After, as Google answers a per-minute quota
     sleeps = Sleeps()
@@ -151,7 +149,7 @@ async def test_a_quota_429_waits_for_the_next_window(
 
 
 async def test_the_quota_wait_covers_a_whole_minute_past_the_retry_budget(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     sheets.rate_limit_next(4)
     sleeps = Sleeps()
@@ -162,7 +160,7 @@ async def test_the_quota_wait_covers_a_whole_minute_past_the_retry_budget(
 
 
 async def test_the_quota_wait_stops_at_the_deadline(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     sheets.rate_limit_next(5)
     sleeps = Sleeps()
@@ -172,7 +170,7 @@ async def test_the_quota_wait_stops_at_the_deadline(
     assert [int(d) for d in sleeps.delays] == [4], "the 8 s wait would pass the deadline"
 
 
-async def test_the_quota_wait_is_a_setting(sheets: SheetsStandIn, http: httpx.AsyncClient) -> None:
+async def test_the_quota_wait_is_a_setting(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.rate_limit_next(5)
     sleeps = Sleeps()
     config = ActionConfig(google_sheets_api_url=sheets.base_url, sheets_quota_wait_s=14.5)
@@ -183,7 +181,7 @@ async def test_the_quota_wait_is_a_setting(sheets: SheetsStandIn, http: httpx.As
 
 @pytest.mark.parametrize("status", [500, 502, 504])
 async def test_a_5xx_other_than_503_is_outcome_unknown_and_not_repeated(
-    sheets: SheetsStandIn, http: httpx.AsyncClient, status: int
+    sheets: SheetsStandIn, http: HttpClient, status: int
 ) -> None:
     sheets.fail_next(1, status, body={"error": {"code": status, "status": "INTERNAL"}})
     envelope = await append(sheets, http)
@@ -192,7 +190,7 @@ async def test_a_5xx_other_than_503_is_outcome_unknown_and_not_repeated(
     assert len(sheets.requests) == 1
 
 
-async def test_503_is_retried(sheets: SheetsStandIn, http: httpx.AsyncClient) -> None:
+async def test_503_is_retried(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.fail_next(1, 503, body={"error": {"code": 503, "status": "UNAVAILABLE"}})
     envelope = await append(sheets, http)
     assert envelope.status == "success" and envelope.attempts == 2

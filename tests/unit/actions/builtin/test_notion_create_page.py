@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 from pydantic import ValidationError
@@ -23,6 +22,7 @@ from actions import (
 )
 from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams
 from actions.errors import UpstreamUnavailable
+from actions.http import HttpClient
 from schemas import ExecutionRequest
 from tests.standins import NotionStandIn
 from tests.unit.support import FakeCredentials, make_context, plain_client
@@ -60,13 +60,13 @@ def notion(notion_server: NotionStandIn) -> NotionStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
 
 async def create(
-    notion: NotionStandIn, http: httpx.AsyncClient, token: str = TOKEN, **params: Any
+    notion: NotionStandIn, http: HttpClient, token: str = TOKEN, **params: Any
 ) -> dict[str, Any]:
     ctx = make_context(
         http=http,
@@ -76,7 +76,7 @@ async def create(
     return dict(await ACTION.run(NotionCreatePageParams.model_validate(params), ctx))
 
 
-async def test_a_page_in_a_database(notion: NotionStandIn, http: httpx.AsyncClient) -> None:
+async def test_a_page_in_a_database(notion: NotionStandIn, http: HttpClient) -> None:
     data = await create(
         notion,
         http,
@@ -98,7 +98,7 @@ async def test_a_page_in_a_database(notion: NotionStandIn, http: httpx.AsyncClie
 
 
 async def test_a_page_under_a_page_uses_the_title_property(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     await create(notion, http, page_id=PAGE, title="Notes")
     body = notion.requests[0].json()
@@ -108,21 +108,21 @@ async def test_a_page_under_a_page_uses_the_title_property(
 
 
 async def test_the_title_lands_whatever_the_title_column_is_called(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     await create(notion, http, database_id=TASKS, title="Ship it")
     assert notion.created[0]["properties"]["title"]["title"][0]["text"]["content"] == "Ship it"
 
 
 async def test_a_named_title_property_is_used_as_given(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     await create(notion, http, database_id=TASKS, title="Ship it", title_property="Aufgabe")
     assert list(notion.created[0]["properties"]) == ["Aufgabe"]
 
 
 async def test_a_property_name_the_database_lacks_is_notions_validation_error(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(UpstreamError) as info:
         await create(notion, http, database_id=TASKS, title="x", title_property="Name")
@@ -130,7 +130,7 @@ async def test_a_property_name_the_database_lacks_is_notions_validation_error(
     assert "Name is not a property that exists" in info.value.message
 
 
-async def test_a_data_source_parent(notion: NotionStandIn, http: httpx.AsyncClient) -> None:
+async def test_a_data_source_parent(notion: NotionStandIn, http: HttpClient) -> None:
     await create(notion, http, data_source_id=MULTI_SOURCE, title="In one source")
     assert notion.created[0]["parent"] == {
         "type": "data_source_id",
@@ -139,7 +139,7 @@ async def test_a_data_source_parent(notion: NotionStandIn, http: httpx.AsyncClie
 
 
 async def test_a_database_parent_with_two_data_sources_is_refused_as_notion_does(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(UpstreamError) as info:
         await create(notion, http, database_id=MULTI, title="x")
@@ -148,7 +148,7 @@ async def test_a_database_parent_with_two_data_sources_is_refused_as_notion_does
 
 @pytest.mark.parametrize("status", [500, 504])
 async def test_a_5xx_other_than_503_is_outcome_unknown(
-    notion: NotionStandIn, http: httpx.AsyncClient, status: int
+    notion: NotionStandIn, http: HttpClient, status: int
 ) -> None:
     notion.fail_next(1, status, body={"object": "error", "status": status, "code": "x"})
     with pytest.raises(OutcomeUnknown) as info:
@@ -189,7 +189,7 @@ async def test_retry_after_is_honoured_past_the_engine_clamp_up_to_the_deadline(
 
 
 async def test_a_refused_token_is_credential_rejected(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(CredentialRejected) as info:
         await create(notion, http, token="secret_wrong", page_id=PAGE, title="x")
@@ -198,7 +198,7 @@ async def test_a_refused_token_is_credential_rejected(
 
 
 async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(UpstreamError) as info:
         await create(notion, http, database_id="0" * 32, title="x")
@@ -216,7 +216,7 @@ async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
     ],
 )
 async def test_notion_error_codes(
-    notion: NotionStandIn, http: httpx.AsyncClient, status: int, code: str, error: type[Exception]
+    notion: NotionStandIn, http: HttpClient, status: int, code: str, error: type[Exception]
 ) -> None:
     body = {"object": "error", "status": status, "code": code, "message": "m"}
     notion.fail_next(1, status, headers={"Retry-After": "2"}, body=body)

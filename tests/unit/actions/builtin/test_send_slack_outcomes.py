@@ -9,12 +9,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 
 from actions import ActionConfig, ActionRegistry, ActionRunner, Rate, RateLimiter, RetryPolicy
 from actions.builtin.send_slack import CHANNEL_LIMIT, ChannelIds, SendSlack
+from actions.http import HttpClient
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SlackStandIn
 from tests.unit.support import FakeCredentials, plain_client
@@ -36,7 +36,7 @@ def slack(slack_server: SlackStandIn) -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
@@ -50,7 +50,7 @@ class Sleeps:
 
 
 def runner(
-    slack: SlackStandIn, http: httpx.AsyncClient, sleep: Sleeps | None = None, **fields: Any
+    slack: SlackStandIn, http: HttpClient, sleep: Sleeps | None = None, **fields: Any
 ) -> ActionRunner:
     return ActionRunner(
         registry=ActionRegistry([SendSlack()]),
@@ -72,7 +72,7 @@ async def post(run: ActionRunner, channel: str = "#general") -> ResultEnvelope:
 
 @pytest.mark.parametrize("code", ["rate_limited", "ratelimited"])
 async def test_rate_limited_is_retried_after_retry_after(
-    slack: SlackStandIn, http: httpx.AsyncClient, code: str
+    slack: SlackStandIn, http: HttpClient, code: str
 ) -> None:
     slack.error_next(1, code, retry_after=3)
     sleeps = Sleeps()
@@ -83,7 +83,7 @@ async def test_rate_limited_is_retried_after_retry_after(
 
 
 async def test_rate_limited_without_retry_after_waits_slacks_pace(
-    slack: SlackStandIn, http: httpx.AsyncClient
+    slack: SlackStandIn, http: HttpClient
 ) -> None:
     slack.error_next(1, "rate_limited")
     sleeps = Sleeps()
@@ -92,7 +92,7 @@ async def test_rate_limited_without_retry_after_waits_slacks_pace(
 
 
 async def test_rate_limited_past_the_budget_is_rate_limited(
-    slack: SlackStandIn, http: httpx.AsyncClient
+    slack: SlackStandIn, http: HttpClient
 ) -> None:
     slack.error_next(5, "rate_limited", retry_after=1)
     envelope = await post(runner(slack, http, retry=RetryPolicy(max_attempts=3)))
@@ -100,7 +100,7 @@ async def test_rate_limited_past_the_budget_is_rate_limited(
     assert envelope.error.retryable and envelope.attempts == 3 and not slack.messages
 
 
-async def test_team_added_to_org_is_retried(slack: SlackStandIn, http: httpx.AsyncClient) -> None:
+async def test_team_added_to_org_is_retried(slack: SlackStandIn, http: HttpClient) -> None:
     slack.error_next(1, "team_added_to_org")
     sleeps = Sleeps()
     envelope = await post(runner(slack, http, sleeps))
@@ -109,7 +109,7 @@ async def test_team_added_to_org_is_retried(slack: SlackStandIn, http: httpx.Asy
 
 @pytest.mark.parametrize("code", ["fatal_error", "internal_error"])
 async def test_fatal_and_internal_errors_are_outcome_unknown_and_not_repeated(
-    slack: SlackStandIn, http: httpx.AsyncClient, code: str
+    slack: SlackStandIn, http: HttpClient, code: str
 ) -> None:
     # Slack: "it's possible some aspect of the operation succeeded" -- here it did.
     slack.error_next(1, code, after_post=True)
@@ -131,7 +131,7 @@ async def test_fatal_and_internal_errors_are_outcome_unknown_and_not_repeated(
     ],
 )
 async def test_permanent_refusals_are_upstream_errors_at_once(
-    slack: SlackStandIn, http: httpx.AsyncClient, setup: Any, channel: str, code: str
+    slack: SlackStandIn, http: HttpClient, setup: Any, channel: str, code: str
 ) -> None:
     setup(slack)
     envelope = await post(runner(slack, http), channel)
@@ -141,7 +141,7 @@ async def test_permanent_refusals_are_upstream_errors_at_once(
 
 
 async def test_a_slow_answer_posts_once_and_ends_outcome_unknown(
-    slack: SlackStandIn, http: httpx.AsyncClient
+    slack: SlackStandIn, http: HttpClient
 ) -> None:
     """The issue's reproduction: the stand-in answers after 4 s, the attempt timeout is 2 s
     (EXECUTION_ACTION_TIMEOUT_S=2). Before: 5 identical posts and upstream_unavailable."""
@@ -161,7 +161,7 @@ async def test_a_slow_answer_posts_once_and_ends_outcome_unknown(
 
 
 async def test_a_refused_connection_is_retried_since_nothing_was_sent(
-    http: httpx.AsyncClient,
+    http: HttpClient,
 ) -> None:
     with SlackStandIn() as server:
         url = server.base_url
@@ -181,7 +181,7 @@ async def test_a_refused_connection_is_retried_since_nothing_was_sent(
 
 
 async def test_one_channel_has_one_budget_whatever_its_spelling(
-    slack: SlackStandIn, http: httpx.AsyncClient
+    slack: SlackStandIn, http: HttpClient
 ) -> None:
     action = SendSlack()
     limiter = RateLimiter({CHANNEL_LIMIT: Rate(1, 1.0)})

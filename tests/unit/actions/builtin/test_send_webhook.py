@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from actions import (
@@ -30,6 +29,7 @@ from actions.builtin.send_webhook import (
     sign,
     verify_signature,
 )
+from actions.http import HttpClient
 from actions.webhook_signing import standard_sign, standard_verify
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
@@ -53,13 +53,13 @@ def receiver(receiver_server: HttpTargetStandIn) -> HttpTargetStandIn:
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[httpx.AsyncClient]:
+async def egress() -> AsyncIterator[HttpClient]:
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         yield client
 
 
 async def send(
-    egress: httpx.AsyncClient,
+    egress: HttpClient,
     url: str,
     credentials: FakeCredentials | None = None,
     **params: object,
@@ -132,7 +132,7 @@ def test_standard_verify() -> None:
 
 
 async def test_the_receiver_can_verify_what_was_sent(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     before = int(time.time())
     credentials = FakeCredentials({("demo-project", "webhook"): STANDARD_SECRET})
@@ -153,9 +153,7 @@ async def test_the_receiver_can_verify_what_was_sent(
     assert STANDARD_SECRET not in json.dumps(request.headers)
 
 
-async def test_stripe_style_on_request(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
-) -> None:
+async def test_stripe_style_on_request(receiver: HttpTargetStandIn, egress: HttpClient) -> None:
     data = await send(egress, f"{receiver.base_url}/echo", signature="stripe")
     (request,) = receiver.requests
     header = request.headers[SIGNATURE_HEADER.lower()]
@@ -165,7 +163,7 @@ async def test_stripe_style_on_request(
 
 
 async def test_caller_headers_cannot_override_the_signature_or_type(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     await send(
         egress,
@@ -187,7 +185,7 @@ async def test_caller_headers_cannot_override_the_signature_or_type(
 
 
 async def test_410_gone_says_disable_the_endpoint(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     with pytest.raises(UpstreamError) as info:
         await send(egress, f"{receiver.base_url}/status/410")
@@ -195,7 +193,7 @@ async def test_410_gone_says_disable_the_endpoint(
 
 
 async def test_a_5xx_is_retried_since_the_receiver_deduplicates_by_webhook_id(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     with pytest.raises(UpstreamUnavailable):
         await send(egress, f"{receiver.base_url}/status/500")
@@ -212,7 +210,7 @@ async def test_a_5xx_is_retried_since_the_receiver_deduplicates_by_webhook_id(
     ],
 )
 async def test_receiver_answers_are_classified(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient, status: int, error: type[Exception]
+    receiver: HttpTargetStandIn, egress: HttpClient, status: int, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
         await send(egress, f"{receiver.base_url}/status/{status}")
@@ -226,13 +224,13 @@ async def test_the_egress_policy_applies() -> None:
             await send(strict, "file:///etc/passwd")
 
 
-async def test_an_unreachable_receiver_is_retryable(egress: httpx.AsyncClient) -> None:
+async def test_an_unreachable_receiver_is_retryable(egress: HttpClient) -> None:
     with pytest.raises(UpstreamUnavailable):
         await send(egress, f"http://127.0.0.1:{closed_port()}/hook")
 
 
 async def test_the_secret_comes_from_the_named_service(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     credentials = FakeCredentials({("demo-project", "billing-hooks"): "whsec_billing"})
     await send(egress, f"{receiver.base_url}/echo", credentials, secret_service="billing-hooks")

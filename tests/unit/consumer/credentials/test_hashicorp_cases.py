@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 import structlog
 from pydantic import SecretStr
@@ -18,6 +17,7 @@ from actions import (
     VaultUnavailable,
 )
 from actions.builtin.send_slack import SendSlack
+from actions.http import HttpClient
 from consumer.credentials.cache import CredentialCache, VaultRefused
 from consumer.credentials.hashicorp import HashiCorpVaultClient
 from schemas import ErrorCode, ExecutionRequest
@@ -36,19 +36,19 @@ def kv() -> Iterator[HashiCorpVaultStandIn]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client(timeout=2.0) as client:
         yield client
 
 
 def client(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient, mount: str = "secret"
+    kv: HashiCorpVaultStandIn, http: HttpClient, mount: str = "secret"
 ) -> HashiCorpVaultClient:
     return HashiCorpVaultClient(kv.base_url, http, mount=mount, token=SecretStr(CLIENT_TOKEN))
 
 
 async def test_a_secret_that_is_not_there_is_missing_credentials(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient
+    kv: HashiCorpVaultStandIn, http: HttpClient
 ) -> None:
     fetch = client(kv, http).fetch
     with pytest.raises(MissingCredentials):
@@ -60,7 +60,7 @@ async def test_a_secret_that_is_not_there_is_missing_credentials(
 
 
 async def test_a_deleted_version_is_missing_credentials(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient
+    kv: HashiCorpVaultStandIn, http: HttpClient
 ) -> None:
     kv.delete("secret", "puraify/proj-a/slack")
     with pytest.raises(MissingCredentials):
@@ -68,7 +68,7 @@ async def test_a_deleted_version_is_missing_credentials(
 
 
 async def test_a_mount_that_does_not_exist_is_a_clear_vault_unavailable(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient
+    kv: HashiCorpVaultStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(VaultUnavailable) as info:
         await client(kv, http, mount="secrets").fetch("proj-a", "slack")
@@ -78,7 +78,7 @@ async def test_a_mount_that_does_not_exist_is_a_clear_vault_unavailable(
 
 
 async def test_a_kv_v1_mount_is_a_clear_vault_unavailable(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient
+    kv: HashiCorpVaultStandIn, http: HttpClient
 ) -> None:
     kv.kv1_mounts.add("legacy")
     kv.put("legacy", "puraify/proj-a/slack", {"token": SLACK_TOKEN})
@@ -89,7 +89,7 @@ async def test_a_kv_v1_mount_is_a_clear_vault_unavailable(
 
 
 async def test_a_policy_that_denies_the_path_is_named(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient
+    kv: HashiCorpVaultStandIn, http: HttpClient
 ) -> None:
     kv.policies[CLIENT_TOKEN] = ("secret/data/puraify/proj-b/",)
     with pytest.raises(VaultRefused) as info:
@@ -100,7 +100,7 @@ async def test_a_policy_that_denies_the_path_is_named(
 
 
 async def test_a_standby_redirect_is_followed_to_the_active_node(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient
+    kv: HashiCorpVaultStandIn, http: HttpClient
 ) -> None:
     with HashiCorpVaultStandIn(tokens={CLIENT_TOKEN}) as standby:
         standby.redirect_to = kv.base_url
@@ -110,7 +110,7 @@ async def test_a_standby_redirect_is_followed_to_the_active_node(
     assert kv.requests[0].headers["x-vault-token"] == CLIENT_TOKEN
 
 
-async def test_a_redirect_loop_ends_as_vault_unavailable(http: httpx.AsyncClient) -> None:
+async def test_a_redirect_loop_ends_as_vault_unavailable(http: HttpClient) -> None:
     with HashiCorpVaultStandIn(tokens={CLIENT_TOKEN}) as standby:
         standby.redirect_to = standby.base_url
         with pytest.raises(VaultUnavailable, match="kept redirecting"):
@@ -126,7 +126,7 @@ async def test_a_redirect_loop_ends_as_vault_unavailable(http: httpx.AsyncClient
     ],
 )
 async def test_412_and_429_are_retried_then_succeed(
-    kv: HashiCorpVaultStandIn, http: httpx.AsyncClient, status: int, errors: list[str]
+    kv: HashiCorpVaultStandIn, http: HttpClient, status: int, errors: list[str]
 ) -> None:
     kv.fail_next(1, status, headers={"Retry-After": "1"}, body={"errors": errors})
     slack = SlackStandIn()
