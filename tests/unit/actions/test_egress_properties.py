@@ -236,8 +236,9 @@ def url_host(draw: st.DrawFn, addresses: st.SearchStrategy[IPAddress]) -> tuple[
 
 
 def test_no_spelling_in_a_url_reaches_the_network() -> None:
-    """Through the HTTP client as `http_request` uses it: a blocked address in any spelling is refused
-    before any connection; an allowed one is connected to at the address that was checked."""
+    """Through the HTTP client as `http_request` uses it: a blocked address in any spelling is
+    refused before any connection; an allowed one is connected to at the address that was
+    checked."""
     loop = asyncio.new_event_loop()
     recorder = RecordingSockets()
     allowed = "127.0.0.0/8"
