@@ -110,14 +110,14 @@ def classify(exc: aiosmtplib.SMTPException, phase: Phase, service: str) -> Actio
             "the SMTP server does not support SMTPUTF8, which this message's non-ASCII "
             "addresses need"
         )
-    if "STARTTLS" in text:
-        # The server cannot do what SMTP_SECURITY requires: never fall back to cleartext.
-        return UpstreamError("the SMTP server does not offer STARTTLS (SMTP_SECURITY=starttls)")
     if "AUTH extension" in text:
         return UpstreamError(
             "the SMTP server offers no AUTH on this connection (check SMTP_SECURITY and the "
             "server's submission settings)"
         )
+    if "STARTTLS extension" in text:
+        # The server cannot do what SMTP_SECURITY requires: never fall back to cleartext.
+        return UpstreamError("the SMTP server does not offer STARTTLS (SMTP_SECURITY=starttls)")
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return UpstreamError(f"the SMTP server does not support what the message needs: {text}")
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPServerDisconnected):
