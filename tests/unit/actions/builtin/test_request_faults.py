@@ -134,10 +134,11 @@ async def test_a_malformed_credential_value_is_invalid_params(
 ) -> None:
     credentials = FakeCredentials({("p", "target"): token, ("p", "slack"): token})
     run = runner(clients, target, credentials)
-    for action, params in [
+    calls: list[tuple[str, dict[str, Any]]] = [
         ("http_request", {"url": f"{target.base_url}/echo", "credential": {"service": "target"}}),
         ("send_slack", {"channel": "#c", "message": "hi"}),
-    ]:
+    ]
+    for action, params in calls:
         envelope = await execute(run, action, params)
         assert_the_requests_fault(envelope, run, target)
         assert envelope.error is not None and "credential" in envelope.error.message
