@@ -11,6 +11,7 @@ checked again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -112,7 +113,7 @@ class EgressPolicy:
         """Refuse a host that is a blocked IP literal, or neither a literal nor a name; a DNS
         name passes here (None) and is judged on its answer when a connection is made. An
         allowed literal comes back as its canonical address, the one to connect to."""
-        literal = literal_address(host)
+        literal = _cached_literal(host)
         if literal is None:
             return None
         if not self.is_allowed(literal):
@@ -164,6 +165,12 @@ class EgressPolicy:
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 # A label inet_aton(3) reads as a number: hex (0x...), octal (0...) or decimal.
 _NUMERIC_LABEL = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_literal(host: str) -> IPAddress | None:
+    # Checked before every request: a flow calls the same few hosts again and again.
+    return literal_address(host)
 
 
 def literal_address(host: str) -> IPAddress | None:

@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from yarl import URL
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
-from actions.egress import egress_url
+from actions.egress import egress_url, literal_address
 from actions.errors import (
     CredentialRejected,
     ForbiddenDestination,
@@ -99,9 +99,9 @@ class _Outgoing:
                 "the destination redirected to a Location that does not parse",
                 details={"status_code": status},
             ) from None
-        if not self.url.raw_host and self.url.scheme in ("http", "https"):
+        if self.url.scheme in ("http", "https") and not _valid_host(self.url.raw_host):
             raise UpstreamError(
-                "the destination redirected to a Location without a host",
+                "the destination redirected to a Location without a valid host",
                 details={"status_code": status},
             )
         if self.url.scheme not in ("http", "https"):
@@ -196,6 +196,18 @@ class HttpRequest(Action[HttpRequestParams]):
             f"more than {ctx.config.http_max_redirects} redirects",
             details={"status_code": response.status},
         )
+
+
+def _valid_host(host: str | None) -> bool:
+    """A host a URL could name (an IP literal in any spelling, or a DNS name); whether it may
+    be reached is the egress policy's question, asked when the hop is sent."""
+    if not host:
+        return False
+    try:
+        literal_address(host)
+    except ForbiddenDestination:
+        return False
+    return True
 
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:

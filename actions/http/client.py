@@ -187,9 +187,8 @@ class HttpClient:
     def _session_now(self) -> aiohttp.ClientSession:
         # Made on first use, inside the running loop (aiohttp binds a session to its loop).
         if self._session is None:
+            # True: aiohttp's own verifying context, made once per process (and only if used).
             tls: ssl.SSLContext | bool = self._verify
-            if tls is True:
-                tls = default_tls_context()
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
                 limit_per_host=0,
@@ -299,12 +298,6 @@ class HttpClient:
 
     async def post(self, url: str | URL, **options: Any) -> HttpResponse:
         return await self.request("POST", url, **options)
-
-
-@functools.cache
-def default_tls_context() -> ssl.SSLContext:
-    """The system's CAs, host names verified; one per process (building one costs ~10 ms)."""
-    return ssl.create_default_context()
 
 
 # Visible ASCII: a URL written only with these is sent as written (its percent-encoding kept:
