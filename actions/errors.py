@@ -205,6 +205,17 @@ def error_for_exception(service: str, exc: Exception, *, idempotent: bool) -> Ac
     return UpstreamUnavailable(f"{service} {what} ({exc.message})", details={"sent": exc.sent})
 
 
+def attempt_timed_out(timeout_s: float, unsafe_call_sent: bool) -> ActionError:
+    """EXECUTION_ACTION_TIMEOUT_S passed. Cut off while a non-idempotent call was on the wire,
+    the call may have been applied: not repeated. Otherwise it is retried like any timeout."""
+    if unsafe_call_sent:
+        return OutcomeUnknown(
+            f"no answer within {timeout_s:g} s (EXECUTION_ACTION_TIMEOUT_S) after the call was "
+            "sent; it may have taken effect, so it is not repeated"
+        )
+    return UpstreamUnavailable(f"the action did not finish within {timeout_s:g} s")
+
+
 class NotAttempted(ActionError):
     """The engine itself held the call back (an open circuit, no rate-limit slot in time): the
     upstream was not called. Final for this request; the code tells the caller it may retry."""
