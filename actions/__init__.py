@@ -1,6 +1,15 @@
 """Actions: what the engine can do. Knows nothing of Kafka."""
 
-from actions.base import Action, ActionConfig, ActionContext, ActionParams, CredentialSource
+from actions.base import (
+    NO_SLOT,
+    Action,
+    ActionConfig,
+    ActionContext,
+    ActionParams,
+    CredentialSource,
+    InFlightSlot,
+    SyncAction,
+)
 from actions.circuit import CircuitBreakers
 from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.errors import (
@@ -30,6 +39,7 @@ from actions.retry import RetryPolicy
 from actions.runner import ActionRunner
 
 __all__ = [
+    "NO_SLOT",
     "Action",
     "ActionConfig",
     "ActionContext",
@@ -47,6 +57,7 @@ __all__ = [
     "HttpClient",
     "HttpError",
     "HttpResponse",
+    "InFlightSlot",
     "InvalidParams",
     "MissingCredentials",
     "NotAttempted",
@@ -57,6 +68,7 @@ __all__ = [
     "RateLimiter",
     "RetryPolicy",
     "RetryableError",
+    "SyncAction",
     "UpstreamError",
     "UpstreamUnavailable",
     "VaultUnavailable",
