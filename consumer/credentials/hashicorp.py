@@ -80,7 +80,7 @@ class HashiCorpVaultClient:
         self._token = token
         self._token_file = token_file
         self._namespace = namespace
-        # Whether the mount is KV version 2, asked once on the first "not found" (None: unknown).
+        # True once Vault said the mount is KV version 2 (asked on a "not found"; None: not yet).
         self._mount_is_kv2: bool | None = None
         if token:
             REDACTOR.add(token.get_secret_value())
@@ -191,8 +191,8 @@ class HashiCorpVaultClient:
         )
 
     async def _kv2(self, headers: dict[str, str]) -> bool:
-        """Whether the mount is KV v2 (`sys/internal/ui/mounts`, asked once). When Vault will
-        not say, it is taken to be v2: the 404 then means what it says."""
+        """Whether the mount is KV v2 (`sys/internal/ui/mounts`, asked until it says yes). When
+        Vault will not say, it is taken to be v2: the 404 then means what it says."""
         if self._mount_is_kv2 is not None:
             return self._mount_is_kv2
         try:
@@ -205,11 +205,14 @@ class HashiCorpVaultClient:
         if not isinstance(mount, dict):
             return True
         options = mount.get("options") if isinstance(mount.get("options"), dict) else {}
-        self._mount_is_kv2 = (
+        is_kv2 = (
             mount.get("type") in ("kv", "generic")
             and str((options or {}).get("version", "1")) == "2"
         )
-        return self._mount_is_kv2
+        # Only "yes" is remembered: a mount upgraded to v2 later is seen without a restart.
+        if is_kv2:
+            self._mount_is_kv2 = True
+        return is_kv2
 
     def _credential(self, response: HttpResponse, project: str, service: str) -> SecretStr:
         try:

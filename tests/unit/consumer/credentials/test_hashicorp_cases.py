@@ -155,3 +155,16 @@ async def test_412_and_429_are_retried_then_succeed(
     assert envelope.status == "success", envelope.error
     assert envelope.attempts == 2 and delays == [1.0]
     assert len(slack.messages) == 1
+
+
+async def test_a_mount_upgraded_to_v2_is_seen_without_a_restart(
+    kv: HashiCorpVaultStandIn, http: HttpClient
+) -> None:
+    kv.kv1_mounts.add("legacy")
+    fetch = client(kv, http, mount="legacy").fetch
+    with pytest.raises(VaultUnavailable, match="not KV version 2"):
+        await fetch("proj-a", "slack")
+    kv.kv1_mounts.discard("legacy")  # `vault kv enable-versioning legacy/`
+    kv.kv2_mounts.add("legacy")
+    with pytest.raises(MissingCredentials):
+        await fetch("proj-a", "slack")
