@@ -120,6 +120,8 @@ class AttemptState:
 
     number: int = 1
     unsafe_call_sent: bool = False
+    # The provider's window (seconds from the first attempt) the last retry waited out, if any.
+    window_s: float | None = None
 
     def sending(self, *, idempotent: bool) -> None:
         """Called by an action just before it hands a call to the transport."""

@@ -355,6 +355,7 @@ class ActionRunner:
                     return _Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
                     )
+                ctx.attempt.window_s = exc.wait_limit_s  # also bounds the next slot's wait
                 log.info(
                     "action.retrying",
                     attempt=attempts,
@@ -390,7 +391,7 @@ class ActionRunner:
         upstream = action.upstream(params, ctx)
         probe = False
         if upstream is not None:
-            max_wait = self._max_wait_s(clock_start, ctx.deadline)
+            max_wait = self._max_wait_s(clock_start, ctx)
             if self.breakers.may_wait(upstream):
                 async with ctx.slot.stepped_aside():
                     probe = await self.breakers.admit(upstream, ctx.log, max_wait)
@@ -399,7 +400,7 @@ class ActionRunner:
         failed: bool | None = None
         try:
             wait = self.limiter.reserve(
-                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx.deadline)
+                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx)
             )
             if wait > 0:
                 # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
@@ -435,11 +436,12 @@ class ActionRunner:
         except TimeoutError:
             raise attempt_timed_out(self.attempt_timeout_s, ctx.attempt.unsafe_call_sent) from None
 
-    def _max_wait_s(self, clock_start: float, deadline: datetime | None) -> float:
-        """How long a request may wait for a slot: what is left of the retry budget, and never
-        past its deadline."""
-        remaining = self.retry.budget_s - (self.clock() - clock_start)
-        until_deadline = self._seconds_until(deadline)
+    def _max_wait_s(self, clock_start: float, ctx: ActionContext) -> float:
+        """How long a request may wait for a slot: what is left of the retry budget (or of a
+        provider's window it is waiting out), and never past its deadline."""
+        budget = max(self.retry.budget_s, ctx.attempt.window_s or 0.0)
+        remaining = budget - (self.clock() - clock_start)
+        until_deadline = self._seconds_until(ctx.deadline)
         return remaining if until_deadline is None else min(remaining, until_deadline)
 
     def _seconds_until(self, deadline: datetime | None) -> float | None:

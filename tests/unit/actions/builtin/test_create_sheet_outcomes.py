@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
+from actions import ActionConfig, ActionRegistry, ActionRunner, RateLimiter, RetryPolicy
 from actions.builtin.create_sheet import ACTION
 from actions.http import HttpClient
 from consumer.settings import EngineSettings
@@ -64,6 +64,7 @@ async def append(
     sleep: Sleeps | None = None,
     deadline: datetime | None = None,
     config: ActionConfig | None = None,
+    limiter: RateLimiter | None = None,
     **params: Any,
 ) -> ResultEnvelope:
     sleep = sleep or Sleeps()
@@ -77,6 +78,7 @@ async def append(
         clock=sleep.clock,
         now=sleep.now,
         retry=RetryPolicy(),
+        limiter=limiter or RateLimiter(),
     )
     request = ExecutionRequest.model_validate(
         {
@@ -157,6 +159,19 @@ async def test_the_quota_wait_covers_a_whole_minute_past_the_retry_budget(
     assert envelope.status == "success", envelope.error
     # 4 + 8 + 16 + 32 s (and jitter): a minute's window, past the 30 s retry budget.
     assert 60 <= sum(sleeps.delays) <= 65
+
+
+async def test_past_the_retry_budget_the_rate_limit_slots_are_still_waited_for(
+    sheets: SheetsStandIn, http: HttpClient
+) -> None:
+    # The engine's default Sheets limits (1/s per spreadsheet, 60/min per project, 300/min in
+    # all): the fifth attempt, 60 s in, must still get its slots, not "no slot within -30 s".
+    sheets.rate_limit_next(4)
+    sleeps = Sleeps()
+    limiter = EngineSettings().rate_limiter()
+    envelope = await append(sheets, http, sleeps, limiter=limiter)
+    assert envelope.status == "success", envelope.error
+    assert envelope.attempts == 5 and len(sheets.appends) == 1
 
 
 async def test_the_quota_wait_stops_at_the_deadline(
