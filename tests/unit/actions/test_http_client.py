@@ -165,10 +165,8 @@ async def test_bytes_after_the_end_of_the_compressed_stream_are_not_kept() -> No
     async def trailing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         length = len(member) + len(junk) * chunks
-        writer.write(
-            f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nContent-Encoding: gzip\r\n\r\n".encode()
-            + member
-        )
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nContent-Encoding: gzip\r\n\r\n"
+        writer.write(head.encode() + member)
         for _ in range(chunks):  # streamed, so the server holds one chunk at a time
             writer.write(junk)
             await writer.drain()
