@@ -33,7 +33,10 @@ class _Layer:
         self._started = False
 
     def feed(self, data: bytes, limit: int) -> bytes:
-        """At most `limit` bytes out; input not yet inflated waits in the inflater."""
+        """At most `limit` bytes out; input not yet inflated waits in the inflater. Input
+        after the end of the compressed stream is dropped, not kept (zlib would keep it)."""
+        if self._inflater.eof:
+            return b""
         pending = self._inflater.unconsumed_tail + data
         try:
             out = self._inflater.decompress(pending, limit)
@@ -45,6 +48,11 @@ class _Layer:
             return self.feed(data, limit)
         self._started = self._started or bool(pending)
         return out
+
+    @property
+    def ended(self) -> bool:
+        """The compressed stream is complete: nothing after it is part of the body."""
+        return self._inflater.eof and not self._inflater.unconsumed_tail
 
     @property
     def pending(self) -> int:
@@ -87,7 +95,12 @@ async def read_capped(
         if decoded:
             chunks.append(decoded)
             size += len(decoded)
-        elif not raw and sum(layer.pending for layer in layers) >= pending:
+        if layers and layers[0].ended and not sum(layer.pending for layer in layers):
+            # Bytes a server sends after the compressed stream's end are not read on.
+            return b"".join(chunks)[:cap], size > cap
+        if decoded:
+            continue
+        if not raw and sum(layer.pending for layer in layers) >= pending:
             raise BadResponse("the body's content-encoding does not decode to an end")
     return b"".join(chunks)[:cap], True
 

@@ -123,10 +123,17 @@ class _GuardedResolver(AbstractResolver):
         return None
 
 
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+
+
 @functools.lru_cache(maxsize=128)
-def _timeouts(connect_s: float, read_s: float) -> aiohttp.ClientTimeout:
-    # The total bound is `request`'s own asyncio.timeout (it knows whether the request was sent).
-    return aiohttp.ClientTimeout(total=None, connect=connect_s, sock_read=read_s)
+def _timeouts(connect_s: float, total_s: float) -> aiohttp.ClientTimeout:
+    """aiohttp's own timers, only where they bound something the total does not: a connect
+    timeout shorter than the total. The total (reads included) is `request`'s asyncio.timeout,
+    which knows whether the request had gone out; one timer per call, not one per read."""
+    if connect_s >= total_s:
+        return _NO_TIMEOUT
+    return aiohttp.ClientTimeout(total=None, connect=connect_s)
 
 
 class HttpClient:
@@ -207,7 +214,7 @@ class HttpClient:
                 auto_decompress=False,  # done within the body cap, see body.read_capped
                 trust_env=False,  # a proxy would connect to its address, not a checked one
                 request_class=_MarkedRequest,
-                timeout=aiohttp.ClientTimeout(total=None),
+                timeout=_NO_TIMEOUT,
             )
         return self._session
 

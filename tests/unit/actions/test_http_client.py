@@ -158,6 +158,25 @@ async def test_more_layers_when_allowed_are_decoded_within_the_cap(bomb: bytes) 
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
+async def test_bytes_after_the_end_of_the_compressed_stream_are_not_kept() -> None:
+    # A tiny gzip member, then 32 MiB more that zlib would pile up as "unused data".
+    member, junk, chunks = gzip.compress(b"hello"), b"x" * 65_536, 512
+
+    async def trailing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        length = len(member) + len(junk) * chunks
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nContent-Encoding: gzip\r\n\r\n"
+        writer.write(head.encode() + member)
+        for _ in range(chunks):  # streamed, so the server holds one chunk at a time
+            writer.write(junk)
+            await writer.drain()
+
+    async with raw_server(trailing) as (port, _), HttpClient() as client:
+        response, peak = await peak_while(client.get(f"http://127.0.0.1:{port}/"))
+    assert response.body == b"hello" and not response.truncated
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
 @pytest.mark.parametrize(
     ("encoding", "body"),
     [
