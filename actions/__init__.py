@@ -21,12 +21,18 @@ from actions.errors import (
     InvalidParams,
     MissingCredentials,
     NotAttempted,
+    OutcomeUnknown,
     RateLimited,
     RateLimitExhausted,
     RetryableError,
     UpstreamError,
     UpstreamUnavailable,
     VaultUnavailable,
+)
+from actions.http import (
+    HttpClient,
+    HttpError,
+    HttpResponse,
 )
 from actions.ratelimit import Rate, RateKey, RateLimiter
 from actions.registry import ActionRegistry, default_registry
@@ -49,10 +55,14 @@ __all__ = [
     "DeadlineExceeded",
     "EgressPolicy",
     "ForbiddenDestination",
+    "HttpClient",
+    "HttpError",
+    "HttpResponse",
     "InFlightSlot",
     "InvalidParams",
     "MissingCredentials",
     "NotAttempted",
+    "OutcomeUnknown",
     "Rate",
     "RateKey",
     "RateLimitExhausted",

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
@@ -30,9 +29,12 @@ from actions.errors import (
     ActionError,
     CredentialRejected,
     NotAttempted,
+    OutcomeUnknown,
     RetryableError,
     UpstreamUnavailable,
+    attempt_timed_out,
 )
+from actions.http import HttpClient
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
@@ -77,7 +79,8 @@ class _Prepared:
 
 
 # A fallback runs when the action itself failed for good: after its retries, or at once for a
-# final failure. Not when the request is wrong (unknown action, bad params) or too late.
+# final failure. Not when the request is wrong (unknown action, bad params) or too late, nor
+# when the main action's outcome is unknown (it may have taken effect: `outcome_unknown`).
 FALLBACK_ON = frozenset(
     {
         ErrorCode.MISSING_CREDENTIALS,
@@ -115,13 +118,15 @@ def _log_outcome(log: FilteringBoundLogger, outcome: _Outcome, elapsed_s: float)
 class ActionRunner:
     registry: ActionRegistry
     credentials: CredentialSource
-    http: httpx.AsyncClient
-    egress_http: httpx.AsyncClient
+    http: HttpClient
+    egress_http: HttpClient
     config: ActionConfig = field(default_factory=ActionConfig)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 30.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Any] = asyncio.sleep
+    # The retry budget's clock (fakeable together with `sleep` and `now` in tests).
+    clock: Callable[[], float] = time.monotonic
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
 
@@ -313,7 +318,7 @@ class ActionRunner:
     async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
         log = ctx.log
         attempts = 0
-        clock_start = time.monotonic()
+        clock_start = self.clock()
         refetched_credential = False
         while True:
             attempts += 1
@@ -341,14 +346,16 @@ class ActionRunner:
             except RetryableError as exc:
                 delay = self.retry.next_delay(
                     attempts,
-                    time.monotonic() - clock_start,
+                    self.clock() - clock_start,
                     exc.retry_after_s,
                     self._seconds_until(ctx.deadline),
+                    wait_limit_s=exc.wait_limit_s,
                 )
                 if delay is None:
                     return _Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
                     )
+                ctx.attempt.window_s = exc.wait_limit_s  # also bounds the next slot's wait
                 log.info(
                     "action.retrying",
                     attempt=attempts,
@@ -384,7 +391,7 @@ class ActionRunner:
         upstream = action.upstream(params, ctx)
         probe = False
         if upstream is not None:
-            max_wait = self._max_wait_s(clock_start, ctx.deadline)
+            max_wait = self._max_wait_s(clock_start, ctx)
             if self.breakers.may_wait(upstream):
                 async with ctx.slot.stepped_aside():
                     probe = await self.breakers.admit(upstream, ctx.log, max_wait)
@@ -393,7 +400,7 @@ class ActionRunner:
         failed: bool | None = None
         try:
             wait = self.limiter.reserve(
-                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx.deadline)
+                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx)
             )
             if wait > 0:
                 # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
@@ -401,10 +408,10 @@ class ActionRunner:
                     await self.limiter.sleep(wait)
                 ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)
-            data = await self._attempt(action, params, ctx)
+            data = await self._attempt(action, params, ctx, attempt)
             failed = False
             return data
-        except UpstreamUnavailable:
+        except (UpstreamUnavailable, OutcomeUnknown):
             failed = True
             raise
         except ActionError as exc:
@@ -420,21 +427,21 @@ class ActionRunner:
                 self.breakers.record(upstream, probe=probe, failed=failed, log=ctx.log)
 
     async def _attempt(
-        self, action: AnyAction, params: ActionParams, ctx: ActionContext
+        self, action: AnyAction, params: ActionParams, ctx: ActionContext, attempt: int
     ) -> dict[str, Any]:
+        ctx.attempt.start(attempt)
         try:
             async with asyncio.timeout(self.attempt_timeout_s):
                 return dict(await action.run(params, ctx))
         except TimeoutError:
-            raise UpstreamUnavailable(
-                f"the action did not finish within {self.attempt_timeout_s:g} s"
-            ) from None
+            raise attempt_timed_out(self.attempt_timeout_s, ctx.attempt.unsafe_call_sent) from None
 
-    def _max_wait_s(self, clock_start: float, deadline: datetime | None) -> float:
-        """How long a request may wait for a slot: what is left of the retry budget, and never
-        past its deadline."""
-        remaining = self.retry.budget_s - (time.monotonic() - clock_start)
-        until_deadline = self._seconds_until(deadline)
+    def _max_wait_s(self, clock_start: float, ctx: ActionContext) -> float:
+        """How long a request may wait for a slot: what is left of the retry budget (or of a
+        provider's window it is waiting out), and never past its deadline."""
+        budget = max(self.retry.budget_s, ctx.attempt.window_s or 0.0)
+        remaining = budget - (self.clock() - clock_start)
+        until_deadline = self._seconds_until(ctx.deadline)
         return remaining if until_deadline is None else min(remaining, until_deadline)
 
     def _seconds_until(self, deadline: datetime | None) -> float | None:

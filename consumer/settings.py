@@ -10,14 +10,7 @@ from aiokafka.helpers import create_ssl_context
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actions import (
-    ActionConfig,
-    CircuitBreakers,
-    Rate,
-    RateLimiter,
-    RetryPolicy,
-    parse_networks,
-)
+from actions import ActionConfig, CircuitBreakers, Rate, RateLimiter, RetryPolicy, parse_networks
 from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
 from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
@@ -202,9 +195,16 @@ class EngineSettings(BaseSettings):
     )
     sheets_rate_total: str = _env(
         "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
-        "off",
+        "300/min",
         "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
-        "e.g. `300/min`, when one OAuth client issues every project's token).",
+        "300 writes/min, when one OAuth client issues every project's token); `off` for none.",
+    )
+    sheets_quota_wait_s: float = _env(
+        "GOOGLE_SHEETS_QUOTA_WAIT_S",
+        65.0,
+        "How long one `create_sheet` may wait out Google's per-minute quota (429) in all; the "
+        "request's deadline bounds it too.",
+        ge=0,
     )
     circuit_failure_threshold: int = _env(
         "EXECUTION_CIRCUIT_FAILURE_THRESHOLD",
@@ -227,7 +227,14 @@ class EngineSettings(BaseSettings):
     )
     notion_api_url: str = _env("NOTION_API_URL", "https://api.notion.com", "Notion API base URL.")
     notion_version: str = _env(
-        "NOTION_VERSION", "2022-06-28", "Sent as `Notion-Version` (the API version we speak)."
+        "NOTION_VERSION", "2025-09-03", "Sent as `Notion-Version` (the API version we speak)."
+    )
+    notion_retry_after_max_s: float = _env(
+        "NOTION_RETRY_AFTER_MAX_S",
+        120.0,
+        "Longest Notion `Retry-After` honoured for a request without a deadline (with one, "
+        "up to the deadline).",
+        ge=0,
     )
     notion_rate_per_project: str = _env(
         "NOTION_RATE_LIMIT_PER_PROJECT",
@@ -251,7 +258,10 @@ class EngineSettings(BaseSettings):
         "CIDRs `http_request` may reach although not global (e.g. 127.0.0.0/8).",
     )
     http_max_response_bytes: int = _env(
-        "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` response body cap.", ge=0
+        "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` body cap (decoded).", ge=0
+    )
+    http_max_content_encodings: int = _env(
+        "EXECUTION_HTTP_MAX_CONTENT_ENCODINGS", 1, "Content-encoding layers decoded.", ge=0, le=4
     )
 
     # Credentials (the Vault Engine, HashiCorp Vault / OpenBao, or the environment)
@@ -403,8 +413,11 @@ class EngineSettings(BaseSettings):
             slack_api_url=self.slack_api_url,
             google_sheets_api_url=self.google_sheets_api_url,
             http_max_response_bytes=self.http_max_response_bytes,
+            http_max_content_encodings=self.http_max_content_encodings,
             notion_api_url=self.notion_api_url,
             notion_version=self.notion_version,
+            notion_retry_after_max_s=self.notion_retry_after_max_s,
+            sheets_quota_wait_s=self.sheets_quota_wait_s,
             smtp_host=self.smtp_host,
             smtp_port=self.smtp_port,
             smtp_security=self.smtp_security,
