@@ -25,7 +25,7 @@ from consumer.cli.replay import ReplayOptions, Selection, format_report, parse_o
 from consumer.cli.schemas import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.cli.tail import KINDS, TailFilter, tail
 from consumer.engine import Engine
-from consumer.localkafka.launcher import LocalKafka, cache_dir
+from consumer.localkafka import LocalKafka, cache_dir
 from consumer.ops.logging import KafkaLogSink, configure_logging, get_logger
 from consumer.ops.speedups import freeze_startup_objects, warn_if_slow
 from consumer.settings import EngineSettings, settings_help

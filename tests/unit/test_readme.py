@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumer.localkafka.launcher import KAFKA_VERSION
+from consumer.localkafka import KAFKA_VERSION
 from consumer.ops.metrics import EngineMetrics
 from consumer.settings import EngineSettings
 
