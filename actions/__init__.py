@@ -1,8 +1,23 @@
-"""Actions: what the engine can do. Knows nothing of Kafka."""
+"""Actions: what the engine can do. Knows nothing of Kafka.
 
-from actions.base import Action, ActionConfig, ActionContext, ActionParams, CredentialSource
+The public API, for the engine and for plugins (a plugin imports only from here): an action is
+an `Action` subclass with an `ActionParams` model; `run` gets an `ActionContext` and raises the
+errors below; `rate_keys` returns `RateKey`s; `upstream` names its circuit (`upstream_of`).
+"""
+
+from actions.base import (
+    SERVICE_PATTERN,
+    Action,
+    ActionConfig,
+    ActionContext,
+    ActionParams,
+    CredentialSource,
+    ServiceName,
+    is_safe_path_segment,
+    upstream_of,
+)
 from actions.circuit import CircuitBreakers
-from actions.egress import EgressPolicy, guarded_client, parse_networks
+from actions.egress import EgressPolicy, egress_url, guarded_client, parse_networks
 from actions.errors import (
     ActionError,
     CircuitOpen,
@@ -18,13 +33,35 @@ from actions.errors import (
     UpstreamError,
     UpstreamUnavailable,
     VaultUnavailable,
+    error_for_exception,
+    error_for_status,
+    parse_retry_after,
+)
+from actions.limits import MAX_JSON_DEPTH, json_depth_exceeds
+from actions.preparation import (
+    PreparedAction,
+    PreparedRequest,
+    Unrunnable,
+    describe_validation_error,
+    prepare_request,
 )
 from actions.ratelimit import Rate, RateKey, RateLimiter
-from actions.registry import ActionRegistry, default_registry
+from actions.registry import (
+    PLUGIN_GROUP,
+    ActionRegistry,
+    AnyAction,
+    builtin_actions,
+    default_registry,
+    plugin_actions,
+)
 from actions.retry import RetryPolicy
-from actions.runner import ActionRunner
+from actions.runner import FALLBACK_ON, ActionRunner
 
 __all__ = [
+    "FALLBACK_ON",
+    "MAX_JSON_DEPTH",
+    "PLUGIN_GROUP",
+    "SERVICE_PATTERN",
     "Action",
     "ActionConfig",
     "ActionContext",
@@ -32,6 +69,7 @@ __all__ = [
     "ActionParams",
     "ActionRegistry",
     "ActionRunner",
+    "AnyAction",
     "CircuitBreakers",
     "CircuitOpen",
     "CredentialRejected",
@@ -42,6 +80,8 @@ __all__ = [
     "InvalidParams",
     "MissingCredentials",
     "NotAttempted",
+    "PreparedAction",
+    "PreparedRequest",
     "Rate",
     "RateKey",
     "RateLimitExhausted",
@@ -49,10 +89,23 @@ __all__ = [
     "RateLimiter",
     "RetryPolicy",
     "RetryableError",
+    "ServiceName",
+    "Unrunnable",
     "UpstreamError",
     "UpstreamUnavailable",
     "VaultUnavailable",
+    "builtin_actions",
     "default_registry",
+    "describe_validation_error",
+    "egress_url",
+    "error_for_exception",
+    "error_for_status",
     "guarded_client",
+    "is_safe_path_segment",
+    "json_depth_exceeds",
     "parse_networks",
+    "parse_retry_after",
+    "plugin_actions",
+    "prepare_request",
+    "upstream_of",
 ]

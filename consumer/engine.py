@@ -36,7 +36,7 @@ from consumer.partitions.channel import (
     TransactionalSink,
 )
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
-from consumer.pipeline.intake import Rejected, decode_record
+from consumer.pipeline.intake import IntakeLimits, Rejected, decode_record
 from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, dead_letter_headers
 from consumer.pipeline.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
@@ -98,6 +98,7 @@ class Engine:
         )
         # A dead letter is the original record plus headers: leave room for both.
         self._max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
+        self._intake_limits = IntakeLimits.from_settings(settings)
         self._renderer = OutcomeRenderer(
             settings.results_topic, settings.dead_letter_topic, self._max_message_bytes
         )
@@ -307,9 +308,7 @@ class Engine:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            max_bytes=self.settings.max_record_bytes,
-            max_depth=self.settings.max_json_depth,
-            max_params_bytes=self.settings.max_params_bytes,
+            limits=self._intake_limits,
         )
         log = get_logger(
             request_id=decoded.request_id,

@@ -10,10 +10,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from consumer.settings import EngineSettings
+from consumer.broker.settings import KafkaSettings
 
 
-async def ensure_topics(settings: EngineSettings) -> None:
+async def ensure_topics(settings: KafkaSettings) -> None:
     """Create the engine's topics when missing (idempotent; a production cluster may pre-create)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
@@ -45,7 +45,7 @@ class TopicStatus:
     replication: int
 
 
-def engine_topics(settings: EngineSettings) -> list[str]:
+def engine_topics(settings: KafkaSettings) -> list[str]:
     return [
         settings.requests_topic,
         settings.results_topic,
@@ -55,7 +55,7 @@ def engine_topics(settings: EngineSettings) -> list[str]:
 
 
 async def create_topics(
-    settings: EngineSettings,
+    settings: KafkaSettings,
     partitions: int,
     replication: int,
     configs: dict[str, str] | None = None,

@@ -23,7 +23,7 @@ from consumer.cli.replay import (
     parse_offset_range,
     replay_headers,
 )
-from consumer.pipeline.intake import Accepted, decode_record
+from consumer.pipeline.intake import Accepted, IntakeLimits, decode_record
 
 REGISTRY = default_registry()
 
@@ -35,7 +35,7 @@ def decoded(body: object, headers: list[tuple[str, bytes]] | None = None) -> obj
         topic="requests",
         partition=1,
         offset=7,
-        max_bytes=10_000,
+        limits=IntakeLimits(10_000),
     )
 
 
@@ -74,7 +74,7 @@ def test_decide(latest: Latest | None, selection: Selection, verdict: Verdict) -
 @pytest.mark.parametrize(
     "record",
     [
-        decode_record(b"\xff", [], topic="t", partition=0, offset=0, max_bytes=100),
+        decode_record(b"\xff", [], topic="t", partition=0, offset=0, limits=IntakeLimits(100)),
         decoded({"action": "no_such_action", "project": "p", "params": {}}),
         decoded({"action": "send_slack", "project": "p", "params": {"channel": "#x"}}),
     ],
