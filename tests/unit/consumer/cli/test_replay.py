@@ -23,7 +23,9 @@ from consumer.cli.replay import (
     parse_offset_range,
     replay_headers,
 )
-from consumer.pipeline.intake import Accepted, IntakeLimits, decode_record
+from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
+from consumer.settings import IntakeSettings
+from schemas import ErrorCode
 
 REGISTRY = default_registry()
 
@@ -39,9 +41,13 @@ def decoded(body: object, headers: list[tuple[str, bytes]] | None = None) -> obj
     )
 
 
-VALID = decoded(
-    {"request_id": "r1", "action": "log_message", "project": "p", "params": {"message": "m"}}
-)
+VALID_BODY = {
+    "request_id": "r1",
+    "action": "log_message",
+    "project": "p",
+    "params": {"message": "m"},
+}
+VALID = decoded(VALID_BODY)
 SUCCESS = Latest("success", None)
 MISSING = Latest("error", "missing_credentials")
 UPSTREAM = Latest("error", "upstream_error")
@@ -77,8 +83,24 @@ def test_decide(latest: Latest | None, selection: Selection, verdict: Verdict) -
         decode_record(b"\xff", [], topic="t", partition=0, offset=0, limits=IntakeLimits(100)),
         decoded({"action": "no_such_action", "project": "p", "params": {}}),
         decoded({"action": "send_slack", "project": "p", "params": {"channel": "#x"}}),
+        decoded(
+            {
+                "action": "log_message",
+                "project": "p",
+                "params": {"message": "m"},
+                "fallback": {"action": "no_such_action", "params": {}},
+            }
+        ),
+        decoded(
+            {
+                "action": "log_message",
+                "project": "p",
+                "params": {"message": "m"},
+                "fallback": {"action": "log_message", "params": {}},
+            }
+        ),
     ],
-    ids=["not-json", "unknown-action", "invalid-params"],
+    ids=["not-json", "unknown-action", "invalid-params", "unknown-fallback", "invalid-fallback"],
 )
 def test_records_that_would_fail_again_are_never_replayed(record: object) -> None:
     everything = Selection(include_succeeded=True)
@@ -152,3 +174,26 @@ def test_progress_on_a_pipe_prints_lines_and_a_final_one() -> None:
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("reading [###############---------------] 5/10")
     assert lines[-1].endswith("10/10 100%")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"metadata": {"a": {"b": {"c": {"d": {}}}}}}, ErrorCode.INVALID_REQUEST),
+        ({"params": {"message": "x" * 300}}, ErrorCode.PAYLOAD_TOO_LARGE),
+    ],
+    ids=["nested-too-deep", "params-too-large"],
+)
+def test_replay_decodes_with_the_engines_limits(body: dict[str, object], code: ErrorCode) -> None:
+    settings = IntakeSettings(max_json_depth=5, max_params_bytes=256)
+    limits = IntakeLimits.from_settings(settings)
+    assert limits == IntakeLimits(1_048_576, max_json_depth=5, max_params_bytes=256)
+    record = {**VALID_BODY, **body}
+    value = json.dumps(record).encode()
+    judged = decode_record(value, [], topic="t", partition=0, offset=0, limits=limits)
+    assert isinstance(judged, Rejected) and judged.code is code
+    # Under the defaults the same record is a valid request: only the shared limits refuse it.
+    default = decode_record(value, [], topic="t", partition=0, offset=0, limits=IntakeLimits(10**6))
+    assert isinstance(default, Accepted)
+    everything = Selection(include_succeeded=True)
+    assert decide(judged, MISSING, everything, REGISTRY) is Verdict.INVALID
