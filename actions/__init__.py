@@ -6,13 +6,16 @@ errors below; `rate_keys` returns `RateKey`s; `upstream` names its circuit (`ups
 """
 
 from actions.base import (
+    NO_SLOT,
     SERVICE_PATTERN,
     Action,
     ActionConfig,
     ActionContext,
     ActionParams,
     CredentialSource,
+    InFlightSlot,
     ServiceName,
+    SyncAction,
     is_safe_path_segment,
     upstream_of,
 )
@@ -60,6 +63,7 @@ from actions.runner import FALLBACK_ON, ActionRunner
 __all__ = [
     "FALLBACK_ON",
     "MAX_JSON_DEPTH",
+    "NO_SLOT",
     "PLUGIN_GROUP",
     "SERVICE_PATTERN",
     "Action",
@@ -77,6 +81,7 @@ __all__ = [
     "DeadlineExceeded",
     "EgressPolicy",
     "ForbiddenDestination",
+    "InFlightSlot",
     "InvalidParams",
     "MissingCredentials",
     "NotAttempted",
@@ -90,6 +95,7 @@ __all__ = [
     "RetryPolicy",
     "RetryableError",
     "ServiceName",
+    "SyncAction",
     "Unrunnable",
     "UpstreamError",
     "UpstreamUnavailable",

@@ -6,10 +6,8 @@ This is the single place where action failures become the contract's error codes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +15,15 @@ from typing import Any
 import httpx
 from structlog.typing import FilteringBoundLogger
 
-from actions.base import ActionConfig, ActionContext, ActionParams, CredentialSource
+from actions.base import (
+    NO_SLOT,
+    ActionConfig,
+    ActionContext,
+    ActionParams,
+    CredentialSource,
+    InFlightSlot,
+    SyncAction,
+)
 from actions.circuit import CircuitBreakers
 from actions.errors import (
     ActionError,
@@ -100,19 +106,68 @@ class ActionRunner:
     sleep: Callable[[float], Any] = asyncio.sleep
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
-    # Lends the caller's concurrency slot to others while it waits on a timer (rate limit, open
-    # circuit); the engine passes its scheduler's `stepped_aside`.
-    step_aside: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
     async def execute(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        slot: InFlightSlot = NO_SLOT,
+    ) -> ResultEnvelope:
+        """`slot`: the caller's concurrency slot, lent to others while the request waits on a
+        timer (rate limit, open circuit)."""
+        started_at = self.now()
+        outcome, fallback = await self._execute(request, request_id, log, started_at, slot)
+        return self._envelope(request, request_id, outcome, fallback, started_at)
+
+    def runs_now(self, request: ExecutionRequest) -> bool:
+        """Whether `execute_now` can run this request: no I/O and no waiting on its way (a
+        `SyncAction` without a fallback, or an action that does not exist)."""
+        action = self.registry.get(request.action)
+        return request.fallback is None and (action is None or isinstance(action, SyncAction))
+
+    def execute_now(
         self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
     ) -> ResultEnvelope:
+        """`execute` for a request that `runs_now`, synchronously: the same checks, log events
+        and envelope, without a task, a timeout or a slot."""
         started_at = self.now()
-        outcome, fallback = await self._execute(request, request_id, log, started_at)
-        finished_at = self.now()
+        clock_start = time.monotonic()
+        prepared = prepare_request(self.registry, request)
+        if isinstance(prepared, Unrunnable):
+            outcome = _Outcome(0, code=prepared.code, message=prepared.message)
+        elif request.deadline is not None and started_at >= request.deadline:
+            outcome = _deadline_passed("before it ran")
+        else:
+            action = prepared.main.action
+            assert isinstance(action, SyncAction)
+            ctx = self._context(request, request_id, log, NO_SLOT)
+            log.info("action.started", attempt=1)
+            try:
+                outcome = _Outcome(1, data=dict(action.run_now(prepared.main.params, ctx)))
+            except ActionError as exc:
+                outcome = _Outcome(1, code=exc.code, message=exc.message, details=exc.details)
+            except Exception:
+                log.exception("action.crashed", attempt=1)
+                outcome = _Outcome(
+                    1,
+                    code=ErrorCode.INTERNAL_ERROR,
+                    message="the action failed unexpectedly (engine bug)",
+                )
+        _log_outcome(log, outcome, time.monotonic() - clock_start)
+        return self._envelope(request, request_id, outcome, None, started_at)
+
+    def _envelope(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        outcome: _Outcome,
+        fallback: FallbackResult | None,
+        started_at: datetime,
+    ) -> ResultEnvelope:
         common: dict[str, Any] = {
             "started_at": started_at,
-            "finished_at": finished_at,
+            "finished_at": self.now(),
             "action": request.action,
             "project": request.project,
             "attempts": outcome.attempts,
@@ -135,6 +190,7 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         started_at: datetime,
+        slot: InFlightSlot,
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
         clock_start = time.monotonic()
@@ -146,12 +202,16 @@ class ActionRunner:
             outcome = _deadline_passed("before it ran")
         else:
             outcome = await self._run(
-                prepared.main.action, prepared.main.params, self._context(request, request_id, log)
+                prepared.main.action,
+                prepared.main.params,
+                self._context(request, request_id, log, slot),
             )
         _log_outcome(log, outcome, time.monotonic() - clock_start)
         if fallback is None or outcome.code not in FALLBACK_ON:
             return outcome, None
-        return outcome, await self._run_fallback(request, request_id, log, fallback, outcome)
+        return outcome, await self._run_fallback(
+            request, request_id, log, fallback, outcome, slot=slot
+        )
 
     async def _run_fallback(
         self,
@@ -160,6 +220,8 @@ class ActionRunner:
         log: FilteringBoundLogger,
         fallback: PreparedAction,
         failed: _Outcome,
+        *,
+        slot: InFlightSlot,
     ) -> FallbackResult:
         name = fallback.action.name
         log = log.bind(action=name, fallback_for=request.action)
@@ -169,7 +231,7 @@ class ActionRunner:
             outcome = _deadline_passed("before the fallback could run")
         else:
             outcome = await self._run(
-                fallback.action, fallback.params, self._context(request, request_id, log)
+                fallback.action, fallback.params, self._context(request, request_id, log, slot)
             )
         elapsed = time.monotonic() - clock_start
         _log_outcome(log, outcome, elapsed)
@@ -191,7 +253,11 @@ class ActionRunner:
         )
 
     def _context(
-        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        slot: InFlightSlot,
     ) -> ActionContext:
         return ActionContext(
             request_id=request_id,
@@ -202,6 +268,7 @@ class ActionRunner:
             egress_http=self.egress_http,
             config=self.config,
             log=log,
+            slot=slot,
         )
 
     async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
@@ -280,7 +347,7 @@ class ActionRunner:
         if upstream is not None:
             max_wait = self._max_wait_s(clock_start, ctx.deadline)
             if self.breakers.may_wait(upstream):
-                async with self.step_aside():
+                async with ctx.slot.stepped_aside():
                     probe = await self.breakers.admit(upstream, ctx.log, max_wait)
             else:
                 probe = await self.breakers.admit(upstream, ctx.log, max_wait)
@@ -291,7 +358,7 @@ class ActionRunner:
             )
             if wait > 0:
                 # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
-                async with self.step_aside():
+                async with ctx.slot.stepped_aside():
                     await self.limiter.sleep(wait)
                 ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)

@@ -2,9 +2,11 @@
 
 The public names are re-exported here (the subpackages hold one role each: `pipeline`,
 `partitions`, `credentials`, `ops`, `broker`, `cli`, `localkafka`): run an engine with
-`Engine(EngineSettings()).run(stop)`, or the console command through `main`.
+`Application(EngineSettings()).run(stop)` (the composition root builds the `Engine` and its
+parts), or the console command through `main`.
 """
 
+from consumer.app import Application
 from consumer.broker.settings import KafkaSettings
 from consumer.cli.main import main
 from consumer.engine import Engine
@@ -13,6 +15,7 @@ from consumer.pipeline.intake import IntakeLimits
 from consumer.settings import EngineSettings, IntakeSettings
 
 __all__ = [
+    "Application",
     "Engine",
     "EngineSettings",
     "IntakeLimits",

@@ -11,9 +11,9 @@ import socket
 import sys
 from collections.abc import Iterator
 
+from consumer.app import Application
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.cli.command import Commands, add_command
-from consumer.engine import Engine
 from consumer.localkafka import LocalKafka, cache_dir
 from consumer.ops.logging import KafkaLogSink, configure_logging, get_logger
 from consumer.ops.speedups import freeze_startup_objects, warn_if_slow
@@ -65,7 +65,7 @@ async def _run_engine(settings: EngineSettings, sink: KafkaLogSink) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await check_kafka_settings(settings)
-    await Engine(settings, log_sink=sink).run(stop)
+    await Application(settings, log_sink=sink).run(stop)
 
 
 @contextlib.contextmanager

@@ -13,8 +13,9 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from consumer.ops.logging import get_logger
 from consumer.ops.redaction import REDACTOR
+from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
-from schemas import ErrorCode, ResultEnvelope, error_envelope
+from schemas import ResultEnvelope
 
 Headers = list[tuple[str, bytes]]
 # (original key, original value, headers)
@@ -116,23 +117,3 @@ class OutcomeRenderer:
         )
         small = replacement(message.envelope, "was too large to publish")
         return OutMessage(message.topic, message.key, envelope_bytes(small), message.headers, small)
-
-
-def replacement(envelope: ResultEnvelope, problem: str) -> ResultEnvelope:
-    """The envelope that replaces one that cannot be published: same request, no data or
-    metadata, and the outcome the action had, so nobody re-runs a side effect that happened."""
-    return error_envelope(
-        envelope.request_id,
-        ErrorCode.INTERNAL_ERROR,
-        f"the result {problem}; the action's outcome was {envelope.status!r}",
-        started_at=envelope.started_at,
-        finished_at=envelope.finished_at,
-        action=envelope.action,
-        project=envelope.project,
-        attempts=envelope.attempts,
-        details={
-            "original_status": envelope.status,
-            "original_error_code": envelope.error.code.value if envelope.error else None,
-        },
-        environment=envelope.environment,
-    )

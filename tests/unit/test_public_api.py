@@ -37,7 +37,8 @@ def test_every_exported_name_exists_once(package: str) -> None:
 def test_consumer_exports_the_engine_its_settings_and_the_command() -> None:
     import consumer  # noqa: PLC0415
 
-    assert {"Engine", "EngineSettings", "KafkaSettings", "main"} <= set(consumer.__all__)
+    wanted = {"Application", "Engine", "EngineSettings", "KafkaSettings", "main"}
+    assert wanted <= set(consumer.__all__)
 
 
 def test_the_example_plugin_imports_only_the_top_level_public_names() -> None:
