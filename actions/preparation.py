@@ -36,9 +36,11 @@ class PreparedAction:
 
 @dataclass(frozen=True)
 class PreparedRequest:
-    """A request that can run: its action and, when it names one, its fallback."""
+    """A request that can run: its action with validated params, and its fallback if any.
+    (One object per request: this is on every record's path.)"""
 
-    main: PreparedAction
+    action: AnyAction
+    params: ActionParams
     fallback: PreparedAction | None = None
 
 
@@ -54,18 +56,22 @@ class Unrunnable:
 def prepare_request(
     registry: ActionRegistry, request: ExecutionRequest
 ) -> PreparedRequest | Unrunnable:
-    main = _prepare(registry, request.action, request.params, "params")
-    if isinstance(main, Unrunnable) or request.fallback is None:
-        return main if isinstance(main, Unrunnable) else PreparedRequest(main)
-    fallback = _prepare(
+    main = _validated(registry, request.action, request.params, "params")
+    if isinstance(main, Unrunnable):
+        return main
+    if request.fallback is None:
+        return PreparedRequest(*main)
+    fallback = _validated(
         registry, request.fallback.action, request.fallback.params, "fallback.params", "fallback: "
     )
-    return fallback if isinstance(fallback, Unrunnable) else PreparedRequest(main, fallback)
+    if isinstance(fallback, Unrunnable):
+        return fallback
+    return PreparedRequest(*main, fallback=PreparedAction(*fallback))
 
 
-def _prepare(
+def _validated(
     registry: ActionRegistry, name: str, raw_params: dict[str, Any], where: str, label: str = ""
-) -> PreparedAction | Unrunnable:
+) -> tuple[AnyAction, ActionParams] | Unrunnable:
     action = registry.get(name)
     if action is None:
         return Unrunnable(ErrorCode.UNKNOWN_ACTION, f"{label}no action named {name!r}")
@@ -73,4 +79,4 @@ def _prepare(
         params = action.params_model.model_validate(raw_params)
     except ValidationError as exc:
         return Unrunnable(ErrorCode.INVALID_PARAMS, describe_validation_error(exc, where))
-    return PreparedAction(action, params)
+    return action, params

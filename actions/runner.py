@@ -139,12 +139,12 @@ class ActionRunner:
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
-            action = prepared.main.action
+            action = prepared.action
             assert isinstance(action, SyncAction)
             ctx = self._context(request, request_id, log, NO_SLOT)
             log.info("action.started", attempt=1)
             try:
-                outcome = _Outcome(1, data=dict(action.run_now(prepared.main.params, ctx)))
+                outcome = _Outcome(1, data=dict(action.run_now(prepared.params, ctx)))
             except ActionError as exc:
                 outcome = _Outcome(1, code=exc.code, message=exc.message, details=exc.details)
             except Exception:
@@ -202,8 +202,8 @@ class ActionRunner:
             outcome = _deadline_passed("before it ran")
         else:
             outcome = await self._run(
-                prepared.main.action,
-                prepared.main.params,
+                prepared.action,
+                prepared.params,
                 self._context(request, request_id, log, slot),
             )
         _log_outcome(log, outcome, time.monotonic() - clock_start)

@@ -57,7 +57,7 @@ def test_prepare_request(req: ExecutionRequest, refusal: tuple[ErrorCode, str] |
     prepared = prepare_request(REGISTRY, req)
     if refusal is None:
         assert isinstance(prepared, PreparedRequest)
-        assert prepared.main.action.name == "log_message"
+        assert prepared.action.name == "log_message"
         assert (prepared.fallback is None) == (req.fallback is None)
         return
     assert isinstance(prepared, Unrunnable)
