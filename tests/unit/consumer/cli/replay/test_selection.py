@@ -1,53 +1,20 @@
-"""consumer/replay.py: which records a replay republishes, ranges, headers, the summary."""
+"""consumer/cli/replay/selection.py: which records a replay republishes, judged as the engine
+judges them (its intake limits, the runner's preparation)."""
 
 from __future__ import annotations
 
-import io
 import json
-from collections import Counter
-from dataclasses import dataclass, field
 
 import pytest
 
 from actions import default_registry
-from consumer.cli.replay import (
-    Latest,
-    OffsetRange,
-    PartitionReport,
-    Progress,
-    ReplayReport,
-    Selection,
-    Verdict,
-    decide,
-    format_report,
-    parse_offset_range,
-    replay_headers,
-)
+from consumer.cli.replay import Latest, Selection, Verdict, decide
 from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from consumer.settings import IntakeSettings
 from schemas import ErrorCode
+from tests.unit.consumer.cli.replay.records import VALID, VALID_BODY, decoded
 
 REGISTRY = default_registry()
-
-
-def decoded(body: object, headers: list[tuple[str, bytes]] | None = None) -> object:
-    return decode_record(
-        json.dumps(body).encode(),
-        headers or [],
-        topic="requests",
-        partition=1,
-        offset=7,
-        limits=IntakeLimits(10_000),
-    )
-
-
-VALID_BODY = {
-    "request_id": "r1",
-    "action": "log_message",
-    "project": "p",
-    "params": {"message": "m"},
-}
-VALID = decoded(VALID_BODY)
 SUCCESS = Latest("success", None)
 MISSING = Latest("error", "missing_credentials")
 UPSTREAM = Latest("error", "upstream_error")
@@ -105,75 +72,6 @@ def test_decide(latest: Latest | None, selection: Selection, verdict: Verdict) -
 def test_records_that_would_fail_again_are_never_replayed(record: object) -> None:
     everything = Selection(include_succeeded=True)
     assert decide(record, MISSING, everything, REGISTRY) is Verdict.INVALID  # type: ignore[arg-type]
-
-
-def test_parse_offset_range() -> None:
-    assert parse_offset_range("2:10-20") == OffsetRange(2, 10, 20)
-    assert parse_offset_range("0:5") == OffsetRange(0, 5, None)
-    for bad in ("x", "1", "1:", "1:9-3", "-1:0", "1:a-b"):
-        with pytest.raises(ValueError):
-            parse_offset_range(bad)
-
-
-@dataclass
-class FakeRecord:
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    topic: str = "requests"
-    partition: int = 1
-    offset: int = 7
-
-
-def test_replay_headers_mark_the_copy_and_keep_the_request_id() -> None:
-    tp = ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-    assert isinstance(VALID, Accepted)
-    own_id = replay_headers(FakeRecord([tp, ("replay-of", b"old")]), VALID)
-    assert own_id == [tp, ("replay-of", b"requests:1:7")]
-
-    no_id = decoded({"action": "log_message", "project": "p", "params": {"message": "m"}})
-    assert isinstance(no_id, Accepted) and no_id.request_id == "requests:1:7"
-    headers = replay_headers(FakeRecord([("request-id", b"bad id with spaces\n")]), no_id)
-    assert headers == [("request-id", b"requests:1:7"), ("replay-of", b"requests:1:7")]
-
-
-def test_format_report_has_rows_totals_and_outcomes() -> None:
-    report = ReplayReport(dry_run=False)
-    report.partitions[0] = PartitionReport(
-        0, 0, 4, Counter({Verdict.REPLAY: 2, Verdict.SUCCEEDED: 3})
-    )
-    report.partitions[1] = PartitionReport(1)
-    report.outcomes = Counter({("success", ""): 1, ("error", "upstream_error"): 1})
-    report.waited = True
-    lines = format_report(report).splitlines()
-    assert lines[0].split() == [
-        "partition",
-        "offsets",
-        "scanned",
-        "replayed",
-        "skip:",
-        "succeeded",
-        "skip:",
-        "filtered",
-        "skip:",
-        "invalid",
-        "skip:",
-        "duplicate",
-    ]
-    assert lines[2].split() == ["0", "0-4", "5", "2", "3", "0", "0", "0"]
-    assert lines[3].split() == ["1", "-", "0", "0", "0", "0", "0", "0"]
-    assert lines[5].split() == ["total", "5", "2", "3", "0", "0", "0"]
-    assert ["error", "upstream_error", "1"] in [line.split() for line in lines]
-    assert "would replay" in format_report(ReplayReport(dry_run=True))
-
-
-def test_progress_on_a_pipe_prints_lines_and_a_final_one() -> None:
-    stream = io.StringIO()
-    progress = Progress("reading", 10, stream)
-    progress.advance(5)
-    progress.advance(5)
-    progress.close()
-    lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("reading [###############---------------] 5/10")
-    assert lines[-1].endswith("10/10 100%")
 
 
 @pytest.mark.parametrize(
