@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
+
+from consumer.ops.logging import reset_logging
 
 
 @pytest.fixture(autouse=True)
 def _isolated_logging() -> Iterator[None]:
     """configure_logging() changes process-wide state; each test starts and ends clean."""
     yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+    reset_logging()

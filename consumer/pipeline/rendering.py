@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from pydantic import BaseModel
 
 from consumer.ops.logging import get_logger
 from consumer.ops.redaction import REDACTOR
 from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
-from schemas import ResultEnvelope
+from schemas import ResultEnvelope, format_timestamp
 
 Headers = list[tuple[str, bytes]]
 # (original key, original value, headers)
@@ -26,7 +30,32 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 def envelope_bytes(envelope: ResultEnvelope) -> bytes:
-    return REDACTOR.scrub(envelope.model_dump_json()).encode()
+    """The envelope as JSON, as `model_dump_json` renders it (a test holds them equal field for
+    field), at a fraction of its cost: orjson on the model's fields. What orjson cannot encode
+    as pydantic would (integers beyond 64 bits, lone surrogates, keys that are not strings,
+    types outside JSON) goes through `model_dump_json`."""
+    try:
+        text = orjson.dumps(_fields(envelope), option=_ORJSON_OPTIONS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = envelope.model_dump_json()
+    return REDACTOR.scrub(text).encode()
+
+
+# Datetimes and dataclasses in `data` are not rendered by orjson's rules: they raise (no
+# `default`), and the envelope goes through pydantic's serialiser instead.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _fields(model: BaseModel) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, value in model.__dict__.items():
+        if isinstance(value, BaseModel):
+            fields[name] = _fields(value)
+        elif isinstance(value, datetime):
+            fields[name] = format_timestamp(value)
+        else:
+            fields[name] = value
+    return fields
 
 
 def dead_letter_headers(
