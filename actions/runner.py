@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
 from actions.base import (
@@ -35,6 +34,7 @@ from actions.errors import (
     attempt_timed_out,
 )
 from actions.http import HttpClient
+from actions.preparation import PreparedAction, Unrunnable, prepare_request
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
@@ -49,18 +49,6 @@ from schemas import (
 )
 
 
-def describe_validation_error(exc: ValidationError, prefix: str) -> str:
-    """'params.channel: Field required; ...' — names the fields, never echoes their values."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False)[:5]:
-        location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
-        parts.append(f"{location}: {error['msg']}")
-    more = exc.error_count() - len(parts)
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)
-
-
 @dataclass
 class _Outcome:
     """How one action's run ended: data on success, else an error code and message."""
@@ -70,12 +58,6 @@ class _Outcome:
     code: ErrorCode | None = None
     message: str = ""
     details: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    action: AnyAction
-    params: ActionParams
 
 
 # A fallback runs when the action itself failed for good: after its retries, or at once for a
@@ -156,9 +138,9 @@ class ActionRunner:
         and envelope, without a task, a timeout or a slot."""
         started_at = self.now()
         clock_start = time.monotonic()
-        prepared = self._prepare(request.action, request.params, "params")
-        if isinstance(prepared, _Outcome):
-            outcome = prepared
+        prepared = prepare_request(self.registry, request)
+        if isinstance(prepared, Unrunnable):
+            outcome = _Outcome(0, code=prepared.code, message=prepared.message)
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
@@ -217,25 +199,20 @@ class ActionRunner:
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
         clock_start = time.monotonic()
-        prepared = self._prepare(request.action, request.params, "params")
-        fallback: _Prepared | _Outcome | None = None
-        if request.fallback is not None and isinstance(prepared, _Prepared):
-            # Checked before anything runs: a fallback that could never run is a bad request.
-            fallback = self._prepare(
-                request.fallback.action, request.fallback.params, "fallback.params", "fallback: "
-            )
-        if isinstance(prepared, _Outcome):
-            outcome = prepared
-        elif isinstance(fallback, _Outcome):
-            outcome = fallback
+        prepared = prepare_request(self.registry, request)
+        fallback = None if isinstance(prepared, Unrunnable) else prepared.fallback
+        if isinstance(prepared, Unrunnable):
+            outcome = _Outcome(0, code=prepared.code, message=prepared.message)
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
             outcome = await self._run(
-                prepared.action, prepared.params, self._context(request, request_id, log, slot)
+                prepared.action,
+                prepared.params,
+                self._context(request, request_id, log, slot),
             )
         _log_outcome(log, outcome, time.monotonic() - clock_start)
-        if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
+        if fallback is None or outcome.code not in FALLBACK_ON:
             return outcome, None
         return outcome, await self._run_fallback(
             request, request_id, log, fallback, outcome, slot=slot
@@ -246,7 +223,7 @@ class ActionRunner:
         request: ExecutionRequest,
         request_id: str,
         log: FilteringBoundLogger,
-        fallback: _Prepared,
+        fallback: PreparedAction,
         failed: _Outcome,
         *,
         slot: InFlightSlot,
@@ -279,22 +256,6 @@ class ActionRunner:
             attempts=outcome.attempts,
             duration_ms=round(elapsed * 1000, 3),
         )
-
-    def _prepare(
-        self, name: str, raw_params: dict[str, Any], where: str, label: str = ""
-    ) -> _Prepared | _Outcome:
-        action = self.registry.get(name)
-        if action is None:
-            return _Outcome(
-                0, code=ErrorCode.UNKNOWN_ACTION, message=f"{label}no action named {name!r}"
-            )
-        try:
-            params = action.params_model.model_validate(raw_params)
-        except ValidationError as exc:
-            return _Outcome(
-                0, code=ErrorCode.INVALID_PARAMS, message=describe_validation_error(exc, where)
-            )
-        return _Prepared(action, params)
 
     def _context(
         self,

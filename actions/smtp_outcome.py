@@ -29,7 +29,7 @@ class Phase(enum.Enum):
     SEND = "send"  # MAIL, RCPT, DATA
 
 
-async def submit(
+async def submit_message(
     message: EmailMessage,
     *,
     sender: str,

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, Field, model_validator
 from actions.base import Action, ActionContext, ActionParams
 from actions.errors import InvalidParams, MissingCredentials
 from actions.request_id_header import request_id_header_value
-from actions.smtp_outcome import submit
+from actions.smtp_outcome import submit_message
 
 SERVICE = "smtp"
 # Deliberately plain: an address with no whitespace, no control character and one "@".
@@ -88,7 +88,7 @@ class SendEmail(Action[SendEmailParams]):
             )
         message = _message(params, sender, ctx.request_id)
         config = ctx.config
-        outcome = await submit(
+        outcome = await submit_message(
             message,
             sender=sender,
             recipients=[*params.to, *params.cc, *params.bcc],
