@@ -5,7 +5,7 @@ secrets held, (2) the cost of adding a secret at each of those sizes, and (3) th
 own record path (`RecordProcessor`, composed as `consumer.app` does: intake, the action run
 with the record's credentials, its log events, its envelope rendered) per record on a fresh
 engine and again after 1,000 tenants, each with its own token, were served. Slack is an
-in-process `httpx.MockTransport` answer, so what is measured is the engine's work.
+in-process `HttpClient` answer, so what is measured is the engine's work.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+from multidict import CIMultiDict
 from pydantic import SecretStr
+from yarl import URL
 
 from actions import NO_SLOT, ActionRunner, default_registry
+from actions.http import HttpClient, HttpResponse, checked_headers
 from actions.ratelimit import RateLimiter
 from bench.report import Report, say
 from consumer.credentials.cache import CredentialCache
@@ -31,7 +33,8 @@ from consumer.ops.logging import configure_logging, reset_logging
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.redaction import RedactionScope, SecretRegistry
 from consumer.ops.tracing import NO_TRACING
-from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.intake import IntakeLimits
+from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
 from consumer.settings import EngineSettings
 
@@ -153,9 +156,15 @@ class _Channel:
         self.count += 1
 
 
-def _slack(request: httpx.Request) -> httpx.Response:
-    body = json.loads(request.content)
-    return httpx.Response(200, json={"ok": True, "ts": "1.000100", "channel": body["channel"]})
+class _InProcessSlack(HttpClient):
+    """Slack's `chat.postMessage` answered in process: the engine's work, not a network's."""
+
+    async def request(self, method: str, url: str | URL, **options: Any) -> HttpResponse:
+        headers = checked_headers(options.get("headers") or ())  # as the real client checks
+        assert any(name == "Authorization" for name, _ in headers)
+        channel = options["json"]["channel"]
+        body = json.dumps({"ok": True, "ts": "1.000100", "channel": channel}).encode()
+        return HttpResponse(200, CIMultiDict({"Content-Type": "application/json"}), body)
 
 
 def _request(offset: int, project: str, action: str) -> _Record:
@@ -166,7 +175,7 @@ def _request(offset: int, project: str, action: str) -> _Record:
     return _Record(json.dumps(body).encode(), offset)
 
 
-def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, httpx.AsyncClient]:
+def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, HttpClient]:
     """The engine's record path as `consumer.app` composes it, Slack answered in process."""
 
     async def fetch(project: str, service: str) -> SecretStr:
@@ -174,7 +183,7 @@ def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, htt
 
     settings = EngineSettings(slack_api_url="https://slack.bench/api")
     registry = default_registry()
-    http = httpx.AsyncClient(transport=httpx.MockTransport(_slack))
+    http = _InProcessSlack()
     cache = CredentialCache(fetch, secrets=SecretRegistry())
     runner = ActionRunner(
         registry=registry,

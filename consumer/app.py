@@ -19,6 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
+from consumer.broker.dead_letter_size import topic_bytes_for
+from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
@@ -36,7 +38,8 @@ from consumer.partitions.assignment import (
 )
 from consumer.partitions.channel import AtLeastOnceSink, CommitSink, TransactionalSink
 from consumer.partitions.partitioner import FastPartitioner
-from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.intake import IntakeLimits
+from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer
 from consumer.pipeline.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
@@ -65,6 +68,9 @@ class Application:
         self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
         # Per-upstream circuit breakers, shared by every request of this process.
         self.circuit_breakers = settings.circuit_breakers()
+        self.metrics.watch_health(  # ops: readiness and circuits, read at scrape time
+            lambda: group_readiness(self.consumer).ready, self.circuit_breakers.states
+        )
         # A dead letter is the original record plus headers: leave room for both.
         self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
         self.scheduler: KeyedScheduler[Work] | None = None
@@ -93,6 +99,9 @@ class Application:
             stack.callback(self.tracing.shutdown)
             if settings.create_topics:
                 await ensure_topics(settings)
+            # A dead-letter topic too small for the record limit lowers the limit (logged).
+            settings, dead_letter_bytes = await fit_record_limit(settings)
+            self.settings = settings
             runner = await self._runner(stack)
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
@@ -106,14 +115,15 @@ class Application:
             stack.push_async_callback(self._bounded, admin.close, "admin.close")
 
             renderer = OutcomeRenderer(
-                settings.results_topic, settings.dead_letter_topic, self.max_message_bytes
+                settings.results_topic,
+                settings.dead_letter_topic,
+                self.max_message_bytes,
+                dead_letter_bytes or topic_bytes_for(settings.max_record_bytes),
             )
             processor = RecordProcessor(
                 runner,
                 renderer,
-                IntakeLimits(
-                    settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes
-                ),
+                IntakeLimits.from_settings(settings),
                 metrics=self.metrics,
                 tracing=self.tracing,
                 credentials=self.credentials,

@@ -10,10 +10,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from consumer.settings import EngineSettings
+from consumer.broker.dead_letter_topic import dead_letter_topic_configs
+from consumer.broker.settings import KafkaSettings
+from consumer.settings import IntakeSettings
 
 
-async def ensure_topics(settings: EngineSettings) -> None:
+async def ensure_topics(settings: IntakeSettings) -> None:
     """Create the engine's topics when missing (idempotent; a production cluster may pre-create)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
@@ -26,7 +28,12 @@ async def ensure_topics(settings: EngineSettings) -> None:
             settings.dead_letter_topic,
         ]
         missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            NewTopic(
+                name,
+                settings.topic_partitions,
+                settings.topic_replication,
+                topic_configs=_own_configs(settings, name),
+            )
             for name in wanted
             if name not in existing
         ]
@@ -37,6 +44,11 @@ async def ensure_topics(settings: EngineSettings) -> None:
         await admin.close()
 
 
+def _own_configs(settings: IntakeSettings, name: str) -> dict[str, str]:
+    """What the engine sets on a topic it creates: room for every record's dead letter."""
+    return dead_letter_topic_configs(settings) if name == settings.dead_letter_topic else {}
+
+
 @dataclass(frozen=True)
 class TopicStatus:
     name: str
@@ -45,7 +57,7 @@ class TopicStatus:
     replication: int
 
 
-def engine_topics(settings: EngineSettings) -> list[str]:
+def engine_topics(settings: KafkaSettings) -> list[str]:
     return [
         settings.requests_topic,
         settings.results_topic,
@@ -55,7 +67,7 @@ def engine_topics(settings: EngineSettings) -> list[str]:
 
 
 async def create_topics(
-    settings: EngineSettings,
+    settings: IntakeSettings,
     partitions: int,
     replication: int,
     configs: dict[str, str] | None = None,
@@ -67,7 +79,9 @@ async def create_topics(
     try:
         created = set()
         for name in engine_topics(settings):
-            topic = NewTopic(name, partitions, replication, topic_configs=dict(configs or {}))
+            # The operator's --config wins; start-up reports a dead-letter topic too small.
+            topic_configs = _own_configs(settings, name) | dict(configs or {})
+            topic = NewTopic(name, partitions, replication, topic_configs=topic_configs)
             response = await admin.create_topics([topic])
             # Per-topic errors come back in the response, not as exceptions.
             for _, code, *rest in response.topic_errors:

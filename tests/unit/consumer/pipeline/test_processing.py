@@ -19,7 +19,8 @@ from consumer.ops.logging import configure_logging, flush_logs, reset_logging
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.redaction import SecretRegistry
 from consumer.ops.tracing import NO_TRACING
-from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.intake import IntakeLimits
+from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
 from tests.unit.support import FakeCredentials, plain_client
 
