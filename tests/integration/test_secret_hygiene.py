@@ -224,7 +224,8 @@ async def test_no_secret_appears_anywhere_the_engine_writes(
     assert "[REDACTED]" in json.dumps(envelopes["echo"]["data"])  # the echo was scrubbed
     assert envelopes["5xx"]["error"]["code"] == "upstream_unavailable"
     assert envelopes["slack-revoked"]["error"]["code"] == "upstream_error"
-    assert envelopes["unsendable"]["error"]["code"] == "upstream_unavailable"
+    # A token no header can carry is the request's fault, not the upstream's (issue 17).
+    assert envelopes["unsendable"]["error"]["code"] == "invalid_params"
     assert envelopes["basic"]["status"] == "success"
 
     written: list[tuple[str, bytes]] = [("stdout", out.read_bytes()), ("stderr", err.read_bytes())]
