@@ -112,10 +112,12 @@ class HttpRequest(Action[HttpRequestParams]):
 
     async def run(self, params: HttpRequestParams, ctx: ActionContext) -> Mapping[str, Any]:
         outgoing = await self._prepare(params, ctx)
+        # One bound for every hop together; each hop gets what is left of it, so the client's
+        # own timeout is the one that fires and knows whether the request had gone out.
+        deadline = asyncio.get_running_loop().time() + outgoing.timeout_s
         try:
-            async with asyncio.timeout(outgoing.timeout_s):
-                return await self._exchange(ctx, outgoing)
-        except (TimeoutError, HttpTimeout):
+            return await self._exchange(ctx, outgoing, deadline)
+        except HttpTimeout:
             raise UpstreamUnavailable(
                 f"no complete answer within {outgoing.timeout_s:g} s"
             ) from None
@@ -142,15 +144,21 @@ class HttpRequest(Action[HttpRequestParams]):
         )
         return _Outgoing(params.method, url, headers, content, timeout_s, params.credential)
 
-    async def _exchange(self, ctx: ActionContext, out: _Outgoing) -> dict[str, Any]:
-        for _hop in range(ctx.config.http_max_redirects + 1):
+    async def _exchange(
+        self, ctx: ActionContext, out: _Outgoing, deadline: float
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        for hop in range(ctx.config.http_max_redirects + 1):
+            left = deadline - loop.time()
+            if left <= 0:
+                raise HttpTimeout("no time left for the next redirect hop", sent=hop > 0)
             try:
                 response = await ctx.egress_http.request(
                     out.method,
                     out.url,
                     headers=out.headers,
                     content=out.content,
-                    timeout_s=out.timeout_s,
+                    timeout_s=left,
                     max_body_bytes=ctx.config.http_max_response_bytes,
                     max_content_codings=ctx.config.http_max_content_encodings,
                 )
