@@ -65,6 +65,9 @@ class Application:
         self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
         # Per-upstream circuit breakers, shared by every request of this process.
         self.circuit_breakers = settings.circuit_breakers()
+        self.metrics.watch_health(  # ops: readiness and circuits, read at scrape time
+            lambda: group_readiness(self.consumer).ready, self.circuit_breakers.states
+        )
         # A dead letter is the original record plus headers: leave room for both.
         self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
         self.scheduler: KeyedScheduler[Work] | None = None
