@@ -22,8 +22,9 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
-from actions.http import HttpError, HttpResponse, HttpTimeout, ascii_header_value
-from actions.limits import json_depth_exceeds
+from actions.http import HttpError, HttpResponse, HttpTimeout
+from actions.limits import json_depth_exceeds, upstream_json
+from actions.request_id_header import request_id_header_value
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Headers the engine owns: a caller setting them could smuggle a second request or a wrong length.
@@ -126,9 +127,8 @@ class HttpRequest(Action[HttpRequestParams]):
         # The query is merged with, not instead of, a query string the URL already has.
         url = egress_url(params.url, params.query)
         headers = {k: v for k, v in params.headers.items() if k.lower() not in _RESERVED_HEADERS}
-        # Lets the receiver recognise a retry or a replay of the same request (percent-encoded
-        # where the request id is not plain ASCII: a header value must be).
-        headers["Idempotency-Key"] = ascii_header_value(ctx.request_id)
+        # Lets the receiver recognise a retry or a replay of the same request.
+        headers["Idempotency-Key"] = request_id_header_value(ctx.request_id)
         if params.credential is not None:
             headers[params.credential.header] = await ctx.credential_header(
                 params.credential.service, params.credential.prefix
@@ -197,7 +197,8 @@ def _result(response: HttpResponse, credential: CredentialRef | None) -> dict[st
     body: Any = response.text()
     if not response.truncated and "json" in response.headers.get("content-type", ""):
         with contextlib.suppress(ValueError, RecursionError):
-            parsed = jsonlib.loads(response.body)
+            # A lone surrogate (`"\\ud800"`) stays in, escaped: orjson/pydantic cannot render it.
+            parsed = upstream_json(response.body)
             # Too deep to relay as JSON: keep it as the text it was.
             if not json_depth_exceeds(parsed):
                 body = parsed
