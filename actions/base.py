@@ -6,7 +6,7 @@ import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -98,13 +98,39 @@ class ActionConfig:
     http_default_timeout_s: float = 10.0
     http_max_timeout_s: float = 60.0
     notion_api_url: str = "https://api.notion.com"
-    notion_version: str = "2022-06-28"
+    # 2025-09-03: databases hold data sources; pages are created under `data_source_id`.
+    notion_version: str = "2025-09-03"
+    # How long a `Retry-After` from Notion is honoured when the request has no deadline.
+    notion_retry_after_max_s: float = 120.0
+    # How long `create_sheet` may wait out Google's per-minute quota (429) in all: a minute's
+    # window and a margin. The request's deadline bounds it too.
+    sheets_quota_wait_s: float = 65.0
     smtp_host: str = "localhost"
     smtp_port: int = 587
     # "starttls" (upgrade on the submission port), "tls" (implicit TLS, port 465), "none".
     smtp_security: str = "starttls"
     smtp_from: str | None = None
     smtp_timeout_s: float = 30.0
+
+
+@dataclass
+class AttemptState:
+    """What the running attempt has done so far. The runner reads it when an attempt runs out
+    of time: a non-idempotent call already handed to the transport may have taken effect."""
+
+    number: int = 1
+    unsafe_call_sent: bool = False
+    # The provider's window (seconds from the first attempt) the last retry waited out, if any.
+    window_s: float | None = None
+
+    def sending(self, *, idempotent: bool) -> None:
+        """Called by an action just before it hands a call to the transport."""
+        if not idempotent:
+            self.unsafe_call_sent = True
+
+    def start(self, number: int) -> None:
+        self.number = number
+        self.unsafe_call_sent = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,7 @@ class ActionContext:
     config: ActionConfig
     log: FilteringBoundLogger
     slot: InFlightSlot = NO_SLOT
+    attempt: AttemptState = field(default_factory=AttemptState)
 
     async def token(self, service: str) -> SecretStr:
         return await self.credentials.get(self.project, service)

@@ -22,7 +22,8 @@ from actions.http import HttpClient
 from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.tracing import NO_TRACING
-from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.intake import IntakeLimits
+from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
 from consumer.pipeline.scheduler import KeyedScheduler
 

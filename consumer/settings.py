@@ -1,90 +1,31 @@
-"""Engine settings, read from the environment. The names are part of the contract."""
+"""Engine settings, read from the environment. The names are part of the contract.
+
+Three layers, each what some command reads, so a bad variable stops only the commands that use
+it: `KafkaSettings` (consumer/broker/settings.py: where the topics are, how to reach them; `send`,
+`tail`, `topics`), `IntakeSettings` (plus the limits a record is judged by; `replay`, which must
+judge records as the engine does) and `EngineSettings` (everything; `run`).
+"""
 
 from __future__ import annotations
 
-import ssl
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings
 
 from actions import ActionConfig, CircuitBreakers, Rate, RateLimiter, RetryPolicy, parse_networks
 from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
 from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
 from actions.builtin.send_slack import CHANNEL_LIMIT
+from consumer.broker.settings import KafkaSettings, describe_settings, env_field
 from consumer.credentials.hashicorp import check_mount, check_path_template
-from consumer.ops.redaction import REDACTOR
+
+_env = env_field
 
 
-def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
-    return Field(
-        default=default,
-        validation_alias=AliasChoices(name),
-        description=description,
-        json_schema_extra={"env": name},
-        **kwargs,
-    )
+class IntakeSettings(KafkaSettings):
+    """The Kafka settings and the limits intake judges a record by (`IntakeLimits`)."""
 
-
-class EngineSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        extra="ignore", populate_by_name=True, frozen=True, case_sensitive=True
-    )
-
-    # Kafka
-    bootstrap_servers: str = _env(
-        "KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka brokers, comma-separated."
-    )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _env(
-        "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "Kafka security protocol."
-    )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = _env(
-        "KAFKA_SASL_MECHANISM", None, "SASL mechanism (with SASL_* protocols)."
-    )
-    sasl_username: str | None = _env("KAFKA_SASL_USERNAME", None, "SASL user name.")
-    sasl_password: SecretStr | None = _env("KAFKA_SASL_PASSWORD", None, "SASL password.")
-    ssl_cafile: str | None = _env(
-        "KAFKA_SSL_CAFILE", None, "CA bundle that signs the brokers' certificates (SSL, SASL_SSL)."
-    )
-    requests_topic: str = _env(
-        "EXECUTION_REQUESTS_TOPIC", "execution.requests", "Topic the engine consumes requests from."
-    )
-    results_topic: str = _env(
-        "EXECUTION_RESULTS_TOPIC", "execution.results", "Topic for result envelopes."
-    )
-    logs_topic: str = _env("EXECUTION_LOGS_TOPIC", "execution.logs", "Topic for log events.")
-    dead_letter_topic: str = _env(
-        "EXECUTION_DEAD_LETTER_TOPIC",
-        "execution.dead-letter",
-        "Topic for records the engine cannot understand (original bytes).",
-    )
-    group_id: str = _env("EXECUTION_GROUP_ID", "execution-engine", "Kafka consumer group.")
-    create_topics: bool = _env(
-        "EXECUTION_CREATE_TOPICS", True, "Create the four topics at start-up when missing."
-    )
-    topic_partitions: int = _env(
-        "EXECUTION_TOPIC_PARTITIONS", 6, "Partitions for topics the engine creates.", ge=1
-    )
-    topic_replication: int = _env(
-        "EXECUTION_TOPIC_REPLICATION", 1, "Replication factor for topics it creates.", ge=1
-    )
-
-    # Flow control
-    max_in_flight: int = _env(
-        "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
-    )
-    max_buffered: int = _env(
-        "EXECUTION_MAX_BUFFERED",
-        # Finished records wait here for their partition's transaction: at 2,000 the intake
-        # paused every few hundred records per partition until a commit freed room
-        # (pass-through 5-8k/s; 10,000: 9-11k/s and less CPU, +15 MB peak RSS; bench/).
-        10_000,
-        "Records held (queued, running, or finished and waiting for their transaction) before "
-        "the engine pauses fetching.",
-        ge=1,
-    )
     max_record_bytes: int = _env(
         "EXECUTION_MAX_RECORD_BYTES",
         1_048_576,
@@ -103,6 +44,23 @@ class EngineSettings(BaseSettings):
         262_144,
         "Requests whose `params` (as compact JSON) are larger get `payload_too_large`.",
         ge=2,
+    )
+
+
+class EngineSettings(IntakeSettings):
+    # Flow control
+    max_in_flight: int = _env(
+        "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
+    )
+    max_buffered: int = _env(
+        "EXECUTION_MAX_BUFFERED",
+        # Finished records wait here for their partition's transaction: at 2,000 the intake
+        # paused every few hundred records per partition until a commit freed room
+        # (pass-through 5-8k/s; 10,000: 9-11k/s and less CPU, +15 MB peak RSS; bench/).
+        10_000,
+        "Records held (queued, running, or finished and waiting for their transaction) before "
+        "the engine pauses fetching.",
+        ge=1,
     )
     exactly_once: bool = _env(
         "EXECUTION_EXACTLY_ONCE",
@@ -195,9 +153,16 @@ class EngineSettings(BaseSettings):
     )
     sheets_rate_total: str = _env(
         "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
-        "off",
+        "300/min",
         "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
-        "e.g. `300/min`, when one OAuth client issues every project's token).",
+        "300 writes/min, when one OAuth client issues every project's token); `off` for none.",
+    )
+    sheets_quota_wait_s: float = _env(
+        "GOOGLE_SHEETS_QUOTA_WAIT_S",
+        65.0,
+        "How long one `create_sheet` may wait out Google's per-minute quota (429) in all; the "
+        "request's deadline bounds it too.",
+        ge=0,
     )
     circuit_failure_threshold: int = _env(
         "EXECUTION_CIRCUIT_FAILURE_THRESHOLD",
@@ -220,7 +185,14 @@ class EngineSettings(BaseSettings):
     )
     notion_api_url: str = _env("NOTION_API_URL", "https://api.notion.com", "Notion API base URL.")
     notion_version: str = _env(
-        "NOTION_VERSION", "2022-06-28", "Sent as `Notion-Version` (the API version we speak)."
+        "NOTION_VERSION", "2025-09-03", "Sent as `Notion-Version` (the API version we speak)."
+    )
+    notion_retry_after_max_s: float = _env(
+        "NOTION_RETRY_AFTER_MAX_S",
+        120.0,
+        "Longest Notion `Retry-After` honoured for a request without a deadline (with one, "
+        "up to the deadline).",
+        ge=0,
     )
     notion_rate_per_project: str = _env(
         "NOTION_RATE_LIMIT_PER_PROJECT",
@@ -354,46 +326,6 @@ class EngineSettings(BaseSettings):
         parse_networks(value)
         return value
 
-    @field_validator("ssl_cafile")
-    @classmethod
-    def _readable_cafile(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"no such file: {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _sasl_needs_credentials(self) -> EngineSettings:
-        if self.security_protocol.startswith("SASL") and not (
-            self.sasl_username and self.sasl_password
-        ):
-            raise ValueError(
-                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and "
-                "KAFKA_SASL_PASSWORD"
-            )
-        return self
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Connection and security options shared by every aiokafka client."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.security_protocol,
-        }
-        if self.security_protocol.startswith("SASL"):
-            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
-            options["sasl_plain_username"] = self.sasl_username
-            password = self.sasl_password.get_secret_value() if self.sasl_password else None
-            if password:
-                # The one place the password leaves its SecretStr: nothing may ever print it.
-                REDACTOR.add(password)
-            options["sasl_plain_password"] = password
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = self.ssl_context()
-        return options
-
-    def ssl_context(self) -> ssl.SSLContext:
-        context: ssl.SSLContext = create_ssl_context(cafile=self.ssl_cafile)
-        return context
-
     def action_config(self) -> ActionConfig:
         return ActionConfig(
             slack_api_url=self.slack_api_url,
@@ -402,6 +334,8 @@ class EngineSettings(BaseSettings):
             http_max_content_encodings=self.http_max_content_encodings,
             notion_api_url=self.notion_api_url,
             notion_version=self.notion_version,
+            notion_retry_after_max_s=self.notion_retry_after_max_s,
+            sheets_quota_wait_s=self.sheets_quota_wait_s,
             smtp_host=self.smtp_host,
             smtp_port=self.smtp_port,
             smtp_security=self.smtp_security,
@@ -435,12 +369,6 @@ class EngineSettings(BaseSettings):
         )
 
 
-def settings_help() -> str:
+def settings_help(settings: type[BaseSettings] = EngineSettings) -> str:
     """Every setting, its default and meaning: the `--help` epilog."""
-    lines = ["settings (environment variables):"]
-    for field in EngineSettings.model_fields.values():
-        extra = field.json_schema_extra
-        name = extra["env"] if isinstance(extra, dict) else "?"
-        default = "(unset)" if field.default is None else repr(field.default)
-        lines.append(f"  {name:<34} default {default}\n      {field.description}")
-    return "\n".join(lines)
+    return describe_settings(settings)

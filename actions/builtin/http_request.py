@@ -1,4 +1,10 @@
-"""`http_request`: one HTTP call to a URL the request names, through the egress policy."""
+"""`http_request`: one HTTP call to a URL the request names, through the egress policy.
+
+Retries never repeat an effect on their own: GET, HEAD, PUT, DELETE and OPTIONS are idempotent
+(RFC 9110) and retried after a lost answer or a 5xx; POST and PATCH only when the caller says
+the target honours the `Idempotency-Key` we send (`honours_idempotency_key: true`). Otherwise a
+POST/PATCH whose answer never came (or a 5xx other than 503) ends `outcome_unknown`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from actions.egress import egress_url, literal_address
 from actions.errors import (
     CredentialRejected,
     ForbiddenDestination,
+    OutcomeUnknown,
     UpstreamError,
     UpstreamUnavailable,
     error_for_exception,
@@ -27,6 +34,7 @@ from actions.limits import json_depth_exceeds, upstream_json
 from actions.request_id_header import request_id_header_value
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Headers the engine owns: a caller setting them could smuggle a second request or a wrong length.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # Response headers that are never copied into the envelope.
@@ -57,6 +65,11 @@ class HttpRequestParams(ActionParams):
     body: str | None = Field(default=None, description="A text body (not with `json`).")
     timeout_s: float | None = Field(default=None, ge=MIN_TIMEOUT_S, le=300)
     credential: CredentialRef | None = None
+    honours_idempotency_key: bool = Field(
+        default=False,
+        description="The target de-duplicates by our `Idempotency-Key`: a POST/PATCH may then "
+        "be retried after a lost answer like an idempotent method.",
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> HttpRequestParams:
@@ -75,6 +88,8 @@ class _Outgoing:
     content: bytes | None
     timeout_s: float
     credential: CredentialRef | None
+    # Whether sending this request again cannot repeat its effect (see the module docstring).
+    idempotent: bool
 
     def follow(self, status: int, location: str) -> None:
         origin = _origin(self.url)
@@ -118,10 +133,18 @@ class HttpRequest(Action[HttpRequestParams]):
         deadline = asyncio.get_running_loop().time() + outgoing.timeout_s
         try:
             return await self._exchange(ctx, outgoing, deadline)
-        except HttpTimeout:
-            raise UpstreamUnavailable(
-                f"no complete answer within {outgoing.timeout_s:g} s"
-            ) from None
+        except (TimeoutError, HttpTimeout) as exc:
+            message = f"no complete answer within {outgoing.timeout_s:g} s"
+            if isinstance(exc, HttpTimeout):
+                unsafe = exc.sent and not outgoing.idempotent
+            else:
+                unsafe = ctx.attempt.unsafe_call_sent
+            if unsafe:
+                raise OutcomeUnknown(
+                    f"{message} after the request was sent; it may have taken effect, so it "
+                    "is not repeated"
+                ) from None
+            raise UpstreamUnavailable(message) from None
 
     async def _prepare(self, params: HttpRequestParams, ctx: ActionContext) -> _Outgoing:
         # The query is merged with, not instead of, a query string the URL already has.
@@ -142,16 +165,21 @@ class HttpRequest(Action[HttpRequestParams]):
         timeout_s = min(
             params.timeout_s or ctx.config.http_default_timeout_s, ctx.config.http_max_timeout_s
         )
-        return _Outgoing(params.method, url, headers, content, timeout_s, params.credential)
+        idempotent = params.method in IDEMPOTENT_METHODS or params.honours_idempotency_key
+        return _Outgoing(
+            params.method, url, headers, content, timeout_s, params.credential, idempotent
+        )
 
     async def _exchange(
         self, ctx: ActionContext, out: _Outgoing, deadline: float
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        for hop in range(ctx.config.http_max_redirects + 1):
+        for _hop in range(ctx.config.http_max_redirects + 1):
             left = deadline - loop.time()
             if left <= 0:
-                raise HttpTimeout("no time left for the next redirect hop", sent=hop > 0)
+                # The hops before were answered in full; this one never went out.
+                raise HttpTimeout("no time left for the next redirect hop", sent=False)
+            ctx.attempt.sending(idempotent=out.idempotent)
             try:
                 response = await ctx.egress_http.request(
                     out.method,
@@ -165,12 +193,14 @@ class HttpRequest(Action[HttpRequestParams]):
             except HttpTimeout:
                 raise
             except HttpError as exc:
-                raise error_for_exception(out.url.raw_host or "destination", exc) from None
+                raise error_for_exception(
+                    out.url.raw_host or "destination", exc, idempotent=out.idempotent
+                ) from None
             location = response.headers.get("location")
             if response.status in _REDIRECTS and location:
                 out.follow(response.status, location)
                 continue
-            return _result(response, out.credential)
+            return _result(response, out)
         raise UpstreamError(
             f"more than {ctx.config.http_max_redirects} redirects",
             details={"status_code": response.status},
@@ -193,7 +223,7 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
     return (url.scheme, url.raw_host, url.port)
 
 
-def _result(response: HttpResponse, credential: CredentialRef | None) -> dict[str, Any]:
+def _result(response: HttpResponse, out: _Outgoing) -> dict[str, Any]:
     body: Any = response.text()
     if not response.truncated and "json" in response.headers.get("content-type", ""):
         with contextlib.suppress(ValueError, RecursionError):
@@ -207,14 +237,17 @@ def _result(response: HttpResponse, credential: CredentialRef | None) -> dict[st
         if name.lower() not in _HIDDEN_RESPONSE_HEADERS:
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    if response.status == 401 and credential is not None:
+    if response.status == 401 and out.credential is not None:
         raise CredentialRejected(
-            credential.service,
+            out.credential.service,
             "the destination rejected the credential",
             details={"status_code": 401},
         )
     error = error_for_status(
-        "destination", response, {"body": body[:1000] if isinstance(body, str) else body}
+        "destination",
+        response,
+        {"body": body[:1000] if isinstance(body, str) else body},
+        idempotent=out.idempotent,
     )
     if error is not None:
         raise error

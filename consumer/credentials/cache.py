@@ -17,18 +17,16 @@ from pydantic import SecretStr
 
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
-from actions.errors import ActionError
 from actions.http import HttpClient, HttpError, HttpTimeout, InvalidRequest
 from consumer.ops.redaction import REDACTOR
-from schemas import ErrorCode
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]
 
 
-class VaultRefused(ActionError):
-    """The Vault Engine refused our own token (401/403): a configuration error, not transient."""
-
-    code = ErrorCode.VAULT_UNAVAILABLE
+class VaultRefused(VaultUnavailable):
+    """The Vault refused our own token (401/403), or a path it cannot serve: most often a
+    configuration error, but also a token being rotated (VAULT_TOKEN_FILE is read anew each
+    time). `vault_unavailable` is retryable in the contract, so it is retried like the rest."""
 
 
 class VaultEngineClient:

@@ -192,7 +192,7 @@ async def test_a_non_ascii_header_value_is_sent_as_utf8(
     assert request.headers["x-name"].encode("latin-1").decode("utf-8") == "José"
 
 
-async def test_a_non_ascii_request_id_is_an_rfc8187_value_in_the_engines_headers(
+async def test_a_non_ascii_request_id_is_an_rfc_8187_value_in_the_engines_headers(
     clients: tuple[HttpClient, HttpClient], target: HttpTargetStandIn
 ) -> None:
     run = runner(clients, target)
@@ -205,3 +205,16 @@ async def test_a_non_ascii_request_id_is_an_rfc8187_value_in_the_engines_headers
     assert first.headers["idempotency-key"] == "UTF-8''caf%C3%A9-1"
     assert second.headers["idempotency-key"] == "UTF-8''caf%C3%A9-1"
     assert second.headers["puraify-delivery"] == "UTF-8''caf%C3%A9-1"
+
+
+async def test_distinct_request_ids_stay_distinct_idempotency_keys(
+    clients: tuple[HttpClient, HttpClient], target: HttpTargetStandIn
+) -> None:
+    run = runner(clients, target)
+    for request_id in ("café-1", "caf%C3%A9-1", "plain-1"):
+        envelope = await execute(
+            run, "http_request", {"url": f"{target.base_url}/echo"}, request_id
+        )
+        assert envelope.status == "success"
+    keys = [r.headers["idempotency-key"] for r in target.requests]
+    assert keys == ["UTF-8''caf%C3%A9-1", "caf%C3%A9-1", "plain-1"]

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions import EgressPolicy, guarded_client, parse_networks
+from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
 from actions.builtin import http_request, send_webhook
-from actions.http import HttpClient
 from actions.request_id_header import request_id_from_header_value, request_id_header_value
 from schemas.request import REQUEST_ID_PATTERN
 from tests.standins import HttpTargetStandIn
@@ -84,7 +83,11 @@ async def test_send_webhook_sends_a_non_ascii_id(
         ctx = make_context(
             http=http, egress_http=egress, credentials=credentials, request_id=NON_ASCII_ID
         )
-        values = {"url": f"{target.base_url}/echo", "payload": {"id": NON_ASCII_ID}}
+        values = {
+            "url": f"{target.base_url}/echo",
+            "payload": {"id": NON_ASCII_ID},
+            "signature": "stripe",
+        }
         params = send_webhook.SendWebhookParams.model_validate(values)
         data = await send_webhook.ACTION.run(params, ctx)
     assert data["status_code"] == 200

@@ -12,9 +12,8 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
+from actions import ActionConfig, ActionRegistry, ActionRunner, HttpClient, RetryPolicy
 from actions.builtin.send_email import ACTION, SendEmailParams
-from actions.http import HttpClient
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins.smtp import SmtpStandIn
 from tests.unit.support import FakeCredentials, plain_client

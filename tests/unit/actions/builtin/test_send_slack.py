@@ -13,6 +13,7 @@ from actions import (
     ActionRegistry,
     ActionRunner,
     CredentialRejected,
+    OutcomeUnknown,
     RateLimited,
     UpstreamError,
     UpstreamUnavailable,
@@ -112,14 +113,21 @@ async def test_429_is_rate_limited_with_retry_after(slack: SlackStandIn, http: H
     assert info.value.details == {"status_code": 429}
 
 
-@pytest.mark.parametrize("status", [500, 503])
-async def test_5xx_is_upstream_unavailable(
+async def test_503_is_upstream_unavailable(slack: SlackStandIn, http: HttpClient) -> None:
+    slack.fail_next(1, 503)
+    with pytest.raises(UpstreamUnavailable) as info:
+        await ACTION.run(params(), make_context(http=http, config=config(slack)))
+    assert info.value.details == {"status_code": 503}
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_other_5xx_is_outcome_unknown(
     slack: SlackStandIn, http: HttpClient, status: int
 ) -> None:
     slack.fail_next(1, status)
-    with pytest.raises(UpstreamUnavailable) as info:
+    with pytest.raises(OutcomeUnknown) as info:
         await ACTION.run(params(), make_context(http=http, config=config(slack)))
-    assert info.value.details == {"status_code": status}
+    assert info.value.details == {"status_code": status, "sent": True}
 
 
 async def test_slack_transient_error_is_upstream_unavailable(
@@ -131,11 +139,9 @@ async def test_slack_transient_error_is_upstream_unavailable(
     assert info.value.details == {"provider_code": "service_unavailable"}
 
 
-async def test_non_json_answer_is_upstream_unavailable(
-    slack: SlackStandIn, http: HttpClient
-) -> None:
+async def test_non_json_answer_is_outcome_unknown(slack: SlackStandIn, http: HttpClient) -> None:
     slack.fail_next(1, 200, headers={"Content-Type": "text/html"}, body=b"<html>")
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(OutcomeUnknown):
         await ACTION.run(params(), make_context(http=http, config=config(slack)))
 
 

@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from actions import EgressPolicy, UpstreamError, guarded_client, parse_networks
+from actions import EgressPolicy, HttpClient, UpstreamError, guarded_client, parse_networks
 from actions.builtin.http_request import ACTION, HttpRequestParams
-from actions.http import HttpClient
 from actions.limits import escape_lone_surrogates, upstream_json
 from tests.standins.surrogate_json import KEPT, LONE_SURROGATE_JSON, SurrogateJsonStandIn
 from tests.unit.support import make_context, plain_client

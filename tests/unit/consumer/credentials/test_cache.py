@@ -233,8 +233,9 @@ async def test_vault_wrong_engine_bearer_is_refused(vault: VaultStandIn, http: H
     with pytest.raises(VaultRefused) as info:
         await client_for(vault, http, token="wrong-engine-token").fetch("demo", "slack")
     assert info.value.details == {"status_code": 401}
-    assert info.value.code is ErrorCode.VAULT_UNAVAILABLE
-    assert not isinstance(info.value, VaultUnavailable)  # not retried: configuration error
+    assert info.value.code is ErrorCode.VAULT_UNAVAILABLE and info.value.code.retryable
+    # Retried like every vault_unavailable, so the envelope's `retryable: true` is honest.
+    assert isinstance(info.value, VaultUnavailable)
 
 
 async def test_vault_without_engine_token_sends_no_authorization(

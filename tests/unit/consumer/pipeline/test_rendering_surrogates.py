@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actions import EgressPolicy, guarded_client, parse_networks
+from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
 from actions.builtin.http_request import ACTION, HttpRequestParams
-from actions.http import HttpClient
 from consumer.pipeline.rendering import OutcomeRenderer
 from schemas import ResultEnvelope, success_envelope
 from tests.standins.surrogate_json import KEPT, SurrogateJsonStandIn
