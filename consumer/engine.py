@@ -24,6 +24,8 @@ from consumer.pipeline.scheduler import KeyedScheduler
 
 _FETCH_TIMEOUT_MS = 200
 _MAX_FETCH_RECORDS = 1000
+# Records processed at once before the loop gives other tasks a turn.
+_IMMEDIATE_PER_TURN = 400
 
 
 class Engine:
@@ -77,12 +79,15 @@ class Engine:
                     # not tracked, so they are neither committed nor lost.
                     continue
                 self._metrics.consumed(tp.topic, tp.partition, len(records))  # ops
-                self._take(tp, channel, records)
+                await self._take(tp, channel, records)
         await self._shutdown()
 
-    def _take(self, tp: TopicPartition, channel: PartitionChannel, records: list[Any]) -> None:
+    async def _take(
+        self, tp: TopicPartition, channel: PartitionChannel, records: list[Any]
+    ) -> None:
         """A fetched batch of one partition, record by record, in offset order."""
         scheduler, processor, offsets = self._scheduler, self._processor, channel.offsets
+        immediate = 0
         for record in records:
             if offsets.add(record.offset):
                 continue  # a previous owner published its envelope already
@@ -98,6 +103,12 @@ class Engine:
                 and scheduler.lane_idle(tp, key)
             ):
                 channel.finish(record.offset, processor.process_now(record, decoded))
+                immediate += 1
+                if immediate % _IMMEDIATE_PER_TURN == 0:
+                    # Let the log sink, the transactions and the running actions have a
+                    # turn: a batch processed in one go piled up its log events (memory,
+                    # and events dropped from the sink's bounded queue).
+                    await asyncio.sleep(0)
                 continue
             scheduler.submit(tp, key, Work(record, decoded, channel))
 
