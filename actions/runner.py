@@ -27,6 +27,7 @@ from actions.errors import (
     RetryableError,
     UpstreamUnavailable,
 )
+from actions.idempotency import SuccessStore, idempotency_key, new_owner
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
@@ -62,6 +63,7 @@ class _Outcome:
     code: ErrorCode | None = None
     message: str = ""
     details: dict[str, Any] | None = None
+    deduplicated: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,12 +123,26 @@ class ActionRunner:
     # Lends the caller's concurrency slot to others while it waits on a timer (rate limit, open
     # circuit); the engine passes its scheduler's `stepped_aside`.
     step_aside: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
+    # Records of requests that succeeded (`request_id` idempotency); None: every request runs.
+    successes: SuccessStore | None = None
+    idempotency_ttl_s: float = 86_400.0
+    # How long a running request holds its id against a duplicate arriving meanwhile.
+    idempotency_lease_s: float = 10.0
 
     async def execute(
-        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        *,
+        deduplicate: bool = True,
     ) -> ResultEnvelope:
+        """`deduplicate=False` runs the request even if its id already succeeded (a replay
+        with `--include-succeeded`)."""
         started_at = self.now()
-        outcome, fallback = await self._execute(request, request_id, log, started_at)
+        outcome, fallback = await self._execute(
+            request, request_id, log, started_at, deduplicate and self.successes is not None
+        )
         finished_at = self.now()
         common: dict[str, Any] = {
             "started_at": started_at,
@@ -143,6 +159,8 @@ class ActionRunner:
             )
         else:
             envelope = success_envelope(request_id, outcome.data or {}, **common)
+        if outcome.deduplicated:
+            envelope = envelope.model_copy(update={"deduplicated": True})
         if fallback is not None:
             envelope = envelope.model_copy(update={"fallback": fallback})
         return envelope
@@ -153,8 +171,37 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         started_at: datetime,
+        deduplicate: bool = False,
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
+        if not deduplicate:
+            return await self._execute_once(request, request_id, log, started_at, None)
+        key, owner = idempotency_key(request.project, request_id), new_owner()
+        succeeded = False
+        try:
+            outcome, fallback = await self._execute_once(
+                request, request_id, log, started_at, (key, owner)
+            )
+            # A deduplicated request never held the claim: nothing to write or give back.
+            succeeded = outcome.code is None
+            if succeeded and not outcome.deduplicated:
+                await self.successes.succeeded(  # type: ignore[union-attr]
+                    key, owner, outcome.data or {}, self.idempotency_ttl_s
+                )
+            return outcome, fallback
+        finally:
+            if not succeeded:
+                # Failures are not remembered (and an abandoned run gives its claim back).
+                await self.successes.release(key, owner)  # type: ignore[union-attr]
+
+    async def _execute_once(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        started_at: datetime,
+        claim: tuple[str, str] | None,
+    ) -> tuple[_Outcome, FallbackResult | None]:
         clock_start = time.monotonic()
         prepared = self._prepare(request.action, request.params, "params")
         fallback: _Prepared | _Outcome | None = None
@@ -167,6 +214,9 @@ class ActionRunner:
             outcome = prepared
         elif isinstance(fallback, _Outcome):
             outcome = fallback
+        elif claim is not None and (first := await self._first_success(*claim)) is not None:
+            log.info("request.deduplicated")
+            return _Outcome(0, data=first, deduplicated=True), None
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
@@ -177,6 +227,22 @@ class ActionRunner:
         if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
             return outcome, None
         return outcome, await self._run_fallback(request, request_id, log, fallback, outcome)
+
+    async def _first_success(self, key: str, owner: str) -> dict[str, Any] | None:
+        """The data of this request's first success, or None once this caller holds the claim
+        to run it. While another caller runs it, wait (lending the in-flight slot) for its
+        outcome; a claim whose holder vanished ends with its lease."""
+        assert self.successes is not None
+        pause = 0.02
+        while True:
+            claim = await self.successes.claim(key, owner, self.idempotency_lease_s)
+            if claim.data is not None:
+                return claim.data
+            if claim.mine:
+                return None
+            async with self.step_aside():
+                await self.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     async def _run_fallback(
         self,
@@ -327,7 +393,7 @@ class ActionRunner:
                 probe = await self.breakers.admit(upstream, ctx.log, max_wait)
         failed: bool | None = None
         try:
-            wait = self.limiter.reserve(
+            wait = await self.limiter.take(
                 action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx.deadline)
             )
             if wait > 0:
@@ -352,7 +418,7 @@ class ActionRunner:
             raise
         finally:
             if upstream is not None:
-                self.breakers.record(upstream, probe=probe, failed=failed, log=ctx.log)
+                await self.breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
 
     async def _attempt(
         self, action: AnyAction, params: ActionParams, ctx: ActionContext
