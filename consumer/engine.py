@@ -40,6 +40,8 @@ from consumer.pipeline.intake import Rejected, decode_record
 from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, dead_letter_headers
 from consumer.pipeline.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
+from consumer.state import build_state
+from consumer.state.idempotency import reexecutes
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 _FETCH_TIMEOUT_MS = 200
@@ -101,10 +103,12 @@ class Engine:
         self._renderer = OutcomeRenderer(
             settings.results_topic, settings.dead_letter_topic, self._max_message_bytes
         )
-        # Per-upstream circuit breakers; `states()` is what metrics and health read.
-        self.circuit_breakers = settings.circuit_breakers()
         # ops: metrics and the /healthz, /readyz, /metrics server (consumer/ops_server.py)
         self.metrics = metrics or EngineMetrics(self.registry.names())
+        # What the fleet shares (EXECUTION_STATE_URL), else per-process state (consumer/state).
+        self.fleet = build_state(settings, settings.group_id, self._log, self.metrics)
+        # Per-upstream circuit breakers; `states()` is what metrics and health read.
+        self.circuit_breakers = settings.circuit_breakers(self.fleet.circuits)
         self.metrics.watch_gauges(
             lambda: self._scheduler.running, lambda: self.held, lambda: self.state.paused
         )
@@ -128,10 +132,12 @@ class Engine:
                 )
             )
             vault_http = await stack.enter_async_context(service_client(settings.vault_timeout_s))
+            stack.push_async_callback(self.fleet.aclose)
+            fetch, forget = self.fleet.credentials(
+                credential_fetch(settings, vault_http), settings.vault_cache_ttl_s
+            )
             credentials = CredentialCache(
-                credential_fetch(settings, vault_http),
-                settings.vault_cache_ttl_s,
-                settings.vault_cache_max_entries,
+                fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries, forget=forget
             )
             self.metrics.watch_credentials(credentials)  # ops
             self._runner = ActionRunner(
@@ -142,9 +148,12 @@ class Engine:
                 config=settings.action_config(),
                 retry=settings.retry_policy(),
                 attempt_timeout_s=settings.action_timeout_s,
-                limiter=settings.rate_limiter(),
+                limiter=settings.rate_limiter(self.registry, self.fleet.rates),
                 breakers=self.circuit_breakers,
                 step_aside=self._scheduler.stepped_aside,
+                successes=self.fleet.successes,
+                idempotency_ttl_s=settings.idempotency_ttl_s,
+                idempotency_lease_s=settings.idempotency_lease_s,
             )
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
@@ -332,7 +341,9 @@ class Engine:
             )
         log = log.bind(action=decoded.request.action, project=decoded.request.project)
         log.info("request.received")
-        execution = self._runner.execute(decoded.request, decoded.request_id, log)
+        execution = self._runner.execute(
+            decoded.request, decoded.request_id, log, deduplicate=not reexecutes(record.headers)
+        )
         envelope = await self.tracing.run(decoded, execution)  # ops: a span when tracing is on
         return _Outcome(envelope, decoded.traceparent)
 

@@ -2,43 +2,41 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from actions import (
     ActionConfig,
+    ActionRegistry,
     CircuitBreakers,
     Rate,
     RateLimiter,
     RetryPolicy,
+    default_registry,
     parse_networks,
 )
-from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
-from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
-from actions.builtin.send_slack import CHANNEL_LIMIT
+from actions.circuit import CircuitStore
+from actions.ratelimit import RateLimitSpec, RateStore
 from consumer.credentials.hashicorp import check_mount, check_path_template
 from consumer.ops.redaction import REDACTOR
+from consumer.state.settings import StateSettings
+from consumer.state.settings import env_setting as _env
 
 
-def _env(name: str, default: Any, description: str, **kwargs: Any) -> Any:
-    return Field(
-        default=default,
-        validation_alias=AliasChoices(name),
-        description=description,
-        json_schema_extra={"env": name},
-        **kwargs,
-    )
-
-
-class EngineSettings(BaseSettings):
+class EngineSettings(StateSettings):
     model_config = SettingsConfigDict(
         extra="ignore", populate_by_name=True, frozen=True, case_sensitive=True
     )
+    # The rate limits the actions declare (`Action.rate_limits`), by setting name, as read
+    # from the environment when these settings were (see `_read_rate_limits`).
+    _rate_limits: dict[str, str] = PrivateAttr(default_factory=dict)
 
     # Kafka
     bootstrap_servers: str = _env(
@@ -184,28 +182,6 @@ class EngineSettings(BaseSettings):
     google_sheets_api_url: str = _env(
         "GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com", "Google Sheets API base URL."
     )
-    slack_rate_per_channel: str = _env(
-        "SLACK_RATE_LIMIT_PER_CHANNEL",
-        "1/s",
-        "`send_slack` messages per channel (per project), evenly spaced: `N/s`, `N/min` or "
-        "`N/h`, optionally `burst B`; `off` for none.",
-    )
-    sheets_rate_per_spreadsheet: str = _env(
-        "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",
-        "1/s",
-        "`create_sheet` writes per spreadsheet (same syntax).",
-    )
-    sheets_rate_per_project: str = _env(
-        "GOOGLE_SHEETS_RATE_LIMIT_PER_PROJECT",
-        "60/min",
-        "`create_sheet` writes per project (Google's per-user write quota; same syntax).",
-    )
-    sheets_rate_total: str = _env(
-        "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
-        "off",
-        "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
-        "e.g. `300/min`, when one OAuth client issues every project's token).",
-    )
     circuit_failure_threshold: int = _env(
         "EXECUTION_CIRCUIT_FAILURE_THRESHOLD",
         5,
@@ -228,11 +204,6 @@ class EngineSettings(BaseSettings):
     notion_api_url: str = _env("NOTION_API_URL", "https://api.notion.com", "Notion API base URL.")
     notion_version: str = _env(
         "NOTION_VERSION", "2022-06-28", "Sent as `Notion-Version` (the API version we speak)."
-    )
-    notion_rate_per_project: str = _env(
-        "NOTION_RATE_LIMIT_PER_PROJECT",
-        "3/s",
-        "`notion_create_page` calls per project (Notion allows about 3 per integration).",
     )
     smtp_host: str = _env("SMTP_HOST", "localhost", "SMTP server `send_email` submits to.")
     smtp_port: int = _env("SMTP_PORT", 587, "SMTP server port.", ge=1, le=65535)
@@ -324,17 +295,13 @@ class EngineSettings(BaseSettings):
         "EXECUTION_LOG_LEVEL", "info", "Lowest level logged (stdout and logs topic)."
     )
 
-    @field_validator(
-        "slack_rate_per_channel",
-        "notion_rate_per_project",
-        "sheets_rate_per_spreadsheet",
-        "sheets_rate_per_project",
-        "sheets_rate_total",
-    )
-    @classmethod
-    def _valid_rate(cls, value: str) -> str:
-        Rate.parse(value)
-        return value
+    @model_validator(mode="after")
+    def _read_rate_limits(self) -> EngineSettings:
+        """Every rate limit an installed action declares is a setting of its own name."""
+        self._rate_limits = {
+            spec.env: _rate_setting(spec) for spec in default_registry().rate_limits()
+        }
+        return self
 
     @field_validator("vault_kv_mount")
     @classmethod
@@ -412,20 +379,24 @@ class EngineSettings(BaseSettings):
             smtp_timeout_s=self.smtp_timeout_s,
         )
 
-    def rate_limiter(self) -> RateLimiter:
+    def rate_limit(self, spec: RateLimitSpec) -> str:
+        """The configured text of a declared rate limit (its setting, else its default)."""
+        return self._rate_limits.get(spec.env) or _rate_setting(spec)
+
+    def rate_limiter(
+        self, registry: ActionRegistry | None = None, store: RateStore | None = None
+    ) -> RateLimiter:
+        specs = (registry or default_registry()).rate_limits()
         return RateLimiter(
-            {
-                CHANNEL_LIMIT: Rate.parse(self.slack_rate_per_channel),
-                NOTION_PROJECT_LIMIT: Rate.parse(self.notion_rate_per_project),
-                SPREADSHEET_LIMIT: Rate.parse(self.sheets_rate_per_spreadsheet),
-                PROJECT_LIMIT: Rate.parse(self.sheets_rate_per_project),
-                TOTAL_LIMIT: Rate.parse(self.sheets_rate_total),
-            }
+            {spec.name: Rate.parse(self.rate_limit(spec)) for spec in specs}, store=store
         )
 
-    def circuit_breakers(self) -> CircuitBreakers:
+    def circuit_breakers(self, store: CircuitStore | None = None) -> CircuitBreakers:
         return CircuitBreakers(
-            self.circuit_failure_threshold, self.circuit_open_s, self.circuit_when_open
+            self.circuit_failure_threshold,
+            self.circuit_open_s,
+            self.circuit_when_open,
+            store=store,
         )
 
     def retry_policy(self) -> RetryPolicy:
@@ -438,6 +409,19 @@ class EngineSettings(BaseSettings):
         )
 
 
+def _rate_setting(spec: RateLimitSpec) -> str:
+    value = os.environ.get(spec.env, spec.default)
+    try:
+        Rate.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{spec.env}: {exc}") from None
+    return value
+
+
+def declared_rate_limits(registry: ActionRegistry | None = None) -> Sequence[RateLimitSpec]:
+    return (registry or default_registry()).rate_limits()
+
+
 def settings_help() -> str:
     """Every setting, its default and meaning: the `--help` epilog."""
     lines = ["settings (environment variables):"]
@@ -446,4 +430,6 @@ def settings_help() -> str:
         name = extra["env"] if isinstance(extra, dict) else "?"
         default = "(unset)" if field.default is None else repr(field.default)
         lines.append(f"  {name:<34} default {default}\n      {field.description}")
+    for spec in declared_rate_limits():
+        lines.append(f"  {spec.env:<34} default {spec.default!r}\n      {spec.description}")
     return "\n".join(lines)

@@ -16,11 +16,18 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
-from actions.ratelimit import RateKey
+from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE = "slack"
 # Slack allows chat.postMessage about one message per second per channel, short bursts aside.
 CHANNEL_LIMIT = "slack.channel"
+CHANNEL_RATE = RateLimitSpec(
+    CHANNEL_LIMIT,
+    "SLACK_RATE_LIMIT_PER_CHANNEL",
+    "1/s",
+    "`send_slack` messages per channel (per project), evenly spaced: `N/s`, `N/min` or "
+    "`N/h`, optionally `burst B`; `off` for none.",
+)
 # Slack answers HTTP 200 with ok:false for API errors; these codes mean the token is bad, which a
 # rotation in the Vault may already have fixed.
 _AUTH_ERRORS = frozenset(
@@ -44,6 +51,7 @@ class SendSlack(Action[SendSlackParams]):
     params_model = SendSlackParams
     service = SERVICE
     description = "Posts a message with Slack chat.postMessage."
+    rate_limits = (CHANNEL_RATE,)
 
     def rate_keys(self, params: SendSlackParams, ctx: ActionContext) -> Sequence[RateKey]:
         # A channel name is only unique within a workspace, and each project has its own.

@@ -37,6 +37,7 @@ from actions import ActionRegistry, default_registry
 from consumer.broker.topics import partitions_of
 from consumer.pipeline.intake import Accepted, Rejected, decode_record
 from consumer.settings import EngineSettings
+from consumer.state.idempotency import REEXECUTE_HEADER
 
 REPLAY_HEADER = "replay-of"
 _FETCH_TIMEOUT_MS = 500
@@ -245,7 +246,9 @@ async def replay(
     if options.dry_run or not selected:
         return report
 
-    await _republish(settings, selected, progress_stream)
+    await _republish(
+        settings, selected, progress_stream, reexecute=options.selection.include_succeeded
+    )
     if options.wait_s > 0:
         ids = {c.decoded.request_id for c in selected}
         report.outcomes = await _wait_for_envelopes(
@@ -394,24 +397,33 @@ def _parse_latest(value: bytes | None) -> Latest | None:
     return Latest(str(status), str(code) if code is not None else None)
 
 
-def replay_headers(record: Any, decoded: Accepted) -> list[tuple[str, bytes]]:
+def replay_headers(
+    record: Any, decoded: Accepted, *, reexecute: bool = False
+) -> list[tuple[str, bytes]]:
     """The original headers, marked as a replay; a request whose id is not in its body
-    carries it in `request-id`, so the copy keeps the original's id."""
+    carries it in `request-id`, so the copy keeps the original's id. `reexecute` (with
+    `--include-succeeded`) makes the engine run it even if its request_id succeeded."""
     headers = [
         (key, value)
         for key, value in record.headers
-        if key.lower() != REPLAY_HEADER
+        if key.lower() not in (REPLAY_HEADER, REEXECUTE_HEADER)
         and not (key.lower() == "request-id" and decoded.request.request_id is None)
     ]
     if decoded.request.request_id is None:
         headers.append(("request-id", decoded.request_id.encode()))
     source = f"{record.topic}:{record.partition}:{record.offset}"
     headers.append((REPLAY_HEADER, source.encode()))
+    if reexecute:
+        headers.append((REEXECUTE_HEADER, b"1"))
     return headers
 
 
 async def _republish(
-    settings: EngineSettings, selected: list[_Candidate], stream: TextIO | None
+    settings: EngineSettings,
+    selected: list[_Candidate],
+    stream: TextIO | None,
+    *,
+    reexecute: bool = False,
 ) -> None:
     producer = AIOKafkaProducer(
         **settings.kafka_client_options(),
@@ -432,7 +444,7 @@ async def _republish(
                         settings.requests_topic,
                         value=record.value,
                         key=record.key,
-                        headers=replay_headers(record, candidate.decoded),
+                        headers=replay_headers(record, candidate.decoded, reexecute=reexecute),
                     )
                 )
             await asyncio.gather(*deliveries)

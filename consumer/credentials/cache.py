@@ -23,6 +23,8 @@ from consumer.ops.redaction import REDACTOR
 from schemas import ErrorCode
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]
+# Told when a token is invalidated (the fleet's shared cache forgets it too).
+Forget = Callable[[str, str], Awaitable[None]]
 
 
 class VaultRefused(ActionError):
@@ -100,8 +102,10 @@ class CredentialCache:
         ttl_s: float = 300.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        forget: Forget | None = None,
     ) -> None:
         self._fetch = fetch
+        self._forget = forget
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._clock = clock
@@ -140,6 +144,8 @@ class CredentialCache:
         self._entries.pop(key, None)
         self._inflight.pop(key, None)  # later callers start a fresh fetch
         self._generation[key] = self._generation.get(key, 0) + 1
+        if self._forget is not None:
+            await self._forget(project, service)
 
     async def _load(self, key: tuple[str, str], generation: int) -> SecretStr:
         token = await self._fetch(*key)
