@@ -1,7 +1,7 @@
 """Actions: what the engine can do. Knows nothing of Kafka."""
 
 from actions.base import Action, ActionConfig, ActionContext, ActionParams, CredentialSource
-from actions.circuit import CircuitBreakers
+from actions.circuit import CircuitBreakers, CircuitStore, SharedCircuit
 from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.errors import (
     ActionError,
@@ -15,11 +15,13 @@ from actions.errors import (
     RateLimited,
     RateLimitExhausted,
     RetryableError,
+    StateUnavailable,
     UpstreamError,
     UpstreamUnavailable,
     VaultUnavailable,
 )
-from actions.ratelimit import Rate, RateKey, RateLimiter
+from actions.idempotency import Claim, LocalSuccesses, SuccessStore
+from actions.ratelimit import Rate, RateKey, RateLimiter, RateLimitSpec, RateStore
 from actions.registry import ActionRegistry, default_registry
 from actions.retry import RetryPolicy
 from actions.runner import ActionRunner
@@ -34,21 +36,29 @@ __all__ = [
     "ActionRunner",
     "CircuitBreakers",
     "CircuitOpen",
+    "CircuitStore",
+    "Claim",
     "CredentialRejected",
     "CredentialSource",
     "DeadlineExceeded",
     "EgressPolicy",
     "ForbiddenDestination",
     "InvalidParams",
+    "LocalSuccesses",
     "MissingCredentials",
     "NotAttempted",
     "Rate",
     "RateKey",
     "RateLimitExhausted",
+    "RateLimitSpec",
     "RateLimited",
     "RateLimiter",
+    "RateStore",
     "RetryPolicy",
     "RetryableError",
+    "SharedCircuit",
+    "StateUnavailable",
+    "SuccessStore",
     "UpstreamError",
     "UpstreamUnavailable",
     "VaultUnavailable",

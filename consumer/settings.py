@@ -32,7 +32,12 @@ from consumer.state.settings import env_setting as _env
 
 class EngineSettings(StateSettings):
     model_config = SettingsConfigDict(
-        extra="ignore", populate_by_name=True, frozen=True, case_sensitive=True
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        case_sensitive=True,
+        # An invalid value is named, never echoed: it may be a password or a URL holding one.
+        hide_input_in_errors=True,
     )
     # The rate limits the actions declare (`Action.rate_limits`), by setting name, as read
     # from the environment when these settings were (see `_read_rate_limits`).

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from tests.valkey_server import ValkeyServer
+
 
 @pytest.fixture(autouse=True)
 def _isolated_logging() -> Iterator[None]:
@@ -15,3 +17,22 @@ def _isolated_logging() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
+
+
+@pytest.fixture(scope="session")
+def state_server() -> Iterator[ValkeyServer]:
+    """One real Valkey server for the session (fleet-state tests), on a free loopback port.
+    Tests that kill it start it again before they end (`restarted_state_server`)."""
+    server = ValkeyServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def restarted_state_server(state_server: ValkeyServer) -> Iterator[ValkeyServer]:
+    """The session's server, for a test that may kill it: running again (empty) afterwards."""
+    yield state_server
+    if state_server.process is None or state_server.process.poll() is not None:
+        state_server.start()

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -24,7 +25,9 @@ from pydantic import SecretStr
 from actions.errors import StateUnavailable
 from consumer.credentials.cache import Fetch
 from consumer.ops.redaction import REDACTOR
-from consumer.state.remote import RemoteState
+
+if TYPE_CHECKING:  # the client library is imported only when a store is configured
+    from consumer.state.remote import RemoteState
 
 _VERSION = b"v1"
 _NONCE_BYTES = 12

@@ -8,7 +8,7 @@ back to the in-process part) so the store is never a single point of failure.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from structlog.typing import FilteringBoundLogger
 
@@ -19,8 +19,10 @@ from consumer.credentials.cache import Fetch, Forget
 from consumer.ops.metrics import EngineMetrics
 from consumer.state.credentials import SharedCredentials, TokenSeal
 from consumer.state.guard import StateGuard
-from consumer.state.remote import RemoteState, SharedSuccesses, connect
 from consumer.state.settings import StateSettings, decode_encryption_key
+
+if TYPE_CHECKING:
+    from consumer.state.remote import RemoteState
 
 
 class FleetState(Protocol):
@@ -57,11 +59,13 @@ class InProcessState:
 
 
 class ValkeyState:
-    def __init__(self, remote: RemoteState, local: LocalSuccesses, seal: TokenSeal | None) -> None:
+    def __init__(
+        self, remote: RemoteState, successes: SuccessStore, seal: TokenSeal | None
+    ) -> None:
         self.remote = remote
         self.rates: RateStore | None = remote
         self.circuits: CircuitStore | None = remote
-        self.successes: SuccessStore = SharedSuccesses(remote, local)
+        self.successes = successes
         self._seal = seal
         self.shared_credentials: SharedCredentials | None = None
 
@@ -82,6 +86,12 @@ def build_state(
     local = LocalSuccesses(settings.idempotency_max_entries)
     if settings.state_url is None:
         return InProcessState(local)
+    # Imported here: the client (redis-py) pulls in OpenTelemetry when it is installed, and an
+    # engine without a store should not pay for either.
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    from consumer.state.remote import RemoteState, SharedSuccesses, connect  # noqa: PLC0415
+
     timeout_s = settings.state_timeout_s
     client = connect(
         settings.state_url.get_secret_value(),
@@ -93,6 +103,7 @@ def build_state(
     guard = StateGuard(
         timeout_s,
         log,
+        errors=(RedisError,),
         on_available=lambda up: metrics.state_available.set(1 if up else 0),
         on_fallback=metrics.state_fallbacks.inc,
     )
@@ -100,4 +111,4 @@ def build_state(
     if settings.state_encryption_key is not None:
         seal = TokenSeal(decode_encryption_key(settings.state_encryption_key.get_secret_value()))
     remote = RemoteState(client, guard, settings.state_prefix or group_id)
-    return ValkeyState(remote, local, seal)
+    return ValkeyState(remote, SharedSuccesses(remote, local), seal)

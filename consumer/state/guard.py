@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
 from structlog.typing import FilteringBoundLogger
 
 from actions.errors import StateUnavailable
@@ -30,6 +29,7 @@ class StateGuard:
         log: FilteringBoundLogger,
         *,
         retry_s: float = 1.0,
+        errors: tuple[type[BaseException], ...] = (),
         on_available: Callable[[bool], None] = lambda _: None,
         on_fallback: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
@@ -37,6 +37,8 @@ class StateGuard:
         self._timeout_s = timeout_s
         self._log = log
         self._retry_s = retry_s
+        # The client's own errors (redis.exceptions.RedisError), besides sockets and timeouts.
+        self._errors: tuple[type[BaseException], ...] = (*errors, OSError, TimeoutError)
         self._on_available = on_available
         self._on_fallback = on_fallback
         self._clock = clock
@@ -57,7 +59,7 @@ class StateGuard:
         try:
             async with asyncio.timeout(self._timeout_s):
                 result = await call()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except self._errors as exc:
             self._failed(exc)
             raise StateUnavailable(
                 f"the fleet's store did not answer ({type(exc).__name__})"
