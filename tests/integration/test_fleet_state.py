@@ -43,7 +43,11 @@ def vault() -> Iterator[VaultStandIn]:
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
     with SlackStandIn(
-        valid_tokens={SLACK_TOKEN}, channels={"#general": "CGEN00001", "#other": "COTHER001"}
+        valid_tokens={SLACK_TOKEN},
+        channels={
+            "#general": "CGEN00001",
+            "#other": "COTHER001",
+        },
     ) as server:
         yield server
 
@@ -152,6 +156,16 @@ async def test_two_engines_share_pacing_one_vault_fetch_and_idempotency(
         while not all(len(e.assigned_partitions()) == PARTITIONS // 2 for e in engines):
             assert time.monotonic() < deadline, [e.tail() for e in engines]
             await asyncio.sleep(0.2)
+        # Each engine sends a first message and so holds the token: no Vault or store round
+        # trip skews the pacing timestamps below. These two take the channel's first slots, so
+        # every one of the eight measured below waits for its slot (none goes straight out
+        # while its engine is still busy taking the batch in).
+        warm = [
+            (0, slack_request("warm-0", "#general"), "w0"),
+            (3, slack_request("warm-3", "#general"), "w3"),
+        ]
+        await produce_to(kafka_bootstrap, topics.requests, warm)
+        await read_topic(kafka_bootstrap, topics.results, expect=2, timeout_s=60, grace_s=0)
         paced = [
             (i % PARTITIONS, slack_request(f"paced-{i}", "#general"), f"key-{i}") for i in range(8)
         ]
@@ -160,7 +174,7 @@ async def test_two_engines_share_pacing_one_vault_fetch_and_idempotency(
         duplicate = slack_request("dup-1", "#other", "published twice")
         twice = [(0, duplicate, "dup-a"), (3, duplicate, "dup-b")]
         await produce_to(kafka_bootstrap, topics.requests, [*paced, *twice])
-        results = await read_topic(kafka_bootstrap, topics.results, expect=10, timeout_s=90)
+        results = await read_topic(kafka_bootstrap, topics.results, expect=12, timeout_s=90)
         stored = await store_values(state_server, prefix)
     finally:
         for engine in engines:
@@ -183,7 +197,9 @@ async def test_two_engines_share_pacing_one_vault_fetch_and_idempotency(
             f"  {clock(moment)}  +{moment - first:6.3f} s  {text}  engine {ran_by(engines, text)}"
         )
     assert len(paced_posts) == 8
-    assert paced_posts[-1][0] - first >= 7.0, "8 messages to one channel take >= 7 s"
+    # Seven intervals of 1 s between the first and the last; the arrivals carry the engines'
+    # wake-up jitter (tens of ms on a loaded 2-core machine), hence the 0.1 s of tolerance.
+    assert paced_posts[-1][0] - first >= 6.9, "8 messages to one channel take >= 7 s"
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(paced_posts)]
     assert min(gaps) >= 0.9, f"evenly spaced across the fleet: {gaps}"
     runners = {index for i in range(8) for index in ran_by(engines, f"paced-{i}")}
