@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
@@ -25,7 +26,7 @@ from tests.integration.conftest import Topics
 from tests.integration.engine_processes import EngineProcess, engine_env
 from tests.integration.kafka_io import create_topic, read_topic
 from tests.standins import HttpTargetStandIn, SlackStandIn, VaultStandIn
-from tests.valkey_server import ValkeyServer
+from tests.valkey_server import ValkeyServer, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -187,12 +188,13 @@ async def test_two_engines_share_pacing_one_vault_fetch_and_idempotency(
     assert all(envelopes[f"paced-{i}"][0]["status"] == "success" for i in range(8)), envelopes
 
     posts = [r for r in slack.requests if r.path.endswith("chat.postMessage")]
-    paced_posts = sorted(
+    on_general = sorted(
         (r.received_at, r.json()["text"]) for r in posts if r.json()["channel"] == "#general"
     )
+    paced_posts = [(moment, text) for moment, text in on_general if text.startswith("paced-")]
     first = paced_posts[0][0]
     print("\nchat.postMessage to #general from two engines sharing one store (1/s):")
-    for moment, text in paced_posts:
+    for moment, text in on_general:
         print(
             f"  {clock(moment)}  +{moment - first:6.3f} s  {text}  engine {ran_by(engines, text)}"
         )
@@ -287,7 +289,15 @@ async def test_the_store_killed_mid_stream_loses_nothing(
     store = restarted_state_server
     prefix = f"outage-{uuid.uuid4().hex[:8]}"
     await create_topic(kafka_bootstrap, topics.requests, partitions=3)
-    env = fleet_env(kafka_bootstrap, topics, store, prefix, EXECUTION_STATE_TIMEOUT_S="0.2")
+    ops_port = free_port()
+    env = fleet_env(
+        kafka_bootstrap,
+        topics,
+        store,
+        prefix,
+        EXECUTION_STATE_TIMEOUT_S="0.2",
+        EXECUTION_HTTP_PORT=str(ops_port),
+    )
     engine = EngineProcess(env, tmp_path / "engine.log")
     total = 900
     try:
@@ -304,7 +314,11 @@ async def test_the_store_killed_mid_stream_loses_nothing(
         feeder = asyncio.create_task(_paced(kafka_bootstrap, topics.requests, records, 150))
         await asyncio.sleep(2.0)
         store.kill()  # mid-stream: the store vanishes with everything it held
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(1.5)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}", timeout=5) as ops:
+            ready = await ops.get("/readyz")
+            metrics = (await ops.get("/metrics")).text
+        await asyncio.sleep(1.0)
         store.start()  # back, empty
         await feeder
         results = await read_topic(kafka_bootstrap, topics.results, expect=total, timeout_s=120)
@@ -326,6 +340,9 @@ async def test_the_store_killed_mid_stream_loses_nothing(
     unavailable, recovered = engine.events("state.unavailable"), engine.events("state.recovered")
     print(f"\nstore outage: {len(unavailable)} state.unavailable, {len(recovered)} recovered")
     assert len(unavailable) >= 1 and len(recovered) >= 1
+    assert ready.status_code == 200, "/readyz does not depend on the store"
+    assert "execution_state_available 0.0" in metrics
+    assert "execution_state_fallbacks_total" in metrics
 
 
 async def _paced(
