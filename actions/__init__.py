@@ -1,6 +1,15 @@
 """Actions: what the engine can do. Knows nothing of Kafka."""
 
-from actions.base import Action, ActionConfig, ActionContext, ActionParams, CredentialSource
+from actions.base import (
+    NO_SLOT,
+    Action,
+    ActionConfig,
+    ActionContext,
+    ActionParams,
+    CredentialSource,
+    InFlightSlot,
+    SyncAction,
+)
 from actions.circuit import CircuitBreakers, CircuitStore, SharedCircuit
 from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.errors import (
@@ -27,6 +36,7 @@ from actions.retry import RetryPolicy
 from actions.runner import ActionRunner
 
 __all__ = [
+    "NO_SLOT",
     "Action",
     "ActionConfig",
     "ActionContext",
@@ -43,6 +53,7 @@ __all__ = [
     "DeadlineExceeded",
     "EgressPolicy",
     "ForbiddenDestination",
+    "InFlightSlot",
     "InvalidParams",
     "LocalSuccesses",
     "MissingCredentials",
@@ -59,6 +70,7 @@ __all__ = [
     "SharedCircuit",
     "StateUnavailable",
     "SuccessStore",
+    "SyncAction",
     "UpstreamError",
     "UpstreamUnavailable",
     "VaultUnavailable",

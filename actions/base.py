@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
@@ -56,6 +58,25 @@ class CredentialSource(Protocol):
         ...
 
 
+class InFlightSlot(Protocol):
+    """The concurrency slot a running request holds in the engine."""
+
+    def stepped_aside(self) -> AbstractAsyncContextManager[None]:
+        """Within this block the request waits on a timer only (a rate-limit slot, an open
+        circuit): its slot serves other requests meanwhile; its ordering lane stays held."""
+        ...
+
+
+class _NoSlot:
+    """Outside the engine's scheduler (tests, tools): nothing to lend."""
+
+    def stepped_aside(self) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+
+NO_SLOT: InFlightSlot = _NoSlot()
+
+
 @dataclass(frozen=True)
 class ActionConfig:
     """Operator settings the actions read (base URLs point at local stand-ins in tests)."""
@@ -89,6 +110,7 @@ class ActionContext:
     egress_http: httpx.AsyncClient
     config: ActionConfig
     log: FilteringBoundLogger
+    slot: InFlightSlot = NO_SLOT
 
     async def token(self, service: str) -> SecretStr:
         return await self.credentials.get(self.project, service)
@@ -129,3 +151,16 @@ class Action(Generic[P]):
     def upstream(self, params: P, ctx: ActionContext) -> str | None:
         """The upstream (usually a host) whose circuit breaker guards this call; None: none."""
         return None
+
+
+class SyncAction(Action[P]):
+    """An action that does no I/O and never waits (e.g. `log_message`): `run_now` does its
+    work synchronously, so the engine may run it inline, without a task, a timeout or a
+    concurrency slot. Its failure is final: with no I/O, a retry would only repeat it. It has
+    no rate budget and no upstream."""
+
+    def run_now(self, params: P, ctx: ActionContext) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    async def run(self, params: P, ctx: ActionContext) -> Mapping[str, Any]:
+        return self.run_now(params, ctx)

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from schemas import ErrorCode
 
@@ -164,3 +165,15 @@ class RateLimitExhausted(NotAttempted):
 class StateUnavailable(Exception):
     """The fleet's shared state (Redis/Valkey) did not answer in time. Not an action error:
     whoever asked falls back to this process's own state and the request goes on."""
+
+
+def describe_validation_error(exc: ValidationError, prefix: str) -> str:
+    """'params.channel: Field required; ...' — names the fields, never echoes their values."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False)[:5]:
+        location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+        parts.append(f"{location}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)

@@ -14,13 +14,18 @@ away): an LRU bounded in entries and in bytes of `data`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from actions.base import InFlightSlot
+
+T = TypeVar("T")
 
 
 def idempotency_key(project: str, request_id: str) -> str:
@@ -52,6 +57,88 @@ class SuccessStore(Protocol):
 def new_owner() -> str:
     """A claim's owner: unique per attempt to run, across the fleet."""
     return uuid.uuid4().hex
+
+
+class _Project(Protocol):
+    @property
+    def project(self) -> str: ...
+
+
+@dataclass
+class IdempotencyRecords:
+    """What the runner checks requests against: a `SuccessStore` (None: nothing is checked)
+    and how long it keeps what."""
+
+    store: SuccessStore | None
+    ttl_s: float = 86_400.0
+    # How long a running request holds its id against a duplicate arriving meanwhile.
+    lease_s: float = 10.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def once(
+        self, request: _Project, request_id: str, slot: InFlightSlot, check: bool = True
+    ) -> Once | None:
+        """The request's turn with its id, or None when it is not checked."""
+        if self.store is None or not check:
+            return None
+        return Once(
+            self.store, self, idempotency_key(request.project, request_id), new_owner(), slot
+        )
+
+
+NO_RECORDS = IdempotencyRecords(None)
+
+
+@dataclass
+class Once:
+    """One request's turn with its id: `first_success` before it runs, `settle` after."""
+
+    store: SuccessStore
+    records: IdempotencyRecords
+    key: str
+    owner: str
+    slot: InFlightSlot
+    settled: bool = False
+
+    async def first_success(self) -> dict[str, Any] | None:
+        """The data of this request's first success (nothing left to do then), or None once
+        this caller holds the claim to run it. While another caller runs it, wait (lending the
+        in-flight slot) for its outcome; a claim whose holder vanished ends with its lease."""
+        store, pause = self.store, 0.02
+        while True:
+            claim = await store.claim(self.key, self.owner, self.records.lease_s)
+            if claim.data is not None:
+                self.settled = True  # never held the claim: nothing to write or give back
+                return claim.data
+            if claim.mine:
+                return None
+            async with self.slot.stepped_aside():
+                await self.records.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    async def settling(
+        self, execution: Awaitable[T], success_data: Callable[[T], Mapping[str, Any] | None]
+    ) -> T:
+        """Await `execution` (which calls `first_success`), then settle with its outcome's
+        `success_data` (None for a failure); an abandoned run (cancelled) gives its claim back."""
+        data = None
+        try:
+            result = await execution
+            data = success_data(result)
+            return result
+        finally:
+            await self.settle(data)
+
+    async def settle(self, data: Mapping[str, Any] | None) -> None:
+        """After the run: its success's `data` is recorded; None (it failed, or was abandoned)
+        gives the claim back, so it may run again."""
+        if self.settled:
+            return
+        self.settled = True
+        if data is not None:
+            await self.store.succeeded(self.key, self.owner, data, self.records.ttl_s)
+        else:
+            await self.store.release(self.key, self.owner)
 
 
 @dataclass

@@ -6,10 +6,8 @@ This is the single place where action failures become the contract's error codes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +16,15 @@ import httpx
 from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
-from actions.base import ActionConfig, ActionContext, ActionParams, CredentialSource
+from actions.base import (
+    NO_SLOT,
+    ActionConfig,
+    ActionContext,
+    ActionParams,
+    CredentialSource,
+    InFlightSlot,
+    SyncAction,
+)
 from actions.circuit import CircuitBreakers
 from actions.errors import (
     ActionError,
@@ -26,8 +32,9 @@ from actions.errors import (
     NotAttempted,
     RetryableError,
     UpstreamUnavailable,
+    describe_validation_error,
 )
-from actions.idempotency import SuccessStore, idempotency_key, new_owner
+from actions.idempotency import NO_RECORDS, IdempotencyRecords, Once
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
@@ -40,18 +47,6 @@ from schemas import (
     error_envelope,
     success_envelope,
 )
-
-
-def describe_validation_error(exc: ValidationError, prefix: str) -> str:
-    """'params.channel: Field required; ...' — names the fields, never echoes their values."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False)[:5]:
-        location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
-        parts.append(f"{location}: {error['msg']}")
-    more = exc.error_count() - len(parts)
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)
 
 
 @dataclass
@@ -120,33 +115,77 @@ class ActionRunner:
     sleep: Callable[[float], Any] = asyncio.sleep
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
-    # Lends the caller's concurrency slot to others while it waits on a timer (rate limit, open
-    # circuit); the engine passes its scheduler's `stepped_aside`.
-    step_aside: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
-    # Records of requests that succeeded (`request_id` idempotency); None: every request runs.
-    successes: SuccessStore | None = None
-    idempotency_ttl_s: float = 86_400.0
-    # How long a running request holds its id against a duplicate arriving meanwhile.
-    idempotency_lease_s: float = 10.0
+    idempotency: IdempotencyRecords = NO_RECORDS  # NO_RECORDS: every request runs
 
     async def execute(
         self,
         request: ExecutionRequest,
         request_id: str,
         log: FilteringBoundLogger,
+        slot: InFlightSlot = NO_SLOT,
         *,
         deduplicate: bool = True,
     ) -> ResultEnvelope:
-        """`deduplicate=False` runs the request even if its id already succeeded (a replay
-        with `--include-succeeded`)."""
+        """`slot`: lent to others while the request waits (rate limit, open circuit, its twin
+        running); `deduplicate=False`: run it even if it succeeded (`--include-succeeded`)."""
         started_at = self.now()
-        outcome, fallback = await self._execute(
-            request, request_id, log, started_at, deduplicate and self.successes is not None
-        )
-        finished_at = self.now()
+        once = self.idempotency.once(request, request_id, slot, deduplicate)
+        execution = self._execute(request, request_id, log, started_at, slot, once=once)
+        if once is not None:  # remembers a success (its data), forgets a failure
+            execution = once.settling(
+                execution, lambda done: done[0].data or {} if done[0].code is None else None
+            )
+        outcome, fallback = await execution
+        return self._envelope(request, request_id, outcome, fallback, started_at)
+
+    def runs_now(self, request: ExecutionRequest) -> bool:
+        """Whether `execute_now` can run this request: no I/O and no waiting on its way (a
+        `SyncAction` without a fallback, or an action that does not exist; never deduplicated)."""
+        action = self.registry.get(request.action)
+        return request.fallback is None and (action is None or isinstance(action, SyncAction))
+
+    def execute_now(
+        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+    ) -> ResultEnvelope:
+        """`execute` for a request that `runs_now`, synchronously: the same checks, log events
+        and envelope, without a task, a timeout or a slot."""
+        started_at = self.now()
+        clock_start = time.monotonic()
+        prepared = self._prepare(request.action, request.params, "params")
+        if isinstance(prepared, _Outcome):
+            outcome = prepared
+        elif request.deadline is not None and started_at >= request.deadline:
+            outcome = _deadline_passed("before it ran")
+        else:
+            action = prepared.action
+            assert isinstance(action, SyncAction)
+            ctx = self._context(request, request_id, log, NO_SLOT)
+            log.info("action.started", attempt=1)
+            try:
+                outcome = _Outcome(1, data=dict(action.run_now(prepared.params, ctx)))
+            except ActionError as exc:
+                outcome = _Outcome(1, code=exc.code, message=exc.message, details=exc.details)
+            except Exception:
+                log.exception("action.crashed", attempt=1)
+                outcome = _Outcome(
+                    1,
+                    code=ErrorCode.INTERNAL_ERROR,
+                    message="the action failed unexpectedly (engine bug)",
+                )
+        _log_outcome(log, outcome, time.monotonic() - clock_start)
+        return self._envelope(request, request_id, outcome, None, started_at)
+
+    def _envelope(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        outcome: _Outcome,
+        fallback: FallbackResult | None,
+        started_at: datetime,
+    ) -> ResultEnvelope:
         common: dict[str, Any] = {
             "started_at": started_at,
-            "finished_at": finished_at,
+            "finished_at": self.now(),
             "action": request.action,
             "project": request.project,
             "attempts": outcome.attempts,
@@ -159,10 +198,10 @@ class ActionRunner:
             )
         else:
             envelope = success_envelope(request_id, outcome.data or {}, **common)
-        if outcome.deduplicated:
-            envelope = envelope.model_copy(update={"deduplicated": True})
-        if fallback is not None:
-            envelope = envelope.model_copy(update={"fallback": fallback})
+        if outcome.deduplicated or fallback is not None:
+            envelope = envelope.model_copy(
+                update={"fallback": fallback, "deduplicated": outcome.deduplicated or None}
+            )
         return envelope
 
     async def _execute(
@@ -171,37 +210,11 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         started_at: datetime,
-        deduplicate: bool = False,
+        slot: InFlightSlot,
+        *,
+        once: Once | None = None,
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
-        if not deduplicate:
-            return await self._execute_once(request, request_id, log, started_at, None)
-        key, owner = idempotency_key(request.project, request_id), new_owner()
-        succeeded = False
-        try:
-            outcome, fallback = await self._execute_once(
-                request, request_id, log, started_at, (key, owner)
-            )
-            # A deduplicated request never held the claim: nothing to write or give back.
-            succeeded = outcome.code is None
-            if succeeded and not outcome.deduplicated:
-                await self.successes.succeeded(  # type: ignore[union-attr]
-                    key, owner, outcome.data or {}, self.idempotency_ttl_s
-                )
-            return outcome, fallback
-        finally:
-            if not succeeded:
-                # Failures are not remembered (and an abandoned run gives its claim back).
-                await self.successes.release(key, owner)  # type: ignore[union-attr]
-
-    async def _execute_once(
-        self,
-        request: ExecutionRequest,
-        request_id: str,
-        log: FilteringBoundLogger,
-        started_at: datetime,
-        claim: tuple[str, str] | None,
-    ) -> tuple[_Outcome, FallbackResult | None]:
         clock_start = time.monotonic()
         prepared = self._prepare(request.action, request.params, "params")
         fallback: _Prepared | _Outcome | None = None
@@ -214,35 +227,21 @@ class ActionRunner:
             outcome = prepared
         elif isinstance(fallback, _Outcome):
             outcome = fallback
-        elif claim is not None and (first := await self._first_success(*claim)) is not None:
+        elif once is not None and (first := await once.first_success()) is not None:
             log.info("request.deduplicated")
             return _Outcome(0, data=first, deduplicated=True), None
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
             outcome = await self._run(
-                prepared.action, prepared.params, self._context(request, request_id, log)
+                prepared.action, prepared.params, self._context(request, request_id, log, slot)
             )
         _log_outcome(log, outcome, time.monotonic() - clock_start)
         if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
             return outcome, None
-        return outcome, await self._run_fallback(request, request_id, log, fallback, outcome)
-
-    async def _first_success(self, key: str, owner: str) -> dict[str, Any] | None:
-        """The data of this request's first success, or None once this caller holds the claim
-        to run it. While another caller runs it, wait (lending the in-flight slot) for its
-        outcome; a claim whose holder vanished ends with its lease."""
-        assert self.successes is not None
-        pause = 0.02
-        while True:
-            claim = await self.successes.claim(key, owner, self.idempotency_lease_s)
-            if claim.data is not None:
-                return claim.data
-            if claim.mine:
-                return None
-            async with self.step_aside():
-                await self.sleep(pause)
-            pause = min(pause * 2, 0.5)
+        return outcome, await self._run_fallback(
+            request, request_id, log, fallback, outcome, slot=slot
+        )
 
     async def _run_fallback(
         self,
@@ -251,6 +250,8 @@ class ActionRunner:
         log: FilteringBoundLogger,
         fallback: _Prepared,
         failed: _Outcome,
+        *,
+        slot: InFlightSlot,
     ) -> FallbackResult:
         name = fallback.action.name
         log = log.bind(action=name, fallback_for=request.action)
@@ -260,7 +261,7 @@ class ActionRunner:
             outcome = _deadline_passed("before the fallback could run")
         else:
             outcome = await self._run(
-                fallback.action, fallback.params, self._context(request, request_id, log)
+                fallback.action, fallback.params, self._context(request, request_id, log, slot)
             )
         elapsed = time.monotonic() - clock_start
         _log_outcome(log, outcome, elapsed)
@@ -298,7 +299,11 @@ class ActionRunner:
         return _Prepared(action, params)
 
     def _context(
-        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        log: FilteringBoundLogger,
+        slot: InFlightSlot,
     ) -> ActionContext:
         return ActionContext(
             request_id=request_id,
@@ -309,6 +314,7 @@ class ActionRunner:
             egress_http=self.egress_http,
             config=self.config,
             log=log,
+            slot=slot,
         )
 
     async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
@@ -387,7 +393,7 @@ class ActionRunner:
         if upstream is not None:
             max_wait = self._max_wait_s(clock_start, ctx.deadline)
             if self.breakers.may_wait(upstream):
-                async with self.step_aside():
+                async with ctx.slot.stepped_aside():
                     probe = await self.breakers.admit(upstream, ctx.log, max_wait)
             else:
                 probe = await self.breakers.admit(upstream, ctx.log, max_wait)
@@ -398,7 +404,7 @@ class ActionRunner:
             )
             if wait > 0:
                 # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
-                async with self.step_aside():
+                async with ctx.slot.stepped_aside():
                     await self.limiter.sleep(wait)
                 ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from actions.base import Action, ActionContext, ActionParams
+from actions.base import ActionContext, ActionParams, SyncAction
 
 
 class LogMessageParams(ActionParams):
@@ -16,12 +16,12 @@ class LogMessageParams(ActionParams):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
-class LogMessage(Action[LogMessageParams]):
+class LogMessage(SyncAction[LogMessageParams]):
     name = "log_message"
     params_model = LogMessageParams
     description = "Emits a log event (event `log_message`) at the requested level."
 
-    async def run(self, params: LogMessageParams, ctx: ActionContext) -> Mapping[str, Any]:
+    def run_now(self, params: LogMessageParams, ctx: ActionContext) -> Mapping[str, Any]:
         # Caller fields stay nested under `fields` so they cannot overwrite event, level or ids.
         ctx.log.log(
             _LEVELS[params.level], "log_message", message=params.message, fields=params.fields

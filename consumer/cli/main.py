@@ -19,12 +19,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
+from consumer.app import Application
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.broker.topics import create_topics, partitions_of
 from consumer.cli.replay import ReplayOptions, Selection, format_report, parse_offset_range, replay
 from consumer.cli.schemas import SCHEMA_DIR, stale_schemas, write_schemas
 from consumer.cli.tail import KINDS, TailFilter, tail
-from consumer.engine import Engine
 from consumer.localkafka.launcher import LocalKafka, cache_dir
 from consumer.ops.logging import KafkaLogSink, configure_logging, get_logger
 from consumer.ops.speedups import freeze_startup_objects, warn_if_slow
@@ -347,7 +347,7 @@ async def _run_engine(settings: EngineSettings, sink: KafkaLogSink) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await check_kafka_settings(settings)
-    await Engine(settings, log_sink=sink).run(stop)
+    await Application(settings, log_sink=sink).run(stop)
 
 
 @contextlib.contextmanager

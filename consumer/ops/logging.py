@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
+import orjson
 import structlog
 from aiokafka.partitioner import DefaultPartitioner
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
@@ -155,17 +156,27 @@ class _Timestamps:
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._millisecond = -1
+        self._last = ""
 
     def now(self) -> str:
-        moment = time.time()
-        second = int(moment)
+        millisecond = int(time.time() * 1000)
+        if millisecond == self._millisecond:  # a busy loop logs many events per millisecond
+            return self._last
+        second = millisecond // 1000
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}{int((moment - second) * 1000):03d}Z"
+        self._millisecond = millisecond
+        self._last = f"{self._prefix}{millisecond % 1000:03d}Z"
+        return self._last
 
 
 _timestamps = _Timestamps()
+
+
+def timestamp() -> str:
+    return _timestamps.now()
 
 
 def add_timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
@@ -197,45 +208,59 @@ def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 _LINE_SAFE = str.maketrans(
     {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000)]}
 )
-# Built once: json.dumps with options builds a new encoder on every call.
+# The reference rendering, and the fallback for what orjson refuses (integers beyond 64 bits,
+# lone surrogates, keys that are not strings). Built once: json.dumps with options builds a new
+# encoder on every call.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+# Datetimes and dataclasses go through `default=str`, as with the reference encoder.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def render_line(event: EventDict) -> str:
-    line = _ENCODER.encode(event)
-    # Nearly every line is ASCII without DEL: nothing to escape, skip translate (~1.5 us).
-    if line.isascii() and "\x7f" not in line:
+def render_line(event: EventDict) -> bytes:
+    """One event as one line of JSON (UTF-8, no line break, no terminal control)."""
+    try:
+        line = orjson.dumps(event, default=str, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        text = _ENCODER.encode(event)
+        if not text.isascii():
+            text = text.translate(_LINE_SAFE)
+        return text.encode("utf-8", "backslashreplace")
+    # Nearly every line is ASCII without DEL: nothing to escape.
+    if line.isascii() and b"\x7f" not in line:
         return line
-    return line.translate(_LINE_SAFE)
+    return line.decode().translate(_LINE_SAFE).encode()
 
 
 class Renderer:
     """Final processor: render once, write to stdout, queue for Kafka, and stop the chain.
 
-    Inside an event loop, lines are collected and written (and flushed) once at the end of the
-    loop iteration: one write per iteration instead of a write and a flush per event. Outside
-    one (start-up, other threads, tests) each line is written at once."""
+    The same bytes go to stdout and to the logs topic. Inside an event loop, lines are
+    collected and written (and flushed) once at the end of the loop iteration: one write per
+    iteration instead of a write and a flush per event. Outside one (start-up, other threads,
+    tests) each line is written at once."""
 
     def __init__(self, stream: TextIO, sink: KafkaLogSink | None) -> None:
         self.stream = stream
         self.sink = sink
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         # The loop a flush is scheduled on; None when nothing waits. A loop that ended before
         # running the flush leaves its lines to the next write, wherever it happens.
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> str:
+        self.emit(event)
+        raise structlog.DropEvent
+
+    def emit(self, event: EventDict) -> None:
+        """Write one event that has been redacted already."""
         line = render_line(event)
         self._write(line)
         if self.sink is not None:
             request_id = event.get("request_id")
-            self.sink.put(
-                request_id.encode() if isinstance(request_id, str) else None, line.encode()
-            )
-        raise structlog.DropEvent
+            self.sink.put(request_id.encode() if isinstance(request_id, str) else None, line)
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: bytes) -> None:
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -257,11 +282,19 @@ class Renderer:
             if not self._pending:
                 return
             lines, self._pending = self._pending, []
-            self.stream.write("\n".join(lines) + "\n")
-            self.stream.flush()
+            data = b"\n".join(lines) + b"\n"
+            binary = getattr(self.stream, "buffer", None)
+            if binary is not None:
+                self.stream.flush()  # whatever was written as text goes first
+                binary.write(data)
+                binary.flush()
+            else:
+                self.stream.write(data.decode())
+                self.stream.flush()
 
 
 _renderer: Renderer | None = None
+_min_level = _LEVELS["info"]
 
 
 @atexit.register
@@ -275,9 +308,10 @@ def flush_logs() -> None:
 def configure_logging(
     level: str = "info", *, sink: KafkaLogSink | None = None, stream: TextIO | None = None
 ) -> None:
-    global _renderer  # noqa: PLW0603 (one logging configuration per process)
+    global _renderer, _min_level  # noqa: PLW0603 (one logging configuration per process)
     flush_logs()
     _renderer = Renderer(stream or sys.stdout, sink)
+    _min_level = _LEVELS[level]
     processors: list[Callable[[WrappedLogger, str, EventDict], EventDict | str]] = [
         structlog.contextvars.merge_contextvars,
         normalise_level,

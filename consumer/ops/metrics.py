@@ -47,6 +47,7 @@ class EngineMetrics:
     def __init__(self, actions: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._actions = frozenset(actions)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         registry = self.registry
         self.records_consumed = Counter(
             "execution_records_consumed",
@@ -118,11 +119,18 @@ class EngineMetrics:
     def envelope(self, envelope: ResultEnvelope) -> None:
         action = envelope.action if envelope.action in self._actions else UNKNOWN_ACTION
         code = envelope.error.code.value if envelope.error is not None else NO_ERROR
-        self.envelopes.labels(action, envelope.status, code).inc()
-        if action != UNKNOWN_ACTION:
-            self.action_duration.labels(action, envelope.status).observe(
-                envelope.duration_ms / 1000
+        status = envelope.status
+        # `labels()` checks and joins its arguments on every call: each label set's children
+        # are looked up once, then kept (a bounded set: actions x statuses x codes).
+        children = self._children.get((action, status, code))
+        if children is None:
+            children = self._children[(action, status, code)] = (
+                self.envelopes.labels(action, status, code),
+                self.action_duration.labels(action, status),
             )
+        children[0].inc()
+        if action != UNKNOWN_ACTION:
+            children[1].observe(envelope.duration_ms / 1000)
             if envelope.attempts > 1:
                 self.retries.labels(action).inc(envelope.attempts - 1)
 

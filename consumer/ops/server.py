@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
-from consumer.ops.health import Readiness, group_readiness
+from consumer.ops.health import Readiness
 from consumer.ops.logging import get_logger
-
-if TYPE_CHECKING:
-    from consumer.engine import Engine
+from consumer.ops.metrics import EngineMetrics
+from consumer.settings import EngineSettings
 
 # generate_latest() writes the classic text format (names escaped with underscores), which every
 # Prometheus version reads under this type; newer clients label it 1.0.0, which 2.x rejects.
@@ -110,17 +108,19 @@ def _response(status: int, content_type: str, body: bytes, *, with_body: bool = 
 
 
 @contextlib.asynccontextmanager
-async def serve_ops(engine: Engine) -> AsyncIterator[OpsServer | None]:
-    """The engine's ops server for the duration of its run (None when disabled)."""
-    settings = engine.settings
+async def serve_ops(
+    settings: EngineSettings, metrics: EngineMetrics, readiness: Callable[[], Readiness]
+) -> AsyncIterator[OpsServer | None]:
+    """The ops server for the duration of the engine's run (None when disabled): it is handed
+    what it observes, never the engine."""
     if not settings.http_enabled:
         yield None
         return
     server = OpsServer(
         settings.http_host,
         settings.http_port,
-        render_metrics=engine.metrics.render,
-        readiness=lambda: group_readiness(engine.state.consumer),
+        render_metrics=metrics.render,
+        readiness=readiness,
     )
     await server.start()
     try:

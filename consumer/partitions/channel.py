@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
@@ -207,8 +207,9 @@ class PartitionChannel:
         if len(self._ready) >= self._max_batch:
             self._wake.set()
 
-    async def run(self, on_fenced: Callable[[PartitionChannel], Any]) -> None:
-        """Flush every interval until closed. Failures back off; fencing ends the loop."""
+    async def run(self) -> None:
+        """Flush every interval until closed. Failures back off; fencing ends the loop (with
+        `fenced` set: the partition's owner decides what follows)."""
         backoff = 0.0
         while not self.closed and not self._stopping:
             with contextlib.suppress(TimeoutError):
@@ -221,7 +222,6 @@ class PartitionChannel:
             except PartitionFenced:
                 self.fenced = True
                 self._log.error("partition.fenced")
-                on_fenced(self)
                 return
             except Exception as exc:  # the broker is away, or a bug: never end the loop for it
                 self._log.warning("flush.failed", error=type(exc).__name__)

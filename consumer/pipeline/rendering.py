@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from pydantic import BaseModel
 
 from consumer.ops.logging import get_logger
 from consumer.ops.redaction import REDACTOR
+from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
-from schemas import ErrorCode, ResultEnvelope, error_envelope
+from schemas import ResultEnvelope, format_timestamp
 
 Headers = list[tuple[str, bytes]]
 # (original key, original value, headers)
@@ -25,7 +30,32 @@ TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 def envelope_bytes(envelope: ResultEnvelope) -> bytes:
-    return REDACTOR.scrub(envelope.model_dump_json()).encode()
+    """The envelope as JSON, as `model_dump_json` renders it (a test holds them equal field for
+    field), at a fraction of its cost: orjson on the model's fields. What orjson cannot encode
+    as pydantic would (integers beyond 64 bits, lone surrogates, keys that are not strings,
+    types outside JSON) goes through `model_dump_json`."""
+    try:
+        text = orjson.dumps(_fields(envelope), option=_ORJSON_OPTIONS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = envelope.model_dump_json()
+    return REDACTOR.scrub(text).encode()
+
+
+# Datetimes and dataclasses in `data` are not rendered by orjson's rules: they raise (no
+# `default`), and the envelope goes through pydantic's serialiser instead.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _fields(model: BaseModel) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, value in model.__dict__.items():
+        if isinstance(value, BaseModel):
+            fields[name] = _fields(value)
+        elif isinstance(value, datetime):
+            fields[name] = format_timestamp(value)
+        else:
+            fields[name] = value
+    return fields
 
 
 def dead_letter_headers(
@@ -116,23 +146,3 @@ class OutcomeRenderer:
         )
         small = replacement(message.envelope, "was too large to publish")
         return OutMessage(message.topic, message.key, envelope_bytes(small), message.headers, small)
-
-
-def replacement(envelope: ResultEnvelope, problem: str) -> ResultEnvelope:
-    """The envelope that replaces one that cannot be published: same request, no data or
-    metadata, and the outcome the action had, so nobody re-runs a side effect that happened."""
-    return error_envelope(
-        envelope.request_id,
-        ErrorCode.INTERNAL_ERROR,
-        f"the result {problem}; the action's outcome was {envelope.status!r}",
-        started_at=envelope.started_at,
-        finished_at=envelope.finished_at,
-        action=envelope.action,
-        project=envelope.project,
-        attempts=envelope.attempts,
-        details={
-            "original_status": envelope.status,
-            "original_error_code": envelope.error.code.value if envelope.error else None,
-        },
-        environment=envelope.environment,
-    )

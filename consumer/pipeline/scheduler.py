@@ -4,8 +4,9 @@ Records with the same key run one after another in offset order; records with di
 or without a key, run concurrently up to `max_in_flight`. A slow key occupies its own lane and
 one slot, never the others. Lanes waiting for a slot are served first come, first served.
 
-A job that only waits on a timer (a rate-limit slot, an open circuit) can step aside
-(`stepped_aside()`): it keeps its lane but gives its slot to others until it needs one again.
+A job that only waits on a timer (a rate-limit slot, an open circuit) can step aside: the job
+is handed its own `Job` as an `InFlightSlot` (`slot.stepped_aside()`), so it keeps its lane but
+gives its slot to others until it needs one again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -23,19 +23,21 @@ J = TypeVar("J")
 
 @dataclass(eq=False)
 class Job(Generic[J]):
+    """A scheduled payload; while it runs, also its in-flight slot (`stepped_aside`)."""
+
     partition: Hashable
     # (partition, key); None: no ordering constraint (a record without a key).
     lane: tuple[Hashable, Hashable] | None
     payload: J
+    scheduler: KeyedScheduler[J] = field(repr=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
-
-# The job the current task runs, so that `stepped_aside()` knows whose slot to lend.
-_CURRENT_JOB: ContextVar[Job[Any] | None] = ContextVar("current_job", default=None)
+    def stepped_aside(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.scheduler.stepped_aside(self)
 
 
 class KeyedScheduler(Generic[J]):
-    def __init__(self, max_in_flight: int, run: Callable[[J], Awaitable[Any]]) -> None:
+    def __init__(self, max_in_flight: int, run: Callable[[J, Job[J]], Awaitable[Any]]) -> None:
         self._max_in_flight = max_in_flight
         self._run = run
         self._lanes: dict[
@@ -61,8 +63,13 @@ class KeyedScheduler(Generic[J]):
     def running(self) -> int:
         return len(self._running)
 
+    def lane_idle(self, partition: Hashable, lane: Hashable | None) -> bool:
+        """True when a job for this lane would start at once in its order: nothing of the
+        lane's is queued or running (a record without a key has no lane)."""
+        return lane is None or (partition, lane) not in self._lanes
+
     def submit(self, partition: Hashable, lane: Hashable | None, payload: J) -> None:
-        job = Job(partition, None if lane is None else (partition, lane), payload)
+        job = Job(partition, None if lane is None else (partition, lane), payload, self)
         if job.lane is not None:
             queue = self._lanes.get(job.lane)
             if queue is not None:  # the lane is busy: wait behind it
@@ -87,9 +94,8 @@ class KeyedScheduler(Generic[J]):
             job.task = asyncio.create_task(self._execute(job))
 
     async def _execute(self, job: Job[J]) -> None:
-        _CURRENT_JOB.set(job)
         try:
-            await self._run(job.payload)
+            await self._run(job.payload, job)
         finally:
             self._running.discard(job)
             self._aside.discard(job)
@@ -97,12 +103,11 @@ class KeyedScheduler(Generic[J]):
             self._pump()
 
     @contextlib.asynccontextmanager
-    async def stepped_aside(self) -> AsyncIterator[None]:
-        """Within this block the calling job does not count against `max_in_flight` (it keeps
-        its lane: the key's next record still waits). On leaving, it waits for a slot again,
-        ahead of jobs not yet started. Outside a scheduled job it does nothing."""
-        job = _CURRENT_JOB.get()
-        if job is None or job not in self._running:
+    async def stepped_aside(self, job: Job[J]) -> AsyncIterator[None]:
+        """Within this block `job` does not count against `max_in_flight` (it keeps its lane:
+        the key's next record still waits). On leaving, it waits for a slot again, ahead of
+        jobs not yet started. For a job that is not running it does nothing."""
+        if job not in self._running:
             yield
             return
         self._running.discard(job)

@@ -13,7 +13,7 @@ import pytest
 
 from actions import ActionRegistry
 from actions.egress import Resolver, system_resolver
-from consumer.engine import Engine
+from consumer.app import Application
 from consumer.localkafka.launcher import kafka_broker
 from consumer.ops.logging import KafkaLogSink
 from consumer.settings import EngineSettings
@@ -76,13 +76,13 @@ async def running_engine(
     registry: ActionRegistry | None = None,
     resolver: Resolver = system_resolver,
     log_sink: KafkaLogSink | None = None,
-) -> AsyncIterator[Engine]:
+) -> AsyncIterator[Application]:
     """Start the engine, wait until it owns partitions, stop it (drain + commit) afterwards."""
     stop = asyncio.Event()
-    engine = Engine(settings, registry=registry, resolver=resolver, log_sink=log_sink)
+    engine = Application(settings, registry=registry, resolver=resolver, log_sink=log_sink)
     task = asyncio.create_task(engine.run(stop))
     deadline = asyncio.get_running_loop().time() + 60
-    while not engine.state.assigned:
+    while not engine.assigned:
         if task.done():
             task.result()  # raises what stopped it
             raise AssertionError("the engine stopped before it was assigned partitions")

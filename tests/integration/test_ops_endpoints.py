@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.engine import Engine
+from consumer.app import Application
 from consumer.localkafka.launcher import LocalKafka
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, produce, read_topic
@@ -40,7 +40,7 @@ def total(samples: Samples, name: str) -> float:
     return sum(v for (n, _), v in samples.items() if n == name)
 
 
-def ops_port(engine: Engine) -> int:
+def ops_port(engine: Application) -> int:
     assert engine.ops is not None
     return engine.ops.port
 
@@ -147,7 +147,7 @@ async def test_readyz_follows_the_group_and_the_broker(tmp_path: Path, topics: T
     try:
         settings = engine_settings(broker.bootstrap_servers, topics, session_timeout_ms=6000)
         stop = asyncio.Event()
-        engine = Engine(settings)
+        engine = Application(settings)
         task = asyncio.create_task(engine.run(stop))
         try:
             while engine.ops is None:
@@ -158,7 +158,7 @@ async def test_readyz_follows_the_group_and_the_broker(tmp_path: Path, topics: T
             assert first[0] == 503, first  # up and alive, not in its group yet
             assert (await http_status(port, "/healthz"))[0] == 200
             await wait_for_status(port, 200, within_s=60)
-            assert engine.state.assigned
+            assert engine.assigned
 
             await asyncio.to_thread(broker.kill)  # the broker is gone
             took = await wait_for_status(port, 503, within_s=30)

@@ -89,8 +89,8 @@ async def test_backpressure_bounds_what_is_held(kafka_bootstrap: str, topics: To
             read_topic(kafka_bootstrap, topics.results, expect=len(records))
         )
         while not reader.done():
-            peak_held = max(peak_held, engine._scheduler.held)
-            paused_seen = paused_seen or engine.state.paused
+            peak_held = max(peak_held, engine.scheduler.held if engine.scheduler else 0)
+            paused_seen = paused_seen or engine.paused
             await asyncio.sleep(0.005)
         results = reader.result()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from consumer.localkafka.launcher import KAFKA_VERSION
@@ -51,3 +52,51 @@ def test_every_metric_is_documented() -> None:
 def test_every_command_is_in_the_commands_table() -> None:
     for command in ("run", "send", "replay", "topics create", "tail", "schemas"):
         assert f"| `execution-engine {command}" in README, command
+
+
+def _architecture_section() -> str:
+    start = README.index("## Architecture\n")
+    end = README.index("\n## ", start + 1)
+    return README[start:end]
+
+
+def _defined_names() -> set[str]:
+    """Every class, function and module-level name defined in the project's packages."""
+    pattern = re.compile(r"^\s*(?:class|def|async def)\s+(\w+)|^(\w+)\s*[:=]", re.MULTILINE)
+    names: set[str] = set()
+    for package in ("consumer", "actions", "schemas"):
+        for path in (ROOT / package).rglob("*.py"):
+            for match in pattern.finditer(path.read_text(encoding="utf-8")):
+                names.add(match.group(1) or match.group(2))
+    return names
+
+
+def test_every_name_the_architecture_section_mentions_exists() -> None:
+    section = _architecture_section()
+    defined = _defined_names()
+    mentioned = re.findall(r"`([^`\n]+)`", section)
+    assert len(mentioned) > 30, "the section names the parts it describes"
+    for name in mentioned:
+        if name.endswith("/") or name.endswith(".py"):
+            candidates = [ROOT / name, ROOT / "consumer" / name, ROOT / "tests" / name]
+            candidates += [ROOT / "consumer" / sub / name for sub in ("pipeline", "partitions")]
+            candidates += [
+                ROOT / "consumer" / sub / name
+                for sub in ("credentials", "ops", "cli", "broker", "localkafka")
+            ]
+            assert any(c.exists() for c in candidates), f"no such file or folder: {name}"
+        elif re.fullmatch(r"[A-Z][A-Z0-9_]+", name):
+            documented = f"| `{name}` |" in README
+            assert documented or name in defined, f"{name}: neither a setting nor in the code"
+        elif re.fullmatch(r"[A-Z]\w+(\.\w+)?", name):
+            owner, _, member = name.partition(".")
+            assert owner in defined, f"the README names {owner!r}, which the code does not define"
+            if member:
+                assert member in defined, f"the README names {name!r}: no {member!r} in the code"
+
+
+def test_every_name_in_the_record_path_diagram_exists() -> None:
+    diagram = _architecture_section().split("```")[1]
+    defined = _defined_names()
+    for owner, member in re.findall(r"\b([A-Z]\w+)\.(\w+)\b", diagram):
+        assert owner in defined and member in defined, f"{owner}.{member}"

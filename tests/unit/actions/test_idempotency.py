@@ -13,7 +13,7 @@ from pydantic import Field
 from structlog.testing import capture_logs
 
 from actions import Action, ActionContext, ActionParams, ActionRegistry, ActionRunner, UpstreamError
-from actions.idempotency import LocalSuccesses
+from actions.idempotency import IdempotencyRecords, LocalSuccesses
 from schemas import ErrorCode, ExecutionRequest
 from tests.unit.support import FakeCredentials
 
@@ -48,8 +48,7 @@ def runner(action: Counting, successes: LocalSuccesses | None) -> ActionRunner:
         credentials=FakeCredentials(),
         http=client,
         egress_http=client,
-        successes=successes,
-        idempotency_lease_s=5.0,
+        idempotency=IdempotencyRecords(successes, lease_s=5.0),
     )
 
 

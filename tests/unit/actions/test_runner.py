@@ -25,7 +25,7 @@ from actions import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from actions.runner import describe_validation_error
+from actions.errors import describe_validation_error
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.unit.support import FakeCredentials, plain_client
 

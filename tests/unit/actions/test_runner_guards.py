@@ -15,12 +15,14 @@ import structlog
 from structlog.testing import capture_logs
 
 from actions import (
+    NO_SLOT,
     Action,
     ActionContext,
     ActionParams,
     ActionRegistry,
     ActionRunner,
     CircuitBreakers,
+    InFlightSlot,
     Rate,
     RateKey,
     RateLimiter,
@@ -98,8 +100,25 @@ def request(channel: str, **fields: Any) -> ExecutionRequest:
     return ExecutionRequest.model_validate(body)
 
 
-async def run(runner: ActionRunner, req: ExecutionRequest) -> ResultEnvelope:
-    return await runner.execute(req, "req", structlog.get_logger())
+async def run(
+    runner: ActionRunner, req: ExecutionRequest, slot: InFlightSlot = NO_SLOT
+) -> ResultEnvelope:
+    return await runner.execute(req, "req", structlog.get_logger(), slot)
+
+
+class Slot:
+    """An in-flight slot that records when it is lent."""
+
+    def __init__(self, stepped: list[str], *, back: bool = True) -> None:
+        self.stepped = stepped
+        self.back = back
+
+    @contextlib.asynccontextmanager
+    async def stepped_aside(self) -> AsyncIterator[None]:
+        self.stepped.append("aside")
+        yield
+        if self.back:
+            self.stepped.append("back")
 
 
 def limiter_sleeps(runner: ActionRunner) -> list[float]:
@@ -197,34 +216,21 @@ async def test_a_half_open_probe_closes_the_circuit(runner: ActionRunner) -> Non
 
 async def test_only_a_real_wait_steps_aside(runner: ActionRunner) -> None:
     stepped: list[str] = []
-
-    @contextlib.asynccontextmanager
-    async def step_aside() -> AsyncIterator[None]:
-        stepped.append("aside")
-        yield
-        stepped.append("back")
-
-    runner.step_aside = step_aside
+    slot = Slot(stepped)
     runner.registry.register(Guarded())
-    await run(runner, request("#busy"))
+    await run(runner, request("#busy"), slot)
     assert stepped == [], "no wait: the slot is kept"
-    await run(runner, request("#busy"))
+    await run(runner, request("#busy"), slot)
     assert stepped == ["aside", "back"], "the rate-limit wait lent the slot"
 
 
 async def test_waiting_for_an_open_circuit_steps_aside(runner: ActionRunner) -> None:
     stepped: list[str] = []
-
-    @contextlib.asynccontextmanager
-    async def step_aside() -> AsyncIterator[None]:
-        stepped.append("aside")
-        yield
-
-    runner.step_aside = step_aside
+    slot = Slot(stepped, back=False)
     runner.breakers = CircuitBreakers(1, 0.05, "wait")
     runner.retry = RetryPolicy(max_attempts=1)
     runner.registry.register(Guarded([UpstreamUnavailable("503")]))
-    assert (await run(runner, request("#a"))).status == "error"
+    assert (await run(runner, request("#a"), slot)).status == "error"
     assert stepped == []
-    assert (await run(runner, request("#b"))).status == "success", "waited, then probed"
+    assert (await run(runner, request("#b"), slot)).status == "success", "waited, then probed"
     assert stepped == ["aside"]

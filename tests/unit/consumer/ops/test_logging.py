@@ -8,6 +8,8 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -329,11 +331,35 @@ async def test_run_drains_as_events_arrive() -> None:
     "text", ["a\u2028b", "a\u2029b", "a\x85b", "\x9b[31m", "\x7f", "lone \ud800 surrogate", "é✓😀"]
 )
 def test_a_rendered_event_is_one_line_of_utf8_json(text: str) -> None:
-    line = render_line({"event": "x", "message": text})
+    rendered = render_line({"event": "x", "message": text})
+    line = rendered.decode("utf-8")
     assert line.splitlines() == [line]
-    line.encode("utf-8")
     assert all(not (0x7F <= ord(c) < 0xA0) for c in line)
     assert json.loads(line)["message"] == text
+
+
+REFERENCE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"event": "a", "level": "info", "n": 1, "f": 1.5, "none": None, "ok": True},
+        {"event": "nested", "fields": {"list": [1, "two", {"three": 3.0}], "empty": {}}},
+        {"event": "when", "at": datetime(2026, 12, 1, 8, 0, tzinfo=UTC)},
+        {"event": "big", "n": 2**70, "neg": -(2**65)},
+        {"event": "keys", "fields": {1: "int key", "s": "str key"}},
+        {"event": "odd", "value": {1, 2}, "path": Path("/tmp/x"), "exc": ValueError("bad")},
+        {"event": "text", "message": "José ✓ \u2028 \x7f \ud800"},
+    ],
+)
+def test_fast_rendering_equals_the_reference_rendering_field_for_field(
+    event: dict[str, object],
+) -> None:
+    """orjson renders; where it cannot (big integers, non-string keys, lone surrogates) the
+    reference encoder does. Either way the parsed line is what the reference encoder gives."""
+    expected = json.loads(REFERENCE.encode(event).encode("utf-8", "surrogatepass"))
+    assert json.loads(render_line(event)) == expected
 
 
 class CountingStream(io.StringIO):

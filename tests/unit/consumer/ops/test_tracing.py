@@ -81,9 +81,9 @@ def test_tracing_is_off_without_an_endpoint() -> None:
 def test_off_means_opentelemetry_is_never_imported() -> None:
     probe = (
         "import sys\n"
-        "from consumer.engine import Engine\n"
+        "from consumer.app import Application\n"
         "from consumer.settings import EngineSettings\n"
-        "engine = Engine(EngineSettings(otlp_endpoint=None))\n"
+        "app = Application(EngineSettings(otlp_endpoint=None))\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"
         "print(loaded)\n"
         "sys.exit(1 if loaded else 0)\n"

@@ -3,13 +3,16 @@ being too large or unrenderable."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from consumer.ops.redaction import REDACTOR
 from consumer.pipeline.intake import Rejected
-from consumer.pipeline.rendering import OutcomeRenderer, dead_letter_headers
-from schemas import ErrorCode, success_envelope
+from consumer.pipeline.rendering import OutcomeRenderer, dead_letter_headers, envelope_bytes
+from schemas import ErrorCode, ResultEnvelope, error_envelope, success_envelope
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
@@ -89,3 +92,36 @@ def test_an_envelope_pydantic_cannot_render_is_replaced() -> None:
     [sent] = renderer().render(envelope({"deep": deep}), traceparent=None)
     assert sent.value is not None
     assert b'"internal_error"' in sent.value and b"could not be rendered" in sent.value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"logged": True},
+        {"n": 1, "f": 0.1, "big_float": 1e300, "none": None, "list": [1, "a", {"b": [2.5]}]},
+        {"text": "José ✓ 😀", "controls": "\x00\x1f\x7f\u2028"},
+        {"big": 2**70},  # beyond orjson's 64 bits: pydantic renders it
+        {"keys": {1: "int key"}},  # not a string key: pydantic renders it
+        {"when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)},  # pydantic's datetime format
+        {"set": {1}},  # not JSON: pydantic renders it
+    ],
+)
+def test_fast_envelope_bytes_equal_pydantic_field_for_field(data: dict[str, Any]) -> None:
+    for subject in (
+        envelope(data, metadata={"flow": "x"}),
+        error_envelope(
+            "req-2",
+            ErrorCode.UPSTREAM_ERROR,
+            "refused",
+            started_at=NOW,
+            finished_at=NOW,
+            details=data,
+        ),
+    ):
+        assert json.loads(envelope_bytes(subject)) == json.loads(subject.model_dump_json())
+
+
+def test_fast_envelope_bytes_keep_every_field_of_the_schema() -> None:
+    rendered = json.loads(envelope_bytes(envelope({"logged": True})))
+    assert set(rendered) == set(ResultEnvelope.model_fields)
+    assert rendered["started_at"] == "2026-11-26T09:00:00.000Z"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from consumer.pipeline.scheduler import KeyedScheduler
+from consumer.pipeline.scheduler import Job, KeyedScheduler
 
 
 class Recorder:
@@ -26,7 +26,7 @@ class Recorder:
     def gate(self, name: str) -> asyncio.Event:
         return self.gates.setdefault(name, asyncio.Event())
 
-    async def __call__(self, name: str) -> None:
+    async def __call__(self, name: str, slot: Job[str]) -> None:
         self.started.append(name)
         self.running += 1
         self.max_running = max(self.max_running, self.running)
@@ -262,7 +262,7 @@ async def test_drain_with_nothing_running() -> None:
 async def test_a_failing_job_releases_its_lane() -> None:
     ran: list[str] = []
 
-    async def run(name: str) -> None:
+    async def run(name: str, slot: Job[str]) -> None:
         ran.append(name)
         if name == "boom":
             raise RuntimeError("job failed")
@@ -289,7 +289,7 @@ async def test_a_failing_job_releases_its_lane() -> None:
 async def test_many_lanes_many_jobs_keep_per_lane_order(limit: int) -> None:
     order: dict[str, list[int]] = {}
 
-    async def run(job: tuple[str, int]) -> None:
+    async def run(job: tuple[str, int], slot: Job[tuple[str, int]]) -> None:
         await asyncio.sleep(0)
         order.setdefault(job[0], []).append(job[1])
 
@@ -310,11 +310,11 @@ class Napper:
         self.finished: list[str] = []
         self.max_running = 0
 
-    async def __call__(self, name: str) -> None:
+    async def __call__(self, name: str, slot: Job[str]) -> None:
         assert self.sched is not None
         self.max_running = max(self.max_running, self.sched.running)
         if name.startswith("nap"):
-            async with self.sched.stepped_aside():
+            async with slot.stepped_aside():
                 await self.gates.setdefault(name, asyncio.Event()).wait()
             self.max_running = max(self.max_running, self.sched.running)
         self.finished.append(name)
@@ -357,9 +357,9 @@ async def test_a_returning_job_waits_for_a_free_slot() -> None:
     gates: dict[str, asyncio.Event] = {}
     order: list[str] = []
 
-    async def run(name: str) -> None:
+    async def run(name: str, slot: Job[str]) -> None:
         if name == "nap":
-            async with sched.stepped_aside():
+            async with slot.stepped_aside():
                 await gates.setdefault("nap", asyncio.Event()).wait()
             order.append("nap-back")
         else:
@@ -392,8 +392,8 @@ async def test_drain_includes_jobs_that_stepped_aside() -> None:
     assert sched.held == 0
 
 
-async def test_stepping_aside_outside_a_job_does_nothing() -> None:
-    sched: KeyedScheduler[str] = KeyedScheduler(1, lambda _: asyncio.sleep(0))
-    async with sched.stepped_aside():
-        pass
+async def test_stepping_aside_for_a_job_not_running_does_nothing() -> None:
+    sched: KeyedScheduler[str] = KeyedScheduler(1, lambda _job, _slot: asyncio.sleep(0))
+    async with sched.stepped_aside(Job("p", None, "never started", sched)):
+        assert sched.running == 0
     assert sched.held == 0

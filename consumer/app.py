@@ -1,0 +1,276 @@
+"""The composition root: every part the engine drives, built from settings, started in order
+and closed in reverse.
+
+`Application.run` brings up the ops server, the topics, the HTTP clients, the credential cache,
+the action runner, the log producer, the admin client and the group consumer; wires the record
+path (intake -> scheduler -> processor -> partitions); then hands the loop to `Engine.run`.
+Tests and the `run` command hold an `Application`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
+from actions.egress import Resolver, parse_networks, service_client, system_resolver
+from actions.idempotency import IdempotencyRecords
+from consumer.broker.topics import ensure_topics
+from consumer.credentials.backends import credential_fetch
+from consumer.credentials.cache import CredentialCache
+from consumer.engine import Engine
+from consumer.ops.health import group_readiness
+from consumer.ops.logging import KafkaLogSink, get_logger
+from consumer.ops.metrics import EngineMetrics
+from consumer.ops.server import OpsServer, serve_ops
+from consumer.ops.tracing import NoTracing, build_tracing
+from consumer.partitions.assignment import (
+    ChannelOptions,
+    CommittedOffsets,
+    Partitions,
+    RebalanceListener,
+)
+from consumer.partitions.channel import AtLeastOnceSink, CommitSink, TransactionalSink
+from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.rendering import OutcomeRenderer
+from consumer.pipeline.scheduler import KeyedScheduler
+from consumer.settings import EngineSettings
+from consumer.state import build_state
+
+# Shutdown: how long each Kafka client may take to close.
+_CLOSE_TIMEOUT_S = 5.0
+
+
+class Application:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        *,
+        registry: ActionRegistry | None = None,
+        resolver: Resolver = system_resolver,
+        log_sink: KafkaLogSink | None = None,
+        metrics: EngineMetrics | None = None,
+        tracing: NoTracing | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry()
+        self._resolver = resolver
+        self._log_sink = log_sink
+        self._log = get_logger()
+        self.metrics = metrics or EngineMetrics(self.registry.names())
+        self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
+        # What the fleet shares (EXECUTION_STATE_URL), else per-process state (consumer/state).
+        self.fleet = build_state(settings, settings.group_id, self._log, self.metrics)
+        # Per-upstream circuit breakers, shared by every request of this process (and, with a
+        # store, by the fleet).
+        self.circuit_breakers = settings.circuit_breakers(self.fleet.circuits)
+        # A dead letter is the original record plus headers: leave room for both.
+        self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
+        self.scheduler: KeyedScheduler[Work] | None = None
+        self.partitions: Partitions | None = None
+        self.consumer: AIOKafkaConsumer | None = None  # the group consumer, once started
+        self.ops: OpsServer | None = None
+
+    @property
+    def assigned(self) -> set[TopicPartition]:
+        return set() if self.partitions is None else set(self.partitions.assigned)
+
+    @property
+    def paused(self) -> bool:
+        """Fetching paused because the buffer is full (backpressure)."""
+        return self.partitions is not None and self.partitions.buffer_full
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
+        settings, log = self.settings, self._log
+        kafka = settings.kafka_client_options()
+        async with contextlib.AsyncExitStack() as stack:
+            self.ops = await stack.enter_async_context(
+                serve_ops(settings, self.metrics, lambda: group_readiness(self.consumer))
+            )
+            stack.callback(self.tracing.shutdown)
+            if settings.create_topics:
+                await ensure_topics(settings)
+            runner = await self._runner(stack)
+            # Log events (and, with exactly-once off, envelopes) go through this producer.
+            producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
+            await producer.start()
+            stack.push_async_callback(self._bounded, producer.stop, "producer.stop")
+            if self._log_sink is not None:
+                sink_task = asyncio.create_task(self._log_sink.run(producer, settings.logs_topic))
+                stack.push_async_callback(self._stop_log_sink, self._log_sink, sink_task, producer)
+            admin = AIOKafkaAdminClient(**kafka)
+            await admin.start()
+            stack.push_async_callback(self._bounded, admin.close, "admin.close")
+
+            renderer = OutcomeRenderer(
+                settings.results_topic, settings.dead_letter_topic, self.max_message_bytes
+            )
+            processor = RecordProcessor(
+                runner,
+                renderer,
+                IntakeLimits(
+                    settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes
+                ),
+                metrics=self.metrics,
+                tracing=self.tracing,
+            )
+            scheduler = self.scheduler = KeyedScheduler(settings.max_in_flight, processor.run)
+            consumer = self.consumer = AIOKafkaConsumer(
+                **kafka,
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                session_timeout_ms=settings.session_timeout_ms,
+                rebalance_timeout_ms=settings.rebalance_timeout_ms,
+                max_poll_interval_ms=max(300_000, settings.rebalance_timeout_ms),
+            )
+            partitions = self.partitions = Partitions(
+                consumer,
+                CommittedOffsets(admin, settings.group_id),
+                self._sink_factory(producer, consumer),
+                scheduler=scheduler,
+                renderer=renderer,
+                options=ChannelOptions(
+                    interval_s=settings.commit_interval_s,
+                    max_batch=settings.transaction_max_records,
+                    max_uncommitted_span=settings.max_uncommitted_span,
+                    session_timeout_s=settings.session_timeout_ms / 1000,
+                    on_flushed=self.metrics.committed,  # ops: transaction latency
+                    on_failed=self.metrics.commit_failed,  # ops
+                ),
+                log=log,
+            )
+            engine = Engine(
+                consumer,
+                partitions,
+                scheduler,
+                processor,
+                max_buffered=settings.max_buffered,
+                drain_timeout_s=settings.drain_timeout_s,
+                metrics=self.metrics,
+                log=log,
+            )
+            self.metrics.watch_gauges(  # ops
+                lambda: scheduler.running, lambda: engine.held, lambda: partitions.buffer_full
+            )
+            listener = RebalanceListener(
+                partitions,
+                drain_timeout_s=settings.drain_timeout_s,
+                rebalance_timeout_s=settings.rebalance_timeout_ms / 1000,
+                log=log,
+            )
+            consumer.subscribe([settings.requests_topic], listener=listener)
+            await consumer.start()
+            self.metrics.watch_consumer(consumer)  # ops: lag
+            try:
+                log.info(
+                    "engine.started",
+                    topic=settings.requests_topic,
+                    group_id=settings.group_id,
+                    actions=self.registry.names(),
+                    max_in_flight=settings.max_in_flight,
+                    exactly_once=settings.exactly_once,
+                )
+                await engine.run(stop)
+            finally:
+                await self._bounded(consumer.stop, "consumer.stop")
+                log.info("engine.stopped")
+
+    async def _runner(self, stack: contextlib.AsyncExitStack) -> ActionRunner:
+        """The HTTP clients, the credential cache and the action runner that uses them."""
+        settings = self.settings
+        api_http = await stack.enter_async_context(service_client(10.0))
+        egress_http = await stack.enter_async_context(
+            guarded_client(
+                EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver),
+                max_connections=settings.max_in_flight,
+            )
+        )
+        vault_http = await stack.enter_async_context(service_client(settings.vault_timeout_s))
+        stack.push_async_callback(self.fleet.aclose)
+        fetch, forget = self.fleet.credentials(
+            credential_fetch(settings, vault_http), settings.vault_cache_ttl_s
+        )
+        credentials = CredentialCache(
+            fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries, forget=forget
+        )
+        self.metrics.watch_credentials(credentials)  # ops
+        return ActionRunner(
+            registry=self.registry,
+            credentials=credentials,
+            http=api_http,
+            egress_http=egress_http,
+            config=settings.action_config(),
+            retry=settings.retry_policy(),
+            attempt_timeout_s=settings.action_timeout_s,
+            limiter=settings.rate_limiter(self.registry, self.fleet.rates),
+            breakers=self.circuit_breakers,
+            idempotency=IdempotencyRecords(
+                self.fleet.successes, settings.idempotency_ttl_s, settings.idempotency_lease_s
+            ),
+        )
+
+    def _sink_factory(
+        self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
+    ) -> Callable[[TopicPartition], CommitSink]:
+        settings = self.settings
+
+        def make_sink(tp: TopicPartition) -> CommitSink:
+            if not settings.exactly_once:
+                return AtLeastOnceSink(producer, consumer, self._log)
+            return TransactionalSink(
+                lambda: AIOKafkaProducer(
+                    **self._producer_options(),
+                    transactional_id=f"{settings.group_id}-{tp.topic}-{tp.partition}",
+                    transaction_timeout_ms=settings.transaction_timeout_ms,
+                ),
+                settings.group_id,
+            )
+
+        return make_sink
+
+    def _producer_options(self) -> dict[str, Any]:
+        return {
+            **self.settings.kafka_client_options(),
+            "acks": "all",
+            "linger_ms": 5,
+            # aiokafka keeps one open batch per partition and a send() into a full one waits
+            # until the sender drained it (a produce round trip, one in flight per broker):
+            # with the default 16 KiB, a 1,000-envelope transaction waits ~25 times (measured:
+            # 20-39 ms per transaction, 9-10 ms with 512 KiB). 512 KiB holds a transaction's
+            # envelopes (or a burst of log events) in one batch and stays under the broker's
+            # default message.max.bytes (1 MiB), which bounds a whole batch.
+            "max_batch_size": 512 * 1024,
+            "request_timeout_ms": 30_000,
+            "max_request_size": self.max_message_bytes,
+        }
+
+    async def _bounded(self, close: Callable[[], Awaitable[Any]], what: str) -> None:
+        """Closing a Kafka client waits for the broker (flush, leave group): with the broker
+        gone that could be forever, and a shutdown must end."""
+        try:
+            await asyncio.wait_for(close(), _CLOSE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            # aiokafka's consumer.stop() can raise its own fetch task's cancellation.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            self._log.warning("engine.close_timed_out", client=what, error="CancelledError")
+        except Exception as exc:
+            self._log.warning("engine.close_timed_out", client=what, error=type(exc).__name__)
+
+    async def _stop_log_sink(
+        self, sink: KafkaLogSink, task: asyncio.Task[None], producer: AIOKafkaProducer
+    ) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(sink.flush(producer, self.settings.logs_topic), 5)

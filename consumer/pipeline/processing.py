@@ -1,0 +1,183 @@
+"""Processing: one consumed record -> exactly one envelope (plus a dead letter if unreadable),
+rendered to the records its partition publishes.
+
+Nothing here may fail for good: a bug while running or rendering still yields one
+`internal_error` envelope, or the partition's watermark would never pass the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from structlog.typing import FilteringBoundLogger
+
+from actions import NO_SLOT, ActionRunner, InFlightSlot
+from consumer.ops.logging import get_logger
+from consumer.ops.metrics import EngineMetrics
+from consumer.ops.record_log import record_logger
+from consumer.ops.tracing import NO_TRACING, NoTracing
+from consumer.pipeline.envelopes import bug_envelope, rejection_envelope
+from consumer.pipeline.intake import Accepted, Rejected, decode_record
+from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, OutMessage, dead_letter_headers
+from consumer.state.idempotency import reexecutes
+from schemas import ResultEnvelope
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    max_record_bytes: int
+    max_json_depth: int
+    max_params_bytes: int
+
+
+class Finished(Protocol):
+    """Where a processed record's messages go: its partition's channel."""
+
+    def finish(self, offset: int, messages: list[OutMessage]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Work:
+    """A scheduled record and the channel of the partition it came from."""
+
+    record: Any  # aiokafka ConsumerRecord
+    decoded: Accepted | Rejected | None  # None: intake failed (a bug)
+    channel: Finished
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    envelope: ResultEnvelope
+    traceparent: str | None = None
+    dead_letter: DeadLetter | None = None
+
+
+class RecordProcessor:
+    """Intake, execution and rendering of one record, in that order. `intake` is called by the
+    consume loop for every record; the result is processed either at once (`process_now`, for
+    what needs no I/O) or in a scheduled job (`run`)."""
+
+    def __init__(
+        self,
+        runner: ActionRunner,
+        renderer: OutcomeRenderer,
+        limits: IntakeLimits,
+        *,
+        metrics: EngineMetrics,
+        tracing: NoTracing,
+    ) -> None:
+        self._runner = runner
+        self._renderer = renderer
+        self._limits = limits
+        self._metrics = metrics
+        self._tracing = tracing
+        self._log = get_logger()
+
+    def intake(self, record: Any) -> Accepted | Rejected:
+        limits = self._limits
+        return decode_record(
+            record.value,
+            record.headers,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            max_bytes=limits.max_record_bytes,
+            max_depth=limits.max_json_depth,
+            max_params_bytes=limits.max_params_bytes,
+        )
+
+    def is_immediate(self, decoded: Accepted | Rejected) -> bool:
+        """Whether processing needs no I/O and no waiting, so it may run in the consume loop:
+        a rejection, or a request the runner can execute at once (with tracing off: a span
+        is exported asynchronously)."""
+        if isinstance(decoded, Rejected):
+            return True
+        return self._tracing is NO_TRACING and self._runner.runs_now(decoded.request)
+
+    def process_now(self, record: Any, decoded: Accepted | Rejected) -> list[OutMessage]:
+        """An immediate record's messages (see `is_immediate`)."""
+        try:
+            if isinstance(decoded, Rejected):
+                outcome = self._rejected(record, decoded)
+            else:
+                request = decoded.request
+                log = _record_logger(record, decoded).bind(
+                    action=request.action, project=request.project
+                )
+                log.info("request.received")
+                envelope = self._runner.execute_now(request, decoded.request_id, log)
+                outcome = _Outcome(envelope, decoded.traceparent)
+        except Exception:
+            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
+            outcome = _Outcome(bug_envelope(record, "the engine failed on this record (bug)"))
+        return self._render(record, outcome)
+
+    async def run(self, work: Work, slot: InFlightSlot) -> None:
+        """A scheduled job: process the record, hand what it yields to its partition."""
+        work.channel.finish(work.record.offset, await self.process(work, slot))
+
+    async def process(self, work: Work, slot: InFlightSlot = NO_SLOT) -> list[OutMessage]:
+        record, decoded = work.record, work.decoded
+        try:
+            if decoded is None:
+                raise RuntimeError("intake failed")  # logged where it happened
+            if isinstance(decoded, Rejected):
+                outcome = self._rejected(record, decoded)
+            else:
+                outcome = await self._executed(record, decoded, slot)
+        except Exception:
+            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
+            outcome = _Outcome(bug_envelope(record, "the engine failed on this record (bug)"))
+        return self._render(record, outcome)
+
+    def _render(self, record: Any, outcome: _Outcome) -> list[OutMessage]:
+        self._metrics.envelope(outcome.envelope)  # ops
+        try:
+            return self._renderer.render(
+                outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
+            )
+        except Exception:
+            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
+            return self._renderer.render(
+                bug_envelope(record, "the engine could not render this record's result (bug)"),
+                traceparent=None,
+            )
+
+    def _rejected(self, record: Any, rejected: Rejected) -> _Outcome:
+        _record_logger(record, rejected).warning(
+            "request.invalid",
+            error_code=rejected.code.value,
+            error_message=rejected.message,
+            action=rejected.action,
+            project=rejected.project,
+        )
+        headers = dead_letter_headers(
+            record.headers,
+            rejected,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        return _Outcome(
+            rejection_envelope(rejected), rejected.traceparent, (record.key, record.value, headers)
+        )
+
+    async def _executed(self, record: Any, accepted: Accepted, slot: InFlightSlot) -> _Outcome:
+        request = accepted.request
+        log = _record_logger(record, accepted).bind(action=request.action, project=request.project)
+        log.info("request.received")
+        execution = self._runner.execute(
+            request, accepted.request_id, log, slot, deduplicate=not reexecutes(record.headers)
+        )
+        envelope = await self._tracing.run(accepted, execution)  # ops: a span when tracing is on
+        return _Outcome(envelope, accepted.traceparent)
+
+
+def _record_logger(record: Any, decoded: Accepted | Rejected) -> FilteringBoundLogger:
+    return record_logger(
+        request_id=decoded.request_id,
+        partition=record.partition,
+        offset=record.offset,
+        **({"traceparent": decoded.traceparent} if decoded.traceparent else {}),
+    )
