@@ -64,7 +64,7 @@ class _Project(Protocol):
     def project(self) -> str: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class IdempotencyRecords:
     """What the runner checks requests against: a `SuccessStore` (None: nothing is checked)
     and how long it keeps what."""

@@ -82,7 +82,7 @@ def test_every_name_the_architecture_section_mentions_exists() -> None:
             candidates += [ROOT / "consumer" / sub / name for sub in ("pipeline", "partitions")]
             candidates += [
                 ROOT / "consumer" / sub / name
-                for sub in ("credentials", "ops", "cli", "broker", "localkafka")
+                for sub in ("credentials", "ops", "cli", "broker", "localkafka", "state")
             ]
             assert any(c.exists() for c in candidates), f"no such file or folder: {name}"
         elif re.fullmatch(r"[A-Z][A-Z0-9_]+", name):
