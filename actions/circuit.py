@@ -34,6 +34,9 @@ CircuitState = Literal["closed", "open", "half_open"]
 WhenOpen = Literal["fail_fast", "wait"]
 # While another engine's probe is out, how often a waiting caller asks the store again.
 _SHARED_POLL_S = 0.25
+# A fleet circuit seen closed without failures is taken as such this long without asking again
+# (one store round trip saved per call to a healthy upstream; the fleet learns within it).
+_SHARED_FRESH_S = 0.1
 # This process's own circuits count silently while the fleet's store decides (one set of events).
 _SILENT: FilteringBoundLogger = structlog.wrap_logger(
     structlog.ReturnLogger(),
@@ -52,6 +55,7 @@ class SharedCircuit:
     reopens_in_s: float = 0.0
     probe: bool = False
     changed: bool = False
+    failures: int = 0
 
 
 class CircuitStore(Protocol):
@@ -77,6 +81,8 @@ class _Circuit:
     failures: int = 0
     opened_at: float = 0.0
     probing: bool = False
+    # With a fleet store: until when its circuit counts as closed without failures.
+    shared_clean_until: float = 0.0
     # Set and replaced on every transition, so waiters wake up when something changed.
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -166,12 +172,18 @@ class CircuitBreakers:
     ) -> bool | None:
         """`admit` against the fleet's circuit; None when the store cannot answer (then this
         process's own circuit decides)."""
+        known = self._circuits.get(upstream)
+        fresh = known is not None and known.state == "closed" and known.shared_clean_until
+        if fresh and known.shared_clean_until > self._clock():  # type: ignore[union-attr]
+            return False
         while True:
             try:
                 shared = await self._store.admit(upstream, self.open_s)  # type: ignore[union-attr]
             except StateUnavailable:
                 return None
             if shared.state == "closed":
+                if shared.failures == 0:
+                    self._track(upstream).shared_clean_until = self._clock() + _SHARED_FRESH_S
                 return False
             if shared.probe:
                 log.info("circuit.half_open", upstream=upstream)
@@ -196,9 +208,16 @@ class CircuitBreakers:
         counts too (silently while the store answers), so it is warm if the store goes away."""
         if self.failure_threshold <= 0:
             return
-        if self._store is None:
-            self.record(upstream, probe=probe, failed=failed, log=log)
+        known = self._circuits.get(upstream)
+        clean = known is not None and known.shared_clean_until > 0 and known.state == "closed"
+        if self._store is None or (clean and failed is False and not probe):
+            # An answer from an upstream the fleet has no failures for: nothing to tell it.
+            self.record(
+                upstream, probe=probe, failed=failed, log=log if clean is False else _SILENT
+            )
             return
+        if known is not None and failed:
+            known.shared_clean_until = 0.0
         try:
             shared = await self._store.record(
                 upstream,

@@ -103,10 +103,15 @@ class RemoteState:
 
     async def admit(self, upstream: str, open_s: float) -> SharedCircuit:
         keys = [self.key("circuit", upstream), self.key("probe", upstream)]
-        state, left_ms, probe = await self.guard.run(
+        state, left_ms, probe, *failures = await self.guard.run(
             lambda: self._admit(keys=keys, args=[int(open_s * 1000)])
         )
-        return SharedCircuit(_STATES[int(state)], int(left_ms) / 1000, probe=bool(probe))
+        return SharedCircuit(
+            _STATES[int(state)],
+            int(left_ms) / 1000,
+            probe=bool(probe),
+            failures=int(failures[0]) if failures else 0,
+        )
 
     async def record(
         self, upstream: str, *, probe: bool, failed: bool | None, threshold: int, open_s: float

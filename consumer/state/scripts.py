@@ -38,12 +38,15 @@ return {1, wait}
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 
 # Before a call. KEYS: the circuit (hash: failures, opened), its probe marker. ARGV[1]: open
-# period in ms. Returns {state, ms until an open circuit lets a probe through, probe (1/0)}.
+# period in ms. Returns {state, ms until an open circuit lets a probe through, probe (1/0),
+# failures counted (while closed)}.
 CIRCUIT_ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local opened = redis.call('HGET', KEYS[1], 'opened')
-if not opened then return {0, 0, 0} end
+if not opened then
+  return {0, 0, 0, tonumber(redis.call('HGET', KEYS[1], 'failures') or 0)}
+end
 local reopens = tonumber(opened) + tonumber(ARGV[1]) - now
 if reopens > 0 then return {1, reopens, 0} end
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return {2, 0, 1} end

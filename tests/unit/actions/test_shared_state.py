@@ -71,7 +71,7 @@ class FakeCircuits:
 async def test_the_fleets_circuit_decides_and_logs_its_transitions() -> None:
     store = FakeCircuits()
     breakers = CircuitBreakers(3, 10.0, store=store)
-    store.admits = [SharedCircuit("closed"), SharedCircuit("open", reopens_in_s=4.0)]
+    store.admits = [SharedCircuit("closed", failures=1), SharedCircuit("open", reopens_in_s=4.0)]
     assert await breakers.admit("api.test", LOG) is False
     with pytest.raises(CircuitOpen) as info:
         await breakers.admit("api.test", LOG)
@@ -114,3 +114,24 @@ async def test_wait_mode_waits_for_the_fleets_circuit() -> None:
     store.admits = [SharedCircuit("open", reopens_in_s=5.0)] * 3
     with pytest.raises(CircuitOpen):
         await breakers.admit("api.test", LOG, max_wait_s=0.05)
+
+
+async def test_a_healthy_fleet_circuit_costs_one_round_trip_per_100_ms() -> None:
+    now = [100.0]
+    store = FakeCircuits()
+    breakers = CircuitBreakers(3, 10.0, store=store, clock=lambda: now[0])
+    store.admits = [SharedCircuit("closed", failures=0)]
+    assert await breakers.admit("api.test", LOG) is False
+    assert await breakers.admit("api.test", LOG) is False, "answered without asking again"
+    await breakers.observe("api.test", probe=False, failed=False, log=LOG)
+    assert store.recorded == [], "an answer from a clean upstream is not written"
+    store.records = [SharedCircuit("closed")]
+    await breakers.observe("api.test", probe=False, failed=True, log=LOG)
+    assert store.recorded == [(False, True)], "a failure always is"
+    store.admits = [SharedCircuit("closed", failures=1)]
+    assert await breakers.admit("api.test", LOG) is False, "asked again after a failure"
+    assert store.admits == []
+    now[0] += 0.2
+    store.admits = [SharedCircuit("open", reopens_in_s=5.0)]
+    with pytest.raises(CircuitOpen):
+        await breakers.admit("api.test", LOG)

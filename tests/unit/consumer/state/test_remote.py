@@ -79,7 +79,8 @@ async def test_shared_circuit_opens_for_every_engine_and_lets_one_probe(
     for engine in (a, b):
         view = await engine.record(upstream, probe=False, failed=True, threshold=3, open_s=0.3)
         assert view.state == "closed" and not view.changed
-    assert (await b.admit(upstream, 0.3)).state == "closed"
+    counted = await b.admit(upstream, 0.3)
+    assert (counted.state, counted.failures) == ("closed", 2), "the fleet's failures so far"
     view = await a.record(upstream, probe=False, failed=True, threshold=3, open_s=0.3)
     assert view.state == "open" and view.changed, "the fleet's third failure opened it"
     seen = await b.admit(upstream, 0.3)
