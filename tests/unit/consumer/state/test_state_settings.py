@@ -97,3 +97,10 @@ def test_secret_settings_hold_secretstr() -> None:
     settings = EngineSettings(state_password="pw-123456", state_encryption_key=KEY)
     assert isinstance(settings.state_password, SecretStr)
     assert KEY not in repr(settings)
+
+
+def test_the_encryption_key_is_registered_as_a_secret() -> None:
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    settings = EngineSettings(state_url="redis://127.0.0.1:1/0", state_encryption_key=key)
+    build_state(settings, "g", structlog.get_logger(), EngineMetrics())
+    assert REDACTOR.scrub(f"key={key}") == f"key={MASK}"
