@@ -87,9 +87,8 @@ def build_state(
     local = LocalSuccesses(settings.idempotency_max_entries)
     if settings.state_url is None:
         return InProcessState(local)
-    # Imported here: the client (redis-py) pulls in OpenTelemetry when it is installed, and an
-    # engine without a store should not pay for either.
-    from redis.exceptions import RedisError  # noqa: PLC0415
+    # Imported here: an engine without a store does not load the client.
+    from valkey.exceptions import ValkeyError  # noqa: PLC0415
 
     from consumer.state.remote import RemoteState, SharedSuccesses, connect  # noqa: PLC0415
 
@@ -99,12 +98,11 @@ def build_state(
         username=settings.state_username,
         password=settings.state_password.get_secret_value() if settings.state_password else None,
         ca_file=settings.state_ca_file,
-        timeout_s=timeout_s,
     )
     guard = StateGuard(
         timeout_s,
         log,
-        errors=(RedisError,),
+        errors=(ValkeyError,),
         on_available=lambda up: metrics.state_available.set(1 if up else 0),
         on_fallback=metrics.state_fallbacks.inc,
     )

@@ -37,7 +37,7 @@ class StateGuard:
         self._timeout_s = timeout_s
         self._log = log
         self._retry_s = retry_s
-        # The client's own errors (redis.exceptions.RedisError), besides sockets and timeouts.
+        # The client's own errors (valkey.exceptions.ValkeyError), besides sockets and timeouts.
         self._errors: tuple[type[BaseException], ...] = (*errors, OSError, TimeoutError)
         self._on_available = on_available
         self._on_fallback = on_fallback
@@ -67,7 +67,9 @@ class StateGuard:
         finally:
             if retrying:
                 self._trying = False
-        if not self.available:
+        if retrying:
+            # Only the call that tried the store again says it is back: one that was already
+            # in flight when it failed proves nothing.
             self._recovered()
         return result
 

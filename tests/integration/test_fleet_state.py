@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
+import valkey.asyncio as aiovalkey
 from aiokafka import AIOKafkaProducer
 
 from tests.integration.conftest import Topics
@@ -116,7 +116,7 @@ def as_bytes(value: bytes | str | None) -> bytes:
 
 async def store_values(store: ValkeyServer, prefix: str) -> dict[bytes, bytes]:
     """Every key under `prefix` and its value (hashes flattened), as the store holds them."""
-    client = aioredis.Redis.from_url(store.url)
+    client = aiovalkey.Valkey.from_url(store.url)
     found: dict[bytes, bytes] = {}
     try:
         async for key in client.scan_iter(f"{prefix}:*"):
@@ -249,7 +249,7 @@ async def test_a_record_redelivered_after_kill_9_does_not_run_again(
         kafka_bootstrap, topics, state_server, prefix, EXECUTION_COMMIT_INTERVAL_S="60"
     )
     first = EngineProcess(slow_commits, tmp_path / "first.log")
-    client = aioredis.Redis.from_url(state_server.url)
+    client = aiovalkey.Valkey.from_url(state_server.url)
     try:
         await first.wait_for_event("partitions.assigned", timeout_s=90)
         await produce_to(kafka_bootstrap, topics.requests, [(0, json.dumps(request).encode(), "k")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from redis.exceptions import RedisError
+from valkey.exceptions import ValkeyError
 
 from consumer.state.guard import StateGuard
 from consumer.state.remote import RemoteState, connect
@@ -16,6 +16,6 @@ def remote_state(
     server: ValkeyServer, prefix: str | None = None, *, timeout_s: float = 1.0
 ) -> RemoteState:
     """A client of its own (so two of them are two engines), keys under a fresh prefix."""
-    client = connect(server.url, username=None, password=None, ca_file=None, timeout_s=timeout_s)
-    guard = StateGuard(timeout_s, structlog.get_logger(), retry_s=0.2, errors=(RedisError,))
+    client = connect(server.url, username=None, password=None, ca_file=None)
+    guard = StateGuard(timeout_s, structlog.get_logger(), retry_s=0.2, errors=(ValkeyError,))
     return RemoteState(client, guard, prefix or f"t-{uuid.uuid4().hex[:8]}")

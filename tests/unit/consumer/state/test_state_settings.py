@@ -62,16 +62,13 @@ def test_the_url_password_and_the_setting_password_are_secrets() -> None:
         username=None,
         password="setting-pass-772",
         ca_file=None,
-        timeout_s=0.1,
     )
     text = REDACTOR.scrub("url-pass-771 setting-pass-772")
     assert text == f"{MASK} {MASK}"
 
 
 def test_rediss_verifies_the_server_certificate() -> None:
-    client = connect(
-        "rediss://127.0.0.1:6380/0", username=None, password=None, ca_file=None, timeout_s=0.1
-    )
+    client = connect("rediss://127.0.0.1:6380/0", username=None, password=None, ca_file=None)
     kwargs = client.connection_pool.connection_kwargs
     assert kwargs["ssl_cert_reqs"] == ssl.CERT_REQUIRED
     assert kwargs.get("ssl_check_hostname", True) is not False
@@ -80,13 +77,11 @@ def test_rediss_verifies_the_server_certificate() -> None:
 async def test_auth_by_url_or_by_setting_against_a_password_server() -> None:
     with valkey_server(password="store-pass-9001") as server:
         in_url = f"redis://:store-pass-9001@127.0.0.1:{server.port}/0"
-        by_url = connect(in_url, username=None, password=None, ca_file=None, timeout_s=1.0)
+        by_url = connect(in_url, username=None, password=None, ca_file=None)
         assert await by_url.ping()
-        by_setting = connect(
-            server.url, username=None, password="store-pass-9001", ca_file=None, timeout_s=1.0
-        )
+        by_setting = connect(server.url, username=None, password="store-pass-9001", ca_file=None)
         assert await by_setting.ping()
-        wrong = connect(server.url, username=None, password="nope-0000", ca_file=None, timeout_s=1)
+        wrong = connect(server.url, username=None, password="nope-0000", ca_file=None)
         with pytest.raises(Exception, match=r"(?i)auth|password|invalid"):
             await wrong.ping()
         for client in (by_url, by_setting, wrong):
