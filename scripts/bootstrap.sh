@@ -1,30 +1,26 @@
 #!/usr/bin/env bash
-# Creates .venv with a Python >= 3.11 and installs the project with its test extra.
-# Re-installs only when pyproject.toml changed since the last install.
+# Makes .venv exactly what uv.lock says (hash-checked): the locked dependencies, the project
+# itself editable, and the extras in BOOTSTRAP_EXTRAS (comma-separated; default: test).
+#
+# Needs only a Python >= 3.11 (scripts/uv installs the pinned uv with it, and .venv is made
+# with it). Syncs only when uv.lock, pyproject.toml, the extras or the uv pin changed since the
+# last sync (a stamp in .venv records them). A uv.lock that no longer matches pyproject.toml
+# fails here (`uv sync --locked`): run `make lock` and commit uv.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pick_python() {
-  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
-    [ -n "$candidate" ] || continue
-    command -v "$candidate" >/dev/null 2>&1 || continue
-    if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-      echo "$candidate"; return 0
-    fi
-  done
-  echo "error: Python >= 3.11 is required (set PYTHON=/path/to/python3.11)" >&2
-  return 1
-}
+extras=${BOOTSTRAP_EXTRAS:-test}
+uv_pin=$(sed -n 's/^UV_VERSION=//p' scripts/uv)
+stamp=.venv/.synced
+want="uv $uv_pin; extras $extras; $(cat uv.lock pyproject.toml | cksum)"
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
 
-stamp=.venv/.installed
-if [ ! -x .venv/bin/python ]; then
-  python=$(pick_python)
-  echo "bootstrap: creating .venv with $($python --version)" >&2
-  "$python" -m venv .venv
-fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing the project and its test tools into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-  touch "$stamp"
-fi
+args=(sync --locked --quiet)
+for extra in ${extras//,/ }; do args+=(--extra "$extra"); done
+# A new .venv gets the first suitable Python on PATH; an existing one keeps its own.
+[ -x .venv/bin/python ] || args+=(--python "$(scripts/uv --pick-python)")
+echo "bootstrap: syncing .venv with uv.lock (extras: $extras)" >&2
+scripts/uv "${args[@]}"
+echo "$want" >"$stamp"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
 
+from consumer.ops.logging import reset_logging
 from tests.valkey_server import ValkeyServer
 
 
@@ -15,8 +14,7 @@ from tests.valkey_server import ValkeyServer
 def _isolated_logging() -> Iterator[None]:
     """configure_logging() changes process-wide state; each test starts and ends clean."""
     yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
+    reset_logging()
 
 
 @pytest.fixture(scope="session")

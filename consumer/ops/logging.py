@@ -26,10 +26,10 @@ from typing import Any, Protocol, TextIO
 
 import orjson
 import structlog
-from aiokafka.partitioner import DefaultPartitioner
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from consumer.ops.redaction import REDACTOR
+from consumer.partitions.partitioner import FastPartitioner
 
 SERVICE = "execution-engine"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -64,7 +64,7 @@ class KafkaLogSink:
     def __init__(self, max_queued: int = 10_000) -> None:
         self._queue: deque[tuple[bytes | None, bytes]] = deque(maxlen=max_queued)
         self._wakeup: asyncio.Event | None = None
-        self._partitioner = DefaultPartitioner()
+        self._partitioner = FastPartitioner()
         # A request's events share its key: murmur2 (pure Python) once per key, not per event.
         self._partition_of: dict[bytes, int] = {}
         self._partitions: list[int] = []
@@ -242,6 +242,9 @@ class Renderer:
     def __init__(self, stream: TextIO, sink: KafkaLogSink | None) -> None:
         self.stream = stream
         self.sink = sink
+        # A person at a terminal reads structlog's console lines; the logs topic (and a pipe
+        # or file) always gets JSON.
+        self._console = _console_renderer(stream)
         self._pending: list[bytes] = []
         # The loop a flush is scheduled on; None when nothing waits. A loop that ended before
         # running the flush leaves its lines to the next write, wherever it happens.
@@ -255,7 +258,10 @@ class Renderer:
     def emit(self, event: EventDict) -> None:
         """Write one event that has been redacted already."""
         line = render_line(event)
-        self._write(line)
+        if self._console is None:
+            self._write(line)
+        else:
+            self._write(self._console(None, "", dict(event)).encode("utf-8", "backslashreplace"))
         if self.sink is not None:
             request_id = event.get("request_id")
             self.sink.put(request_id.encode() if isinstance(request_id, str) else None, line)
@@ -293,6 +299,19 @@ class Renderer:
                 self.stream.flush()
 
 
+def _console_renderer(stream: TextIO) -> Callable[[Any, str, EventDict], str] | None:
+    try:
+        interactive = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        interactive = False
+    if not interactive:
+        return None
+    renderer: Callable[[Any, str, EventDict], str] = structlog.dev.ConsoleRenderer(
+        colors=False, sort_keys=False
+    )
+    return renderer
+
+
 _renderer: Renderer | None = None
 _min_level = _LEVELS["info"]
 
@@ -303,6 +322,15 @@ def flush_logs() -> None:
     if _renderer is not None:
         with contextlib.suppress(ValueError, OSError):  # stdout already closed at exit
             _renderer.flush()
+
+
+def reset_logging() -> None:
+    """Back to structlog's defaults, as before `configure_logging` (tests)."""
+    global _renderer  # noqa: PLW0603 (one logging configuration per process)
+    flush_logs()
+    _renderer = None
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
 
 
 def configure_logging(
@@ -331,13 +359,13 @@ def configure_logging(
 
 
 class _StructlogHandler(logging.Handler):
-    """Library loggers (aiokafka, httpx) go through the same chain, redaction included."""
+    """Library loggers (aiokafka, httpx) go through the same chain, redaction included. What
+    they say below WARNING (aiokafka's coordinator chatter at INFO) is debug for us."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelno if record.levelno >= logging.WARNING else logging.DEBUG
         try:
-            get_logger().log(
-                record.levelno, "library.log", logger=record.name, message=record.getMessage()
-            )
+            get_logger().log(level, "library.log", logger=record.name, message=record.getMessage())
         except Exception:
             self.handleError(record)
 
@@ -345,7 +373,8 @@ class _StructlogHandler(logging.Handler):
 def _route_library_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers = [_StructlogHandler()]
-    root.setLevel(max(_LEVELS[level], logging.INFO))
+    # Library INFO records would only be dropped as debug: at level info they are not made.
+    root.setLevel(logging.INFO if level == "debug" else max(_LEVELS[level], logging.WARNING))
     # httpx and httpcore log every request's full URL at INFO/DEBUG: noise, and URLs may carry
     # query-string secrets.
     for name in ("httpx", "httpcore"):

@@ -7,7 +7,7 @@ with `set_function`). Every name starts with `execution_`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -34,6 +34,9 @@ _COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 # values, so a flood of bogus names cannot blow up the series count.
 UNKNOWN_ACTION = "_unknown"
 NO_ERROR = "none"
+# Every state is always exposed (0 when no circuit is in it), so `state="open"` has a series to
+# alert on before the first circuit ever opens.
+CIRCUIT_STATES = ("closed", "open", "half_open")
 
 
 class CacheCounters(Protocol):
@@ -94,6 +97,11 @@ class EngineMetrics:
         self.commit_failures = Counter(
             "execution_commit_failures", "Offset commits that failed (retried).", registry=registry
         )
+        self.ready = Gauge(
+            "execution_ready",
+            "1 while /readyz answers ready (in the consumer group, with an assignment).",
+            registry=registry,
+        )
         self.state_available = Gauge(
             "execution_state_available",
             "1 while the fleet's store (EXECUTION_STATE_URL) answers, 0 while this process uses "
@@ -108,8 +116,10 @@ class EngineMetrics:
         )
         self._consumer: Any = None
         self._credentials: CacheCounters | None = None
+        self._circuits: Callable[[], Mapping[str, str]] = dict
         registry.register(_LagCollector(self))
         registry.register(_CredentialCacheCollector(self))
+        registry.register(_CircuitCollector(self))
 
     # -- hooks the engine calls ------------------------------------------------------------
 
@@ -157,6 +167,14 @@ class EngineMetrics:
         self.in_flight.set_function(in_flight)
         self.buffered.set_function(buffered)
         self.paused.set_function(lambda: float(paused()))
+
+    def watch_health(
+        self, ready: Callable[[], bool], circuits: Callable[[], Mapping[str, str]]
+    ) -> None:
+        """Readiness (what /readyz answers) and the circuit breakers' states (upstream ->
+        closed / open / half_open, e.g. `CircuitBreakers.states`), read at scrape time."""
+        self.ready.set_function(lambda: float(ready()))
+        self._circuits = circuits
 
     # -- exposition ------------------------------------------------------------------------
 
@@ -231,3 +249,31 @@ class _CredentialCacheCollector(Collector):
             "Credential lookups that went to the Vault Engine (or joined a fetch in flight).",
             value=misses,
         )
+
+
+class _CircuitCollector(Collector):
+    """Circuits per state, not per upstream: an upstream is a third party's host, and
+    `http_request` callers choose hosts (the upstreams themselves are in `circuit.opened`)."""
+
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return [self._family({})]
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._family(self._metrics._circuits())
+
+    @staticmethod
+    def _family(states: Mapping[str, str]) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            "execution_circuits",
+            "Upstream circuit breakers in each state (closed, open, half_open).",
+            labels=["state"],
+        )
+        counts = dict.fromkeys(CIRCUIT_STATES, 0)
+        for state in states.values():
+            counts[state] = counts.get(state, 0) + 1
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        return family

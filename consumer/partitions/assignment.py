@@ -67,11 +67,14 @@ class ChannelOptions:
 
 @dataclass(eq=False)
 class Partition:
-    """One owned partition: its channel (offsets, finished records, sink) and flush loop."""
+    """One assigned partition: opening (its producer initialising, or waiting to reopen after
+    fencing), then open (its channel: offsets, finished records, sink; and its flush loop)."""
 
     tp: TopicPartition
-    channel: PartitionChannel
-    flushing: asyncio.Task[None] = field(repr=False)
+    opening: asyncio.Task[None] | None = field(default=None, repr=False)
+    channel: PartitionChannel | None = None
+    flushing: asyncio.Task[None] | None = field(default=None, repr=False)
+    paused: bool = False  # as told to the consumer
 
 
 class Partitions:
@@ -93,59 +96,60 @@ class Partitions:
         self._renderer = renderer
         self._options = options
         self._log = log
-        self._open: dict[TopicPartition, Partition] = {}
-        self._opening: dict[TopicPartition, asyncio.Task[None]] = {}
-        self._paused: set[TopicPartition] = set()
-        self.assigned: set[TopicPartition] = set()
+        self._owned: dict[TopicPartition, Partition] = {}
         self.buffer_full = False  # set by the consume loop: pause every partition
+
+    @property
+    def assigned(self) -> set[TopicPartition]:
+        return set(self._owned)
 
     def channel(self, tp: TopicPartition) -> PartitionChannel | None:
         """The channel of an open partition; None while it opens, or once it is revoked or
         fenced (its fetched records are then not ours to run)."""
-        partition = self._open.get(tp)
-        if partition is None or partition.channel.closed:
+        partition = self._owned.get(tp)
+        if partition is None or partition.channel is None or partition.channel.closed:
             return None
         return partition.channel
 
     @property
     def held(self) -> int:
         """Finished records waiting for their partition's next transaction."""
-        return sum(p.channel.held for p in self._open.values())
+        return sum(p.channel.held for p in self._owned.values() if p.channel is not None)
 
     def apply_pauses(self) -> None:
         """Pause what must not be fetched: everything while the buffer is full; otherwise the
         partitions still opening and those whose uncommitted span reached its bound."""
-        consumer = self._consumer
-        assigned = consumer.assignment()
-        if self.buffer_full:
-            wanted = set(assigned)
-        else:
-            span_limit = self._options.max_uncommitted_span
-            wanted = {
-                tp
-                for tp in assigned
-                if (channel := self.channel(tp)) is None or channel.offsets.span >= span_limit
-            }
-        if wanted - self._paused:
-            consumer.pause(*(wanted - self._paused))
-        resume = (self._paused - wanted) & assigned
+        span_limit = self._options.max_uncommitted_span
+        pause: list[TopicPartition] = []
+        resume: list[TopicPartition] = []
+        for tp in self._consumer.assignment():
+            channel = self.channel(tp)
+            wanted = self.buffer_full or channel is None or channel.offsets.span >= span_limit
+            partition = self._owned.get(tp)
+            if partition is None:  # assigned by the group, not yet handed to us
+                pause.append(tp)
+            elif wanted != partition.paused:
+                partition.paused = wanted
+                (pause if wanted else resume).append(tp)
+        if pause:
+            self._consumer.pause(*pause)
         if resume:
-            consumer.resume(*resume)
-        self._paused = wanted
+            self._consumer.resume(*resume)
 
     # -- assignment ------------------------------------------------------------------------
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.assigned |= assigned
         for tp in assigned:
-            if tp not in self._opening and tp not in self._open:
-                self._opening[tp] = asyncio.create_task(self._open_partition(tp))
+            partition = self._owned.setdefault(tp, Partition(tp))
+            if partition.channel is None and partition.opening is None:
+                partition.opening = asyncio.create_task(self._open(partition))
         self.apply_pauses()  # nothing of theirs is fetched before their channel is open
         self._log.info("partitions.assigned", partitions=_names(assigned))
 
-    async def _open_partition(self, tp: TopicPartition) -> None:
+    async def _open(self, partition: Partition) -> None:
         """Initialise the partition's producer (fencing its previous owner), then read where
         that owner left off and continue from there. Retried until it works or is revoked."""
+        tp = partition.tp
         delay = 0.2
         try:
             while True:
@@ -179,7 +183,8 @@ class Partitions:
                 on_flushed=options.on_flushed,
                 on_failed=options.on_failed,
             )
-            self._open[tp] = Partition(tp, channel, asyncio.create_task(self._flush_loop(channel)))
+            partition.channel = channel
+            partition.flushing = asyncio.create_task(self._flush_loop(partition, channel))
             if start is not None and start.done_above:
                 self._log.info(
                     "partition.resumed",
@@ -188,35 +193,32 @@ class Partitions:
                     done_above=len(start.done_above),
                 )
         finally:
-            # A cancelled opening may end after a new one for the same partition started.
-            if self._opening.get(tp) is asyncio.current_task():
-                del self._opening[tp]
+            if partition.opening is asyncio.current_task():
+                partition.opening = None
 
-    async def _flush_loop(self, channel: PartitionChannel) -> None:
+    async def _flush_loop(self, partition: Partition, channel: PartitionChannel) -> None:
         """The channel's flush loop; when it ends because the partition was fenced, another
         engine took the partition over while we thought we had it (we were too slow to rejoin
         the group): drop its work; the group tells us about the new owner soon."""
         await channel.run()
-        if not channel.fenced:
+        if not channel.fenced or partition.channel is not channel:
             return
-        tp = channel.tp
-        partition = self._open.get(tp)
-        if partition is None or partition.channel is not channel:
-            return
-        del self._open[tp]
-        self._scheduler.discard_queued({tp})
+        partition.channel = partition.flushing = None
+        self._scheduler.discard_queued({partition.tp})
         await channel.close()
-        self._opening[tp] = asyncio.create_task(self._reopen_if_still_ours(tp))
+        if self._owned.get(partition.tp) is partition:
+            partition.opening = asyncio.create_task(self._reopen_if_still_ours(partition))
 
-    async def _reopen_if_still_ours(self, tp: TopicPartition) -> None:
+    async def _reopen_if_still_ours(self, partition: Partition) -> None:
         """Fencing usually means another engine owns the partition, and the group revokes it
         from us within a session timeout. If it is still ours after that (the broker timed our
         own transaction out), take it up again rather than leave it idle."""
         await asyncio.sleep(self._options.session_timeout_s)
-        self._opening.pop(tp, None)
-        if tp in self._consumer.assignment() and tp not in self._open:
+        partition.opening = None
+        tp = partition.tp
+        if tp in self._consumer.assignment() and self._owned.get(tp) is partition:
             self._log.warning("partition.reopening", partition=tp.partition)
-            self._opening[tp] = asyncio.create_task(self._open_partition(tp))
+            partition.opening = asyncio.create_task(self._open(partition))
 
     # -- revocation and shutdown -----------------------------------------------------------
 
@@ -232,7 +234,7 @@ class Partitions:
 
     def owned(self) -> set[TopicPartition]:
         """Every partition open or opening: what a shutdown releases."""
-        return set(self._open) | set(self._opening)
+        return set(self._owned)
 
     async def release(
         self,
@@ -243,26 +245,23 @@ class Partitions:
         """Stop intake for `partitions`, let their running actions finish within `drain_s`,
         publish and commit what finished, close their producers. Returns (not started,
         abandoned): those run again on the next owner."""
-        for tp in partitions:
-            opening = self._opening.pop(tp, None)
-            if opening is not None:
-                opening.cancel()
+        released = [p for tp in partitions if (p := self._owned.pop(tp, None)) is not None]
+        for partition in released:
+            if partition.opening is not None:
+                partition.opening.cancel()
         scope: set[Hashable] = set(partitions)
         dropped = self._scheduler.discard_queued(scope)
         abandoned = await self._scheduler.drain(scope, drain_s)
-        released = [p for tp in partitions if (p := self._open.pop(tp, None)) is not None]
-        for partition in released:
-            partition.channel.stop_flushing()  # a flush in progress completes; none after it
-        if released:
+        channels = [p.channel for p in released if p.channel is not None]
+        for channel in channels:
+            channel.stop_flushing()  # a flush in progress completes; none starts after it
+        if channels:
             await asyncio.wait(
-                [asyncio.create_task(self._final_flush(p.channel, flush_s)) for p in released]
+                [asyncio.create_task(self._final_flush(c, flush_s)) for c in channels]
             )
         for partition in released:
-            if not partition.flushing.done():
+            if partition.flushing is not None and not partition.flushing.done():
                 partition.flushing.cancel()
-        for tp in partitions:
-            self.assigned.discard(tp)
-            self._paused.discard(tp)
         return dropped, abandoned
 
     async def _final_flush(self, channel: PartitionChannel, bound_s: float) -> None:

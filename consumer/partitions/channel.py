@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
@@ -31,6 +31,7 @@ from structlog.typing import FilteringBoundLogger
 
 from consumer.partitions.commit_metadata import MAX_METADATA_CHARS
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
+from consumer.partitions.partitioner import FastPartitioner
 from consumer.pipeline.rendering import TOO_LARGE, OutcomeRenderer, OutMessage
 
 ReadCommitted = Callable[[TopicPartition], Awaitable[CommitPoint | None]]
@@ -325,22 +326,64 @@ def _fit(point: CommitPoint) -> CommitPoint:
     return CommitPoint(point.offset, tuple(ranges))
 
 
+# Larger messages are sent one by one (`send()` checks them against `max_request_size`); the
+# rest are appended to record batches, which hold far more than this.
+_BATCHED_MAX_BYTES = 64 * 1024
+
+
 async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> None:
-    """Send every message, then wait for all acknowledgements; the first failure raises."""
-    deliveries = []
+    """Send every message, then wait for all acknowledgements; the first failure raises.
+
+    Messages are appended to one record batch per topic partition, on the partition `send()`
+    would choose (murmur2 of the key): ~1 us a message instead of `send()`'s ~4 us."""
+    deliveries: list[tuple[OutMessage, Any]] = []
+    batches: dict[tuple[str, int], tuple[Any, list[OutMessage]]] = {}
+    partitions_of: dict[str, list[int]] = {}
+
+    async def submit(topic: str, partition: int) -> None:
+        batch, members = batches.pop((topic, partition))
+        future = await producer.send_batch(batch, topic, partition=partition)
+        deliveries.extend((member, future) for member in members)
+
     for message in messages:
-        try:
-            deliveries.append(
-                await producer.send(
+        if message.size > _BATCHED_MAX_BYTES:
+            try:
+                future = await producer.send(
                     message.topic, value=message.value, key=message.key, headers=message.headers
                 )
+            except TOO_LARGE as exc:  # refused before sending: larger than max_request_size
+                raise DeliveryFailed(message, exc) from exc
+            deliveries.append((message, future))
+            continue
+        topic = message.topic
+        partitions = partitions_of.get(topic)
+        if partitions is None:
+            partitions = partitions_of[topic] = sorted(await producer.partitions_for(topic))
+        partition = _PARTITIONER(message.key, partitions, partitions)
+        entry = batches.get((topic, partition))
+        if entry is None:
+            entry = batches[(topic, partition)] = (producer.create_batch(), [])
+        if (
+            entry[0].append(
+                key=message.key, value=message.value, timestamp=None, headers=message.headers
             )
-        except TOO_LARGE as exc:  # refused before sending: larger than max_request_size
-            raise DeliveryFailed(message, exc) from exc
-    outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-    for message, outcome in zip(messages, outcomes, strict=True):
+            is None
+        ):  # full: send it, start the next one
+            await submit(topic, partition)
+            entry = batches[(topic, partition)] = (producer.create_batch(), [])
+            entry[0].append(
+                key=message.key, value=message.value, timestamp=None, headers=message.headers
+            )
+        entry[1].append(message)
+    for topic, partition in list(batches):
+        await submit(topic, partition)
+    outcomes = await asyncio.gather(*(f for _, f in deliveries), return_exceptions=True)
+    for (message, _), outcome in zip(deliveries, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             raise DeliveryFailed(message, outcome)
+
+
+_PARTITIONER = FastPartitioner()
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

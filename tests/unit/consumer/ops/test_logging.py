@@ -20,6 +20,7 @@ from consumer.ops.logging import (
     KafkaLogSink,
     LogBatch,
     configure_logging,
+    flush_logs,
     get_logger,
     render_line,
 )
@@ -402,3 +403,44 @@ def test_lines_of_a_loop_that_ended_come_out_with_the_next_line() -> None:
         "inside",
         "outside",
     ]
+
+
+class TerminalStream(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_console_lines_and_the_logs_topic_json() -> None:
+    sink = KafkaLogSink()
+    stream = TerminalStream()
+    configure_logging("info", sink=sink, stream=stream)
+    get_logger(request_id="r-1").info("request.received", action="log_message")
+    flush_logs()
+    written = stream.getvalue()
+    assert "request.received" in written and "request_id=r-1" in written
+    assert not written.lstrip().startswith("{"), "not JSON on a terminal"
+    [(key, value)] = list(sink._queue)
+    assert key == b"r-1" and json.loads(value)["event"] == "request.received"
+
+
+def test_a_pipe_gets_json_lines() -> None:
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    get_logger().info("engine.started")
+    flush_logs()
+    assert json.loads(stream.getvalue())["event"] == "engine.started"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
+def test_library_info_chatter_is_debug(level: str, shown: bool) -> None:
+    stream = io.StringIO()
+    configure_logging(level, stream=stream)
+    logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group %s", "g")
+    logging.getLogger("aiokafka").warning("Heartbeat failed")
+    flush_logs()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    messages = {e["message"]: e["level"] for e in events}
+    assert messages.get("Heartbeat failed") == "warning"
+    assert ("Joined group g" in messages) is shown
+    if shown:
+        assert messages["Joined group g"] == "debug"

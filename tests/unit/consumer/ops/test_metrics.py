@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumer.app import Application
 from consumer.ops.metrics import EngineMetrics
+from consumer.settings import EngineSettings
 from schemas import ErrorCode, error_envelope, success_envelope
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -119,3 +122,31 @@ def test_gauges_and_cache_counters_are_read_at_scrape_time() -> None:
     assert got[("execution_vault_cache_hits_total", ())] == 4
     assert got[("execution_vault_cache_misses_total", ())] == 1
     assert got[("execution_commit_seconds_count", ())] == 1
+
+
+def test_readiness_and_circuit_states_are_read_at_scrape_time() -> None:
+    metrics = EngineMetrics()
+    got = samples(metrics)
+    assert got[("execution_ready", ())] == 0  # not watched yet: not ready
+    for state in ("closed", "open", "half_open"):
+        assert got[("execution_circuits", (("state", state),))] == 0
+    ready = [False]
+    circuits = {"slack.com": "closed"}
+    metrics.watch_health(lambda: ready[0], lambda: circuits)
+    ready[0] = True
+    circuits.update({"a.example": "open", "b.example": "open", "c.example": "half_open"})
+    got = samples(metrics)
+    assert got[("execution_ready", ())] == 1
+    assert got[("execution_circuits", (("state", "closed"),))] == 1
+    assert got[("execution_circuits", (("state", "open"),))] == 2
+    assert got[("execution_circuits", (("state", "half_open"),))] == 1
+    assert not any("example" in str(labels) for _, labels in got)  # hosts are no labels
+
+
+def test_the_application_exposes_its_readiness_and_its_circuits() -> None:
+    app = Application(EngineSettings(circuit_failure_threshold=1))
+    got = samples(app.metrics)
+    assert got[("execution_ready", ())] == 0  # no consumer yet
+    assert got[("execution_circuits", (("state", "open"),))] == 0
+    app.circuit_breakers.record("slack.com", probe=False, failed=True, log=structlog.get_logger())
+    assert samples(app.metrics)[("execution_circuits", (("state", "open"),))] == 1
