@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -11,6 +12,10 @@ MAX_JSON_DEPTH = 64
 # A JSON string escape of a UTF-16 surrogate (`\ud800`…`\udfff`). Only when the text holds one
 # can a decoded string hold a lone surrogate, which no UTF-8 output (Kafka, stdout) can carry.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# The same in JSON bytes, plus a surrogate written raw (CESU-8 style: ED A0..BF), which
+# `json.loads` of bytes decodes with "surrogatepass".
+_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -58,3 +63,27 @@ def _is_unicode_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def escape_lone_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings and keys written as the six characters
+    of its JSON escape (`\\ud800`): what the upstream sent stays readable in the envelope,
+    which only valid Unicode can carry. Valid text is returned unchanged (the same object)."""
+    if isinstance(value, str):
+        if _is_unicode_text(value):
+            return value
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    if isinstance(value, dict):
+        return {escape_lone_surrogates(k): escape_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_lone_surrogates(item) for item in value]
+    return value
+
+
+def upstream_json(raw: bytes) -> Any:
+    """An upstream's JSON body, decoded; its lone surrogates kept escaped, not lost. Raises
+    ValueError (or RecursionError) like `json.loads` for what is not JSON."""
+    parsed = json.loads(raw)
+    if _SURROGATE_BYTES.search(raw) is not None and holds_lone_surrogate(parsed):
+        return escape_lone_surrogates(parsed)
+    return parsed

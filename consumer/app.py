@@ -20,6 +20,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
 from actions.idempotency import IdempotencyRecords
+from consumer.broker.dead_letter_size import topic_bytes_for
+from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
@@ -100,6 +102,9 @@ class Application:
             stack.callback(self.tracing.shutdown)
             if settings.create_topics:
                 await ensure_topics(settings)
+            # A dead-letter topic too small for the record limit lowers the limit (logged).
+            settings, dead_letter_bytes = await fit_record_limit(settings)
+            self.settings = settings
             runner = await self._runner(stack)
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
@@ -113,7 +118,10 @@ class Application:
             stack.push_async_callback(self._bounded, admin.close, "admin.close")
 
             renderer = OutcomeRenderer(
-                settings.results_topic, settings.dead_letter_topic, self.max_message_bytes
+                settings.results_topic,
+                settings.dead_letter_topic,
+                self.max_message_bytes,
+                dead_letter_bytes or topic_bytes_for(settings.max_record_bytes),
             )
             processor = RecordProcessor(
                 runner,

@@ -22,7 +22,8 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
-from actions.limits import json_depth_exceeds
+from actions.limits import json_depth_exceeds, upstream_json
+from actions.request_id_header import request_id_header_value
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Headers the engine owns: a caller setting them could smuggle a second request or a wrong length.
@@ -111,7 +112,7 @@ class HttpRequest(Action[HttpRequestParams]):
         url = egress_url(params.url, params.query)
         headers = {k: v for k, v in params.headers.items() if k.lower() not in _RESERVED_HEADERS}
         # Lets the receiver recognise a retry or a replay of the same request.
-        headers["Idempotency-Key"] = ctx.request_id
+        headers["Idempotency-Key"] = request_id_header_value(ctx.request_id)
         if params.credential is not None:
             token = await ctx.token(params.credential.service)
             headers[params.credential.header] = params.credential.prefix + token.get_secret_value()
@@ -172,7 +173,8 @@ def _result(
     body: Any = raw.decode(response.encoding or "utf-8", errors="replace")
     if not truncated and "json" in response.headers.get("content-type", ""):
         with contextlib.suppress(ValueError, RecursionError):
-            parsed = jsonlib.loads(raw)
+            # A lone surrogate (`"\\ud800"`) stays in, escaped: orjson/pydantic cannot render it.
+            parsed = upstream_json(raw)
             # Too deep to relay as JSON: keep it as the text it was.
             if not json_depth_exceeds(parsed):
                 body = parsed

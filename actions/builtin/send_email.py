@@ -25,20 +25,35 @@ from actions.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from actions.request_id_header import request_id_header_value
 
 SERVICE = "smtp"
-# Deliberately plain: an address with no whitespace, no CR/LF (header injection) and one "@".
-_ADDRESS = re.compile(r"^[^\s@<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}$")
+# Deliberately plain: an address with no whitespace, no control character and one "@".
+_ADDRESS = re.compile(r"^[^\s\x00-\x1F\x7F-\x9F@<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}$")
+# What may never be in a header field: every control character but HT (C0, DEL, C1 with NEL)
+# and the Unicode line and paragraph separators. Any of them can end a header line for some
+# mail library, server or client (header injection: `Subject: Hi<NUL>Bcc: victim@...`), and
+# Python's email package refuses most of them only when the message is built, too late to be
+# the request's fault. The same pattern is in the JSON Schema, for validators upstream.
+_HEADER_FORBIDDEN = re.compile(r"[\x00-\x08\x0A-\x1F\x7F-\x9F\u2028\u2029]")
+_HEADER_TEXT_PATTERN = r"^[^\x00-\x08\x0A-\x1F\x7F-\x9F\u2028\u2029]*$"
 
 
-def _single_line(value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be one line")
+def _header_safe(value: str) -> str:
+    found = _HEADER_FORBIDDEN.search(value)
+    if found is not None:
+        raise ValueError(
+            f"must not contain U+{ord(found.group()):04X} (a line break or control character)"
+        )
     return value
 
 
 Address = Annotated[str, Field(max_length=320, pattern=_ADDRESS.pattern)]
-HeaderText = Annotated[str, Field(max_length=998), AfterValidator(_single_line)]
+HeaderText = Annotated[
+    str,
+    Field(max_length=998, json_schema_extra={"pattern": _HEADER_TEXT_PATTERN}),
+    AfterValidator(_header_safe),
+]
 
 
 class SendEmailParams(ActionParams):
@@ -114,7 +129,8 @@ def _message(params: SendEmailParams, sender: str, request_id: str) -> EmailMess
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
     # Lets the recipient side (and our logs) tie a message to its request.
-    message["X-Puraify-Request-Id"] = request_id
+    # ASCII as in the HTTP actions' Idempotency-Key: a request id may hold U+2028.
+    message["X-Puraify-Request-Id"] = request_id_header_value(request_id)
     if params.text is not None:
         message.set_content(params.text)
     if params.html is not None:

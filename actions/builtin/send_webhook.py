@@ -27,6 +27,7 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.request_id_header import request_id_header_value
 
 SIGNATURE_HEADER = "Puraify-Signature"
 DEFAULT_SERVICE = "webhook"
@@ -97,12 +98,13 @@ class SendWebhook(Action[SendWebhookParams]):
         body = json.dumps(params.payload, separators=(",", ":"), ensure_ascii=False).encode()
         # Signed at each attempt: a retry carries a fresh timestamp over the same body.
         timestamp = int(time.time())
+        delivery = request_id_header_value(ctx.request_id)
         headers = {
             k: v for k, v in params.headers.items() if k.lower() not in _RESERVED_HEADERS
         } | {
             "Content-Type": "application/json",
-            "Idempotency-Key": ctx.request_id,
-            "Puraify-Delivery": ctx.request_id,
+            "Idempotency-Key": delivery,
+            "Puraify-Delivery": delivery,
             SIGNATURE_HEADER: sign(secret.get_secret_value(), timestamp, body),
         }
         if params.event is not None:

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from consumer.broker.dead_letter_topic import dead_letter_topic_configs
 from consumer.settings import EngineSettings
 
 
@@ -26,7 +27,12 @@ async def ensure_topics(settings: EngineSettings) -> None:
             settings.dead_letter_topic,
         ]
         missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            NewTopic(
+                name,
+                settings.topic_partitions,
+                settings.topic_replication,
+                topic_configs=_own_configs(settings, name),
+            )
             for name in wanted
             if name not in existing
         ]
@@ -35,6 +41,11 @@ async def ensure_topics(settings: EngineSettings) -> None:
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+def _own_configs(settings: EngineSettings, name: str) -> dict[str, str]:
+    """What the engine sets on a topic it creates: room for every record's dead letter."""
+    return dead_letter_topic_configs(settings) if name == settings.dead_letter_topic else {}
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,9 @@ async def create_topics(
     try:
         created = set()
         for name in engine_topics(settings):
-            topic = NewTopic(name, partitions, replication, topic_configs=dict(configs or {}))
+            # The operator's --config wins; start-up reports a dead-letter topic too small.
+            topic_configs = _own_configs(settings, name) | dict(configs or {})
+            topic = NewTopic(name, partitions, replication, topic_configs=topic_configs)
             response = await admin.create_topics([topic])
             # Per-topic errors come back in the response, not as exceptions.
             for _, code, *rest in response.topic_errors:

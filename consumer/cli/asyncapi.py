@@ -120,6 +120,15 @@ def build_asyncapi(registry: ActionRegistry | None = None) -> dict[str, Any]:
         "source-topic": {"type": "string"},
         "source-partition": {"type": "string", "pattern": "^[0-9]+$"},
         "source-offset": {"type": "string", "pattern": "^[0-9]+$"},
+        "dropped-headers": {
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": (
+                "Present when the record's own headers were left out to fit the topic: how "
+                "many. Otherwise they follow the engine's; one named like an engine header, or "
+                "starting with `original-`, has `original-` put in front."
+            ),
+        },
     }
     return {
         "asyncapi": ASYNCAPI_VERSION,

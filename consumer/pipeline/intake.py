@@ -140,7 +140,9 @@ def decode_record(
             f"duplicate key {_short_text(duplicates[0]) or '(unprintable)'!r} in a JSON object",
             body,
         )
-    if json_depth_exceeds(body, max_depth):
+    # Nesting needs an opening bracket per level: a text with few cannot be too deep, and the
+    # walk (~4 us) is skipped.
+    if text.count("{") + text.count("[") > max_depth and json_depth_exceeds(body, max_depth):
         return reject(
             ErrorCode.INVALID_REQUEST,
             f"the request nests deeper than {max_depth} levels",

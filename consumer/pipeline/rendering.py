@@ -15,6 +15,8 @@ import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from pydantic import BaseModel
 
+from actions.limits import escape_lone_surrogates, holds_lone_surrogate
+from consumer.broker.dead_letter_size import wire_size
 from consumer.ops.logging import get_logger
 from consumer.ops.redaction import REDACTOR
 from consumer.pipeline.envelopes import replacement
@@ -64,6 +66,32 @@ def _fields(model: BaseModel) -> dict[str, Any]:
     return fields
 
 
+# The dead-letter headers only the engine writes. A record's own header of one of these names,
+# or one already starting with the prefix, is kept with the prefix put in front: so a producer
+# cannot forge `error-code: none` or `source-offset: 999999`, and the renaming stays reversible
+# (strip one prefix). `dropped-headers` appears when the record's own had to be left out.
+ENGINE_HEADERS = (
+    "error-code",
+    "error-message",
+    "source-topic",
+    "source-partition",
+    "source-offset",
+    "dropped-headers",
+)
+ORIGINAL_PREFIX = "original-"
+_RESERVED = frozenset(ENGINE_HEADERS)
+# An error message longer than this is cut in a dead letter that had to be made smaller.
+_SHORT_MESSAGE_BYTES = 1024
+
+
+def kept_header_name(name: str) -> str:
+    """The name under which a record's own header travels in its dead letter."""
+    folded = name.lower()
+    if folded in _RESERVED or folded.startswith(ORIGINAL_PREFIX):
+        return ORIGINAL_PREFIX + name
+    return name
+
+
 def dead_letter_headers(
     original: Sequence[tuple[str, bytes]],
     rejected: Rejected,
@@ -72,14 +100,31 @@ def dead_letter_headers(
     partition: int,
     offset: int,
 ) -> Headers:
+    """The engine's headers first, then the record's own (renamed where they would pass for
+    the engine's)."""
     return [
-        *original,
         ("error-code", rejected.code.value.encode()),
         ("error-message", REDACTOR.scrub(rejected.message).encode()),
         ("source-topic", topic.encode()),
         ("source-partition", str(partition).encode()),
         ("source-offset", str(offset).encode()),
+        *((kept_header_name(name), value) for name, value in original),
     ]
+
+
+def without_original_headers(headers: Headers) -> Headers:
+    """The engine's headers alone, the error message cut short, and how many were dropped: the
+    smaller dead letter for a record whose own headers (or their renaming) do not fit."""
+    engine = [(k, v) for k, v in headers if k in _RESERVED]
+    dropped = len(headers) - len(engine)
+    short = [(k, _cut(v, _SHORT_MESSAGE_BYTES) if k == "error-message" else v) for k, v in engine]
+    return [*short, ("dropped-headers", str(dropped).encode())]
+
+
+def _cut(value: bytes, limit: int) -> bytes:
+    if len(value) <= limit:
+        return value
+    return value[:limit].decode("utf-8", "ignore").encode() + "…".encode()
 
 
 @dataclass(frozen=True)
@@ -107,10 +152,20 @@ class OutcomeRenderer:
     envelope that cannot be rendered, or is too large to publish, is replaced by one that can
     be (never retried forever, which would pin the partition's watermark)."""
 
-    def __init__(self, results_topic: str, dead_letter_topic: str, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        results_topic: str,
+        dead_letter_topic: str,
+        max_message_bytes: int,
+        dead_letter_max_bytes: int | None = None,
+    ) -> None:
         self._results_topic = results_topic
         self._dead_letter_topic = dead_letter_topic
         self._max_message_bytes = max_message_bytes
+        # The dead-letter topic's `max.message.bytes` (consumer/broker/dead_letter_size.py).
+        self._dead_letter_max_bytes = min(
+            max_message_bytes, dead_letter_max_bytes or max_message_bytes
+        )
         self._log = get_logger()
 
     def render(
@@ -122,12 +177,14 @@ class OutcomeRenderer:
     ) -> list[OutMessage]:
         messages: list[OutMessage] = []
         if dead_letter is not None:
-            letter = OutMessage(self._dead_letter_topic, *dead_letter)
-            if letter.size <= self._max_message_bytes:
+            letter = self._fitting_dead_letter(*dead_letter)
+            if letter is not None:
                 messages.append(letter)
             else:
                 self._log.error(
-                    "dead_letter.too_large", request_id=envelope.request_id, size=letter.size
+                    "dead_letter.too_large",
+                    request_id=envelope.request_id,
+                    size=len(dead_letter[1] or b""),
                 )
         result_headers: Headers = [("request-id", envelope.request_id.encode())]
         if traceparent is not None:
@@ -136,13 +193,30 @@ class OutcomeRenderer:
         try:
             value = envelope_bytes(envelope)
         except ValueError as exc:  # pydantic cannot render it (e.g. nested past its limit)
-            self._log.error("envelope.unrenderable", request_id=envelope.request_id, error=str(exc))
-            value = envelope_bytes(replacement(envelope, "could not be rendered as JSON"))
+            escaped = with_lone_surrogates_escaped(envelope)
+            if escaped is not None:  # an action kept an upstream's lone surrogate as it came
+                envelope = escaped
+                value = envelope_bytes(envelope)
+            else:
+                self._log.error(
+                    "envelope.unrenderable", request_id=envelope.request_id, error=str(exc)
+                )
+                value = envelope_bytes(replacement(envelope, "could not be rendered as JSON"))
         message = OutMessage(self._results_topic, key, value, result_headers, envelope)
         if message.size > self._max_message_bytes:
             message = self.shrink(message)
         messages.append(message)
         return messages
+
+    def _fitting_dead_letter(
+        self, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> OutMessage | None:
+        """The dead letter as it is, or without the record's own headers when they make it too
+        large for the topic; None when even the original key and value alone cannot fit."""
+        for candidate in (headers, without_original_headers(headers)):
+            if wire_size(key, value, candidate) <= self._dead_letter_max_bytes:
+                return OutMessage(self._dead_letter_topic, key, value, candidate)
+        return None
 
     def shrink(self, message: OutMessage) -> OutMessage:
         """The smaller stand-in for an envelope the producer or broker refused as too large."""
@@ -152,3 +226,13 @@ class OutcomeRenderer:
         )
         small = replacement(message.envelope, "was too large to publish")
         return OutMessage(message.topic, message.key, envelope_bytes(small), message.headers, small)
+
+
+def with_lone_surrogates_escaped(envelope: ResultEnvelope) -> ResultEnvelope | None:
+    """The envelope with its lone surrogates written as `\\udXXX` text (no UTF-8 output can
+    carry them), or None when it holds none. Actions escape what they parse
+    (`actions.limits.upstream_json`); this catches one that did not, on the failure path only."""
+    dumped = envelope.model_dump()
+    if not holds_lone_surrogate(dumped):
+        return None
+    return ResultEnvelope.model_validate(escape_lone_surrogates(dumped))

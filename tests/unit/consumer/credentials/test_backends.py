@@ -184,19 +184,19 @@ def test_bad_mounts_are_refused(mount: str) -> None:
 
 
 def test_variable_names() -> None:
-    assert variable_name("demo-project", "slack") == "PURAIFY_CRED_DEMO_PROJECT__SLACK"
-    assert variable_name("a.b", "google_sheets") == "PURAIFY_CRED_A_B__GOOGLE_SHEETS"
+    assert variable_name("demo-project", "slack") == "PURAIFY_CRED_DEMO_2DPROJECT__SLACK"
+    assert variable_name("a.b", "google_sheets") == "PURAIFY_CRED_A_2EB__GOOGLE_5FSHEETS"
 
 
 async def test_env_backend() -> None:
     secret = f"xoxb-env-{uuid.uuid4().hex}"
-    env = EnvCredentials({"PURAIFY_CRED_DEMO_PROJECT__SLACK": secret})
+    env = EnvCredentials({"PURAIFY_CRED_DEMO_2DPROJECT__SLACK": secret})
     assert (await env.fetch("demo-project", "slack")).get_secret_value() == secret
     assert REDACTOR.scrub(secret) == "[REDACTED]"
-    with pytest.raises(MissingCredentials, match="PURAIFY_CRED_DEMO_PROJECT__NOTION"):
+    with pytest.raises(MissingCredentials, match="PURAIFY_CRED_DEMO_2DPROJECT__NOTION"):
         await env.fetch("demo-project", "notion")
     with pytest.raises(MissingCredentials):
-        await EnvCredentials({"PURAIFY_CRED_DEMO_PROJECT__SLACK": ""}).fetch(
+        await EnvCredentials({"PURAIFY_CRED_DEMO_2DPROJECT__SLACK": ""}).fetch(
             "demo-project", "slack"
         )
     with pytest.raises(InvalidParams):
@@ -225,7 +225,7 @@ async def test_the_backend_is_chosen_by_setting(
         settings(vault_backend="hashicorp", vault_url=kv.base_url, vault_token=CLIENT_TOKEN), http
     )
     assert (await hashicorp("proj-a", "slack")).get_secret_value() == SLACK_TOKEN
-    monkeypatch.setenv("PURAIFY_CRED_PROJ_A__SLACK", "xoxb-env")
+    monkeypatch.setenv("PURAIFY_CRED_PROJ_2DA__SLACK", "xoxb-env")
     env = credential_fetch(settings(vault_backend="env"), http)
     assert (await env("proj-a", "slack")).get_secret_value() == "xoxb-env"
 
