@@ -6,14 +6,16 @@ import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
-import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from structlog.typing import FilteringBoundLogger
+from yarl import URL
 
+from actions.errors import InvalidParams
+from actions.http import HttpClient, is_sendable_value
 from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
@@ -34,12 +36,18 @@ ServiceName = Annotated[
 
 
 def upstream_of(url: str) -> str | None:
-    """The circuit-breaker name of a URL's upstream: its host and port (None if unparsable)."""
+    """The circuit-breaker name of a URL's upstream: its host, and its port when the URL
+    names one (None if unparsable)."""
     try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
+        parsed = URL(url)
+    except (ValueError, TypeError):
         return None
-    return parsed.netloc.decode("ascii", "replace") or None
+    host = parsed.raw_host
+    if not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return host if parsed.explicit_port is None else f"{host}:{parsed.explicit_port}"
 
 
 def is_safe_path_segment(name: str) -> bool:
@@ -84,17 +92,45 @@ class ActionConfig:
     slack_api_url: str = "https://slack.com/api"
     google_sheets_api_url: str = "https://sheets.googleapis.com"
     http_max_response_bytes: int = 256 * 1024
+    # Content-encoding layers a response may have (`gzip, gzip` is 2): more is refused.
+    http_max_content_encodings: int = 1
     http_max_redirects: int = 5
     http_default_timeout_s: float = 10.0
     http_max_timeout_s: float = 60.0
     notion_api_url: str = "https://api.notion.com"
-    notion_version: str = "2022-06-28"
+    # 2025-09-03: databases hold data sources; pages are created under `data_source_id`.
+    notion_version: str = "2025-09-03"
+    # How long a `Retry-After` from Notion is honoured when the request has no deadline.
+    notion_retry_after_max_s: float = 120.0
+    # How long `create_sheet` may wait out Google's per-minute quota (429) in all: a minute's
+    # window and a margin. The request's deadline bounds it too.
+    sheets_quota_wait_s: float = 65.0
     smtp_host: str = "localhost"
     smtp_port: int = 587
     # "starttls" (upgrade on the submission port), "tls" (implicit TLS, port 465), "none".
     smtp_security: str = "starttls"
     smtp_from: str | None = None
     smtp_timeout_s: float = 30.0
+
+
+@dataclass
+class AttemptState:
+    """What the running attempt has done so far. The runner reads it when an attempt runs out
+    of time: a non-idempotent call already handed to the transport may have taken effect."""
+
+    number: int = 1
+    unsafe_call_sent: bool = False
+    # The provider's window (seconds from the first attempt) the last retry waited out, if any.
+    window_s: float | None = None
+
+    def sending(self, *, idempotent: bool) -> None:
+        """Called by an action just before it hands a call to the transport."""
+        if not idempotent:
+            self.unsafe_call_sent = True
+
+    def start(self, number: int) -> None:
+        self.number = number
+        self.unsafe_call_sent = False
 
 
 @dataclass(frozen=True)
@@ -104,16 +140,38 @@ class ActionContext:
     deadline: datetime | None
     credentials: CredentialSource
     # For the operator-configured third-party APIs (Slack, Google): trusted base URLs.
-    http: httpx.AsyncClient
-    # For `http_request`, whose URL comes from the request: every connection goes through the
-    # egress policy (see actions.egress.guarded_client).
-    egress_http: httpx.AsyncClient
+    http: HttpClient
+    # For URLs a request names (`http_request`, `send_webhook`): every host and connection goes
+    # through the egress policy (see actions.egress.guarded_client).
+    egress_http: HttpClient
     config: ActionConfig
     log: FilteringBoundLogger
     slot: InFlightSlot = NO_SLOT
+    attempt: AttemptState = field(default_factory=AttemptState)
 
     async def token(self, service: str) -> SecretStr:
         return await self.credentials.get(self.project, service)
+
+    async def credential_header(self, service: str, prefix: str = "Bearer ") -> str:
+        """`prefix + token` of `service`, as a header value: `InvalidParams` when the stored
+        credential cannot be one (empty, a line break, a control character, leading or
+        trailing space: the receiver would read another token, or a second header)."""
+        return credential_header_value(await self.token(service), service, prefix)
+
+
+def credential_header_value(token: SecretStr, service: str, prefix: str) -> str:
+    secret = token.get_secret_value()
+    if not secret or not is_sendable_value(secret):
+        raise InvalidParams(
+            f"the {service} credential cannot be sent in an HTTP header (empty, or a line "
+            "break, control character or leading/trailing space in its value)",
+            details={"service": service},
+        )
+    if not is_sendable_value(prefix + "x"):
+        raise InvalidParams(
+            "credential.prefix has a line break, a control character or a leading space"
+        )
+    return prefix + secret
 
 
 class ActionParams(BaseModel):

@@ -1,15 +1,17 @@
 """The egress policy for `http_request`: which addresses a request from a flow may reach.
 
 A request names a URL; anyone who can write to the requests topic chooses it. So the host is
-resolved here, every address is checked, and the connection goes to the checked address, so a
-DNS answer that changes between check and connect cannot slip through. Redirects are followed by
-hand (in the action) and every hop's connection is checked again.
+checked before every request (an IP literal in any spelling is judged here: aiohttp never asks
+a resolver about literals), a name is resolved here with every address checked, and the
+connection goes only to the checked addresses, so a DNS answer that changes between check and
+connect cannot slip through. Redirects are followed by hand (in the action) and every hop is
+checked again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
+import functools
 import ipaddress
 import re
 import socket
@@ -18,12 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
-import httpx
-from httpcore._backends.base import SOCKET_OPTION
+from yarl import URL
 
 from actions.errors import ForbiddenDestination, InvalidParams, UpstreamUnavailable
-from actions.pool import ShardedTransport
+from actions.http import ConnectFailed, HttpClient
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -109,7 +109,33 @@ class EgressPolicy:
             return False
         return address.is_global and not (address.is_multicast or address.is_reserved)
 
+    def check_host(self, host: str) -> str | None:
+        """Refuse a host that is a blocked IP literal, or neither a literal nor a name; a DNS
+        name passes here (None) and is judged on its answer when a connection is made. An
+        allowed literal comes back as its canonical address, the one to connect to."""
+        literal = _cached_literal(host)
+        if literal is None:
+            return None
+        if not self.is_allowed(literal):
+            raise ForbiddenDestination(
+                f"destination {host!r} is a blocked address ({literal})",
+                details={"host": host, "address": str(literal)},
+            )
+        return str(literal)
+
+    async def connect_addresses(self, host: str, port: int) -> Sequence[IPAddress]:
+        """`checked_addresses` for a new connection: no answer is a failed connect (the
+        request never left), which the HTTP client reports as such."""
+        try:
+            return await self.checked_addresses(host, port)
+        except UpstreamUnavailable as exc:
+            raise ConnectFailed(exc.message) from None
+
     async def checked_address(self, host: str, port: int) -> IPAddress:
+        """The first of `checked_addresses`."""
+        return (await self.checked_addresses(host, port))[0]
+
+    async def checked_addresses(self, host: str, port: int) -> Sequence[IPAddress]:
         """Resolve `host`; every answer must be allowed (a mixed answer is refused whole).
 
         An IP literal, in any spelling the system's resolver would accept (`127.1`, `0x7f.1`,
@@ -132,13 +158,19 @@ class EgressPolicy:
                 f"destination {host!r} resolves to a blocked address ({refused[0]})",
                 details={"host": host, "address": str(refused[0])},
             )
-        return addresses[0]
+        return addresses
 
 
 # What a DNS name may hold once IDNA-encoded (letters, digits, hyphen; underscore in practice).
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 # A label inet_aton(3) reads as a number: hex (0x...), octal (0...) or decimal.
 _NUMERIC_LABEL = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_literal(host: str) -> IPAddress | None:
+    # Checked before every request: a flow calls the same few hosts again and again.
+    return literal_address(host)
 
 
 def literal_address(host: str) -> IPAddress | None:
@@ -189,106 +221,63 @@ def _inet_aton(labels: list[str]) -> ipaddress.IPv4Address | None:
     return ipaddress.IPv4Address(number)
 
 
-class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Every new connection resolves its host through the policy and connects to the address
-    that was checked: the check and the connection cannot see different DNS answers (rebinding).
-    TLS still verifies the certificate against the host name, which httpcore passes on as SNI.
-    """
-
-    def __init__(self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend) -> None:
-        self._policy = policy
-        self._inner = inner
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        address = await self._policy.checked_address(host, port)
-        return await self._inner.connect_tcp(
-            str(address),
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,
-        )
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise ForbiddenDestination("unix sockets are not an allowed destination")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
 def guarded_client(
     policy: EgressPolicy,
     *,
     verify: ssl.SSLContext | bool = True,
-    inner: httpcore.AsyncNetworkBackend | None = None,
     max_connections: int = 100,
-    **client_options: Any,
-) -> httpx.AsyncClient:
-    """An httpx client whose every connection goes through `policy`. It never follows redirects
-    itself: the caller follows them hop by hop so it can drop credentials across origins.
-    `verify` is the TLS verification (certifi's CAs by default); `inner` the backend that
-    really connects (tests observe connection attempts through it); `max_connections` should
-    match the calls that may run at once (see `ShardedTransport`)."""
-    # One TLS context for every shard: building one costs ~10 ms of CPU.
-    tls = httpx.create_ssl_context() if verify is True else verify
-
-    def guarded_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-        transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits)
-        pool = transport._pool  # httpx keeps its httpcore pool here (pinned: httpx<1, tested)
-        pool._network_backend = GuardedNetworkBackend(policy, inner or pool._network_backend)
-        return transport
-
-    return httpx.AsyncClient(
-        transport=ShardedTransport(guarded_transport, max_connections),
-        follow_redirects=False,
-        cookies=NoCookieJar(),
-        **client_options,
+    timeout_s: float = 10.0,
+    **options: Any,
+) -> HttpClient:
+    """The client for URLs a request names: every host is checked by `policy` before every
+    request (IP literals included, which no resolver sees), and every new connection goes only
+    to the addresses the policy checked (a DNS answer cannot change between check and connect).
+    TLS verifies the certificate against the host name, never the address. It follows no
+    redirect: the caller follows them hop by hop, each one checked again. `options` go to
+    `HttpClient` (`socket_factory` lets tests observe connection attempts)."""
+    return HttpClient(
+        guard=policy,
+        verify=verify,
+        max_connections=max_connections,
+        timeout_s=timeout_s,
+        **options,
     )
 
 
-def egress_url(raw: str, query: Mapping[str, Any] | None = None) -> httpx.URL:
+def service_client(timeout_s: float, **options: Any) -> HttpClient:
+    """The client for the APIs the engine itself calls (Slack, Sheets, Notion, the Vault),
+    at operator-configured base URLs. The same `HttpClient` (no cookies, headers checked,
+    bodies capped) with its own pool: a connection it opened to an operator's internal
+    address is never handed to a request-chosen URL."""
+    return HttpClient(timeout_s=timeout_s, **options)
+
+
+def egress_url(raw: str, query: Mapping[str, Any] | None = None) -> URL:
     """`raw` (its own query string merged with `query`) as a URL an action may send to through
-    the egress client: one that parses, with scheme http or https."""
+    the egress client: one that parses, with scheme http or https and a host."""
     try:
-        url = httpx.URL(raw)
+        url = URL(raw)
         if query:
-            url = url.copy_merge_params(query)
-    except httpx.InvalidURL as exc:
+            url = url.update_query({k: _query_value(v) for k, v in query.items()})
+    except (ValueError, TypeError) as exc:
         raise InvalidParams(f"params.url: {exc}") from None
     if url.scheme not in ("http", "https"):
         raise ForbiddenDestination(f"scheme {url.scheme!r} is not allowed (http and https only)")
+    if not url.raw_host:
+        raise InvalidParams("params.url: no host")
     return url
 
 
-def service_client(timeout_s: float) -> httpx.AsyncClient:
-    """A client for the APIs the engine itself calls (Slack, Sheets, Notion, the Vault): shared
-    by every project, so, like the egress client, it keeps no cookies."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s), follow_redirects=False, cookies=NoCookieJar()
-    )
+def _query_value(value: Any) -> str | list[str]:
+    if isinstance(value, list):
+        return [_scalar(v) for v in value]
+    return _scalar(value)
 
 
-class NoCookieJar(http.cookiejar.CookieJar):
-    """Keeps no cookie. The egress client serves every request of every project: a jar would
-    carry one target's session cookie into the next request to that host, whoever sent it."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
-
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        return None
+def _scalar(value: Any) -> str:
+    # As a query string spells them (JSON's true/false, not Python's True/False).
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)

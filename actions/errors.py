@@ -2,6 +2,11 @@
 
 Every failure is classified once, here: an action raises one of these, and the runner maps it to
 the contract's error code (and decides whether to retry) without looking at the cause again.
+
+Retries never repeat an effect on their own (CONTRACT.md): a failure is retried when the request
+was not sent, when the provider answered that it did nothing (429, 408, 503, documented codes),
+or when the call is idempotent. A non-idempotent call that was sent and got no usable answer ends
+as `OutcomeUnknown` (`details.sent: true`) and is never sent twice by us.
 """
 
 from __future__ import annotations
@@ -11,9 +16,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
-
+from actions.http.errors import BadResponse, HttpError, HttpTimeout, InvalidRequest
+from actions.http.response import HttpResponse
 from schemas import ErrorCode
 
 
@@ -42,6 +46,16 @@ class UpstreamError(ActionError):
     code = ErrorCode.UPSTREAM_ERROR
 
 
+class OutcomeUnknown(ActionError):
+    """The call reached the third party and no answer says whether it took effect: final, so
+    the effect happened at most once. `details.sent` is always true."""
+
+    code = ErrorCode.OUTCOME_UNKNOWN
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={**(details or {}), "sent": True})
+
+
 class ForbiddenDestination(ActionError):
     code = ErrorCode.FORBIDDEN_DESTINATION
 
@@ -67,7 +81,13 @@ class CredentialRejected(ActionError):
 
 
 class RetryableError(ActionError):
-    """A transient failure: the runner retries with backoff, within budget and deadline."""
+    """A transient failure: the runner retries with backoff, within budget and deadline.
+
+    `wait_limit_s`, when set, is the provider's documented window (a quota that refills each
+    minute, a `Retry-After` the provider means): the runner then honours `retry_after_s` and
+    keeps retrying until that many seconds from the first attempt, instead of its own
+    Retry-After clamp and budget (longer or shorter). The request's deadline always bounds it.
+    """
 
     def __init__(
         self,
@@ -75,9 +95,11 @@ class RetryableError(ActionError):
         *,
         details: dict[str, Any] | None = None,
         retry_after_s: float | None = None,
+        wait_limit_s: float | None = None,
     ) -> None:
         super().__init__(message, details=details)
         self.retry_after_s = retry_after_s
+        self.wait_limit_s = wait_limit_s
 
 
 class UpstreamUnavailable(RetryableError):
@@ -112,41 +134,86 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
+# RFC 9110: 408 (the server did not get the whole request), 429 (refused for rate) and 503
+# (unable to handle it now) say the request was not acted on, so even a POST may be sent again.
+NOT_APPLIED_STATUSES = frozenset({408, 429, 503})
+
+
 def error_for_status(
     service: str,
-    response: httpx.Response,
+    response: HttpResponse,
     details: dict[str, Any] | None = None,
     *,
+    idempotent: bool,
     provider_message: str | None = None,
 ) -> ActionError | None:
-    """Classify a non-2xx answer; None for 2xx. `details` adds provider-specific fields."""
-    status = response.status_code
+    """Classify a non-2xx answer; None for 2xx. `details` adds provider-specific fields.
+
+    `idempotent`: whether sending the call again cannot repeat its effect (RFC 9110 methods,
+    an idempotency key the provider honours). A 5xx other than 503 does not say whether the
+    call took effect: retried only when idempotent, else `OutcomeUnknown`.
+    """
+    status = response.status
     if 200 <= status < 300:
         return None
     info = {"status_code": status, **(details or {})}
     said = f": {provider_message}" if provider_message else ""
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status == 429:
         return RateLimited(
             f"{service} answered 429 Too Many Requests{said}",
             details=info,
-            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+            retry_after_s=retry_after,
         )
-    if status == 408 or status >= 500:
+    if status in NOT_APPLIED_STATUSES or (status >= 500 and idempotent):
         return UpstreamUnavailable(
-            f"{service} answered {status}{said}",
+            f"{service} answered {status}{said}", details=info, retry_after_s=retry_after
+        )
+    if status >= 500:
+        return OutcomeUnknown(
+            f"{service} answered {status}{said}; it may have acted on the call, which is "
+            "therefore not repeated",
             details=info,
-            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
         )
     return UpstreamError(f"{service} answered {status}{said}", details=info)
 
 
-def error_for_exception(service: str, exc: Exception) -> ActionError:
-    """Transport failures: timeouts and connection errors are transient, the rest are bugs."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamUnavailable(f"{service} timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.TransportError):
-        return UpstreamUnavailable(f"{service} connection failed ({type(exc).__name__})")
-    return ActionError(f"unexpected {type(exc).__name__} calling {service}")
+def request_was_sent(exc: Exception) -> bool:
+    """Whether a transport failure may have come after the request started to go out (the
+    HTTP client knows: `HttpError.sent`); anything else is taken as sent."""
+    return exc.sent if isinstance(exc, HttpError) else True
+
+
+def error_for_exception(service: str, exc: Exception, *, idempotent: bool) -> ActionError:
+    """Transport failures (`actions.http` errors): a request the client would not send is the
+    request's fault (`invalid_params`, never retried, never counted against the upstream); an
+    answer that cannot be read is the upstream's refusal; a timeout or a lost connection is
+    retried when the request was not sent or the call is idempotent, and is otherwise an
+    unknown outcome, not repeated. Anything else is a bug."""
+    if isinstance(exc, InvalidRequest):
+        return InvalidParams(f"the request to {service} cannot be sent: {exc.message}")
+    if isinstance(exc, BadResponse):
+        return UpstreamError(f"{service}: {exc.message}")
+    if not isinstance(exc, HttpError):
+        return ActionError(f"unexpected {type(exc).__name__} calling {service}")
+    what = "timed out" if isinstance(exc, HttpTimeout) else "connection failed"
+    if exc.sent and not idempotent:
+        return OutcomeUnknown(
+            f"{service}: no answer after the request was sent ({what}: {exc.message}); it may "
+            "have taken effect, so it is not repeated"
+        )
+    return UpstreamUnavailable(f"{service} {what} ({exc.message})", details={"sent": exc.sent})
+
+
+def attempt_timed_out(timeout_s: float, unsafe_call_sent: bool) -> ActionError:
+    """EXECUTION_ACTION_TIMEOUT_S passed. Cut off while a non-idempotent call was on the wire,
+    the call may have been applied: not repeated. Otherwise it is retried like any timeout."""
+    if unsafe_call_sent:
+        return OutcomeUnknown(
+            f"no answer within {timeout_s:g} s (EXECUTION_ACTION_TIMEOUT_S) after the call was "
+            "sent; it may have taken effect, so it is not repeated"
+        )
+    return UpstreamUnavailable(f"the action did not finish within {timeout_s:g} s")
 
 
 class NotAttempted(ActionError):
@@ -165,15 +232,3 @@ class RateLimitExhausted(NotAttempted):
 class StateUnavailable(Exception):
     """The fleet's shared state (Redis/Valkey) did not answer in time. Not an action error:
     whoever asked falls back to this process's own state and the request goes on."""
-
-
-def describe_validation_error(exc: ValidationError, prefix: str) -> str:
-    """'params.channel: Field required; ...' — names the fields, never echoes their values."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False)[:5]:
-        location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
-        parts.append(f"{location}: {error['msg']}")
-    more = exc.error_count() - len(parts)
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)

@@ -24,16 +24,24 @@ class RetryPolicy:
         elapsed_s: float,
         retry_after_s: float | None = None,
         remaining_until_deadline_s: float | None = None,
+        *,
+        wait_limit_s: float | None = None,
     ) -> float | None:
-        """Seconds to wait before the next attempt, or None when retrying must stop."""
+        """Seconds to wait before the next attempt, or None when retrying must stop.
+
+        `wait_limit_s` is a provider's documented window (see `RetryableError`): it replaces
+        the Retry-After clamp and the budget for this wait; the deadline still applies.
+        """
         if attempts_made >= self.max_attempts:
             return None
+        clamp = self.max_retry_after_s if wait_limit_s is None else wait_limit_s
+        budget = self.budget_s if wait_limit_s is None else wait_limit_s
         if retry_after_s is not None:
-            delay = min(max(retry_after_s, 0.0), self.max_retry_after_s)
+            delay = min(max(retry_after_s, 0.0), clamp)
         else:
             ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (attempts_made - 1)))
             delay = self.rng.uniform(0.0, ceiling)
-        if elapsed_s + delay > self.budget_s:
+        if elapsed_s + delay > budget:
             return None
         if remaining_until_deadline_s is not None and delay >= remaining_until_deadline_s:
             return None

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
 from actions.base import (
@@ -30,11 +28,14 @@ from actions.errors import (
     ActionError,
     CredentialRejected,
     NotAttempted,
+    OutcomeUnknown,
     RetryableError,
     UpstreamUnavailable,
-    describe_validation_error,
+    attempt_timed_out,
 )
+from actions.http import HttpClient
 from actions.idempotency import NO_RECORDS, IdempotencyRecords, Once
+from actions.preparation import PreparedAction, Unrunnable, prepare_request
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
@@ -61,14 +62,9 @@ class _Outcome:
     deduplicated: bool = False
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    action: AnyAction
-    params: ActionParams
-
-
 # A fallback runs when the action itself failed for good: after its retries, or at once for a
-# final failure. Not when the request is wrong (unknown action, bad params) or too late.
+# final failure. Not when the request is wrong (unknown action, bad params) or too late, nor
+# when the main action's outcome is unknown (it may have taken effect: `outcome_unknown`).
 FALLBACK_ON = frozenset(
     {
         ErrorCode.MISSING_CREDENTIALS,
@@ -106,13 +102,15 @@ def _log_outcome(log: FilteringBoundLogger, outcome: _Outcome, elapsed_s: float)
 class ActionRunner:
     registry: ActionRegistry
     credentials: CredentialSource
-    http: httpx.AsyncClient
-    egress_http: httpx.AsyncClient
+    http: HttpClient
+    egress_http: HttpClient
     config: ActionConfig = field(default_factory=ActionConfig)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 30.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], Any] = asyncio.sleep
+    # The retry budget's clock (fakeable together with `sleep` and `now` in tests).
+    clock: Callable[[], float] = time.monotonic
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
     idempotency: IdempotencyRecords = NO_RECORDS  # NO_RECORDS: every request runs
@@ -151,9 +149,9 @@ class ActionRunner:
         and envelope, without a task, a timeout or a slot."""
         started_at = self.now()
         clock_start = time.monotonic()
-        prepared = self._prepare(request.action, request.params, "params")
-        if isinstance(prepared, _Outcome):
-            outcome = prepared
+        prepared = prepare_request(self.registry, request)
+        if isinstance(prepared, Unrunnable):
+            outcome = _Outcome(0, code=prepared.code, message=prepared.message)
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
@@ -216,17 +214,10 @@ class ActionRunner:
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
         clock_start = time.monotonic()
-        prepared = self._prepare(request.action, request.params, "params")
-        fallback: _Prepared | _Outcome | None = None
-        if request.fallback is not None and isinstance(prepared, _Prepared):
-            # Checked before anything runs: a fallback that could never run is a bad request.
-            fallback = self._prepare(
-                request.fallback.action, request.fallback.params, "fallback.params", "fallback: "
-            )
-        if isinstance(prepared, _Outcome):
-            outcome = prepared
-        elif isinstance(fallback, _Outcome):
-            outcome = fallback
+        prepared = prepare_request(self.registry, request)
+        fallback = None if isinstance(prepared, Unrunnable) else prepared.fallback
+        if isinstance(prepared, Unrunnable):
+            outcome = _Outcome(0, code=prepared.code, message=prepared.message)
         elif once is not None and (first := await once.first_success()) is not None:
             log.info("request.deduplicated")
             return _Outcome(0, data=first, deduplicated=True), None
@@ -234,10 +225,12 @@ class ActionRunner:
             outcome = _deadline_passed("before it ran")
         else:
             outcome = await self._run(
-                prepared.action, prepared.params, self._context(request, request_id, log, slot)
+                prepared.action,
+                prepared.params,
+                self._context(request, request_id, log, slot),
             )
         _log_outcome(log, outcome, time.monotonic() - clock_start)
-        if not isinstance(fallback, _Prepared) or outcome.code not in FALLBACK_ON:
+        if fallback is None or outcome.code not in FALLBACK_ON:
             return outcome, None
         return outcome, await self._run_fallback(
             request, request_id, log, fallback, outcome, slot=slot
@@ -248,7 +241,7 @@ class ActionRunner:
         request: ExecutionRequest,
         request_id: str,
         log: FilteringBoundLogger,
-        fallback: _Prepared,
+        fallback: PreparedAction,
         failed: _Outcome,
         *,
         slot: InFlightSlot,
@@ -282,22 +275,6 @@ class ActionRunner:
             duration_ms=round(elapsed * 1000, 3),
         )
 
-    def _prepare(
-        self, name: str, raw_params: dict[str, Any], where: str, label: str = ""
-    ) -> _Prepared | _Outcome:
-        action = self.registry.get(name)
-        if action is None:
-            return _Outcome(
-                0, code=ErrorCode.UNKNOWN_ACTION, message=f"{label}no action named {name!r}"
-            )
-        try:
-            params = action.params_model.model_validate(raw_params)
-        except ValidationError as exc:
-            return _Outcome(
-                0, code=ErrorCode.INVALID_PARAMS, message=describe_validation_error(exc, where)
-            )
-        return _Prepared(action, params)
-
     def _context(
         self,
         request: ExecutionRequest,
@@ -320,7 +297,7 @@ class ActionRunner:
     async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
         log = ctx.log
         attempts = 0
-        clock_start = time.monotonic()
+        clock_start = self.clock()
         refetched_credential = False
         while True:
             attempts += 1
@@ -348,14 +325,16 @@ class ActionRunner:
             except RetryableError as exc:
                 delay = self.retry.next_delay(
                     attempts,
-                    time.monotonic() - clock_start,
+                    self.clock() - clock_start,
                     exc.retry_after_s,
                     self._seconds_until(ctx.deadline),
+                    wait_limit_s=exc.wait_limit_s,
                 )
                 if delay is None:
                     return _Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
                     )
+                ctx.attempt.window_s = exc.wait_limit_s  # also bounds the next slot's wait
                 log.info(
                     "action.retrying",
                     attempt=attempts,
@@ -391,7 +370,7 @@ class ActionRunner:
         upstream = action.upstream(params, ctx)
         probe = False
         if upstream is not None:
-            max_wait = self._max_wait_s(clock_start, ctx.deadline)
+            max_wait = self._max_wait_s(clock_start, ctx)
             if self.breakers.may_wait(upstream):
                 async with ctx.slot.stepped_aside():
                     probe = await self.breakers.admit(upstream, ctx.log, max_wait)
@@ -400,7 +379,7 @@ class ActionRunner:
         failed: bool | None = None
         try:
             wait = await self.limiter.take(
-                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx.deadline)
+                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx)
             )
             if wait > 0:
                 # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
@@ -408,10 +387,10 @@ class ActionRunner:
                     await self.limiter.sleep(wait)
                 ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)
-            data = await self._attempt(action, params, ctx)
+            data = await self._attempt(action, params, ctx, attempt)
             failed = False
             return data
-        except UpstreamUnavailable:
+        except (UpstreamUnavailable, OutcomeUnknown):
             failed = True
             raise
         except ActionError as exc:
@@ -427,21 +406,21 @@ class ActionRunner:
                 await self.breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
 
     async def _attempt(
-        self, action: AnyAction, params: ActionParams, ctx: ActionContext
+        self, action: AnyAction, params: ActionParams, ctx: ActionContext, attempt: int
     ) -> dict[str, Any]:
+        ctx.attempt.start(attempt)
         try:
             async with asyncio.timeout(self.attempt_timeout_s):
                 return dict(await action.run(params, ctx))
         except TimeoutError:
-            raise UpstreamUnavailable(
-                f"the action did not finish within {self.attempt_timeout_s:g} s"
-            ) from None
+            raise attempt_timed_out(self.attempt_timeout_s, ctx.attempt.unsafe_call_sent) from None
 
-    def _max_wait_s(self, clock_start: float, deadline: datetime | None) -> float:
-        """How long a request may wait for a slot: what is left of the retry budget, and never
-        past its deadline."""
-        remaining = self.retry.budget_s - (time.monotonic() - clock_start)
-        until_deadline = self._seconds_until(deadline)
+    def _max_wait_s(self, clock_start: float, ctx: ActionContext) -> float:
+        """How long a request may wait for a slot: what is left of the retry budget (or of a
+        provider's window it is waiting out), and never past its deadline."""
+        budget = max(self.retry.budget_s, ctx.attempt.window_s or 0.0)
+        remaining = budget - (self.clock() - clock_start)
+        until_deadline = self._seconds_until(ctx.deadline)
         return remaining if until_deadline is None else min(remaining, until_deadline)
 
     def _seconds_until(self, deadline: datetime | None) -> float | None:

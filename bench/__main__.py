@@ -2,7 +2,7 @@
 
 Scenarios: passthrough, io, hol, memory, scaleout (default: all of them, in that order).
 Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
-The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/local_kafka.py.
+The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/localkafka.
 Exactly-once's own costs (on vs off, slow-key latency): `python -m bench.exactly_once --help`.
 """
 
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         _quick(args)
     chosen = chosen_scenarios(args)
-    from consumer.localkafka.launcher import kafka_broker  # noqa: PLC0415
+    from consumer.localkafka import kafka_broker  # noqa: PLC0415
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     command = reproduce_command(argv)

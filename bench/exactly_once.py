@@ -11,7 +11,7 @@ the first to the last envelope a read_committed consumer sees (start-up and grou
 requests, produced at a steady rate; end-to-end latency (produce -> envelope visible to a
 read_committed consumer) of the fast keys' requests, with exactly-once on.
 
-Starts its own broker (consumer/local_kafka.py) unless KAFKA_BOOTSTRAP_SERVERS is set.
+Starts its own broker (consumer/localkafka) unless KAFKA_BOOTSTRAP_SERVERS is set.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.kafka_io import load, request_bytes
-from consumer.localkafka.launcher import kafka_broker
+from consumer.localkafka import kafka_broker
 from tests.standins import HttpTargetStandIn
 
 ENGINE = [str(Path(sys.executable).parent / "execution-engine"), "run"]

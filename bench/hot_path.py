@@ -15,14 +15,15 @@ import json
 import time
 from dataclasses import dataclass, field
 
-import httpx
 from pydantic import SecretStr
 
 from actions import ActionRunner, MissingCredentials, default_registry
+from actions.http import HttpClient
 from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.tracing import NO_TRACING
-from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.intake import IntakeLimits
+from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
 from consumer.pipeline.scheduler import KeyedScheduler
 
@@ -77,7 +78,7 @@ async def run(count: int) -> tuple[float, float, int]:
     sink = KafkaLogSink(max_queued=count * 10)
     configure_logging("info", sink=sink, stream=io.StringIO())
     registry = default_registry()
-    http = httpx.AsyncClient()
+    http = HttpClient()
     runner = ActionRunner(
         registry=registry, credentials=_NoCredentials(), http=http, egress_http=http
     )

@@ -39,7 +39,8 @@ from consumer.partitions.assignment import (
 )
 from consumer.partitions.channel import AtLeastOnceSink, CommitSink, TransactionalSink
 from consumer.partitions.partitioner import FastPartitioner
-from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.intake import IntakeLimits
+from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer
 from consumer.pipeline.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
@@ -126,9 +127,7 @@ class Application:
             processor = RecordProcessor(
                 runner,
                 renderer,
-                IntakeLimits(
-                    settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes
-                ),
+                IntakeLimits.from_settings(settings),
                 metrics=self.metrics,
                 tracing=self.tracing,
             )

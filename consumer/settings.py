@@ -1,16 +1,19 @@
-"""Engine settings, read from the environment. The names are part of the contract."""
+"""Engine settings, read from the environment. The names are part of the contract.
+
+Three layers, each what some command reads, so a bad variable stops only the commands that use
+it: `KafkaSettings` (consumer/broker/settings.py: where the topics are, how to reach them; `send`,
+`tail`, `topics`), `IntakeSettings` (plus the limits a record is judged by; `replay`, which must
+judge records as the engine does) and `EngineSettings` (everything; `run`).
+"""
 
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from aiokafka.helpers import create_ssl_context
 from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actions import (
     ActionConfig,
@@ -24,77 +27,16 @@ from actions import (
 )
 from actions.circuit import CircuitStore
 from actions.ratelimit import RateLimitSpec, RateStore
+from consumer.broker.settings import KafkaSettings, describe_settings, env_field
 from consumer.credentials.hashicorp import check_mount, check_path_template
-from consumer.ops.redaction import REDACTOR
 from consumer.state.settings import StateSettings
-from consumer.state.settings import env_setting as _env
+
+_env = env_field
 
 
-class EngineSettings(StateSettings):
-    model_config = SettingsConfigDict(
-        extra="ignore",
-        populate_by_name=True,
-        frozen=True,
-        case_sensitive=True,
-        # An invalid value is named, never echoed: it may be a password or a URL holding one.
-        hide_input_in_errors=True,
-    )
-    # The rate limits the actions declare (`Action.rate_limits`), by setting name, as read
-    # from the environment when these settings were (see `_read_rate_limits`).
-    _rate_limits: dict[str, str] = PrivateAttr(default_factory=dict)
+class IntakeSettings(KafkaSettings):
+    """The Kafka settings and the limits intake judges a record by (`IntakeLimits`)."""
 
-    # Kafka
-    bootstrap_servers: str = _env(
-        "KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "Kafka brokers, comma-separated."
-    )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _env(
-        "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "Kafka security protocol."
-    )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = _env(
-        "KAFKA_SASL_MECHANISM", None, "SASL mechanism (with SASL_* protocols)."
-    )
-    sasl_username: str | None = _env("KAFKA_SASL_USERNAME", None, "SASL user name.")
-    sasl_password: SecretStr | None = _env("KAFKA_SASL_PASSWORD", None, "SASL password.")
-    ssl_cafile: str | None = _env(
-        "KAFKA_SSL_CAFILE", None, "CA bundle that signs the brokers' certificates (SSL, SASL_SSL)."
-    )
-    requests_topic: str = _env(
-        "EXECUTION_REQUESTS_TOPIC", "execution.requests", "Topic the engine consumes requests from."
-    )
-    results_topic: str = _env(
-        "EXECUTION_RESULTS_TOPIC", "execution.results", "Topic for result envelopes."
-    )
-    logs_topic: str = _env("EXECUTION_LOGS_TOPIC", "execution.logs", "Topic for log events.")
-    dead_letter_topic: str = _env(
-        "EXECUTION_DEAD_LETTER_TOPIC",
-        "execution.dead-letter",
-        "Topic for records the engine cannot understand (original bytes).",
-    )
-    group_id: str = _env("EXECUTION_GROUP_ID", "execution-engine", "Kafka consumer group.")
-    create_topics: bool = _env(
-        "EXECUTION_CREATE_TOPICS", True, "Create the four topics at start-up when missing."
-    )
-    topic_partitions: int = _env(
-        "EXECUTION_TOPIC_PARTITIONS", 6, "Partitions for topics the engine creates.", ge=1
-    )
-    topic_replication: int = _env(
-        "EXECUTION_TOPIC_REPLICATION", 1, "Replication factor for topics it creates.", ge=1
-    )
-
-    # Flow control
-    max_in_flight: int = _env(
-        "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
-    )
-    max_buffered: int = _env(
-        "EXECUTION_MAX_BUFFERED",
-        # Finished records wait here for their partition's transaction: at 2,000 the intake
-        # paused every few hundred records per partition until a commit freed room
-        # (pass-through 5-8k/s; 10,000: 9-11k/s and less CPU, +15 MB peak RSS; bench/).
-        10_000,
-        "Records held (queued, running, or finished and waiting for their transaction) before "
-        "the engine pauses fetching.",
-        ge=1,
-    )
     max_record_bytes: int = _env(
         "EXECUTION_MAX_RECORD_BYTES",
         1_048_576,
@@ -113,6 +55,29 @@ class EngineSettings(StateSettings):
         262_144,
         "Requests whose `params` (as compact JSON) are larger get `payload_too_large`.",
         ge=2,
+    )
+
+
+class EngineSettings(IntakeSettings, StateSettings):
+    # An invalid value is named, never echoed: it may be a password or a URL holding one.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+    # The rate limits the actions declare (`Action.rate_limits`), by setting name, as read
+    # from the environment when these settings were (see `_read_rate_limits`).
+    _rate_limits: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    # Flow control
+    max_in_flight: int = _env(
+        "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
+    )
+    max_buffered: int = _env(
+        "EXECUTION_MAX_BUFFERED",
+        # Finished records wait here for their partition's transaction: at 2,000 the intake
+        # paused every few hundred records per partition until a commit freed room
+        # (pass-through 5-8k/s; 10,000: 9-11k/s and less CPU, +15 MB peak RSS; bench/).
+        10_000,
+        "Records held (queued, running, or finished and waiting for their transaction) before "
+        "the engine pauses fetching.",
+        ge=1,
     )
     exactly_once: bool = _env(
         "EXECUTION_EXACTLY_ONCE",
@@ -187,6 +152,13 @@ class EngineSettings(StateSettings):
     google_sheets_api_url: str = _env(
         "GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com", "Google Sheets API base URL."
     )
+    sheets_quota_wait_s: float = _env(
+        "GOOGLE_SHEETS_QUOTA_WAIT_S",
+        65.0,
+        "How long one `create_sheet` may wait out Google's per-minute quota (429) in all; the "
+        "request's deadline bounds it too.",
+        ge=0,
+    )
     circuit_failure_threshold: int = _env(
         "EXECUTION_CIRCUIT_FAILURE_THRESHOLD",
         5,
@@ -208,7 +180,14 @@ class EngineSettings(StateSettings):
     )
     notion_api_url: str = _env("NOTION_API_URL", "https://api.notion.com", "Notion API base URL.")
     notion_version: str = _env(
-        "NOTION_VERSION", "2022-06-28", "Sent as `Notion-Version` (the API version we speak)."
+        "NOTION_VERSION", "2025-09-03", "Sent as `Notion-Version` (the API version we speak)."
+    )
+    notion_retry_after_max_s: float = _env(
+        "NOTION_RETRY_AFTER_MAX_S",
+        120.0,
+        "Longest Notion `Retry-After` honoured for a request without a deadline (with one, "
+        "up to the deadline).",
+        ge=0,
     )
     smtp_host: str = _env("SMTP_HOST", "localhost", "SMTP server `send_email` submits to.")
     smtp_port: int = _env("SMTP_PORT", 587, "SMTP server port.", ge=1, le=65535)
@@ -227,7 +206,10 @@ class EngineSettings(StateSettings):
         "CIDRs `http_request` may reach although not global (e.g. 127.0.0.0/8).",
     )
     http_max_response_bytes: int = _env(
-        "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` response body cap.", ge=0
+        "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` body cap (decoded).", ge=0
+    )
+    http_max_content_encodings: int = _env(
+        "EXECUTION_HTTP_MAX_CONTENT_ENCODINGS", 1, "Content-encoding layers decoded.", ge=0, le=4
     )
 
     # Credentials (the Vault Engine, HashiCorp Vault / OpenBao, or the environment)
@@ -330,53 +312,16 @@ class EngineSettings(StateSettings):
         parse_networks(value)
         return value
 
-    @field_validator("ssl_cafile")
-    @classmethod
-    def _readable_cafile(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"no such file: {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _sasl_needs_credentials(self) -> EngineSettings:
-        if self.security_protocol.startswith("SASL") and not (
-            self.sasl_username and self.sasl_password
-        ):
-            raise ValueError(
-                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and "
-                "KAFKA_SASL_PASSWORD"
-            )
-        return self
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Connection and security options shared by every aiokafka client."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.security_protocol,
-        }
-        if self.security_protocol.startswith("SASL"):
-            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
-            options["sasl_plain_username"] = self.sasl_username
-            password = self.sasl_password.get_secret_value() if self.sasl_password else None
-            if password:
-                # The one place the password leaves its SecretStr: nothing may ever print it.
-                REDACTOR.add(password)
-            options["sasl_plain_password"] = password
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = self.ssl_context()
-        return options
-
-    def ssl_context(self) -> ssl.SSLContext:
-        context: ssl.SSLContext = create_ssl_context(cafile=self.ssl_cafile)
-        return context
-
     def action_config(self) -> ActionConfig:
         return ActionConfig(
             slack_api_url=self.slack_api_url,
             google_sheets_api_url=self.google_sheets_api_url,
             http_max_response_bytes=self.http_max_response_bytes,
+            http_max_content_encodings=self.http_max_content_encodings,
             notion_api_url=self.notion_api_url,
             notion_version=self.notion_version,
+            notion_retry_after_max_s=self.notion_retry_after_max_s,
+            sheets_quota_wait_s=self.sheets_quota_wait_s,
             smtp_host=self.smtp_host,
             smtp_port=self.smtp_port,
             smtp_security=self.smtp_security,
@@ -427,14 +372,14 @@ def declared_rate_limits(registry: ActionRegistry | None = None) -> Sequence[Rat
     return (registry or default_registry()).rate_limits()
 
 
-def settings_help() -> str:
-    """Every setting, its default and meaning: the `--help` epilog."""
-    lines = ["settings (environment variables):"]
-    for field in EngineSettings.model_fields.values():
-        extra = field.json_schema_extra
-        name = extra["env"] if isinstance(extra, dict) else "?"
-        default = "(unset)" if field.default is None else repr(field.default)
-        lines.append(f"  {name:<34} default {default}\n      {field.description}")
-    for spec in declared_rate_limits():
-        lines.append(f"  {spec.env:<34} default {spec.default!r}\n      {spec.description}")
-    return "\n".join(lines)
+def settings_help(settings: type[BaseSettings] = EngineSettings) -> str:
+    """Every setting, its default and meaning: the `--help` epilog (the engine's includes the
+    rate limits its actions declare)."""
+    text = describe_settings(settings)
+    if not issubclass(settings, EngineSettings):
+        return text
+    limits = [
+        f"  {spec.env:<34} default {spec.default!r}\n      {spec.description}"
+        for spec in declared_rate_limits()
+    ]
+    return "\n".join([text, *limits])

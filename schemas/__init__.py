@@ -10,11 +10,12 @@ from schemas.envelope import (
 )
 from schemas.errors import ErrorCode
 from schemas.log_event import EVENT_NAMES, LogEvent, LogLevel
-from schemas.request import PROJECT_PATTERN, ExecutionRequest, Fallback
+from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN, ExecutionRequest, Fallback
 
 __all__ = [
     "EVENT_NAMES",
     "PROJECT_PATTERN",
+    "REQUEST_ID_PATTERN",
     "ErrorCode",
     "ErrorInfo",
     "ExecutionRequest",

@@ -17,6 +17,9 @@ class ErrorCode(StrEnum):
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     RATE_LIMITED = "rate_limited"
     FORBIDDEN_DESTINATION = "forbidden_destination"
+    # The call reached the third party but its answer never came, and repeating it could
+    # repeat the effect: not retried (`details.sent` is true).
+    OUTCOME_UNKNOWN = "outcome_unknown"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     INTERNAL_ERROR = "internal_error"
 

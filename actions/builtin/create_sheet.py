@@ -1,21 +1,29 @@
-"""`create_sheet`: append one row with Google Sheets `spreadsheets.values.append`."""
+"""`create_sheet`: append one row with Google Sheets `spreadsheets.values.append`.
+
+`values.append` has no idempotency key: once sent, a call is never sent again by us (a lost
+answer or a 5xx other than 503 ends `outcome_unknown`). A 429 means the per-minute quota is
+spent and nothing was written: it waits for the quota window (Google: "after 1 minute you can
+execute requests again"), within `GOOGLE_SHEETS_QUOTA_WAIT_S` and the request's deadline.
+"""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
-import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, upstream_of
 from actions.errors import (
     CredentialRejected,
-    UpstreamUnavailable,
+    OutcomeUnknown,
+    RateLimited,
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE = "google_sheets"
@@ -40,20 +48,35 @@ RATE_LIMITS = (
     RateLimitSpec(
         TOTAL_LIMIT,
         "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
-        "off",
+        "300/min",
         "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
-        "e.g. `300/min`, when one OAuth client issues every project's token).",
+        "300 writes/min, when one OAuth client issues every project's token); `off` for none.",
     ),
 )
 
 Scalar = str | int | float | bool | None
+# A1 notation without a sheet name addresses the first visible sheet, whatever its title
+# (renamed, localised): the default when `range` is absent.
+FIRST_SHEET_RANGE = "A1"
+# What Sheets evaluates as a formula when a string is typed in (USER_ENTERED).
+_FORMULA_STARTS = ("=", "+", "-", "@")
 
 
 class CreateSheetParams(ActionParams):
     spreadsheet_id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")
     values: list[Scalar] = Field(min_length=1, max_length=1000, description="One row.")
-    range: str = Field(default="Sheet1", min_length=1, max_length=256, description="A1 notation.")
+    range: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="A1 notation; absent: the first visible sheet, whatever its name.",
+    )
     value_input_option: Literal["RAW", "USER_ENTERED"] = "USER_ENTERED"
+    strings_as_data: bool = Field(
+        default=False,
+        description="With USER_ENTERED, a string starting with =, +, - or @ is sent with a "
+        "leading apostrophe: Sheets stores it as text and never evaluates it as a formula.",
+    )
 
 
 class CreateSheet(Action[CreateSheetParams]):
@@ -74,11 +97,13 @@ class CreateSheet(Action[CreateSheetParams]):
         return upstream_of(ctx.config.google_sheets_api_url)
 
     async def run(self, params: CreateSheetParams, ctx: ActionContext) -> Mapping[str, Any]:
-        token = await ctx.token(SERVICE)
+        authorization = await ctx.credential_header(SERVICE)
         url = (
             f"{ctx.config.google_sheets_api_url.rstrip('/')}/v4/spreadsheets/"
-            f"{params.spreadsheet_id}/values/{quote(params.range, safe='')}:append"
+            f"{params.spreadsheet_id}/values/{quote(params.range or FIRST_SHEET_RANGE, safe='')}"
+            ":append"
         )
+        ctx.attempt.sending(idempotent=False)
         try:
             response = await ctx.http.post(
                 url,
@@ -86,30 +111,55 @@ class CreateSheet(Action[CreateSheetParams]):
                     "valueInputOption": params.value_input_option,
                     "insertDataOption": "INSERT_ROWS",
                 },
-                json={"majorDimension": "ROWS", "values": [params.values]},
-                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+                json={"majorDimension": "ROWS", "values": [_row(params)]},
+                headers={"Authorization": authorization},
             )
-        except httpx.HTTPError as exc:
-            raise error_for_exception("Google Sheets", exc) from None
+        except HttpError as exc:
+            raise error_for_exception("Google Sheets", exc, idempotent=False) from None
         details = _google_error_details(response)
-        if response.status_code == 401:
+        if response.status == 401:
             raise CredentialRejected(SERVICE, "Google rejected the token", details=details)
         error = error_for_status(
-            "Google Sheets", response, details, provider_message=details.get("message")
+            "Google Sheets",
+            response,
+            details,
+            idempotent=False,
+            provider_message=details.get("message"),
         )
+        if isinstance(error, RateLimited):
+            raise _quota_wait(error, ctx)
         if error is not None:
             raise error
         try:
             updates = response.json().get("updates", {})
         except (ValueError, AttributeError):
-            raise UpstreamUnavailable("Google Sheets answered with an unexpected body") from None
+            raise OutcomeUnknown("Google Sheets answered with an unexpected body") from None
         return {
             "updated_range": updates.get("updatedRange"),
             "updated_rows": updates.get("updatedRows", 0),
         }
 
 
-def _google_error_details(response: httpx.Response) -> dict[str, Any]:
+def _row(params: CreateSheetParams) -> list[Scalar]:
+    if not params.strings_as_data or params.value_input_option == "RAW":
+        return list(params.values)
+    # The apostrophe is Sheets' own "this is text" mark: not shown, not stored in the value.
+    return [
+        f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_STARTS) else v
+        for v in params.values
+    ]
+
+
+def _quota_wait(error: RateLimited, ctx: ActionContext) -> RateLimited:
+    """A 429 without Retry-After: Google's truncated exponential backoff (4, 8, 16, 32 s and
+    a random second), which covers one per-minute quota window within five attempts."""
+    if error.retry_after_s is None:
+        error.retry_after_s = 2.0 ** (ctx.attempt.number + 1) + random.random()
+    error.wait_limit_s = ctx.config.sheets_quota_wait_s
+    return error
+
+
+def _google_error_details(response: HttpResponse) -> dict[str, Any]:
     """Google's error object: {"error": {"code", "message", "status"}} -> details."""
     if response.is_success:
         return {}

@@ -1,4 +1,10 @@
-"""`http_request`: one HTTP call to a URL the request names, through the egress policy."""
+"""`http_request`: one HTTP call to a URL the request names, through the egress policy.
+
+Retries never repeat an effect on their own: GET, HEAD, PUT, DELETE and OPTIONS are idempotent
+(RFC 9110) and retried after a lost answer or a 5xx; POST and PATCH only when the caller says
+the target honours the `Idempotency-Key` we send (`honours_idempotency_key: true`). Otherwise a
+POST/PATCH whose answer never came (or a 5xx other than 503) ends `outcome_unknown`.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +15,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field, model_validator
+from yarl import URL
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
-from actions.egress import egress_url
+from actions.egress import egress_url, literal_address
 from actions.errors import (
     CredentialRejected,
     ForbiddenDestination,
+    OutcomeUnknown,
     UpstreamError,
     UpstreamUnavailable,
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError, HttpResponse, HttpTimeout
 from actions.limits import json_depth_exceeds, upstream_json
 from actions.request_id_header import request_id_header_value
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Headers the engine owns: a caller setting them could smuggle a second request or a wrong length.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # Response headers that are never copied into the envelope.
 _HIDDEN_RESPONSE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
 
 Scalar = str | int | float | bool
+# Below this no call can complete: a shorter timeout would only fail, as the upstream's fault.
+MIN_TIMEOUT_S = 0.1
 
 
 class CredentialRef(ActionParams):
@@ -52,8 +63,13 @@ class HttpRequestParams(ActionParams):
     query: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict, max_length=100)
     json_body: Any = Field(default=None, alias="json", description="A JSON body (not with `body`).")
     body: str | None = Field(default=None, description="A text body (not with `json`).")
-    timeout_s: float | None = Field(default=None, gt=0, le=300)
+    timeout_s: float | None = Field(default=None, ge=MIN_TIMEOUT_S, le=300)
     credential: CredentialRef | None = None
+    honours_idempotency_key: bool = Field(
+        default=False,
+        description="The target de-duplicates by our `Idempotency-Key`: a POST/PATCH may then "
+        "be retried after a lost answer like an idempotent method.",
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> HttpRequestParams:
@@ -67,15 +83,28 @@ class _Outgoing:
     """The request as it goes out, hop by hop (redirects change method, URL and headers)."""
 
     method: str
-    url: httpx.URL
+    url: URL
     headers: dict[str, str]
     content: bytes | None
     timeout_s: float
     credential: CredentialRef | None
+    # Whether sending this request again cannot repeat its effect (see the module docstring).
+    idempotent: bool
 
     def follow(self, status: int, location: str) -> None:
         origin = _origin(self.url)
-        self.url = self.url.join(location)
+        try:
+            self.url = self.url.join(URL(location))
+        except (ValueError, TypeError):
+            raise UpstreamError(
+                "the destination redirected to a Location that does not parse",
+                details={"status_code": status},
+            ) from None
+        if self.url.scheme in ("http", "https") and not _valid_host(self.url.raw_host):
+            raise UpstreamError(
+                "the destination redirected to a Location without a valid host",
+                details={"status_code": status},
+            )
         if self.url.scheme not in ("http", "https"):
             raise ForbiddenDestination(f"redirect to scheme {self.url.scheme!r} refused")
         if _origin(self.url) != origin:
@@ -102,10 +131,18 @@ class HttpRequest(Action[HttpRequestParams]):
         try:
             async with asyncio.timeout(outgoing.timeout_s):
                 return await self._exchange(ctx, outgoing)
-        except TimeoutError:
-            raise UpstreamUnavailable(
-                f"no complete answer within {outgoing.timeout_s:g} s"
-            ) from None
+        except (TimeoutError, HttpTimeout) as exc:
+            message = f"no complete answer within {outgoing.timeout_s:g} s"
+            if isinstance(exc, HttpTimeout):
+                unsafe = exc.sent and not outgoing.idempotent
+            else:
+                unsafe = ctx.attempt.unsafe_call_sent
+            if unsafe:
+                raise OutcomeUnknown(
+                    f"{message} after the request was sent; it may have taken effect, so it "
+                    "is not repeated"
+                ) from None
+            raise UpstreamUnavailable(message) from None
 
     async def _prepare(self, params: HttpRequestParams, ctx: ActionContext) -> _Outgoing:
         # The query is merged with, not instead of, a query string the URL already has.
@@ -114,8 +151,9 @@ class HttpRequest(Action[HttpRequestParams]):
         # Lets the receiver recognise a retry or a replay of the same request.
         headers["Idempotency-Key"] = request_id_header_value(ctx.request_id)
         if params.credential is not None:
-            token = await ctx.token(params.credential.service)
-            headers[params.credential.header] = params.credential.prefix + token.get_secret_value()
+            headers[params.credential.header] = await ctx.credential_header(
+                params.credential.service, params.credential.prefix
+            )
         content: bytes | None = None
         if "json_body" in params.model_fields_set:
             content = jsonlib.dumps(params.json_body, separators=(",", ":")).encode()
@@ -125,75 +163,87 @@ class HttpRequest(Action[HttpRequestParams]):
         timeout_s = min(
             params.timeout_s or ctx.config.http_default_timeout_s, ctx.config.http_max_timeout_s
         )
-        return _Outgoing(params.method, url, headers, content, timeout_s, params.credential)
+        idempotent = params.method in IDEMPOTENT_METHODS or params.honours_idempotency_key
+        return _Outgoing(
+            params.method, url, headers, content, timeout_s, params.credential, idempotent
+        )
 
     async def _exchange(self, ctx: ActionContext, out: _Outgoing) -> dict[str, Any]:
         for _hop in range(ctx.config.http_max_redirects + 1):
-            request = ctx.egress_http.build_request(
-                out.method, out.url, headers=out.headers, content=out.content, timeout=out.timeout_s
-            )
+            ctx.attempt.sending(idempotent=out.idempotent)
             try:
-                response = await ctx.egress_http.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise error_for_exception(out.url.host or "destination", exc) from None
-            try:
-                location = response.headers.get("location")
-                if response.status_code in _REDIRECTS and location:
-                    out.follow(response.status_code, location)
-                    continue
-                body, truncated = await _read_capped(response, ctx.config.http_max_response_bytes)
-            finally:
-                await response.aclose()
-            return _result(response, body, truncated, out.credential)
+                response = await ctx.egress_http.request(
+                    out.method,
+                    out.url,
+                    headers=out.headers,
+                    content=out.content,
+                    timeout_s=out.timeout_s,
+                    max_body_bytes=ctx.config.http_max_response_bytes,
+                    max_content_codings=ctx.config.http_max_content_encodings,
+                )
+            except HttpTimeout:
+                raise
+            except HttpError as exc:
+                raise error_for_exception(
+                    out.url.raw_host or "destination", exc, idempotent=out.idempotent
+                ) from None
+            location = response.headers.get("location")
+            if response.status in _REDIRECTS and location:
+                out.follow(response.status, location)
+                continue
+            return _result(response, out)
         raise UpstreamError(
             f"more than {ctx.config.http_max_redirects} redirects",
-            details={"status_code": response.status_code},
+            details={"status_code": response.status},
         )
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return (url.scheme, url.host, url.port)
+def _valid_host(host: str | None) -> bool:
+    """A host a URL could name (an IP literal in any spelling, or a DNS name); whether it may
+    be reached is the egress policy's question, asked when the hop is sent."""
+    if not host:
+        return False
+    try:
+        literal_address(host)
+    except ForbiddenDestination:
+        return False
+    return True
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
-    """Read at most `cap` bytes: a hostile server must not make us buffer gigabytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > cap:
-            return b"".join(chunks)[:cap], True
-    return b"".join(chunks), False
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return (url.scheme, url.raw_host, url.port)
 
 
-def _result(
-    response: httpx.Response, raw: bytes, truncated: bool, credential: CredentialRef | None
-) -> dict[str, Any]:
-    body: Any = raw.decode(response.encoding or "utf-8", errors="replace")
-    if not truncated and "json" in response.headers.get("content-type", ""):
+def _result(response: HttpResponse, out: _Outgoing) -> dict[str, Any]:
+    body: Any = response.text()
+    if not response.truncated and "json" in response.headers.get("content-type", ""):
         with contextlib.suppress(ValueError, RecursionError):
             # A lone surrogate (`"\\ud800"`) stays in, escaped: orjson/pydantic cannot render it.
-            parsed = upstream_json(raw)
+            parsed = upstream_json(response.body)
             # Too deep to relay as JSON: keep it as the text it was.
             if not json_depth_exceeds(parsed):
                 body = parsed
-    headers = {
-        k: v for k, v in response.headers.items() if k.lower() not in _HIDDEN_RESPONSE_HEADERS
-    }
-    if response.status_code == 401 and credential is not None:
+    headers: dict[str, str] = {}
+    for name, value in response.header_items:
+        if name.lower() not in _HIDDEN_RESPONSE_HEADERS:
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    if response.status == 401 and out.credential is not None:
         raise CredentialRejected(
-            credential.service,
+            out.credential.service,
             "the destination rejected the credential",
             details={"status_code": 401},
         )
     error = error_for_status(
-        "destination", response, {"body": body[:1000] if isinstance(body, str) else body}
+        "destination",
+        response,
+        {"body": body[:1000] if isinstance(body, str) else body},
+        idempotent=out.idempotent,
     )
     if error is not None:
         raise error
-    data: dict[str, Any] = {"status_code": response.status_code, "headers": headers, "body": body}
-    if truncated:
+    data: dict[str, Any] = {"status_code": response.status, "headers": headers, "body": body}
+    if response.truncated:
         data["body_truncated"] = True
     return data
 

@@ -2,7 +2,12 @@
 
 Notion answers errors with `{"object": "error", "status", "code", "message"}`; the code goes to
 `details.provider_code`. 401 `unauthorized` is a rejected token (fetched once more), 409
-`conflict_error` is transient (Notion says to try again), 429 honours `Retry-After`.
+`conflict_error` ("the transaction could not be completed") and 503 are retried, 429 honours
+`Retry-After` up to the request's deadline (`NOTION_RETRY_AFTER_MAX_S` without one). Page
+creation has no idempotency key: a lost answer, a 500 or a 504 ends `outcome_unknown`.
+
+The title is set through the title property's id, `title`, which every database and page has
+whatever the column is called; `title_property` names it instead when wanted.
 """
 
 from __future__ import annotations
@@ -10,16 +15,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from pydantic import Field, model_validator
 
 from actions.base import Action, ActionContext, ActionParams, upstream_of
 from actions.errors import (
     CredentialRejected,
+    OutcomeUnknown,
+    RateLimited,
     UpstreamUnavailable,
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE = "notion"
@@ -31,11 +38,18 @@ PROJECT_RATE = RateLimitSpec(
     "3/s",
     "`notion_create_page` calls per project (Notion allows about 3 per integration).",
 )
+# The id of every database's (and page's) title property, whatever its display name.
+TITLE_PROPERTY_ID = "title"
 _NOTION_ID = r"^[0-9a-fA-F-]{32,36}$"
 
 
 class NotionCreatePageParams(ActionParams):
-    database_id: str | None = Field(default=None, pattern=_NOTION_ID, description="Parent DB.")
+    database_id: str | None = Field(
+        default=None, pattern=_NOTION_ID, description="Parent database (one data source)."
+    )
+    data_source_id: str | None = Field(
+        default=None, pattern=_NOTION_ID, description="Parent data source (Notion 2025-09-03)."
+    )
     page_id: str | None = Field(default=None, pattern=_NOTION_ID, description="Parent page.")
     title: str | None = Field(
         default=None, max_length=2000, description="Sets the title property (plain text)."
@@ -43,7 +57,7 @@ class NotionCreatePageParams(ActionParams):
     title_property: str | None = Field(
         default=None,
         max_length=100,
-        description="Name of the database's title property (default `Name`; pages: `title`).",
+        description="Name (or id) of the title property; default its id, `title`.",
     )
     properties: dict[str, Any] = Field(
         default_factory=dict, max_length=100, description="Notion property values, as the API."
@@ -54,8 +68,9 @@ class NotionCreatePageParams(ActionParams):
 
     @model_validator(mode="after")
     def _one_parent(self) -> NotionCreatePageParams:
-        if (self.database_id is None) == (self.page_id is None):
-            raise ValueError("give `database_id` or `page_id`, exactly one")
+        parents = (self.database_id, self.data_source_id, self.page_id)
+        if sum(parent is not None for parent in parents) != 1:
+            raise ValueError("give `database_id`, `data_source_id` or `page_id`, exactly one")
         if self.title is None and not self.properties:
             raise ValueError("give `title` or `properties`")
         return self
@@ -75,42 +90,51 @@ class NotionCreatePage(Action[NotionCreatePageParams]):
         return upstream_of(ctx.config.notion_api_url)
 
     async def run(self, params: NotionCreatePageParams, ctx: ActionContext) -> Mapping[str, Any]:
-        token = await ctx.token(SERVICE)
+        authorization = await ctx.credential_header(SERVICE)
+        ctx.attempt.sending(idempotent=False)
         try:
             response = await ctx.http.post(
                 f"{ctx.config.notion_api_url.rstrip('/')}/v1/pages",
                 json=_body(params),
                 headers={
-                    "Authorization": f"Bearer {token.get_secret_value()}",
+                    "Authorization": authorization,
                     "Notion-Version": ctx.config.notion_version,
                 },
             )
-        except httpx.HTTPError as exc:
-            raise error_for_exception("Notion", exc) from None
+        except HttpError as exc:
+            raise error_for_exception("Notion", exc, idempotent=False) from None
         details, message = _notion_error(response)
-        if response.status_code == 401:
+        if response.status == 401:
             raise CredentialRejected(SERVICE, "Notion rejected the token", details=details)
-        if response.status_code == 409:
+        if response.status == 409:
             raise UpstreamUnavailable(f"Notion: {message or 'conflict'}", details=details)
-        error = error_for_status("Notion", response, details, provider_message=message)
+        error = error_for_status(
+            "Notion", response, details, idempotent=False, provider_message=message
+        )
+        if isinstance(error, RateLimited):
+            # Notion means its Retry-After: honoured up to the deadline, not cut at our clamp.
+            error.wait_limit_s = (
+                float("inf") if ctx.deadline is not None else ctx.config.notion_retry_after_max_s
+            )
         if error is not None:
             raise error
         try:
             page = response.json()
             return {"page_id": page["id"], "url": page.get("url")}
         except (ValueError, KeyError, TypeError):
-            raise UpstreamUnavailable("Notion answered with an unexpected body") from None
+            raise OutcomeUnknown("Notion answered with an unexpected body") from None
 
 
 def _body(params: NotionCreatePageParams) -> dict[str, Any]:
     properties = dict(params.properties)
     parent: dict[str, str | None]
-    if params.database_id is not None:
-        parent = {"database_id": params.database_id}
-        title_key = params.title_property or "Name"
+    if params.data_source_id is not None:
+        parent = {"type": "data_source_id", "data_source_id": params.data_source_id}
+    elif params.database_id is not None:
+        parent = {"type": "database_id", "database_id": params.database_id}
     else:
-        parent = {"page_id": params.page_id}
-        title_key = params.title_property or "title"
+        parent = {"type": "page_id", "page_id": params.page_id}
+    title_key = params.title_property or TITLE_PROPERTY_ID
     if params.title is not None:
         properties[title_key] = {"title": [{"type": "text", "text": {"content": params.title}}]}
     body: dict[str, Any] = {"parent": parent, "properties": properties}
@@ -119,7 +143,7 @@ def _body(params: NotionCreatePageParams) -> dict[str, Any]:
     return body
 
 
-def _notion_error(response: httpx.Response) -> tuple[dict[str, Any], str | None]:
+def _notion_error(response: HttpResponse) -> tuple[dict[str, Any], str | None]:
     """Notion's error object -> (details with provider_code, its message)."""
     if response.is_success:
         return {}, None

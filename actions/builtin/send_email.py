@@ -13,19 +13,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Annotated, Any
 
-import aiosmtplib
 from pydantic import AfterValidator, Field, model_validator
 
 from actions.base import Action, ActionContext, ActionParams
-from actions.errors import (
-    ActionError,
-    CredentialRejected,
-    InvalidParams,
-    MissingCredentials,
-    UpstreamError,
-    UpstreamUnavailable,
-)
+from actions.errors import InvalidParams, MissingCredentials
 from actions.request_id_header import request_id_header_value
+from actions.smtp_outcome import submit_message
 
 SERVICE = "smtp"
 # Deliberately plain: an address with no whitespace, no control character and one "@".
@@ -95,26 +88,19 @@ class SendEmail(Action[SendEmailParams]):
             )
         message = _message(params, sender, ctx.request_id)
         config = ctx.config
-        try:
-            refused, _reply = await aiosmtplib.send(
-                message,
-                sender=sender,
-                recipients=[*params.to, *params.cc, *params.bcc],
-                hostname=config.smtp_host,
-                port=config.smtp_port,
-                username=username,
-                password=password,
-                use_tls=config.smtp_security == "tls",
-                start_tls=config.smtp_security == "starttls",
-                timeout=config.smtp_timeout_s,
-            )
-        except aiosmtplib.SMTPException as exc:
-            raise _classify(exc) from None
-        except OSError as exc:
-            raise UpstreamUnavailable(
-                f"cannot reach the SMTP server ({type(exc).__name__})"
-            ) from None
-        return {"message_id": message["Message-ID"], "refused": sorted(refused)}
+        outcome = await submit_message(
+            message,
+            sender=sender,
+            recipients=[*params.to, *params.cc, *params.bcc],
+            hostname=config.smtp_host,
+            port=config.smtp_port,
+            security=config.smtp_security,
+            username=username,
+            password=password,
+            timeout_s=config.smtp_timeout_s,
+            service=SERVICE,
+        )
+        return {"message_id": message["Message-ID"], "refused": outcome["refused"]}
 
 
 def _message(params: SendEmailParams, sender: str, request_id: str) -> EmailMessage:
@@ -139,37 +125,6 @@ def _message(params: SendEmailParams, sender: str, request_id: str) -> EmailMess
         else:
             message.add_alternative(params.html, subtype="html")
     return message
-
-
-def _classify(exc: aiosmtplib.SMTPException) -> ActionError:
-    """SMTP reply codes: 4xx transient (retry), 5xx permanent; 535 is a refused login."""
-    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return CredentialRejected(
-            SERVICE, "the SMTP server refused the login", details={"smtp_code": exc.code}
-        )
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        codes = sorted({r.code for r in exc.recipients})
-        if all(400 <= c < 500 for c in codes):
-            return UpstreamUnavailable(
-                "the SMTP server deferred every recipient", details={"smtp_codes": codes}
-            )
-        return UpstreamError(
-            "the SMTP server refused every recipient", details={"smtp_codes": codes}
-        )
-    if isinstance(exc, aiosmtplib.SMTPNotSupported) or "STARTTLS" in str(exc):
-        # The server cannot do what SMTP_SECURITY requires: never fall back to cleartext.
-        return UpstreamError("the SMTP server does not offer STARTTLS (SMTP_SECURITY=starttls)")
-    if isinstance(exc, aiosmtplib.SMTPTimeoutError | aiosmtplib.SMTPServerDisconnected):
-        return UpstreamUnavailable(f"the SMTP server failed ({type(exc).__name__})")
-    if isinstance(exc, aiosmtplib.SMTPConnectError):
-        return UpstreamUnavailable("cannot connect to the SMTP server")
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        details = {"smtp_code": exc.code}
-        message = f"the SMTP server answered {exc.code}"
-        if 400 <= exc.code < 500:
-            return UpstreamUnavailable(message, details=details)
-        return UpstreamError(message, details=details)
-    return UpstreamUnavailable(f"SMTP failed ({type(exc).__name__})")
 
 
 ACTION = SendEmail()

@@ -1,22 +1,25 @@
-"""`send_webhook`: POST a JSON event to a URL, signed with HMAC-SHA256 like Stripe's webhooks.
+"""`send_webhook`: POST a JSON event to a URL, signed with HMAC-SHA256.
 
-`Puraify-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`. The
-receiver recomputes the HMAC over the timestamp and the exact bytes it received, compares in
-constant time and refuses old timestamps (replays); `verify_signature` below is the reference.
-The secret is the project's credential of `secret_service` (default `webhook`) in the Vault.
-The URL comes from the request, so the call goes through the egress policy like `http_request`.
+Signed as Standard Webhooks by default (`webhook-id` = the request id, `webhook-timestamp`,
+`webhook-signature: v1,<base64>` over `id.timestamp.body`; `whsec_` secrets), or Stripe-style
+with `signature: "stripe"` (`Puraify-Signature: t=…,v1=<hex>`); `actions.webhook_signing` has
+both signers and the receivers' verifiers. The secret is the project's credential of
+`secret_service` (default `webhook`) in the Vault. The URL comes from the request, so the call
+goes through the egress policy like `http_request`.
+
+Deliveries are retried after a lost answer or a 5xx: every attempt carries the same
+`webhook-id` and `Idempotency-Key` (the request id), by which a receiver de-duplicates, as the
+Standard Webhooks specification asks of it. A 410 Gone means "stop sending here":
+`upstream_error` with `details.disable: true`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
@@ -27,45 +30,36 @@ from actions.errors import (
     error_for_exception,
     error_for_status,
 )
+from actions.http import HttpError
 from actions.request_id_header import request_id_header_value
+from actions.webhook_signing import (
+    DEFAULT_TOLERANCE_S,
+    STANDARD_ID_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    STANDARD_TIMESTAMP_HEADER,
+    STRIPE_SIGNATURE_HEADER,
+    standard_sign,
+    stripe_sign,
+    stripe_verify,
+)
 
-SIGNATURE_HEADER = "Puraify-Signature"
+# The Stripe-style names this module always exported.
+SIGNATURE_HEADER = STRIPE_SIGNATURE_HEADER
+sign = stripe_sign
+verify_signature = stripe_verify
 DEFAULT_SERVICE = "webhook"
-DEFAULT_TOLERANCE_S = 300
+__all__ = ["ACTION", "DEFAULT_TOLERANCE_S", "SIGNATURE_HEADER", "sign", "verify_signature"]
 _RESERVED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "content-type"}
 )
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header's value for `body` sent at `timestamp`."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
-
-
-def verify_signature(
-    secret: str,
-    header: str,
-    body: bytes,
-    *,
-    tolerance_s: float = DEFAULT_TOLERANCE_S,
-    now: float | None = None,
-) -> bool:
-    """What a receiver does: any `v1` matching, and the timestamp within the tolerance."""
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
-        elif key == "v1":
-            candidates.append(value)
-    if timestamp is None or not candidates:
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
-        return False
-    expected = sign(secret, timestamp, body).rpartition("v1=")[2]
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+_SIGNATURE_HEADERS = frozenset(
+    {
+        STANDARD_ID_HEADER,
+        STANDARD_TIMESTAMP_HEADER,
+        STANDARD_SIGNATURE_HEADER,
+        STRIPE_SIGNATURE_HEADER.lower(),
+    }
+)
 
 
 class SendWebhookParams(ActionParams):
@@ -81,13 +75,18 @@ class SendWebhookParams(ActionParams):
     secret_service: ServiceName = Field(
         default=DEFAULT_SERVICE, description="Vault service whose credential is the HMAC secret."
     )
-    timeout_s: float | None = Field(default=None, gt=0, le=60)
+    # A floor: below it no call can complete, and the failure would be blamed on the receiver.
+    timeout_s: float | None = Field(default=None, ge=0.1, le=60)
+    signature: Literal["standard", "stripe"] = Field(
+        default="standard",
+        description="`standard` (Standard Webhooks headers) or `stripe` (`Puraify-Signature`).",
+    )
 
 
 class SendWebhook(Action[SendWebhookParams]):
     name = "send_webhook"
     params_model = SendWebhookParams
-    description = "POSTs a JSON event with an HMAC-SHA256 signature (t=...,v1=...)."
+    description = "POSTs a JSON event signed with HMAC-SHA256 (Standard Webhooks or Stripe-style)."
 
     def upstream(self, params: SendWebhookParams, ctx: ActionContext) -> str | None:
         return upstream_of(params.url)
@@ -96,29 +95,37 @@ class SendWebhook(Action[SendWebhookParams]):
         url = egress_url(params.url)
         secret = await ctx.token(params.secret_service)
         body = json.dumps(params.payload, separators=(",", ":"), ensure_ascii=False).encode()
-        # Signed at each attempt: a retry carries a fresh timestamp over the same body.
+        # Signed at each attempt: a retry carries a fresh timestamp over the same id and body.
         timestamp = int(time.time())
-        delivery = request_id_header_value(ctx.request_id)
+        delivery_id = request_id_header_value(ctx.request_id)
         headers = {
-            k: v for k, v in params.headers.items() if k.lower() not in _RESERVED_HEADERS
+            k: v
+            for k, v in params.headers.items()
+            if k.lower() not in _RESERVED_HEADERS | _SIGNATURE_HEADERS
         } | {
             "Content-Type": "application/json",
-            "Idempotency-Key": delivery,
-            "Puraify-Delivery": delivery,
-            SIGNATURE_HEADER: sign(secret.get_secret_value(), timestamp, body),
+            "Idempotency-Key": delivery_id,
+            "Puraify-Delivery": delivery_id,
         }
+        key = secret.get_secret_value()
+        if params.signature == "standard":
+            headers[STANDARD_ID_HEADER] = delivery_id
+            headers[STANDARD_TIMESTAMP_HEADER] = str(timestamp)
+            headers[STANDARD_SIGNATURE_HEADER] = standard_sign(key, delivery_id, timestamp, body)
+        else:
+            headers[STRIPE_SIGNATURE_HEADER] = stripe_sign(key, timestamp, body)
         if params.event is not None:
             headers["Puraify-Event"] = params.event
         timeout = min(params.timeout_s or ctx.config.http_default_timeout_s, 60.0)
         try:
-            request = ctx.egress_http.build_request(
-                "POST", url, content=body, headers=headers, timeout=timeout
+            # The receiver's body is not needed, nor buffered (max_body_bytes=0).
+            response = await ctx.egress_http.request(
+                "POST", url, content=body, headers=headers, timeout_s=timeout, max_body_bytes=0
             )
-            response = await ctx.egress_http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(url.host or "receiver", exc) from None
-        await response.aclose()  # the receiver's body is not needed, nor buffered
-        status = response.status_code
+        except HttpError as exc:
+            # Idempotent by the receiver's de-duplication on the delivery id (see above).
+            raise error_for_exception(url.raw_host or "receiver", exc, idempotent=True) from None
+        status = response.status
         if status == 401:
             # The receiver refused the signature: the secret may have been rotated.
             raise CredentialRejected(
@@ -131,7 +138,12 @@ class SendWebhook(Action[SendWebhookParams]):
                 f"the receiver answered a redirect ({status}); webhooks are not redirected",
                 details={"status_code": status},
             )
-        error = error_for_status("the receiver", response)
+        if status == 410:
+            raise UpstreamError(
+                "the receiver answered 410 Gone: stop sending to this endpoint",
+                details={"status_code": 410, "disable": True},
+            )
+        error = error_for_status("the receiver", response, idempotent=True)
         if error is not None:
             raise error
         return {"status_code": status, "signed_at": timestamp}

@@ -23,14 +23,14 @@ from consumer.broker.dead_letter_size import (
     topic_bytes_for,
 )
 from consumer.ops.logging import get_logger
-from consumer.settings import EngineSettings
+from consumer.settings import EngineSettings, IntakeSettings
 
 
 class DeadLetterTopicTooSmall(Exception):
     """The dead-letter topic cannot take the engine's batches: its transactions would fail."""
 
 
-def dead_letter_topic_configs(settings: EngineSettings) -> dict[str, str]:
+def dead_letter_topic_configs(settings: IntakeSettings) -> dict[str, str]:
     """The topic configuration the engine creates the dead-letter topic with."""
     return {MAX_MESSAGE_BYTES: str(topic_bytes_for(settings.max_record_bytes))}
 

@@ -11,10 +11,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from consumer.broker.dead_letter_topic import dead_letter_topic_configs
-from consumer.settings import EngineSettings
+from consumer.broker.settings import KafkaSettings
+from consumer.settings import IntakeSettings
 
 
-async def ensure_topics(settings: EngineSettings) -> None:
+async def ensure_topics(settings: IntakeSettings) -> None:
     """Create the engine's topics when missing (idempotent; a production cluster may pre-create)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
@@ -43,7 +44,7 @@ async def ensure_topics(settings: EngineSettings) -> None:
         await admin.close()
 
 
-def _own_configs(settings: EngineSettings, name: str) -> dict[str, str]:
+def _own_configs(settings: IntakeSettings, name: str) -> dict[str, str]:
     """What the engine sets on a topic it creates: room for every record's dead letter."""
     return dead_letter_topic_configs(settings) if name == settings.dead_letter_topic else {}
 
@@ -56,7 +57,7 @@ class TopicStatus:
     replication: int
 
 
-def engine_topics(settings: EngineSettings) -> list[str]:
+def engine_topics(settings: KafkaSettings) -> list[str]:
     return [
         settings.requests_topic,
         settings.results_topic,
@@ -66,7 +67,7 @@ def engine_topics(settings: EngineSettings) -> list[str]:
 
 
 async def create_topics(
-    settings: EngineSettings,
+    settings: IntakeSettings,
     partitions: int,
     replication: int,
     configs: dict[str, str] | None = None,

@@ -1,1 +1,1 @@
-"""cli"""
+"""The `execution-engine` command: one module per subcommand, dispatched by `main`."""

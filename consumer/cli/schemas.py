@@ -1,15 +1,19 @@
-"""The JSON Schema files in `schemas/json/`, generated from the pydantic models (never by hand),
-and the AsyncAPI document of the four topics beside them (`asyncapi.json`)."""
+"""`execution-engine schemas`: the JSON Schema files in `schemas/json/`, generated from the
+pydantic models (never by hand), and the AsyncAPI document of the four topics beside them
+(`asyncapi.json`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import schemas
 from actions import ActionRegistry, default_registry
 from consumer.cli.asyncapi import build_asyncapi
+from consumer.cli.command import Commands, add_command
 from schemas import ExecutionRequest, LogEvent, ResultEnvelope
 
 SCHEMA_DIR = Path(schemas.__file__).parent / "json"
@@ -72,3 +76,30 @@ def stale_schemas(
         if not path.exists() or path.read_text(encoding="utf-8") != render(document):
             stale.append(name)
     return stale
+
+
+def add_schemas(commands: Commands) -> None:
+    # Reads no settings: it writes what the code defines, whatever the environment holds.
+    parser = add_command(
+        commands,
+        "schemas",
+        _schemas,
+        None,
+        help="write the JSON Schemas and the AsyncAPI document into schemas/json",
+        description="Write the JSON Schemas generated from the models (request, envelope, log "
+        "event, each action's params) and the AsyncAPI 3.0 document of the four topics "
+        "(asyncapi.json).",
+    )
+    parser.add_argument("--out", type=Path, default=SCHEMA_DIR)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+
+
+def _schemas(args: argparse.Namespace, settings: None) -> int:
+    if args.check:
+        stale = stale_schemas(args.out)
+        for name in stale:
+            print(f"stale: {name} (run `execution-engine schemas`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_schemas(args.out):
+        print(path)
+    return 0

@@ -7,8 +7,11 @@ last N matching records in time order; with --follow it then keeps printing new 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import signal
+import sys
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,9 +19,10 @@ from typing import Any, Literal, TextIO
 
 from aiokafka import AIOKafkaConsumer
 
+from consumer.broker.settings import KafkaSettings
 from consumer.broker.topics import partitions_of
+from consumer.cli.command import Commands, add_command, moment
 from consumer.pipeline.intake import header_text
-from consumer.settings import EngineSettings
 
 TailKind = Literal["results", "logs", "dead-letter"]
 KINDS: tuple[TailKind, ...] = ("results", "logs", "dead-letter")
@@ -45,7 +49,7 @@ class Entry:
     raw: str
 
 
-def topic_of(settings: EngineSettings, kind: TailKind) -> str:
+def topic_of(settings: KafkaSettings, kind: TailKind) -> str:
     return {
         "results": settings.results_topic,
         "logs": settings.logs_topic,
@@ -182,7 +186,7 @@ def _when(timestamp_ms: int) -> str:
 
 
 async def tail(
-    settings: EngineSettings,
+    settings: KafkaSettings,
     kind: TailKind,
     wanted: TailFilter,
     out: TextIO,
@@ -251,3 +255,57 @@ async def tail(
     finally:
         await consumer.stop()
     return printed
+
+
+def add_tail(commands: Commands) -> None:
+    parser = add_command(
+        commands,
+        "tail",
+        _tail,
+        KafkaSettings,
+        help="print results, log events or dead letters, filtered",
+        description="Print the last records of the results, logs or dead-letter topic, one "
+        "line each (or --json), oldest first; --follow keeps printing new ones. Reads without "
+        "a consumer group: it never disturbs the engines.",
+    )
+    parser.add_argument("topic", choices=KINDS)
+    parser.add_argument("--request-id", default=None)
+    parser.add_argument(
+        "--status", default=None, help="success or error, an error code, or a log level"
+    )
+    parser.add_argument("--project", default=None)
+    parser.add_argument("--action", default=None)
+    parser.add_argument(
+        "-n", "--lines", type=int, default=10, help="how many to print first (0: all)"
+    )
+    parser.add_argument("--from", dest="since", type=moment, help="start at this time")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new ones")
+    parser.add_argument("--json", action="store_true", help="print the records as JSON")
+
+
+def _tail(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    wanted = TailFilter(args.request_id, args.status, args.project, args.action)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await tail(
+            settings,
+            args.topic,
+            wanted,
+            sys.stdout,
+            lines=max(0, args.lines),
+            since=args.since,
+            follow=args.follow,
+            as_json=args.json,
+            stop=stop,
+        )
+
+    try:
+        asyncio.run(run())
+    except LookupError as exc:
+        print(f"execution-engine tail: {exc}", file=sys.stderr)
+        return 2
+    return 0

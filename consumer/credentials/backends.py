@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
+from actions.http import HttpClient
 from consumer.credentials.cache import Fetch, VaultEngineClient
 from consumer.credentials.env import EnvCredentials
 from consumer.credentials.hashicorp import HashiCorpVaultClient
 from consumer.settings import EngineSettings
 
 
-def credential_fetch(settings: EngineSettings, http: httpx.AsyncClient) -> Fetch:
+def credential_fetch(settings: EngineSettings, http: HttpClient) -> Fetch:
     """The fetch function the credential cache sits in front of."""
     if settings.vault_backend == "hashicorp":
         return HashiCorpVaultClient(

@@ -13,33 +13,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import httpx
 from pydantic import SecretStr
 
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
-from actions.errors import ActionError
+from actions.http import HttpClient, HttpError, HttpTimeout, InvalidRequest
 from consumer.ops.redaction import REDACTOR
-from schemas import ErrorCode
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]
 # Told when a token is invalidated (the fleet's shared cache forgets it too).
 Forget = Callable[[str, str], Awaitable[None]]
 
 
-class VaultRefused(ActionError):
-    """The Vault Engine refused our own token (401/403): a configuration error, not transient."""
-
-    code = ErrorCode.VAULT_UNAVAILABLE
+class VaultRefused(VaultUnavailable):
+    """The Vault refused our own token (401/403), or a path it cannot serve: most often a
+    configuration error, but also a token being rotated (VAULT_TOKEN_FILE is read anew each
+    time). `vault_unavailable` is retryable in the contract, so it is retried like the rest."""
 
 
 class VaultEngineClient:
     """`GET {VAULT_URL}/vault/token/{project}/{service}` -> `{"token": "..."}` (one attempt;
     the action runner retries `VaultUnavailable` with the same backoff as everything else)."""
 
-    def __init__(
-        self, base_url: str, http: httpx.AsyncClient, token: SecretStr | None = None
-    ) -> None:
+    def __init__(self, base_url: str, http: HttpClient, token: SecretStr | None = None) -> None:
         self._base_url = base_url.rstrip("/")
         self._http = http
         self._headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
@@ -53,26 +49,28 @@ class VaultEngineClient:
         url = f"{self._base_url}/vault/token/{quote(project, safe='')}/{quote(service, safe='')}"
         try:
             response = await self._http.get(url, headers=self._headers)
-        except httpx.TimeoutException:
+        except HttpTimeout:
             raise VaultUnavailable("the Vault Engine did not answer in time") from None
-        except httpx.TransportError as exc:
+        except InvalidRequest as exc:  # VAULT_URL or VAULT_TOKEN unusable: not transient
+            raise VaultRefused(f"cannot ask the Vault Engine: {exc.message}") from None
+        except HttpError as exc:
             raise VaultUnavailable(
                 f"cannot reach the Vault Engine ({type(exc).__name__})"
             ) from None
-        if response.status_code == 404:
+        if response.status == 404:
             raise MissingCredentials(
                 f"no {service} credential in the Vault for project {project!r}",
                 details={"service": service},
             )
-        if response.status_code in (401, 403):
+        if response.status in (401, 403):
             raise VaultRefused(
-                f"the Vault Engine refused the engine's token ({response.status_code})",
-                details={"status_code": response.status_code},
+                f"the Vault Engine refused the engine's token ({response.status})",
+                details={"status_code": response.status},
             )
-        if response.status_code != 200:
+        if response.status != 200:
             raise VaultUnavailable(
-                f"the Vault Engine answered {response.status_code}",
-                details={"status_code": response.status_code},
+                f"the Vault Engine answered {response.status}",
+                details={"status_code": response.status},
             )
         try:
             token = response.json()["token"]

@@ -3,17 +3,18 @@
 aiokafka falls back, silently, to pure-Python record encoding and decoding when its C
 extensions are missing (no wheel for the platform, a source build without a compiler, or
 AIOKAFKA_NO_EXTENSIONS set): everything still works, several times slower per record. The same
-holds for the json module's C accelerator, and for httpcore without sniffio (it retries the
-import on every request). Say so once, loudly, at start-up.
+holds for the json module's C accelerator, and for aiohttp's HTTP parser (the egress data
+plane parses every answer with it; AIOHTTP_NO_EXTENSIONS or a source build falls back to
+Python). Say so once, loudly, at start-up.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json.decoder
 import json.encoder
 
+from aiohttp import http_parser
 from aiokafka.record import default_records, legacy_records, memory_records
 from structlog.typing import FilteringBoundLogger
 
@@ -35,9 +36,7 @@ def speedups() -> dict[str, bool]:
         # Not in typeshed: the C hooks are private names of the json package.
         "json_c_accelerator": getattr(json.encoder, "c_make_encoder", None) is not None
         and getattr(json.decoder, "c_scanstring", None) is not None,
-        # httpcore imports sniffio on every request; when it is missing, every request pays
-        # for a failed import (a sys.path search).
-        "sniffio_for_httpcore": importlib.util.find_spec("sniffio") is not None,
+        "aiohttp_c_parser": http_parser.HttpResponseParser.__module__ == "aiohttp._http_parser",
     }
 
 
@@ -48,8 +47,8 @@ def warn_if_slow(log: FilteringBoundLogger) -> dict[str, bool]:
         log.warning(
             "engine.slow_path",
             missing=missing,
-            hint="install the engine with its dependencies (aiokafka from a binary wheel, sniffio) "
-            "and unset AIOKAFKA_NO_EXTENSIONS",
+            hint="install aiokafka and aiohttp from binary wheels and unset "
+            "AIOKAFKA_NO_EXTENSIONS and AIOHTTP_NO_EXTENSIONS",
         )
     return found
 

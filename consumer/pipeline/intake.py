@@ -3,9 +3,10 @@
 A record is judged in a fixed order, and the first failure names its code:
 size (`payload_too_large`) -> UTF-8 -> JSON syntax, including numbers that are not finite,
 nesting too deep for the parser and string escapes that are not Unicode (lone surrogates) ->
-a JSON object (all `invalid_json`) -> duplicate keys anywhere -> nesting deeper than `max_depth`
-(both `invalid_request`) -> params larger than `max_params_bytes` (`payload_too_large`) -> the
-request schema (`invalid_request`).
+a JSON object (all `invalid_json`) -> duplicate keys anywhere -> nesting deeper than
+`max_json_depth` (both `invalid_request`) -> params larger than `max_params_bytes`
+(`payload_too_large`) -> the request schema (`invalid_request`). The limits are one
+`IntakeLimits`, shared by the engine and `replay`.
 
 Duplicate keys are refused, not resolved: parsers disagree on which one wins (first, last, or
 an error), so the Gateway and the engine could read two different requests from one record.
@@ -22,13 +23,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from actions.errors import describe_validation_error
 from actions.limits import (
     MAX_JSON_DEPTH,
     holds_lone_surrogate,
     json_depth_exceeds,
     may_hold_surrogates,
 )
+from actions.preparation import describe_validation_error
+from consumer.settings import IntakeSettings
 from schemas import ErrorCode, ExecutionRequest
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN
 
@@ -40,6 +42,20 @@ _TRACEPARENT = re.compile(
 )
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _PROJECT = re.compile(PROJECT_PATTERN)
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """The limits a record is judged by: one value, built from the settings, that the engine
+    and `replay` both hand to `decode_record`, so they cannot judge a record differently."""
+
+    max_record_bytes: int
+    max_json_depth: int = MAX_JSON_DEPTH
+    max_params_bytes: int | None = None  # None: params are not measured
+
+    @classmethod
+    def from_settings(cls, settings: IntakeSettings) -> IntakeLimits:
+        return cls(settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes)
 
 
 @dataclass(frozen=True)
@@ -79,9 +95,7 @@ def decode_record(
     topic: str,
     partition: int,
     offset: int,
-    max_bytes: int,
-    max_depth: int = MAX_JSON_DEPTH,
-    max_params_bytes: int | None = None,
+    limits: IntakeLimits,
 ) -> Accepted | Rejected:
     traceparent = header_text(headers, "traceparent")
     if traceparent is not None and not _TRACEPARENT.fullmatch(traceparent):
@@ -109,10 +123,10 @@ def decode_record(
 
     if value is None:
         return reject(ErrorCode.INVALID_JSON, "the record has no value (tombstone)")
-    if len(value) > max_bytes:
+    if len(value) > limits.max_record_bytes:
         return reject(
             ErrorCode.PAYLOAD_TOO_LARGE,
-            f"the record is {len(value)} bytes; the limit is {max_bytes}",
+            f"the record is {len(value)} bytes; the limit is {limits.max_record_bytes}",
         )
     try:
         text = value.decode("utf-8")
@@ -142,13 +156,15 @@ def decode_record(
         )
     # Nesting needs an opening bracket per level: a text with few cannot be too deep, and the
     # walk (~4 us) is skipped.
-    if text.count("{") + text.count("[") > max_depth and json_depth_exceeds(body, max_depth):
+    depth = limits.max_json_depth
+    if text.count("{") + text.count("[") > depth and json_depth_exceeds(body, depth):
         return reject(
             ErrorCode.INVALID_REQUEST,
-            f"the request nests deeper than {max_depth} levels",
+            f"the request nests deeper than {limits.max_json_depth} levels",
             body,
         )
     # The params are smaller than the record: only a record over the limit needs measuring.
+    max_params_bytes = limits.max_params_bytes
     if max_params_bytes is not None and len(value) > max_params_bytes and "params" in body:
         size = len(_compact_json(body["params"]))
         if size > max_params_bytes:

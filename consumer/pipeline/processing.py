@@ -18,17 +18,10 @@ from consumer.ops.metrics import EngineMetrics
 from consumer.ops.record_log import record_logger
 from consumer.ops.tracing import NO_TRACING, NoTracing
 from consumer.pipeline.envelopes import bug_envelope, rejection_envelope
-from consumer.pipeline.intake import Accepted, Rejected, decode_record
+from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, OutMessage, dead_letter_headers
 from consumer.state.idempotency import reexecutes
 from schemas import ResultEnvelope
-
-
-@dataclass(frozen=True)
-class IntakeLimits:
-    max_record_bytes: int
-    max_json_depth: int
-    max_params_bytes: int
 
 
 class Finished(Protocol):
@@ -75,16 +68,13 @@ class RecordProcessor:
         self._log = get_logger()
 
     def intake(self, record: Any) -> Accepted | Rejected:
-        limits = self._limits
         return decode_record(
             record.value,
             record.headers,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            max_bytes=limits.max_record_bytes,
-            max_depth=limits.max_json_depth,
-            max_params_bytes=limits.max_params_bytes,
+            limits=self._limits,
         )
 
     def is_immediate(self, decoded: Accepted | Rejected) -> bool:

@@ -6,22 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
-
-def env_setting(name: str, default: Any, description: str, **kwargs: Any) -> Any:
-    """A setting read from the environment variable `name` (the contract's spelling)."""
-    return Field(
-        default=default,
-        validation_alias=AliasChoices(name),
-        description=description,
-        json_schema_extra={"env": name},
-        **kwargs,
-    )
+from consumer.broker.settings import env_field as env_setting
 
 
 def decode_encryption_key(text: str) -> bytes:

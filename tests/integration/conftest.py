@@ -14,7 +14,7 @@ import pytest
 from actions import ActionRegistry
 from actions.egress import Resolver, system_resolver
 from consumer.app import Application
-from consumer.localkafka.launcher import kafka_broker
+from consumer.localkafka import kafka_broker
 from consumer.ops.logging import KafkaLogSink
 from consumer.settings import EngineSettings
 

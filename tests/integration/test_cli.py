@@ -134,3 +134,17 @@ def test_invalid_settings_fail_clearly() -> None:
     )
     assert ran.returncode == 2
     assert "not-a-network" in ran.stderr
+
+
+def test_schemas_reads_no_settings() -> None:
+    # A variable only `run` reads is bad: the command that reads none is not stopped by it.
+    env = dict(os.environ, EXECUTION_HTTP_ALLOWED_NETWORKS="not-a-network", SMTP_PORT="x")
+    checked = subprocess.run(
+        [*COMMAND, "schemas", "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.localkafka.launcher import LocalKafka
+from consumer.localkafka import LocalKafka
 from tests.integration.conftest import Topics
 from tests.integration.engine_processes import (
     EngineProcess,

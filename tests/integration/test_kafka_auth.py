@@ -1,6 +1,6 @@
 """Kafka authentication and TLS from the environment, against a real broker with SASL listeners.
 
-The broker (consumer/local_kafka.py with SaslListeners) offers SASL_PLAINTEXT and SASL_SSL, each
+The broker (consumer/localkafka with SaslListeners) offers SASL_PLAINTEXT and SASL_SSL, each
 with PLAIN and SCRAM-SHA-512; the SCRAM user is created by Kafka's storage tool at format time.
 Its certificate comes from a CA made here (trustme), handed to the engine as KAFKA_SSL_CAFILE.
 The engine authenticates and processes a request over each; wrong credentials and an untrusted
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
 from consumer.broker.preflight import check_kafka_settings
-from consumer.localkafka.launcher import LocalKafka, SaslListeners
+from consumer.localkafka import LocalKafka, SaslListeners
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, produce, read_topic
 from tests.integration.test_cli import COMMAND, cli_env

@@ -7,7 +7,9 @@ cannot start: a silently skipped broker test would hide a broken CI environment.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import sys
 import uuid
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ProducerFenced
 
-from consumer.localkafka.launcher import LocalKafka
+from consumer.localkafka import LocalKafka
 
 TIMEOUT_S = 30.0
 
@@ -321,3 +323,36 @@ def test_start_failure_reports_broker_log() -> None:
     assert "last lines of" in message
     assert "exited with code" in message
     assert not broker.data_dir.exists()
+
+
+async def test_module_command_runs_a_broker_in_the_foreground_until_sigterm(
+    tmp_path: Path,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "consumer.localkafka",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "kafka"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(180):
+            line = (await process.stdout.readline()).decode()
+        assert " ready: bootstrap servers 127.0.0.1:" in line, line
+        bootstrap = line.rsplit(" ", 1)[1].strip()
+        topic = _name("foreground")
+        await _produce_one(bootstrap, topic, b"hello")
+        assert await _read_all(bootstrap, topic, 1) == [b"hello"]
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (tmp_path / "kafka" / "server.properties").exists(), "--data-dir is kept"

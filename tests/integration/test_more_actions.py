@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actions.builtin.send_webhook import verify_signature
+from actions.webhook_signing import standard_verify
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, envelopes_by_id, produce, read_topic
 from tests.standins import HttpTargetStandIn, NotionStandIn, VaultStandIn
@@ -73,7 +73,8 @@ async def test_webhook_email_and_notion_end_to_end(kafka_bootstrap: str, topics:
     by_id = envelopes_by_id(results)
     assert by_id["hook"][0]["status"] == "success", by_id["hook"]
     (hook,) = hook_requests
-    assert verify_signature(WEBHOOK_SECRET, hook.headers["puraify-signature"], hook.body)
+    assert standard_verify(WEBHOOK_SECRET, hook.headers, hook.body)
+    assert hook.headers["webhook-id"] == "hook"
     assert json.loads(hook.body) == {"user": "ada"}
 
     assert by_id["mail"][0]["status"] == "success", by_id["mail"]
@@ -82,7 +83,7 @@ async def test_webhook_email_and_notion_end_to_end(kafka_bootstrap: str, topics:
     assert by_id["mail"][0]["data"]["message_id"] == mail.message["Message-ID"]
 
     assert by_id["page"][0]["status"] == "success", by_id["page"]
-    assert pages[0]["properties"]["Name"]["title"][0]["text"]["content"] == "Ada"
+    assert pages[0]["properties"]["title"]["title"][0]["text"]["content"] == "Ada"
     missing = by_id["page-404"][0]["error"]
     assert missing["code"] == "upstream_error"
     assert missing["details"] == {"status_code": 404, "provider_code": "object_not_found"}

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.app import Application
-from consumer.localkafka.launcher import LocalKafka
+from consumer.localkafka import LocalKafka
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, produce, read_topic
 from tests.standins import SlackStandIn, VaultStandIn

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from consumer.cli.replay import REPLAY_HEADER, OffsetRange, ReplayOptions, replay
+from consumer.cli.replay import REPLAY_HEADER, OffsetRange, ReplayOptions, Verdict, replay
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import (
     Outgoing,
@@ -186,3 +186,55 @@ async def test_replay_by_offsets_and_time_keeps_the_deterministic_id(
     deterministic = f"{topics.requests}:0:3"
     by_id: dict[str, list[Any]] = envelopes_by_id(results)
     assert len(by_id[deterministic]) == 2, "the copy's envelope has the original's id"
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_replay_refuses_what_the_engine_refused_under_the_same_settings(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    # Limits far below the defaults: a replay judging by the defaults would republish all three.
+    limits = {"max_json_depth": 5, "max_params_bytes": 256}
+    base = {"action": "log_message", "project": "p", "params": {"message": "m"}}
+    records = [
+        Outgoing.request({**base, "request_id": "deep", "metadata": nested(8)}, key="d"),
+        Outgoing.request({**base, "request_id": "big", "params": {"message": "x" * 400}}, key="b"),
+        Outgoing.request(
+            {**base, "request_id": "fb", "fallback": {"action": "no_such_action", "params": {}}},
+            key="f",
+        ),
+    ]
+    await create_topic(kafka_bootstrap, topics.requests, partitions=1)
+    settings = engine_settings(kafka_bootstrap, topics, **limits)
+    async with running_engine(settings):
+        await produce(kafka_bootstrap, topics.requests, records)
+        found = envelopes_by_id(
+            await read_topic(kafka_bootstrap, topics.results, expect=3, grace_s=0)
+        )
+    codes = {request_id: found[request_id][0]["error"]["code"] for request_id in found}
+    assert codes == {"deep": "invalid_request", "big": "payload_too_large", "fb": "unknown_action"}
+
+    report = await replay(settings, ReplayOptions(dry_run=True))
+    assert report.total(Verdict.INVALID) == 3, report
+    assert report.total(Verdict.REPLAY) == 0
+
+    # The command reads the same limits from the environment the engine reads them from.
+    env = cli_env(kafka_bootstrap, topics)
+    env.update({"EXECUTION_MAX_JSON_DEPTH": "5", "EXECUTION_MAX_PARAMS_BYTES": "256"})
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*COMMAND, "replay", "--all", "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # total: scanned, would replay, skipped: succeeded, filtered, invalid, duplicate
+    assert table_row(done.stdout, "total")[1:] == ["3", "0", "0", "0", "3", "0"], done.stdout

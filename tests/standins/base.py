@@ -1,6 +1,6 @@
 """Shared machinery for loopback HTTP stand-ins.
 
-Integration tests exercise the engine's real httpx clients against these servers over real
+Integration tests exercise the engine's real HTTP clients against these servers over real
 sockets, so the stand-ins speak genuine HTTP/1.1 (keep-alive, Content-Length on every answer)
 instead of being mocked at the transport level. Only the standard library is used so the
 stand-ins can also run inside a bare Python container (see ``__main__``).
@@ -121,7 +121,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.1 so httpx can reuse connections; every answer therefore carries Content-Length.
+    # HTTP/1.1 so clients can reuse connections; every answer therefore carries Content-Length.
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK
     # would add ~40 ms to every answer.

@@ -4,6 +4,12 @@ Errors are Notion's error object, `{"object": "error", "status", "code", "messag
 `unauthorized` for a missing or unknown bearer token, 400 `missing_version` without a
 `Notion-Version` header, 400 `invalid_json` / `validation_error` for a bad body, 404
 `object_not_found` for a parent the integration cannot see. Success is a page object.
+
+Parents are `database_id`, `data_source_id` (Notion-Version 2025-09-03) or `page_id`. A
+database's properties have names and ids; the title property's id is always `title`, the others'
+ids are their names here. Property keys must be a name or an id of the parent's schema (400
+`validation_error` "… is not a property that exists." otherwise), and a database with more than
+one data source refuses a `database_id` parent (Notion asks for the data source then).
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from typing import Any
 from tests.standins.base import RecordedRequest, Response, StandInServer, json_response
 
 _CREATED = "2026-11-26T09:00:00.000Z"
+# A database given as a bare id has Notion's default schema: a title column called "Name".
+DEFAULT_SCHEMA = {"Name": "title"}
+TITLE_ID = "title"
 
 
 def notion_error(status: int, code: str, message: str) -> Response:
@@ -35,19 +44,48 @@ def _canonical(notion_id: str) -> str:
 
 
 class NotionStandIn(StandInServer):
+    """`databases`: ids (default schema) or id -> {property name: type}; `data_sources`: data
+    source id -> its database id (a database without one has one implicitly)."""
+
     def __init__(
         self,
         valid_tokens: set[str] | None = None,
-        databases: set[str] | None = None,
+        databases: set[str] | dict[str, dict[str, str]] | None = None,
         pages: set[str] | None = None,
+        data_sources: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host, port)
         self.valid_tokens = set(valid_tokens or ())
-        self.databases = {_canonical(d) for d in databases or ()}
+        schemas = databases if isinstance(databases, dict) else dict.fromkeys(databases or (), None)
+        self.databases: dict[str, dict[str, str]] = {
+            _canonical(d): dict(schema or DEFAULT_SCHEMA) for d, schema in schemas.items()
+        }
         self.pages = {_canonical(p) for p in pages or ()}
+        self.data_sources = {
+            _canonical(ds): _canonical(db) for ds, db in (data_sources or {}).items()
+        }
         self.created: list[dict[str, Any]] = []
+
+    def _schema(self, parent: dict[str, Any]) -> dict[str, str] | Response | None:
+        """The parent's property schema; a Response when Notion would refuse the parent."""
+        if "data_source_id" in parent:
+            database = self.data_sources.get(_canonical(str(parent["data_source_id"])))
+            return self.databases.get(database) if database else None
+        if "database_id" in parent:
+            database_id = _canonical(str(parent["database_id"]))
+            if sum(db == database_id for db in self.data_sources.values()) > 1:
+                return notion_error(
+                    400,
+                    "validation_error",
+                    "Databases with multiple data sources are not supported in this API "
+                    "version; use a data_source_id parent.",
+                )
+            return self.databases.get(database_id)
+        if _canonical(str(parent.get("page_id", ""))) in self.pages:
+            return {TITLE_ID: "title"}
+        return None
 
     def handle(self, request: RecordedRequest) -> Response:
         if request.path != "/v1/pages" or request.method != "POST":
@@ -66,11 +104,10 @@ class NotionStandIn(StandInServer):
         if not isinstance(body, dict) or not isinstance(body.get("parent"), dict):
             return notion_error(400, "validation_error", "body.parent should be defined.")
         parent = body["parent"]
-        if "database_id" in parent:
-            known = _canonical(str(parent["database_id"])) in self.databases
-        else:
-            known = _canonical(str(parent.get("page_id", ""))) in self.pages
-        if not known:
+        schema = self._schema(parent)
+        if isinstance(schema, Response):
+            return schema
+        if schema is None:
             return notion_error(
                 404,
                 "object_not_found",
@@ -78,6 +115,12 @@ class NotionStandIn(StandInServer):
             )
         if not isinstance(body.get("properties"), dict):
             return notion_error(400, "validation_error", "body.properties should be an object.")
+        known = set(schema) | {TITLE_ID}
+        for key in body["properties"]:
+            if key not in known:
+                return notion_error(
+                    400, "validation_error", f"{key} is not a property that exists."
+                )
         page_id = str(uuid.uuid4())
         with self._lock:
             self.created.append(body)

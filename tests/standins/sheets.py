@@ -2,6 +2,13 @@
 
 Errors use Google's JSON error object ``{"error": {"code", "message", "status"}}`` with the
 matching HTTP status, because Google (unlike Slack) signals failures through the status code.
+
+A spreadsheet given ``sheet_titles`` has exactly those sheets: a range naming another is
+Google's 400 "Unable to parse range"; one without takes any sheet name, "Sheet1" first. A1
+notation without a sheet name addresses the first visible sheet. A spreadsheet in
+``forbidden`` answers 403 PERMISSION_DENIED (not shared with the token's user). With
+USER_ENTERED, a string starting with ``=`` is a formula and a leading apostrophe marks text
+(``SheetsAppend.formulas``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ UNAUTHENTICATED_MESSAGE = (
     "cookie or other valid authentication credential. See "
     "https://developers.google.com/identity/sign-in/web/devconsole-project."
 )
+PERMISSION_MESSAGE = "The caller does not have permission"
 QUOTA_MESSAGE = (
     "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute "
     "per user' of service 'sheets.googleapis.com'."
@@ -77,8 +85,9 @@ def _quote_sheet(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
 
-def _parse_range(a1: str) -> tuple[str, int] | None:
-    """Return (sheet name, first column index) for an A1 range, or None if unparsable."""
+def _parse_range(a1: str) -> tuple[str | None, int] | None:
+    """(sheet name, first column index) for an A1 range, None if unparsable; the sheet name is
+    None when the range names none (the first visible sheet)."""
     if "!" in a1:
         sheet, cells = a1.rsplit("!", 1)
         if sheet.startswith("'") and sheet.endswith("'") and len(sheet) >= 2:
@@ -86,12 +95,12 @@ def _parse_range(a1: str) -> tuple[str, int] | None:
     elif _A1_CELLS.match(a1) and (":" in a1 or any(ch.isdigit() for ch in a1)):
         # "A1:C1", "A:C" or "B2" without a sheet name address the first sheet; a bare word
         # such as "Log" is taken as a sheet name instead.
-        sheet, cells = DEFAULT_SHEET, a1
+        sheet, cells = None, a1
     else:
         # A bare name ("Sheet1") addresses the whole sheet.
         sheet, cells = a1, ""
     match = _A1_CELLS.match(cells)
-    if not sheet or match is None:
+    if sheet == "" or match is None:
         return None
     return sheet, column_index(match["col"]) if match["col"] else 1
 
@@ -109,6 +118,8 @@ class SheetsAppend:
     major_dimension: str
     token: str
     updated_range: str
+    # Cells Sheets would evaluate as formulas (USER_ENTERED strings starting with "=").
+    formulas: tuple[str, ...] = ()
 
 
 class SheetsStandIn(StandInServer):
@@ -128,6 +139,10 @@ class SheetsStandIn(StandInServer):
         super().__init__(host, port)
         self.valid_tokens: set[str] | None = set(valid_tokens) if valid_tokens is not None else None
         self.spreadsheets: set[str] | None = set(spreadsheets) if spreadsheets is not None else None
+        # Sheet titles per spreadsheet, first visible first; absent: any name, "Sheet1" first.
+        self.sheet_titles: dict[str, list[str]] = {}
+        # Spreadsheets the token's user may not write: 403 PERMISSION_DENIED.
+        self.forbidden: set[str] = set()
         self._rows: dict[str, list[list[object]]] = {}
         self._appends: list[SheetsAppend] = []
         # Per (spreadsheet, sheet): rows used, and the column span of the table so far.
@@ -160,6 +175,8 @@ class SheetsStandIn(StandInServer):
             self._appends.clear()
             self._sheet_rows.clear()
             self._sheet_cols.clear()
+            self.sheet_titles.clear()
+            self.forbidden.clear()
 
     # -- handling ------------------------------------------------------------------------
 
@@ -225,8 +242,16 @@ class SheetsStandIn(StandInServer):
 
         with self._lock:
             known = self.spreadsheets is None or spreadsheet_id in self.spreadsheets
+            forbidden = spreadsheet_id in self.forbidden
+            titles = self.sheet_titles.get(spreadsheet_id)
         if not known:
             return google_error(404, "NOT_FOUND", "Requested entity was not found.")
+        if forbidden:
+            return google_error(403, "PERMISSION_DENIED", PERMISSION_MESSAGE)
+        if sheet is None:
+            sheet = titles[0] if titles else DEFAULT_SHEET
+        elif titles is not None and sheet not in titles:
+            return google_error(400, "INVALID_ARGUMENT", f"Unable to parse range: {a1}")
 
         include_values = _first(request.query, "includeValuesInResponse") == "true"
         return self._append(
@@ -344,6 +369,14 @@ class SheetsStandIn(StandInServer):
                     major_dimension=major,
                     token=token,
                     updated_range=updated_range,
+                    formulas=tuple(
+                        cell
+                        for row in values
+                        for cell in row
+                        if value_input == "USER_ENTERED"
+                        and isinstance(cell, str)
+                        and cell.startswith("=")
+                    ),
                 )
             )
         body["updates"] = updates

@@ -3,6 +3,11 @@
 Mirrors the documented Web API contract: API-level errors are HTTP 200 with
 ``{"ok": false, "error": "<code>"}``; only rate limiting uses an HTTP status (429 plus
 ``Retry-After``). Engines must therefore inspect ``ok`` rather than the status code.
+
+Documented cases it answers: ``not_in_channel`` (the bot is not a member of a private
+channel), ``is_archived``, ``missing_scope`` (with ``needed``/``provided``), and, scripted with
+``error_next``, ``rate_limited``, ``team_added_to_org``, ``fatal_error`` / ``internal_error``
+(optionally after posting: Slack says "some aspect of the operation" may have succeeded).
 """
 
 from __future__ import annotations
@@ -57,6 +62,13 @@ class SlackStandIn(StandInServer):
         self._revoked: set[str] = set()
         self._messages: list[dict[str, Any]] = []
         self._next_ts = _FIRST_TS_MICROS
+        # Channel ids the bot is not a member of, and archived ones.
+        self.not_member: set[str] = set()
+        self.archived: set[str] = set()
+        # The token's scopes; None: every scope chat.postMessage needs.
+        self.scopes: set[str] | None = None
+        # Scripted ok:false answers: (code, Retry-After or None, post the message first).
+        self._errors: list[tuple[str, int | None, bool]] = []
 
     # -- scripting -----------------------------------------------------------------------
 
@@ -83,6 +95,15 @@ class SlackStandIn(StandInServer):
             body={"ok": False, "error": "ratelimited"},
         )
 
+    def error_next(
+        self, count: int, code: str, *, retry_after: int | None = None, after_post: bool = False
+    ) -> None:
+        """Next ``count`` calls answer HTTP 200 ``{"ok": false, "error": code}`` (with
+        ``Retry-After`` if given); ``after_post`` posts the message first, as a ``fatal_error``
+        may follow a message that was in fact posted."""
+        with self._lock:
+            self._errors.extend([(code, retry_after, after_post)] * count)
+
     @property
     def messages(self) -> list[dict[str, Any]]:
         """Posted messages: channel (ID), text, thread_ts, blocks, token, ts."""
@@ -93,6 +114,10 @@ class SlackStandIn(StandInServer):
         super().clear()
         with self._lock:
             self._messages.clear()
+            self._errors.clear()
+            self.not_member.clear()
+            self.archived.clear()
+            self.scopes = None
 
     # -- handling ------------------------------------------------------------------------
 
@@ -153,10 +178,33 @@ class SlackStandIn(StandInServer):
         if not self._token_ok(token):
             return _error("invalid_auth", warnings)
 
+        with self._lock:
+            scripted = self._errors.pop(0) if self._errors else None
+            scopes = None if self.scopes is None else set(self.scopes)
+        if scopes is not None and "chat:write" not in scopes:
+            body = {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": "chat:write",
+                "provided": ",".join(sorted(scopes)),
+            }
+            return json_response(200, body)
         channel_arg = args.get("channel")
         channel_id = self._resolve_channel(channel_arg) if isinstance(channel_arg, str) else None
         if channel_id is None:
             return _error("channel_not_found", warnings)
+        if channel_id in self.archived:
+            return _error("is_archived", warnings)
+        if channel_id in self.not_member:
+            return _error("not_in_channel", warnings)
+        if scripted is not None:
+            code, retry_after, after_post = scripted
+            if after_post:
+                self._post(args, channel_id, token)
+            answer = _error(code, warnings)
+            if retry_after is not None:
+                answer.headers["Retry-After"] = str(retry_after)
+            return answer
 
         text = args.get("text")
         blocks = args.get("blocks")
@@ -166,6 +214,14 @@ class SlackStandIn(StandInServer):
         if isinstance(text, str) and len(text) > MAX_TEXT_LENGTH:
             return _error("msg_too_long", warnings)
 
+        ts, message = self._post(args, channel_id, token)
+        return _ok({"channel": channel_id, "ts": ts, "message": message}, warnings)
+
+    def _post(
+        self, args: dict[str, Any], channel_id: str, token: str
+    ) -> tuple[str, dict[str, Any]]:
+        text = args.get("text")
+        blocks = args.get("blocks")
         ts = self._next_timestamp()
         thread_ts = args.get("thread_ts")
         with self._lock:
@@ -190,4 +246,4 @@ class SlackStandIn(StandInServer):
             message["thread_ts"] = thread_ts
         if blocks:
             message["blocks"] = blocks
-        return _ok({"channel": channel_id, "ts": ts, "message": message}, warnings)
+        return ts, message

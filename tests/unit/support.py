@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import functools
+import json
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import pytest
 import structlog
+from multidict import CIMultiDict
 from pydantic import SecretStr
+from yarl import URL
 
 from actions import ActionConfig, ActionContext, MissingCredentials
 from actions.egress import IPAddress, Resolver
+from actions.http import HttpClient, HttpResponse, checked_headers
 
 # Hosts the unit tests may ever contact: loopback only.
 LOOPBACK = "127.0.0.1"
@@ -42,8 +47,8 @@ class FakeCredentials:
 
 def make_context(
     *,
-    http: httpx.AsyncClient,
-    egress_http: httpx.AsyncClient | None = None,
+    http: HttpClient,
+    egress_http: HttpClient | None = None,
     credentials: FakeCredentials | None = None,
     config: ActionConfig | None = None,
     request_id: str = "req-1",
@@ -67,11 +72,49 @@ def ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def plain_client(timeout: float = 5.0, **options: Any) -> httpx.AsyncClient:
-    """A client that ignores proxy settings of the environment (loopback stand-ins only)."""
-    return httpx.AsyncClient(
-        trust_env=False, timeout=httpx.Timeout(timeout), verify=ssl_context(), **options
-    )
+def plain_client(timeout: float = 5.0, **options: Any) -> HttpClient:
+    """The engine's client for trusted base URLs, as `service_client` makes it (loopback
+    stand-ins only; the client never reads proxy settings of the environment)."""
+    return HttpClient(timeout_s=timeout, verify=ssl_context(), **options)
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    method: str
+    url: URL
+    headers: CIMultiDict[str]
+    body: bytes | None
+
+
+class FakeHttpClient(HttpClient):
+    """An `HttpClient` that sends nothing: it records each request as the real client would
+    send it (URL parsed the same way, headers checked the same way) and answers with
+    `answer(request)`. The equivalent of httpx's MockTransport for unit tests."""
+
+    def __init__(self, answer: Callable[[SentRequest], HttpResponse] | None = None) -> None:
+        super().__init__()
+        self.answer = answer or _unexpected
+        self.sent: list[SentRequest] = []
+
+    async def request(self, method: str, url: str | URL, **options: Any) -> HttpResponse:
+        target = url if isinstance(url, URL) else URL(url)
+        if options.get("params"):
+            target = target.extend_query(options["params"])
+        headers = CIMultiDict(checked_headers(options.get("headers") or ()))
+        content = options.get("content")
+        body = content.encode() if isinstance(content, str) else content
+        request = SentRequest(method, target, headers, body)
+        self.sent.append(request)
+        return self.answer(request)
+
+
+def _unexpected(request: SentRequest) -> HttpResponse:
+    pytest.fail(f"unexpected HTTP request to {request.url}")
+
+
+def json_response(status: int, body: Any) -> HttpResponse:
+    headers = CIMultiDict({"Content-Type": "application/json"})
+    return HttpResponse(status, headers, json.dumps(body).encode())
 
 
 def loopback_resolver(names: dict[str, Sequence[IPAddress]]) -> Resolver:

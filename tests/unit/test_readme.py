@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from consumer.localkafka.launcher import KAFKA_VERSION
+from consumer.localkafka import KAFKA_VERSION
 from consumer.ops.metrics import EngineMetrics
 from consumer.settings import EngineSettings, declared_rate_limits
 
@@ -82,7 +82,15 @@ def test_every_name_the_architecture_section_mentions_exists() -> None:
             candidates += [ROOT / "consumer" / sub / name for sub in ("pipeline", "partitions")]
             candidates += [
                 ROOT / "consumer" / sub / name
-                for sub in ("credentials", "ops", "cli", "broker", "localkafka", "state")
+                for sub in (
+                    "credentials",
+                    "ops",
+                    "cli",
+                    "cli/replay",
+                    "broker",
+                    "localkafka",
+                    "state",
+                )
             ]
             assert any(c.exists() for c in candidates), f"no such file or folder: {name}"
         elif re.fullmatch(r"[A-Z][A-Z0-9_]+", name):

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import structlog
 from pydantic import Field
 from structlog.testing import capture_logs
@@ -15,7 +14,7 @@ from structlog.testing import capture_logs
 from actions import Action, ActionContext, ActionParams, ActionRegistry, ActionRunner, UpstreamError
 from actions.idempotency import IdempotencyRecords, LocalSuccesses
 from schemas import ErrorCode, ExecutionRequest
-from tests.unit.support import FakeCredentials
+from tests.unit.support import FakeCredentials, FakeHttpClient
 
 LOG = structlog.get_logger()
 
@@ -42,7 +41,7 @@ class Counting(Action[Params]):
 
 
 def runner(action: Counting, successes: LocalSuccesses | None) -> ActionRunner:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    client = FakeHttpClient()  # the actions here make no HTTP call
     return ActionRunner(
         registry=ActionRegistry([action]),
         credentials=FakeCredentials(),

@@ -9,7 +9,6 @@ import asyncio
 import random
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +18,7 @@ from actions import InvalidParams
 from actions.base import is_safe_path_segment
 from consumer.credentials.cache import CredentialCache, VaultEngineClient
 from schemas import ExecutionRequest
+from tests.unit.support import FakeHttpClient, json_response
 
 # Names chosen to look alike: a cache keyed carelessly (joined strings, case folding,
 # normalisation) would mix them up.
@@ -128,16 +128,11 @@ names = st.one_of(
 def test_no_name_reaches_the_vault_as_anything_but_its_own_segment(
     project: str, service: str
 ) -> None:
-    sent: list[httpx.Request] = []
-
-    def vault(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200, json={"token": "t-123456"})
+    http = FakeHttpClient(lambda request: json_response(200, {"token": "t-123456"}))
+    sent = http.sent
 
     async def fetch() -> None:
-        transport = httpx.MockTransport(vault)
-        async with httpx.AsyncClient(transport=transport) as http:
-            await VaultEngineClient("http://vault.test/base/", http).fetch(project, service)
+        await VaultEngineClient("http://vault.test/base/", http).fetch(project, service)
 
     if not (is_safe_path_segment(project) and is_safe_path_segment(service)):
         with pytest.raises(InvalidParams):
@@ -147,7 +142,7 @@ def test_no_name_reaches_the_vault_as_anything_but_its_own_segment(
     asyncio.run(fetch())
     (request,) = sent
     assert request.url.host == "vault.test"
-    assert request.url.raw_path.decode().split("/") == [
+    assert request.url.raw_path.split("/") == [
         "",
         "base",
         "vault",

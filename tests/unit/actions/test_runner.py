@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import structlog
-from pydantic import Field, ValidationError
+from pydantic import Field
 from structlog.testing import capture_logs
 
 from actions import (
@@ -25,7 +25,6 @@ from actions import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from actions.errors import describe_validation_error
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.unit.support import FakeCredentials, plain_client
 
@@ -170,23 +169,6 @@ async def test_invalid_params_missing_and_unknown_fields(harness: Harness) -> No
     assert envelope.error.code is ErrorCode.INVALID_PARAMS
     assert "params.channel: Field required" in envelope.error.message
     assert "params.chanel" in envelope.error.message
-
-
-def test_describe_validation_error_caps_the_list() -> None:
-    class Many(ActionParams):
-        a: int
-        b: int
-        c: int
-        d: int
-        e: int
-        f: int
-        g: int
-
-    with pytest.raises(ValidationError) as info:
-        Many.model_validate({})
-    text = describe_validation_error(info.value, "params")
-    assert text.startswith("params.a: Field required; params.b: Field required")
-    assert text.endswith("and 2 more")
 
 
 async def test_deadline_in_the_past(harness: Harness) -> None:

@@ -16,6 +16,7 @@ CONTRACT_CODES = {
     "upstream_unavailable",
     "rate_limited",
     "forbidden_destination",
+    "outcome_unknown",
     "deadline_exceeded",
     "internal_error",
 }

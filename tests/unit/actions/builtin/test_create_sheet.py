@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from actions import ActionConfig, CredentialRejected, RateLimited, UpstreamError
 from actions.builtin.create_sheet import ACTION, CreateSheetParams
+from actions.http import HttpClient
 from schemas import ErrorCode
 from tests.standins import SheetsStandIn
 from tests.standins.sheets import google_error
@@ -31,7 +31,7 @@ def sheets(sheets_server: SheetsStandIn) -> SheetsStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
@@ -46,7 +46,7 @@ def config(sheets: SheetsStandIn) -> ActionConfig:
     return ActionConfig(google_sheets_api_url=sheets.base_url)
 
 
-async def test_success(sheets: SheetsStandIn, http: httpx.AsyncClient) -> None:
+async def test_success(sheets: SheetsStandIn, http: HttpClient) -> None:
     credentials = FakeCredentials()
     ctx = make_context(http=http, credentials=credentials, config=config(sheets))
     data = await ACTION.run(params(), ctx)
@@ -67,7 +67,7 @@ async def test_success(sheets: SheetsStandIn, http: httpx.AsyncClient) -> None:
 
 
 async def test_range_is_url_encoded_and_option_sent(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     ctx = make_context(http=http, config=config(sheets))
     data = await ACTION.run(params(range="My Sheet!B2", value_input_option="RAW"), ctx)
@@ -81,7 +81,7 @@ async def test_range_is_url_encoded_and_option_sent(
 
 
 async def test_slash_and_question_mark_in_range_stay_in_the_segment(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     ctx = make_context(http=http, config=config(sheets))
     await ACTION.run(params(range="a/b?c#d"), ctx)
@@ -90,7 +90,7 @@ async def test_slash_and_question_mark_in_range_stay_in_the_segment(
 
 
 async def test_google_error_object_is_upstream_error(
-    sheets: SheetsStandIn, http: httpx.AsyncClient
+    sheets: SheetsStandIn, http: HttpClient
 ) -> None:
     ctx = make_context(http=http, config=config(sheets))
     with pytest.raises(UpstreamError) as info:
@@ -103,7 +103,7 @@ async def test_google_error_object_is_upstream_error(
     }
 
 
-async def test_permission_denied(sheets: SheetsStandIn, http: httpx.AsyncClient) -> None:
+async def test_permission_denied(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.inject(1, google_error(403, "PERMISSION_DENIED", "The caller does not have permission"))
     with pytest.raises(UpstreamError) as info:
         await ACTION.run(params(), make_context(http=http, config=config(sheets)))
@@ -113,7 +113,7 @@ async def test_permission_denied(sheets: SheetsStandIn, http: httpx.AsyncClient)
     assert "The caller does not have permission" in info.value.message
 
 
-async def test_401_is_credential_rejected(sheets: SheetsStandIn, http: httpx.AsyncClient) -> None:
+async def test_401_is_credential_rejected(sheets: SheetsStandIn, http: HttpClient) -> None:
     ctx = make_context(
         http=http,
         config=config(sheets),
@@ -126,7 +126,7 @@ async def test_401_is_credential_rejected(sheets: SheetsStandIn, http: httpx.Asy
     assert info.value.details["provider_code"] == "UNAUTHENTICATED"
 
 
-async def test_429_is_rate_limited(sheets: SheetsStandIn, http: httpx.AsyncClient) -> None:
+async def test_429_is_rate_limited(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.rate_limit_next(1, retry_after=2)
     with pytest.raises(RateLimited) as info:
         await ACTION.run(params(), make_context(http=http, config=config(sheets)))

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 from pydantic import ValidationError
@@ -27,9 +26,10 @@ from actions import (
     parse_networks,
 )
 from actions.builtin.http_request import ACTION, HttpRequestParams
+from actions.http import HttpClient
 from schemas import ErrorCode, ExecutionRequest, success_envelope
 from tests.standins import HttpTargetStandIn
-from tests.unit.support import FakeCredentials, make_context
+from tests.unit.support import FakeCredentials, FakeHttpClient, make_context
 
 CREDENTIAL = {"service": "target", "header": "X-Api-Key", "prefix": "Key "}
 TOKEN = "token-demo-project-target"
@@ -54,22 +54,21 @@ def other(servers: tuple[HttpTargetStandIn, HttpTargetStandIn]) -> HttpTargetSta
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[httpx.AsyncClient]:
+async def egress() -> AsyncIterator[HttpClient]:
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         yield client
 
 
 @pytest.fixture
-async def trusted() -> AsyncIterator[httpx.AsyncClient]:
-    # `http` must not be used by http_request: a trusted client that is never called.
-    transport = httpx.MockTransport(lambda request: pytest.fail("used the trusted client"))
-    async with httpx.AsyncClient(transport=transport) as client:
+async def trusted() -> AsyncIterator[HttpClient]:
+    # `http` must not be used by http_request: a trusted client that fails the test if called.
+    async with FakeHttpClient() as client:
         yield client
 
 
 async def run(
-    trusted: httpx.AsyncClient,
-    egress: httpx.AsyncClient,
+    trusted: HttpClient,
+    egress: HttpClient,
     config: ActionConfig | None = None,
     credentials: FakeCredentials | None = None,
     **fields: Any,
@@ -85,7 +84,7 @@ async def run(
 
 
 async def test_method_query_json_and_headers_reach_the_target(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     data = await run(
         trusted,
@@ -110,7 +109,7 @@ async def test_method_query_json_and_headers_reach_the_target(
 
 
 async def test_default_method_is_get_and_text_body_is_sent(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     got = await run(trusted, egress, url=f"{target.base_url}/echo")
     assert got["body"]["method"] == "GET"
@@ -119,21 +118,21 @@ async def test_default_method_is_get_and_text_body_is_sent(
 
 
 async def test_query_string_of_the_url_is_kept(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     data = await run(trusted, egress, url=f"{target.base_url}/echo?page=2&size=10")
     assert data["body"]["query"] == {"page": ["2"], "size": ["10"]}
 
 
 async def test_query_string_of_the_url_is_merged_with_query(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     data = await run(trusted, egress, url=f"{target.base_url}/echo?page=2", query={"q": "x"})
     assert data["body"]["query"] == {"page": ["2"], "q": ["x"]}
 
 
 async def test_reserved_headers_are_not_forwarded(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     data = await run(
         trusted,
@@ -151,7 +150,7 @@ async def test_reserved_headers_are_not_forwarded(
 
 
 async def test_credential_header_with_prefix(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     credentials = FakeCredentials()
     data = await run(
@@ -166,7 +165,7 @@ async def test_credential_header_with_prefix(
 
 
 async def test_credential_defaults_to_authorization_bearer(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     data = await run(
         trusted, egress, url=f"{target.base_url}/echo", credential={"service": "target"}
@@ -186,8 +185,8 @@ async def test_credential_defaults_to_authorization_bearer(
 )
 async def test_non_2xx_is_an_error_with_the_status(
     target: HttpTargetStandIn,
-    trusted: httpx.AsyncClient,
-    egress: httpx.AsyncClient,
+    trusted: HttpClient,
+    egress: HttpClient,
     status: int,
     error: type[Exception],
     code: ErrorCode,
@@ -200,7 +199,7 @@ async def test_non_2xx_is_an_error_with_the_status(
 
 
 async def test_429_is_rate_limited(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 429, headers={"Retry-After": "3"})
     with pytest.raises(RateLimited) as info:
@@ -211,7 +210,7 @@ async def test_429_is_rate_limited(
 
 
 async def test_error_with_a_scalar_json_body_is_classified(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 400, headers={"Content-Type": "application/json"}, body=b"null")
     with pytest.raises(UpstreamError) as info:
@@ -223,8 +222,8 @@ async def test_error_with_a_scalar_json_body_is_classified(
 @pytest.mark.parametrize(("raw", "value"), [(b"true", True), (b"42", 42)])
 async def test_success_with_a_scalar_json_body(
     target: HttpTargetStandIn,
-    trusted: httpx.AsyncClient,
-    egress: httpx.AsyncClient,
+    trusted: HttpClient,
+    egress: HttpClient,
     raw: bytes,
     value: object,
 ) -> None:
@@ -235,7 +234,7 @@ async def test_success_with_a_scalar_json_body(
 
 
 async def test_401_with_a_credential_is_credential_rejected(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 401)
     with pytest.raises(CredentialRejected) as info:
@@ -244,7 +243,7 @@ async def test_401_with_a_credential_is_credential_rejected(
 
 
 async def test_401_without_a_credential_is_upstream_error(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 401)
     with pytest.raises(UpstreamError):
@@ -254,8 +253,8 @@ async def test_401_without_a_credential_is_upstream_error(
 async def test_redirect_to_another_origin_drops_the_credential(
     target: HttpTargetStandIn,
     other: HttpTargetStandIn,
-    trusted: httpx.AsyncClient,
-    egress: httpx.AsyncClient,
+    trusted: HttpClient,
+    egress: HttpClient,
 ) -> None:
     data = await run(
         trusted,
@@ -278,7 +277,7 @@ async def test_redirect_to_another_origin_drops_the_credential(
 
 
 async def test_redirect_to_the_same_origin_keeps_the_credential(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     data = await run(
         trusted,
@@ -292,7 +291,7 @@ async def test_redirect_to_the_same_origin_keeps_the_credential(
 
 
 async def test_303_turns_post_into_get_without_body(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 303, headers={"Location": "/echo"})
     data = await run(trusted, egress, url=f"{target.base_url}/x", method="POST", json={"a": 1})
@@ -302,7 +301,7 @@ async def test_303_turns_post_into_get_without_body(
 
 
 async def test_307_keeps_method_and_body(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 307, headers={"Location": "/echo"})
     data = await run(trusted, egress, url=f"{target.base_url}/x", method="POST", json={"a": 1})
@@ -311,7 +310,7 @@ async def test_307_keeps_method_and_body(
 
 
 async def test_more_redirects_than_allowed_is_upstream_error(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(10, 302, headers={"Location": "/echo"})
     with pytest.raises(UpstreamError, match="more than 2 redirects") as info:
@@ -326,7 +325,7 @@ async def test_more_redirects_than_allowed_is_upstream_error(
 
 
 async def test_redirect_to_a_non_http_scheme_is_refused(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 302, headers={"Location": "file:///etc/passwd"})
     with pytest.raises(ForbiddenDestination):
@@ -334,7 +333,7 @@ async def test_redirect_to_a_non_http_scheme_is_refused(
 
 
 async def test_redirect_to_a_blocked_address_is_refused(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient
 ) -> None:
     # Only the target's own address is opened; the redirect goes to another loopback address.
     policy = EgressPolicy(parse_networks("127.0.0.1/32"))
@@ -346,7 +345,7 @@ async def test_redirect_to_a_blocked_address_is_refused(
 
 
 async def test_response_body_is_capped(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     config = ActionConfig(http_max_response_bytes=100)
     data = await run(trusted, egress, config=config, url=f"{target.base_url}/bytes/100000")
@@ -358,7 +357,7 @@ async def test_response_body_is_capped(
 
 
 async def test_hidden_response_headers_are_not_copied(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     target.fail_next(1, 200, headers={"Set-Cookie": "sid=secret", "X-Ok": "1"}, body=b"ok")
     data = await run(trusted, egress, url=f"{target.base_url}/echo")
@@ -368,7 +367,7 @@ async def test_hidden_response_headers_are_not_copied(
 
 
 async def test_success_with_a_deeply_nested_json_body_can_be_enveloped(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     # 300 levels is well within what json.loads accepts (~1000); the envelope must still render.
     nested = b'{"a":' * 300 + b"1" + b"}" * 300
@@ -383,7 +382,7 @@ async def test_success_with_a_deeply_nested_json_body_can_be_enveloped(
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "file:///etc/passwd", "gopher://127.0.0.1/"])
 async def test_non_http_scheme_is_forbidden(
-    trusted: httpx.AsyncClient, egress: httpx.AsyncClient, url: str
+    trusted: HttpClient, egress: HttpClient, url: str
 ) -> None:
     with pytest.raises(ForbiddenDestination) as info:
         await run(trusted, egress, url=url)
@@ -391,7 +390,7 @@ async def test_non_http_scheme_is_forbidden(
 
 
 async def test_blocked_destination_is_forbidden_by_default(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient
 ) -> None:
     async with guarded_client(EgressPolicy()) as egress:
         with pytest.raises(ForbiddenDestination):
@@ -400,7 +399,7 @@ async def test_blocked_destination_is_forbidden_by_default(
 
 
 async def test_timeout_is_upstream_unavailable(
-    target: HttpTargetStandIn, trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
     with pytest.raises(UpstreamUnavailable):
         await run(trusted, egress, url=f"{target.base_url}/delay/1000", timeout_s=0.1)
@@ -419,7 +418,7 @@ def test_json_and_body_together_is_a_params_error() -> None:
 
 
 async def test_json_and_body_together_through_the_runner_is_invalid_params(
-    trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    trusted: HttpClient, egress: HttpClient
 ) -> None:
     runner = ActionRunner(
         registry=ActionRegistry([ACTION]),
@@ -442,7 +441,7 @@ async def test_json_and_body_together_through_the_runner_is_invalid_params(
 
 
 async def test_through_the_runner_forbidden_destination(
-    trusted: httpx.AsyncClient, egress: httpx.AsyncClient
+    trusted: HttpClient, egress: HttpClient
 ) -> None:
     runner = ActionRunner(
         registry=ActionRegistry([ACTION]),

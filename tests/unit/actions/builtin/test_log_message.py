@@ -6,7 +6,6 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 from pydantic import ValidationError
@@ -14,18 +13,19 @@ from structlog.testing import capture_logs
 
 from actions import ActionRegistry, ActionRunner
 from actions.builtin.log_message import ACTION, LogMessageParams
+from actions.http import HttpClient
 from schemas import ExecutionRequest
 from tests.unit.support import FakeCredentials, make_context, plain_client
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
 
 @pytest.mark.parametrize("level", ["debug", "info", "warning", "error"])
-async def test_emits_log_message_at_the_level(http: httpx.AsyncClient, level: str) -> None:
+async def test_emits_log_message_at_the_level(http: HttpClient, level: str) -> None:
     params = LogMessageParams.model_validate(
         {"message": "hello", "level": level, "fields": {"user": {"id": 7}, "event": "spoof"}}
     )
@@ -42,13 +42,13 @@ async def test_emits_log_message_at_the_level(http: httpx.AsyncClient, level: st
     ]
 
 
-async def test_default_level_is_info_and_fields_empty(http: httpx.AsyncClient) -> None:
+async def test_default_level_is_info_and_fields_empty(http: HttpClient) -> None:
     with capture_logs() as logs:
         await ACTION.run(LogMessageParams(message="m"), make_context(http=http))
     assert logs == [{"event": "log_message", "log_level": "info", "message": "m", "fields": {}}]
 
 
-async def test_bound_context_is_kept(http: httpx.AsyncClient) -> None:
+async def test_bound_context_is_kept(http: HttpClient) -> None:
     bound = dataclasses.replace(
         make_context(http=http), log=structlog.get_logger().bind(request_id="r9")
     )
@@ -66,7 +66,7 @@ def test_params_are_validated(params: dict[str, Any]) -> None:
         LogMessageParams.model_validate(params)
 
 
-async def test_through_the_runner(http: httpx.AsyncClient) -> None:
+async def test_through_the_runner(http: HttpClient) -> None:
     runner = ActionRunner(
         registry=ActionRegistry([ACTION]),
         credentials=FakeCredentials(),

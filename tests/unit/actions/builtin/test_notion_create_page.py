@@ -3,26 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
+import structlog
 from pydantic import ValidationError
 
-from actions import ActionConfig, CredentialRejected, RateLimited, UpstreamError
+from actions import (
+    ActionConfig,
+    ActionRegistry,
+    ActionRunner,
+    CredentialRejected,
+    OutcomeUnknown,
+    RateLimited,
+    RetryPolicy,
+    UpstreamError,
+)
 from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams
 from actions.errors import UpstreamUnavailable
+from actions.http import HttpClient
+from schemas import ExecutionRequest
 from tests.standins import NotionStandIn
 from tests.unit.support import FakeCredentials, make_context, plain_client
 
 TOKEN = "secret_notion_0001"
 DATABASE = "d9824bdc84454327be8b5b47500af6ce"
+# A database whose title column is not called "Name" (renamed, or another language).
+TASKS = "1f0b6d1e5c2a4e8f9a7b3c4d5e6f7a8b"
+# A database with two data sources (Notion 2025-09-03), and one of them.
+MULTI = "2a1b3c4d5e6f47a8b9c0d1e2f3a4b5c6"
+MULTI_SOURCE = "3b2c4d5e6f7a48b9c0d1e2f3a4b5c6d7"
 PAGE = "b55c9c91-384d-452b-81db-d1ef79372b75"
 
 
 @pytest.fixture(scope="module")
 def notion_server() -> Iterator[NotionStandIn]:
-    with NotionStandIn({TOKEN}, databases={DATABASE}, pages={PAGE}) as server:
+    with NotionStandIn(
+        {TOKEN},
+        databases={
+            DATABASE: {"Name": "title", "Email": "email"},
+            TASKS: {"Aufgabe": "title", "Status": "status"},
+            MULTI: {"Title": "title"},
+        },
+        pages={PAGE},
+        data_sources={MULTI_SOURCE: MULTI, "4c3d5e6f7a8b49c0d1e2f3a4b5c6d7e8": MULTI},
+    ) as server:
         yield server
 
 
@@ -34,13 +60,13 @@ def notion(notion_server: NotionStandIn) -> NotionStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
 
 async def create(
-    notion: NotionStandIn, http: httpx.AsyncClient, token: str = TOKEN, **params: Any
+    notion: NotionStandIn, http: HttpClient, token: str = TOKEN, **params: Any
 ) -> dict[str, Any]:
     ctx = make_context(
         http=http,
@@ -50,7 +76,7 @@ async def create(
     return dict(await ACTION.run(NotionCreatePageParams.model_validate(params), ctx))
 
 
-async def test_a_page_in_a_database(notion: NotionStandIn, http: httpx.AsyncClient) -> None:
+async def test_a_page_in_a_database(notion: NotionStandIn, http: HttpClient) -> None:
     data = await create(
         notion,
         http,
@@ -62,26 +88,108 @@ async def test_a_page_in_a_database(notion: NotionStandIn, http: httpx.AsyncClie
     assert set(data) == {"page_id", "url"} and data["url"].startswith("https://www.notion.so/")
     (request,) = notion.requests
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
-    assert request.headers["notion-version"] == "2022-06-28"
+    assert request.headers["notion-version"] == "2025-09-03"
     body = request.json()
-    assert body["parent"] == {"database_id": DATABASE}
-    assert body["properties"]["Name"]["title"][0]["text"]["content"] == "New signup"
+    assert body["parent"] == {"type": "database_id", "database_id": DATABASE}
+    # Set by the title property's id, which every database has whatever the column's name.
+    assert body["properties"]["title"]["title"][0]["text"]["content"] == "New signup"
     assert body["properties"]["Email"] == {"email": "ada@example.com"}
     assert len(body["children"]) == 1
 
 
 async def test_a_page_under_a_page_uses_the_title_property(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     await create(notion, http, page_id=PAGE, title="Notes")
     body = notion.requests[0].json()
-    assert body["parent"] == {"page_id": PAGE}
+    assert body["parent"] == {"type": "page_id", "page_id": PAGE}
     assert list(body["properties"]) == ["title"]
     assert "children" not in body
 
 
+async def test_the_title_lands_whatever_the_title_column_is_called(
+    notion: NotionStandIn, http: HttpClient
+) -> None:
+    await create(notion, http, database_id=TASKS, title="Ship it")
+    assert notion.created[0]["properties"]["title"]["title"][0]["text"]["content"] == "Ship it"
+
+
+async def test_a_named_title_property_is_used_as_given(
+    notion: NotionStandIn, http: HttpClient
+) -> None:
+    await create(notion, http, database_id=TASKS, title="Ship it", title_property="Aufgabe")
+    assert list(notion.created[0]["properties"]) == ["Aufgabe"]
+
+
+async def test_a_property_name_the_database_lacks_is_notions_validation_error(
+    notion: NotionStandIn, http: HttpClient
+) -> None:
+    with pytest.raises(UpstreamError) as info:
+        await create(notion, http, database_id=TASKS, title="x", title_property="Name")
+    assert info.value.details == {"status_code": 400, "provider_code": "validation_error"}
+    assert "Name is not a property that exists" in info.value.message
+
+
+async def test_a_data_source_parent(notion: NotionStandIn, http: HttpClient) -> None:
+    await create(notion, http, data_source_id=MULTI_SOURCE, title="In one source")
+    assert notion.created[0]["parent"] == {
+        "type": "data_source_id",
+        "data_source_id": MULTI_SOURCE,
+    }
+
+
+async def test_a_database_parent_with_two_data_sources_is_refused_as_notion_does(
+    notion: NotionStandIn, http: HttpClient
+) -> None:
+    with pytest.raises(UpstreamError) as info:
+        await create(notion, http, database_id=MULTI, title="x")
+    assert "data_source_id" in info.value.message and not notion.created
+
+
+@pytest.mark.parametrize("status", [500, 504])
+async def test_a_5xx_other_than_503_is_outcome_unknown(
+    notion: NotionStandIn, http: HttpClient, status: int
+) -> None:
+    notion.fail_next(1, status, body={"object": "error", "status": status, "code": "x"})
+    with pytest.raises(OutcomeUnknown) as info:
+        await create(notion, http, page_id=PAGE, title="x")
+    assert info.value.details == {"status_code": status, "provider_code": "x", "sent": True}
+
+
+async def test_retry_after_is_honoured_past_the_engine_clamp_up_to_the_deadline() -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    with NotionStandIn({TOKEN}, pages={PAGE}) as server:
+        body = {"object": "error", "status": 429, "code": "rate_limited", "message": "m"}
+        server.fail_next(1, 429, headers={"Retry-After": "45"}, body=body)
+        async with plain_client() as client:
+            runner = ActionRunner(
+                registry=ActionRegistry([ACTION]),
+                credentials=FakeCredentials({("demo-project", "notion"): TOKEN}),
+                http=client,
+                egress_http=client,
+                config=ActionConfig(notion_api_url=server.base_url),
+                retry=RetryPolicy(max_retry_after_s=30.0, budget_s=30.0),
+                sleep=sleep,
+            )
+            request = ExecutionRequest.model_validate(
+                {
+                    "action": "notion_create_page",
+                    "project": "demo-project",
+                    "params": {"page_id": PAGE, "title": "x"},
+                    "deadline": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+                }
+            )
+            envelope = await runner.execute(request, "r-1", structlog.get_logger())
+    assert envelope.status == "success" and envelope.attempts == 2
+    assert sleeps == [45.0], "Notion's Retry-After, not cut at the engine's 30 s clamp"
+
+
 async def test_a_refused_token_is_credential_rejected(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(CredentialRejected) as info:
         await create(notion, http, token="secret_wrong", page_id=PAGE, title="x")
@@ -90,7 +198,7 @@ async def test_a_refused_token_is_credential_rejected(
 
 
 async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
-    notion: NotionStandIn, http: httpx.AsyncClient
+    notion: NotionStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(UpstreamError) as info:
         await create(notion, http, database_id="0" * 32, title="x")
@@ -108,7 +216,7 @@ async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
     ],
 )
 async def test_notion_error_codes(
-    notion: NotionStandIn, http: httpx.AsyncClient, status: int, code: str, error: type[Exception]
+    notion: NotionStandIn, http: HttpClient, status: int, code: str, error: type[Exception]
 ) -> None:
     body = {"object": "error", "status": status, "code": code, "message": "m"}
     notion.fail_next(1, status, headers={"Retry-After": "2"}, body=body)
@@ -125,6 +233,7 @@ async def test_notion_error_codes(
     [
         {"title": "no parent"},
         {"database_id": DATABASE, "page_id": PAGE, "title": "two parents"},
+        {"database_id": DATABASE, "data_source_id": MULTI_SOURCE, "title": "two parents"},
         {"page_id": PAGE},
         {"page_id": "../../v1/users", "title": "x"},
     ],

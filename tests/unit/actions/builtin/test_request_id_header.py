@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions import EgressPolicy, guarded_client, parse_networks
+from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
 from actions.builtin import http_request, send_webhook
 from actions.request_id_header import request_id_from_header_value, request_id_header_value
 from schemas.request import REQUEST_ID_PATTERN
@@ -33,7 +32,7 @@ def target(server: HttpTargetStandIn) -> HttpTargetStandIn:
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[httpx.AsyncClient]:
+async def egress() -> AsyncIterator[HttpClient]:
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         yield client
 
@@ -66,7 +65,7 @@ def test_every_valid_id_gives_an_ascii_value_that_decodes_back(request_id: str) 
 
 
 async def test_http_request_sends_a_non_ascii_id(
-    target: HttpTargetStandIn, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     async with plain_client() as http:
         ctx = make_context(http=http, egress_http=egress, request_id=NON_ASCII_ID)
@@ -77,14 +76,18 @@ async def test_http_request_sends_a_non_ascii_id(
 
 
 async def test_send_webhook_sends_a_non_ascii_id(
-    target: HttpTargetStandIn, egress: httpx.AsyncClient
+    target: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     credentials = FakeCredentials({("demo-project", "webhook"): "whsec_0123456789"})
     async with plain_client() as http:
         ctx = make_context(
             http=http, egress_http=egress, credentials=credentials, request_id=NON_ASCII_ID
         )
-        values = {"url": f"{target.base_url}/echo", "payload": {"id": NON_ASCII_ID}}
+        values = {
+            "url": f"{target.base_url}/echo",
+            "payload": {"id": NON_ASCII_ID},
+            "signature": "stripe",
+        }
         params = send_webhook.SendWebhookParams.model_validate(values)
         data = await send_webhook.ACTION.run(params, ctx)
     assert data["status_code"] == 200

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -18,6 +17,7 @@ from actions import (
     UpstreamUnavailable,
 )
 from actions.builtin.send_email import ACTION, SendEmailParams
+from actions.http import HttpClient
 from tests.standins.smtp import SmtpStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
 
@@ -37,14 +37,14 @@ def smtp(smtp_server: SmtpStandIn) -> SmtpStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
 
 async def send(
     port: int,
-    http: httpx.AsyncClient,
+    http: HttpClient,
     credential: str = f"{USER}:{PASSWORD}",
     smtp_from: str | None = "noreply@puraify.test",
     **params: Any,
@@ -65,7 +65,7 @@ async def send(
     return dict(await ACTION.run(SendEmailParams.model_validate(values), ctx))
 
 
-async def test_a_message_arrives(smtp: SmtpStandIn, http: httpx.AsyncClient) -> None:
+async def test_a_message_arrives(smtp: SmtpStandIn, http: HttpClient) -> None:
     data = await send(
         smtp.port,
         http,
@@ -100,58 +100,48 @@ async def test_a_message_arrives(smtp: SmtpStandIn, http: httpx.AsyncClient) -> 
     assert data["refused"] == []
 
 
-async def test_sender_from_params_wins(smtp: SmtpStandIn, http: httpx.AsyncClient) -> None:
+async def test_sender_from_params_wins(smtp: SmtpStandIn, http: HttpClient) -> None:
     await send(smtp.port, http, smtp_from=None, **{"from": "team@puraify.test"})
     assert smtp.received[0].mail_from == "team@puraify.test"
 
 
-async def test_no_sender_anywhere_is_invalid_params(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_no_sender_anywhere_is_invalid_params(smtp: SmtpStandIn, http: HttpClient) -> None:
     with pytest.raises(InvalidParams, match=r"params\.from"):
         await send(smtp.port, http, smtp_from=None)
 
 
-async def test_a_refused_login_is_credential_rejected(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_a_refused_login_is_credential_rejected(smtp: SmtpStandIn, http: HttpClient) -> None:
     with pytest.raises(CredentialRejected) as info:
         await send(smtp.port, http, credential=f"{USER}:wrong")
     assert info.value.service == "smtp"
     assert smtp.received == []
 
 
-async def test_a_credential_without_a_user_is_missing(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_a_credential_without_a_user_is_missing(smtp: SmtpStandIn, http: HttpClient) -> None:
     with pytest.raises(MissingCredentials, match="username:password"):
         await send(smtp.port, http, credential="just-a-password")
 
 
-async def test_some_recipients_refused_is_still_sent(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_some_recipients_refused_is_still_sent(smtp: SmtpStandIn, http: HttpClient) -> None:
     data = await send(smtp.port, http, to=["ada@example.test", "ghost@refused.test"])
     assert data["refused"] == ["ghost@refused.test"]
     assert smtp.received[0].rcpt_tos == ["ada@example.test"]
 
 
 async def test_every_recipient_refused_is_an_upstream_error(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
+    smtp: SmtpStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(UpstreamError) as info:
         await send(smtp.port, http, to=["ghost@refused.test"])
     assert info.value.details == {"smtp_codes": [550]}
 
 
-async def test_every_recipient_deferred_is_retryable(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_every_recipient_deferred_is_retryable(smtp: SmtpStandIn, http: HttpClient) -> None:
     with pytest.raises(UpstreamUnavailable):
         await send(smtp.port, http, to=["busy@deferred.test"])
 
 
-async def test_no_server_is_retryable(http: httpx.AsyncClient) -> None:
+async def test_no_server_is_retryable(http: HttpClient) -> None:
     with pytest.raises(UpstreamUnavailable):
         await send(closed_port(), http)
 
@@ -172,7 +162,7 @@ def test_params_refuse_header_injection_and_empty_mail(params: dict[str, Any]) -
 
 
 async def test_starttls_required_never_falls_back_to_cleartext(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
+    smtp: SmtpStandIn, http: HttpClient
 ) -> None:
     ctx = make_context(
         http=http,

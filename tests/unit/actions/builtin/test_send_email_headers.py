@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jsonschema
 import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
+from actions import ActionConfig, ActionRegistry, ActionRunner, HttpClient, RetryPolicy
 from actions.builtin.send_email import ACTION, SendEmailParams
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins.smtp import SmtpStandIn
@@ -48,12 +47,12 @@ def smtp() -> Iterator[SmtpStandIn]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
 
-def runner(smtp: SmtpStandIn, http: httpx.AsyncClient) -> ActionRunner:
+def runner(smtp: SmtpStandIn, http: HttpClient) -> ActionRunner:
     return ActionRunner(
         registry=ActionRegistry([ACTION]),
         credentials=FakeCredentials({("demo-project", "smtp"): f"{USER}:{PASSWORD}"}),
@@ -105,7 +104,7 @@ def test_tabs_and_non_ascii_text_are_still_a_subject() -> None:
 
 @pytest.mark.parametrize("char", ["\x00", "\u2028", "\x85", "\x0b", "\x0c"])
 async def test_through_the_runner_it_is_invalid_params_and_nothing_is_sent(
-    smtp: SmtpStandIn, http: httpx.AsyncClient, char: str
+    smtp: SmtpStandIn, http: HttpClient, char: str
 ) -> None:
     smtp.received.clear()
     request = ExecutionRequest.model_validate(
@@ -124,7 +123,7 @@ async def test_through_the_runner_it_is_invalid_params_and_nothing_is_sent(
 
 
 async def test_a_request_id_with_a_line_separator_still_sends_one_clean_header(
-    smtp: SmtpStandIn, http: httpx.AsyncClient
+    smtp: SmtpStandIn, http: HttpClient
 ) -> None:
     smtp.received.clear()
     request = ExecutionRequest.model_validate(

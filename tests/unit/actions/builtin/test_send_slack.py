@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 import structlog
 from pydantic import SecretStr
@@ -14,11 +13,13 @@ from actions import (
     ActionRegistry,
     ActionRunner,
     CredentialRejected,
+    OutcomeUnknown,
     RateLimited,
     UpstreamError,
     UpstreamUnavailable,
 )
 from actions.builtin.send_slack import ACTION, SendSlackParams
+from actions.http import HttpClient
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins import SlackStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
@@ -40,7 +41,7 @@ def slack(slack_server: SlackStandIn) -> SlackStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
@@ -53,7 +54,7 @@ def params(**fields: object) -> SendSlackParams:
     return SendSlackParams.model_validate({"channel": "#general", "message": "hi", **fields})
 
 
-async def test_success(slack: SlackStandIn, http: httpx.AsyncClient) -> None:
+async def test_success(slack: SlackStandIn, http: HttpClient) -> None:
     credentials = FakeCredentials()
     ctx = make_context(http=http, credentials=credentials, config=config(slack))
     data = await ACTION.run(params(message="New user signed up!"), ctx)
@@ -70,7 +71,7 @@ async def test_success(slack: SlackStandIn, http: httpx.AsyncClient) -> None:
     assert request.json() == {"channel": "#general", "text": "New user signed up!"}
 
 
-async def test_thread_and_blocks_are_sent(slack: SlackStandIn, http: httpx.AsyncClient) -> None:
+async def test_thread_and_blocks_are_sent(slack: SlackStandIn, http: HttpClient) -> None:
     ctx = make_context(http=http, config=config(slack))
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
     await ACTION.run(params(thread_ts="1732600000.000100", blocks=blocks), ctx)
@@ -79,9 +80,7 @@ async def test_thread_and_blocks_are_sent(slack: SlackStandIn, http: httpx.Async
     assert request.json()["blocks"] == blocks
 
 
-async def test_channel_not_found_is_upstream_error(
-    slack: SlackStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_channel_not_found_is_upstream_error(slack: SlackStandIn, http: HttpClient) -> None:
     ctx = make_context(http=http, config=config(slack))
     with pytest.raises(UpstreamError) as info:
         await ACTION.run(params(channel="#nope"), ctx)
@@ -90,9 +89,7 @@ async def test_channel_not_found_is_upstream_error(
     assert "channel_not_found" in info.value.message
 
 
-async def test_invalid_auth_is_credential_rejected(
-    slack: SlackStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_invalid_auth_is_credential_rejected(slack: SlackStandIn, http: HttpClient) -> None:
     slack.revoke(TOKEN)
     ctx = make_context(http=http, config=config(slack))
     with pytest.raises(CredentialRejected) as info:
@@ -102,17 +99,13 @@ async def test_invalid_auth_is_credential_rejected(
     assert TOKEN not in info.value.message
 
 
-async def test_http_401_is_credential_rejected(
-    slack: SlackStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_http_401_is_credential_rejected(slack: SlackStandIn, http: HttpClient) -> None:
     slack.fail_next(1, 401, body={"ok": False, "error": "not_authed"})
     with pytest.raises(CredentialRejected):
         await ACTION.run(params(), make_context(http=http, config=config(slack)))
 
 
-async def test_429_is_rate_limited_with_retry_after(
-    slack: SlackStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_429_is_rate_limited_with_retry_after(slack: SlackStandIn, http: HttpClient) -> None:
     slack.rate_limit_next(1, retry_after=7)
     with pytest.raises(RateLimited) as info:
         await ACTION.run(params(), make_context(http=http, config=config(slack)))
@@ -120,18 +113,25 @@ async def test_429_is_rate_limited_with_retry_after(
     assert info.value.details == {"status_code": 429}
 
 
-@pytest.mark.parametrize("status", [500, 503])
-async def test_5xx_is_upstream_unavailable(
-    slack: SlackStandIn, http: httpx.AsyncClient, status: int
-) -> None:
-    slack.fail_next(1, status)
+async def test_503_is_upstream_unavailable(slack: SlackStandIn, http: HttpClient) -> None:
+    slack.fail_next(1, 503)
     with pytest.raises(UpstreamUnavailable) as info:
         await ACTION.run(params(), make_context(http=http, config=config(slack)))
-    assert info.value.details == {"status_code": status}
+    assert info.value.details == {"status_code": 503}
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_other_5xx_is_outcome_unknown(
+    slack: SlackStandIn, http: HttpClient, status: int
+) -> None:
+    slack.fail_next(1, status)
+    with pytest.raises(OutcomeUnknown) as info:
+        await ACTION.run(params(), make_context(http=http, config=config(slack)))
+    assert info.value.details == {"status_code": status, "sent": True}
 
 
 async def test_slack_transient_error_is_upstream_unavailable(
-    slack: SlackStandIn, http: httpx.AsyncClient
+    slack: SlackStandIn, http: HttpClient
 ) -> None:
     slack.fail_next(1, 200, body={"ok": False, "error": "service_unavailable"})
     with pytest.raises(UpstreamUnavailable) as info:
@@ -139,15 +139,13 @@ async def test_slack_transient_error_is_upstream_unavailable(
     assert info.value.details == {"provider_code": "service_unavailable"}
 
 
-async def test_non_json_answer_is_upstream_unavailable(
-    slack: SlackStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_non_json_answer_is_outcome_unknown(slack: SlackStandIn, http: HttpClient) -> None:
     slack.fail_next(1, 200, headers={"Content-Type": "text/html"}, body=b"<html>")
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(OutcomeUnknown):
         await ACTION.run(params(), make_context(http=http, config=config(slack)))
 
 
-async def test_connection_refused_is_upstream_unavailable(http: httpx.AsyncClient) -> None:
+async def test_connection_refused_is_upstream_unavailable(http: HttpClient) -> None:
     ctx = make_context(
         http=http, config=ActionConfig(slack_api_url=f"http://127.0.0.1:{closed_port()}")
     )
@@ -156,7 +154,7 @@ async def test_connection_refused_is_upstream_unavailable(http: httpx.AsyncClien
 
 
 async def test_through_the_runner_rotated_token_is_refetched(
-    slack: SlackStandIn, http: httpx.AsyncClient
+    slack: SlackStandIn, http: HttpClient
 ) -> None:
     # The first token is stale (Slack says invalid_auth); the Vault then hands out the new one.
     tokens = iter(["stale-token-1", TOKEN])

@@ -1,14 +1,15 @@
-"""send_webhook: a signed POST over loopback, verifiable by the receiver like Stripe's."""
+"""send_webhook: a signed POST over loopback, verifiable by the receiver (Standard Webhooks by
+default, Stripe-style on request)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from actions import (
@@ -28,10 +29,15 @@ from actions.builtin.send_webhook import (
     sign,
     verify_signature,
 )
+from actions.http import HttpClient
+from actions.webhook_signing import standard_sign, standard_verify
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
 
 SECRET = "whsec_test_0123456789"
+# A Standard Webhooks secret: `whsec_` and the base64 of the key bytes.
+KEY = b"0123456789abcdef0123456789abcdef"
+STANDARD_SECRET = "whsec_" + base64.b64encode(KEY).decode()
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +53,13 @@ def receiver(receiver_server: HttpTargetStandIn) -> HttpTargetStandIn:
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[httpx.AsyncClient]:
+async def egress() -> AsyncIterator[HttpClient]:
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         yield client
 
 
 async def send(
-    egress: httpx.AsyncClient,
+    egress: HttpClient,
     url: str,
     credentials: FakeCredentials | None = None,
     **params: object,
@@ -89,38 +95,108 @@ def test_verify_signature() -> None:
     assert verify_signature(SECRET, f"{header},v1=deadbeef", body, now=1000)
 
 
+def test_standard_signature_is_base64_hmac_of_id_dot_timestamp_dot_body() -> None:
+    body = b'{"a":1}'
+    digest = hmac.new(KEY, b"msg_1.1732600000." + body, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(digest).decode()
+    assert standard_sign(STANDARD_SECRET, "msg_1", 1732600000, body) == expected
+    # A secret without the prefix is its own UTF-8 bytes.
+    plain = hmac.new(b"plain", b"msg_1.1732600000." + body, hashlib.sha256).digest()
+    assert standard_sign("plain", "msg_1", 1732600000, body).endswith(
+        base64.b64encode(plain).decode()
+    )
+
+
+def test_standard_verify() -> None:
+    body = b'{"a":1}'
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": "1000",
+        "webhook-signature": standard_sign(STANDARD_SECRET, "msg_1", 1000, body),
+    }
+    assert standard_verify(STANDARD_SECRET, headers, body, now=1000)
+    assert standard_verify(
+        STANDARD_SECRET, {k.upper(): v for k, v in headers.items()}, body, now=999
+    )
+    assert not standard_verify(STANDARD_SECRET, headers, body, now=1301), "too old: a replay"
+    assert not standard_verify("whsec_b3RoZXI=", headers, body, now=1000)
+    assert not standard_verify(STANDARD_SECRET, headers, b'{"a":2}', now=1000), "tampered"
+    assert not standard_verify(
+        STANDARD_SECRET, headers | {"webhook-id": "msg_2"}, body, now=1000
+    ), "the id is signed: a receiver may trust it to de-duplicate"
+    rotated = headers | {"webhook-signature": "v1,bm9wZQ== " + headers["webhook-signature"]}
+    assert standard_verify(STANDARD_SECRET, rotated, body, now=1000), "any signature may match"
+    assert not standard_verify(
+        STANDARD_SECRET, {"webhook-id": "msg_1", "webhook-timestamp": "1000"}, body, now=1000
+    )
+
+
 async def test_the_receiver_can_verify_what_was_sent(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     before = int(time.time())
-    data = await send(egress, f"{receiver.base_url}/echo", event="user.registered")
+    credentials = FakeCredentials({("demo-project", "webhook"): STANDARD_SECRET})
+    data = await send(egress, f"{receiver.base_url}/echo", credentials, event="user.registered")
     assert data["status_code"] == 200
     (request,) = receiver.requests
     assert request.method == "POST"
     assert json.loads(request.body) == {"user": "ada", "n": 1}
-    header = request.headers[SIGNATURE_HEADER.lower()]
-    assert verify_signature(SECRET, header, request.body)
-    signed_at = int(header.split(",")[0][2:])
+    assert request.headers["webhook-id"] == "req-77", "the request id: stable across retries"
+    assert standard_verify(STANDARD_SECRET, request.headers, request.body)
+    signed_at = int(request.headers["webhook-timestamp"])
     assert signed_at == data["signed_at"]
     assert before <= signed_at <= int(time.time())
     assert request.headers["content-type"] == "application/json"
     assert request.headers["puraify-event"] == "user.registered"
     assert request.headers["idempotency-key"] == "req-77"
-    assert SECRET not in json.dumps(request.headers)
+    assert SIGNATURE_HEADER.lower() not in request.headers
+    assert STANDARD_SECRET not in json.dumps(request.headers)
+
+
+async def test_stripe_style_on_request(receiver: HttpTargetStandIn, egress: HttpClient) -> None:
+    data = await send(egress, f"{receiver.base_url}/echo", signature="stripe")
+    (request,) = receiver.requests
+    header = request.headers[SIGNATURE_HEADER.lower()]
+    assert verify_signature(SECRET, header, request.body)
+    assert int(header.split(",")[0][2:]) == data["signed_at"]
+    assert "webhook-signature" not in request.headers
 
 
 async def test_caller_headers_cannot_override_the_signature_or_type(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     await send(
         egress,
         f"{receiver.base_url}/echo",
-        headers={"X-Tenant": "t1", "Content-Type": "text/plain", SIGNATURE_HEADER: "t=1,v1=x"},
+        headers={
+            "X-Tenant": "t1",
+            "Content-Type": "text/plain",
+            SIGNATURE_HEADER: "t=1,v1=x",
+            "Webhook-Id": "forged",
+            "webhook-signature": "v1,forged",
+        },
     )
     (request,) = receiver.requests
     assert request.headers["x-tenant"] == "t1"
     assert request.headers["content-type"] == "application/json"
-    assert verify_signature(SECRET, request.headers[SIGNATURE_HEADER.lower()], request.body)
+    assert request.headers["webhook-id"] == "req-77"
+    assert SIGNATURE_HEADER.lower() not in request.headers
+    assert standard_verify(SECRET, request.headers, request.body)
+
+
+async def test_410_gone_says_disable_the_endpoint(
+    receiver: HttpTargetStandIn, egress: HttpClient
+) -> None:
+    with pytest.raises(UpstreamError) as info:
+        await send(egress, f"{receiver.base_url}/status/410")
+    assert info.value.details == {"status_code": 410, "disable": True}
+
+
+async def test_a_5xx_is_retried_since_the_receiver_deduplicates_by_webhook_id(
+    receiver: HttpTargetStandIn, egress: HttpClient
+) -> None:
+    with pytest.raises(UpstreamUnavailable):
+        await send(egress, f"{receiver.base_url}/status/500")
 
 
 @pytest.mark.parametrize(
@@ -134,7 +210,7 @@ async def test_caller_headers_cannot_override_the_signature_or_type(
     ],
 )
 async def test_receiver_answers_are_classified(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient, status: int, error: type[Exception]
+    receiver: HttpTargetStandIn, egress: HttpClient, status: int, error: type[Exception]
 ) -> None:
     with pytest.raises(error):
         await send(egress, f"{receiver.base_url}/status/{status}")
@@ -148,16 +224,16 @@ async def test_the_egress_policy_applies() -> None:
             await send(strict, "file:///etc/passwd")
 
 
-async def test_an_unreachable_receiver_is_retryable(egress: httpx.AsyncClient) -> None:
+async def test_an_unreachable_receiver_is_retryable(egress: HttpClient) -> None:
     with pytest.raises(UpstreamUnavailable):
         await send(egress, f"http://127.0.0.1:{closed_port()}/hook")
 
 
 async def test_the_secret_comes_from_the_named_service(
-    receiver: HttpTargetStandIn, egress: httpx.AsyncClient
+    receiver: HttpTargetStandIn, egress: HttpClient
 ) -> None:
     credentials = FakeCredentials({("demo-project", "billing-hooks"): "whsec_billing"})
     await send(egress, f"{receiver.base_url}/echo", credentials, secret_service="billing-hooks")
     (request,) = receiver.requests
-    assert verify_signature("whsec_billing", request.headers["puraify-signature"], request.body)
+    assert standard_verify("whsec_billing", request.headers, request.body)
     assert credentials.gets == [("demo-project", "billing-hooks")]

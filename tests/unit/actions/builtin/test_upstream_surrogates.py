@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
-from actions import EgressPolicy, UpstreamError, guarded_client, parse_networks
+from actions import EgressPolicy, HttpClient, UpstreamError, guarded_client, parse_networks
 from actions.builtin.http_request import ACTION, HttpRequestParams
 from actions.limits import escape_lone_surrogates, upstream_json
 from tests.standins.surrogate_json import KEPT, LONE_SURROGATE_JSON, SurrogateJsonStandIn
@@ -23,7 +22,7 @@ def upstream() -> Iterator[SurrogateJsonStandIn]:
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[httpx.AsyncClient]:
+async def egress() -> AsyncIterator[HttpClient]:
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         yield client
 
@@ -48,7 +47,7 @@ def test_what_is_not_json_still_raises() -> None:
 
 
 async def test_http_request_keeps_the_body(
-    upstream: SurrogateJsonStandIn, egress: httpx.AsyncClient
+    upstream: SurrogateJsonStandIn, egress: HttpClient
 ) -> None:
     async with plain_client() as http:
         ctx = make_context(http=http, egress_http=egress)
@@ -59,7 +58,7 @@ async def test_http_request_keeps_the_body(
 
 
 async def test_a_refusal_keeps_the_body_in_its_details(
-    upstream: SurrogateJsonStandIn, egress: httpx.AsyncClient
+    upstream: SurrogateJsonStandIn, egress: HttpClient
 ) -> None:
     async with plain_client() as http:
         ctx = make_context(http=http, egress_http=egress)

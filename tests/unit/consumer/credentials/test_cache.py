@@ -6,11 +6,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from actions import ActionError, InvalidParams, MissingCredentials, VaultUnavailable
+from actions.http import HttpClient
 from consumer.credentials.cache import CredentialCache, VaultEngineClient, VaultRefused
 from consumer.ops.redaction import REDACTOR
 from schemas import ErrorCode
@@ -180,18 +180,18 @@ def vault(vault_server: VaultStandIn) -> VaultStandIn:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[HttpClient]:
     async with plain_client() as client:
         yield client
 
 
 def client_for(
-    vault: VaultStandIn, http: httpx.AsyncClient, token: str = ENGINE_TOKEN
+    vault: VaultStandIn, http: HttpClient, token: str = ENGINE_TOKEN
 ) -> VaultEngineClient:
     return VaultEngineClient(vault.base_url + "/", http, SecretStr(token))
 
 
-async def test_vault_200_is_a_secret(vault: VaultStandIn, http: httpx.AsyncClient) -> None:
+async def test_vault_200_is_a_secret(vault: VaultStandIn, http: HttpClient) -> None:
     secret = "xoxb-" + uuid.uuid4().hex
     vault.set_token("demo", "slack", secret)
     token = await client_for(vault, http).fetch("demo", "slack")
@@ -204,7 +204,7 @@ async def test_vault_200_is_a_secret(vault: VaultStandIn, http: httpx.AsyncClien
 
 
 async def test_vault_fetched_token_is_registered_for_redaction(
-    vault: VaultStandIn, http: httpx.AsyncClient
+    vault: VaultStandIn, http: HttpClient
 ) -> None:
     secret = "fetched-" + uuid.uuid4().hex
     vault.set_token("demo", "redact", secret)
@@ -213,16 +213,14 @@ async def test_vault_fetched_token_is_registered_for_redaction(
     assert ENGINE_TOKEN not in REDACTOR.scrub(f"Bearer {ENGINE_TOKEN}")
 
 
-async def test_vault_404_is_missing_credentials(
-    vault: VaultStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_vault_404_is_missing_credentials(vault: VaultStandIn, http: HttpClient) -> None:
     with pytest.raises(MissingCredentials) as info:
         await client_for(vault, http).fetch("demo", "nothing")
     assert info.value.code is ErrorCode.MISSING_CREDENTIALS
     assert info.value.details == {"service": "nothing"}
 
 
-async def test_vault_503_is_unavailable(vault: VaultStandIn, http: httpx.AsyncClient) -> None:
+async def test_vault_503_is_unavailable(vault: VaultStandIn, http: HttpClient) -> None:
     vault.fail_next(1, 503)
     with pytest.raises(VaultUnavailable) as info:
         await client_for(vault, http).fetch("demo", "slack")
@@ -230,19 +228,18 @@ async def test_vault_503_is_unavailable(vault: VaultStandIn, http: httpx.AsyncCl
     assert info.value.code.retryable
 
 
-async def test_vault_wrong_engine_bearer_is_refused(
-    vault: VaultStandIn, http: httpx.AsyncClient
-) -> None:
+async def test_vault_wrong_engine_bearer_is_refused(vault: VaultStandIn, http: HttpClient) -> None:
     vault.set_token("demo", "slack", "some-secret-value")
     with pytest.raises(VaultRefused) as info:
         await client_for(vault, http, token="wrong-engine-token").fetch("demo", "slack")
     assert info.value.details == {"status_code": 401}
-    assert info.value.code is ErrorCode.VAULT_UNAVAILABLE
-    assert not isinstance(info.value, VaultUnavailable)  # not retried: configuration error
+    assert info.value.code is ErrorCode.VAULT_UNAVAILABLE and info.value.code.retryable
+    # Retried like every vault_unavailable, so the envelope's `retryable: true` is honest.
+    assert isinstance(info.value, VaultUnavailable)
 
 
 async def test_vault_without_engine_token_sends_no_authorization(
-    vault: VaultStandIn, http: httpx.AsyncClient
+    vault: VaultStandIn, http: HttpClient
 ) -> None:
     with pytest.raises(VaultRefused):
         await VaultEngineClient(vault.base_url, http).fetch("demo", "slack")
@@ -251,7 +248,7 @@ async def test_vault_without_engine_token_sends_no_authorization(
 
 @pytest.mark.parametrize(("project", "service"), [("my project", "slack"), ("demo", "a/b?c")])
 async def test_vault_refuses_names_that_are_not_path_segments(
-    vault: VaultStandIn, http: httpx.AsyncClient, project: str, service: str
+    vault: VaultStandIn, http: HttpClient, project: str, service: str
 ) -> None:
     with pytest.raises(InvalidParams):
         await client_for(vault, http).fetch(project, service)
@@ -260,7 +257,7 @@ async def test_vault_refuses_names_that_are_not_path_segments(
 
 @pytest.mark.parametrize("service", ["..", "."])
 async def test_vault_dot_segments_cannot_walk_the_path(
-    vault: VaultStandIn, http: httpx.AsyncClient, service: str
+    vault: VaultStandIn, http: HttpClient, service: str
 ) -> None:
     # `http_request` takes the service from the request's params (pattern [A-Za-z0-9._-]+,
     # so "." and ".." pass); the client's quoting is "the second lock on the path".
@@ -273,7 +270,7 @@ async def test_vault_dot_segments_cannot_walk_the_path(
 
 @pytest.mark.parametrize("body", [{"token": ""}, {"token": None}], ids=["empty", "null"])
 async def test_vault_empty_token_is_missing(
-    vault: VaultStandIn, http: httpx.AsyncClient, body: dict[str, object]
+    vault: VaultStandIn, http: HttpClient, body: dict[str, object]
 ) -> None:
     vault.fail_next(1, 200, body=body)
     with pytest.raises(MissingCredentials):
@@ -282,14 +279,14 @@ async def test_vault_empty_token_is_missing(
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b"{}"])
 async def test_vault_answer_without_token_is_unavailable(
-    vault: VaultStandIn, http: httpx.AsyncClient, body: bytes
+    vault: VaultStandIn, http: HttpClient, body: bytes
 ) -> None:
     vault.fail_next(1, 200, body=body)
     with pytest.raises(VaultUnavailable):
         await client_for(vault, http).fetch("demo", "slack")
 
 
-async def test_vault_connection_refused_is_unavailable(http: httpx.AsyncClient) -> None:
+async def test_vault_connection_refused_is_unavailable(http: HttpClient) -> None:
     client = VaultEngineClient(f"http://127.0.0.1:{closed_port()}", http)
     with pytest.raises(VaultUnavailable, match="cannot reach"):
         await client.fetch("demo", "slack")
@@ -305,7 +302,7 @@ async def test_vault_timeout_is_unavailable(vault: VaultStandIn) -> None:
         vault.delay_s = 0.0
 
 
-async def test_cache_in_front_of_the_vault(vault: VaultStandIn, http: httpx.AsyncClient) -> None:
+async def test_cache_in_front_of_the_vault(vault: VaultStandIn, http: HttpClient) -> None:
     vault.set_token("demo", "slack", "cached-secret-1")
     cache = CredentialCache(client_for(vault, http).fetch)
     tokens = await asyncio.gather(*(cache.get("demo", "slack") for _ in range(20)))

@@ -1,4 +1,4 @@
-"""Third-party loggers go through the same redaction: httpx and httpcore at DEBUG log full URLs
+"""Third-party loggers go through the same redaction: HTTP libraries at DEBUG may log full URLs
 and header-bearing reprs, and none of it may carry a secret the engine knows."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ async def test_library_debug_logs_never_carry_a_secret(target: HttpTargetStandIn
     stream = io.StringIO()
     configure_logging("debug", stream=stream)
     # As an operator might, for a bug hunt: the libraries' own most talkative level.
-    for name in ("httpx", "httpcore", "aiokafka", "asyncio"):
+    for name in ("aiohttp", "httpx", "httpcore", "aiokafka", "asyncio"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         async with plain_client() as client:
@@ -48,13 +48,15 @@ async def test_library_debug_logs_never_carry_a_secret(target: HttpTargetStandIn
         logging.getLogger("some.library").warning("failed with %r", secret.encode())
         logging.getLogger("some.library").debug("header Authorization: Basic %s", basic)
     finally:
-        for name in ("httpx", "httpcore", "aiokafka", "asyncio"):
+        for name in ("aiohttp", "httpx", "httpcore", "aiokafka", "asyncio"):
             logging.getLogger(name).setLevel(logging.NOTSET)
     flush_logs()  # inside an event loop, lines are written at the end of the loop iteration
     written = stream.getvalue()
-    assert '"logger":"httpx"' in written  # the library really logged (the request lines)
+    assert '"logger":"httpx"' in written  # the library line really went through the chain
     assert "HTTP Request: GET" in written
     assert core not in written
     assert quote(secret, safe="") not in written
     assert basic[8:-4] not in written  # the secret's part of the Basic credential
-    assert written.count("[REDACTED]") >= 4
+    # The request line and the bytes repr above (the engine's aiohttp client logs no request
+    # lines of its own; whatever it logs went through the same chain).
+    assert written.count("[REDACTED]") >= 2

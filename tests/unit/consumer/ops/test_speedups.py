@@ -24,7 +24,7 @@ def test_this_environment_uses_the_compiled_paths() -> None:
     assert speedups() == {
         "aiokafka_c_extensions": True,
         "json_c_accelerator": True,
-        "sniffio_for_httpcore": True,
+        "aiohttp_c_parser": True,
     }
 
 

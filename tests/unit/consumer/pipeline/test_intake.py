@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from actions.limits import MAX_JSON_DEPTH
-from consumer.pipeline.intake import Accepted, Headers, Rejected, decode_record
+from consumer.pipeline.intake import Accepted, Headers, IntakeLimits, Rejected, decode_record
 from schemas import ErrorCode, error_envelope
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -20,7 +20,12 @@ def decode(
     value: bytes | None, headers: Headers = (), max_bytes: int = 1_000_000
 ) -> Accepted | Rejected:
     return decode_record(
-        value, headers, topic="execution.requests", partition=3, offset=41, max_bytes=max_bytes
+        value,
+        headers,
+        topic="execution.requests",
+        partition=3,
+        offset=41,
+        limits=IntakeLimits(max_bytes),
     )
 
 
@@ -170,7 +175,9 @@ def test_deterministic_request_id() -> None:
     first = accepted(decode(encode(VALID)))
     second = accepted(decode(encode(VALID)))
     assert first.request_id == second.request_id == "execution.requests:3:41"
-    other = decode_record(encode(VALID), [], topic="t", partition=0, offset=7, max_bytes=10_000)
+    other = decode_record(
+        encode(VALID), [], topic="t", partition=0, offset=7, limits=IntakeLimits(10_000)
+    )
     assert other.request_id == "t:0:7"
 
 
@@ -302,8 +309,10 @@ def test_numbers_beyond_float_range_are_invalid_json(number: bytes) -> None:
 
 def test_max_depth_is_a_setting() -> None:
     body = {**VALID, "metadata": {"a": {"b": 1}}}  # depth 3
-    assert isinstance(decode_record(encode(body), [], **LOCATION, max_depth=3), Accepted)
-    result = rejected(decode_record(encode(body), [], **LOCATION, max_depth=2))
+    deep_enough = IntakeLimits(100_000, max_json_depth=3)
+    assert isinstance(decode_record(encode(body), [], **LOCATION, limits=deep_enough), Accepted)
+    too_shallow = IntakeLimits(100_000, max_json_depth=2)
+    result = rejected(decode_record(encode(body), [], **LOCATION, limits=too_shallow))
     assert result.code is ErrorCode.INVALID_REQUEST
     assert "deeper than 2" in result.message
 
@@ -312,12 +321,14 @@ def test_params_over_max_params_bytes_are_payload_too_large() -> None:
     params = {"channel": "#g", "text": "x" * 100}
     size = len(json.dumps(params, separators=(",", ":")))
     value = json.dumps({**VALID, "request_id": "big-params", "params": params}, indent=8).encode()
-    assert isinstance(decode_record(value, [], **LOCATION, max_params_bytes=size), Accepted)
-    result = rejected(decode_record(value, [], **LOCATION, max_params_bytes=size - 1))
+    at_limit = IntakeLimits(100_000, max_params_bytes=size)
+    assert isinstance(decode_record(value, [], **LOCATION, limits=at_limit), Accepted)
+    over = IntakeLimits(100_000, max_params_bytes=size - 1)
+    result = rejected(decode_record(value, [], **LOCATION, limits=over))
     assert result.code is ErrorCode.PAYLOAD_TOO_LARGE
     assert f"params are {size} bytes" in result.message
     # The body was parsed: its id and names are known and echoed.
     assert (result.request_id, result.action) == ("big-params", "send_slack")
 
 
-LOCATION: dict[str, Any] = {"topic": "t", "partition": 0, "offset": 1, "max_bytes": 100_000}
+LOCATION: dict[str, Any] = {"topic": "t", "partition": 0, "offset": 1}

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 
-from consumer.pipeline.intake import Accepted, Rejected, decode_record
+from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 from schemas.request import REQUEST_ID_PATTERN
 from tests.hostile import KINDS, Hostile, Limits, hostile_records
@@ -34,9 +34,7 @@ def decode(record: Hostile) -> Accepted | Rejected:
         topic="t",
         partition=0,
         offset=7,
-        max_bytes=LIMITS.max_bytes,
-        max_depth=LIMITS.max_depth,
-        max_params_bytes=LIMITS.max_params_bytes,
+        limits=IntakeLimits(LIMITS.max_bytes, LIMITS.max_depth, LIMITS.max_params_bytes),
     )
 
 

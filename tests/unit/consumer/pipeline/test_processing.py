@@ -12,7 +12,8 @@ import pytest
 from actions import NO_SLOT, ActionRunner, default_registry
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.tracing import NO_TRACING
-from consumer.pipeline.processing import IntakeLimits, RecordProcessor, Work
+from consumer.pipeline.intake import IntakeLimits
+from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
 from tests.unit.support import FakeCredentials, plain_client
 

@@ -7,10 +7,9 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
-from actions import EgressPolicy, guarded_client, parse_networks
+from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
 from actions.builtin.http_request import ACTION, HttpRequestParams
 from consumer.pipeline.rendering import OutcomeRenderer
 from schemas import ResultEnvelope, success_envelope
@@ -25,7 +24,7 @@ def upstream() -> Iterator[SurrogateJsonStandIn]:
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[httpx.AsyncClient]:
+async def egress() -> AsyncIterator[HttpClient]:
     async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
         yield client
 
@@ -47,7 +46,7 @@ def rendered(data: dict[str, object]) -> bytes:
 
 
 async def test_an_http_request_envelope_round_trips(
-    upstream: SurrogateJsonStandIn, egress: httpx.AsyncClient
+    upstream: SurrogateJsonStandIn, egress: HttpClient
 ) -> None:
     async with plain_client() as http:
         ctx = make_context(http=http, egress_http=egress)
