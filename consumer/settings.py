@@ -60,7 +60,13 @@ class IntakeSettings(KafkaSettings):
 
 class EngineSettings(IntakeSettings, StateSettings):
     # An invalid value is named, never echoed: it may be a password or a URL holding one.
-    model_config = SettingsConfigDict(hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        case_sensitive=True,
+        hide_input_in_errors=True,
+    )
     # The rate limits the actions declare (`Action.rate_limits`), by setting name, as read
     # from the environment when these settings were (see `_read_rate_limits`).
     _rate_limits: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumer.broker.settings import env_field as env_setting
 
@@ -25,6 +25,10 @@ def decode_encryption_key(text: str) -> bytes:
 
 
 class StateSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, frozen=True, case_sensitive=True
+    )
+
     state_url: SecretStr | None = env_setting(
         "EXECUTION_STATE_URL",
         None,
