@@ -58,7 +58,7 @@ class IntakeSettings(KafkaSettings):
     )
 
 
-class EngineSettings(IntakeSettings, StateSettings):
+class EngineSettings(StateSettings, IntakeSettings):
     # An invalid value is named, never echoed: it may be a password or a URL holding one.
     model_config = SettingsConfigDict(
         extra="ignore",
