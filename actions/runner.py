@@ -121,14 +121,24 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         slot: InFlightSlot = NO_SLOT,
+        credentials: CredentialSource | None = None,
         *,
         deduplicate: bool = True,
     ) -> ResultEnvelope:
         """`slot`: lent to others while the request waits (rate limit, open circuit, its twin
-        running); `deduplicate=False`: run it even if it succeeded (`--include-succeeded`)."""
+        running); `credentials`: the request's own view of them (its redaction scope; default
+        the shared ones); `deduplicate=False`: run it even if it succeeded."""
         started_at = self.now()
         once = self.idempotency.once(request, request_id, slot, deduplicate)
-        execution = self._execute(request, request_id, log, started_at, slot, once=once)
+        execution = self._execute(
+            request,
+            request_id,
+            log,
+            started_at,
+            slot,
+            credentials=credentials or self.credentials,
+            once=once,
+        )
         if once is not None:  # remembers a success (its data), forgets a failure
             execution = once.settling(
                 execution, lambda done: done[0].data or {} if done[0].code is None else None
@@ -157,7 +167,7 @@ class ActionRunner:
         else:
             action = prepared.action
             assert isinstance(action, SyncAction)
-            ctx = self._context(request, request_id, log, NO_SLOT)
+            ctx = self._context(request, request_id, log, NO_SLOT, self.credentials)
             log.info("action.started", attempt=1)
             try:
                 outcome = _Outcome(1, data=dict(action.run_now(prepared.params, ctx)))
@@ -210,6 +220,7 @@ class ActionRunner:
         started_at: datetime,
         slot: InFlightSlot,
         *,
+        credentials: CredentialSource,
         once: Once | None = None,
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
@@ -224,16 +235,13 @@ class ActionRunner:
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
-            outcome = await self._run(
-                prepared.action,
-                prepared.params,
-                self._context(request, request_id, log, slot),
-            )
+            ctx = self._context(request, request_id, log, slot, credentials)
+            outcome = await self._run(prepared.action, prepared.params, ctx)
         _log_outcome(log, outcome, time.monotonic() - clock_start)
         if fallback is None or outcome.code not in FALLBACK_ON:
             return outcome, None
         return outcome, await self._run_fallback(
-            request, request_id, log, fallback, outcome, slot=slot
+            request, request_id, log, fallback, outcome, slot=slot, credentials=credentials
         )
 
     async def _run_fallback(
@@ -245,6 +253,7 @@ class ActionRunner:
         failed: _Outcome,
         *,
         slot: InFlightSlot,
+        credentials: CredentialSource,
     ) -> FallbackResult:
         name = fallback.action.name
         log = log.bind(action=name, fallback_for=request.action)
@@ -253,9 +262,8 @@ class ActionRunner:
         if request.deadline is not None and self.now() >= request.deadline:
             outcome = _deadline_passed("before the fallback could run")
         else:
-            outcome = await self._run(
-                fallback.action, fallback.params, self._context(request, request_id, log, slot)
-            )
+            ctx = self._context(request, request_id, log, slot, credentials)
+            outcome = await self._run(fallback.action, fallback.params, ctx)
         elapsed = time.monotonic() - clock_start
         _log_outcome(log, outcome, elapsed)
         error = None
@@ -281,12 +289,13 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         slot: InFlightSlot,
+        credentials: CredentialSource,
     ) -> ActionContext:
         return ActionContext(
             request_id=request_id,
             project=request.project,
             deadline=request.deadline,
-            credentials=self.credentials,
+            credentials=credentials,
             http=self.http,
             egress_http=self.egress_http,
             config=self.config,
@@ -314,7 +323,7 @@ class ActionRunner:
                     )
                 # A rotated token: evict it and try once more with a fresh one, at once.
                 refetched_credential = True
-                await self.credentials.invalidate(ctx.project, exc.service)
+                await ctx.credentials.invalidate(ctx.project, exc.service)
                 log.info(
                     "action.retrying",
                     attempt=attempts,

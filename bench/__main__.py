@@ -1,6 +1,7 @@
 """`python -m bench [SCENARIO ...]`: run the benchmarks and print every figure.
 
-Scenarios: passthrough, io, hol, memory, scaleout (default: all of them, in that order).
+Scenarios: passthrough, io, hol, memory, scaleout, tenants (default: all of them, in that
+order). `tenants` runs in process and needs no broker.
 Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
 The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/localkafka.
 Exactly-once's own costs (on vs off, slow-key latency): `python -m bench.exactly_once --help`.
@@ -26,7 +27,7 @@ from bench.processes import ROOT
 from bench.report import say
 from bench.runner import Context
 
-SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout")
+SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -87,6 +88,10 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("5. scale-out")
     g.add_argument("--scale-records", type=int, default=60_000, help="records preloaded")
     g.add_argument("--scale-processes", default="1,2,3", help="engine process counts to run")
+    g = p.add_argument_group("6. tenants")
+    g.add_argument(
+        "--tenant-records", type=int, default=2000, help="records per per-record measurement"
+    )
     g = p.add_argument_group("all scenarios")
     g.add_argument(
         "--keep-logs",
@@ -132,6 +137,7 @@ def _quick(args: argparse.Namespace) -> None:
     args.backlog = min(args.backlog, 20_000)
     args.steady_seconds = min(args.steady_seconds, 20.0)
     args.scale_records = min(args.scale_records, 6000)
+    args.tenant_records = min(args.tenant_records, 300)
 
 
 def reproduce_command(argv: Sequence[str]) -> str:
@@ -180,7 +186,7 @@ async def _run(
 
 
 async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> None:
-    from bench import head_of_line, io_bound, memory, passthrough, scale_out  # noqa: PLC0415
+    from bench import head_of_line, io_bound, memory, passthrough, scale_out, tenants  # noqa: PLC0415
 
     for name in chosen:
         if name == "passthrough":
@@ -200,6 +206,8 @@ async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[st
         elif name == "scaleout":
             processes = [int(n) for n in args.scale_processes.split(",")]
             await scale_out.run(ctx, args.scale_records, processes)
+        elif name == "tenants":
+            await tenants.run(ctx.report, args.tenant_records)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"measured:  {_environment()}")
     say(f"run dir:   {log_dir} (stderr of every process; stdout too with --keep-logs)")
     extra = dict(item.split("=", 1) for item in args.engine_env)
-    with kafka_broker() as bootstrap, contextlib.ExitStack() as stack:
+    # `tenants` alone needs no broker.
+    broker = kafka_broker() if set(chosen) - {"tenants"} else contextlib.nullcontext("")
+    with broker as bootstrap, contextlib.ExitStack() as stack:
         ctx = Context(
             bootstrap, log_dir, keep_stdout=args.keep_logs, engine_env=extra, profile=args.profile
         )

@@ -79,6 +79,7 @@ class Application:
         # A dead letter is the original record plus headers: leave room for both.
         self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
         self.scheduler: KeyedScheduler[Work] | None = None
+        self.credentials: CredentialCache | None = None  # built with the runner
         self.partitions: Partitions | None = None
         self.consumer: AIOKafkaConsumer | None = None  # the group consumer, once started
         self.ops: OpsServer | None = None
@@ -130,6 +131,7 @@ class Application:
                 IntakeLimits.from_settings(settings),
                 metrics=self.metrics,
                 tracing=self.tracing,
+                credentials=self.credentials,
             )
             scheduler = self.scheduler = KeyedScheduler(settings.max_in_flight, processor.run)
             consumer = self.consumer = AIOKafkaConsumer(
@@ -213,6 +215,7 @@ class Application:
             fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries, forget=forget
         )
         self.metrics.watch_credentials(credentials)  # ops
+        self.credentials = credentials
         return ActionRunner(
             registry=self.registry,
             credentials=credentials,

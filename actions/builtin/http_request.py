@@ -128,9 +128,11 @@ class HttpRequest(Action[HttpRequestParams]):
 
     async def run(self, params: HttpRequestParams, ctx: ActionContext) -> Mapping[str, Any]:
         outgoing = await self._prepare(params, ctx)
+        # One bound for every hop together; each hop gets what is left of it, so the client's
+        # own timeout is the one that fires and knows whether the request had gone out.
+        deadline = asyncio.get_running_loop().time() + outgoing.timeout_s
         try:
-            async with asyncio.timeout(outgoing.timeout_s):
-                return await self._exchange(ctx, outgoing)
+            return await self._exchange(ctx, outgoing, deadline)
         except (TimeoutError, HttpTimeout) as exc:
             message = f"no complete answer within {outgoing.timeout_s:g} s"
             if isinstance(exc, HttpTimeout):
@@ -168,8 +170,15 @@ class HttpRequest(Action[HttpRequestParams]):
             params.method, url, headers, content, timeout_s, params.credential, idempotent
         )
 
-    async def _exchange(self, ctx: ActionContext, out: _Outgoing) -> dict[str, Any]:
+    async def _exchange(
+        self, ctx: ActionContext, out: _Outgoing, deadline: float
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
         for _hop in range(ctx.config.http_max_redirects + 1):
+            left = deadline - loop.time()
+            if left <= 0:
+                # The hops before were answered in full; this one never went out.
+                raise HttpTimeout("no time left for the next redirect hop", sent=False)
             ctx.attempt.sending(idempotent=out.idempotent)
             try:
                 response = await ctx.egress_http.request(
@@ -177,7 +186,7 @@ class HttpRequest(Action[HttpRequestParams]):
                     out.url,
                     headers=out.headers,
                     content=out.content,
-                    timeout_s=out.timeout_s,
+                    timeout_s=left,
                     max_body_bytes=ctx.config.http_max_response_bytes,
                     max_content_codings=ctx.config.http_max_content_encodings,
                 )

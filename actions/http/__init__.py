@@ -18,7 +18,7 @@ from actions.http.errors import (
     HttpTimeout,
     InvalidRequest,
 )
-from actions.http.headers import ascii_header_value, checked_headers, is_sendable_value
+from actions.http.headers import checked_headers, is_sendable_value
 from actions.http.response import HttpResponse
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "HttpResponse",
     "HttpTimeout",
     "InvalidRequest",
-    "ascii_header_value",
     "checked_headers",
     "is_sendable_value",
 ]

@@ -3,17 +3,16 @@
 A header name is an RFC 9110 token. A value may hold any character but line breaks, NUL and
 the other control characters (a tab aside), and no leading or trailing space (a receiver strips
 those, so what it reads would differ from what was meant). Non-ASCII values are sent as UTF-8
-bytes (RFC 9110 5.5 lets a field carry them as opaque octets). Where a header must stay ASCII
-(the engine's `Idempotency-Key` carries the request id, which may be `café-1`),
-`ascii_header_value` percent-encodes it. A violation is the request's own fault:
-`InvalidRequest`, raised before a connection is made, and the message never holds the value.
+bytes (RFC 9110 5.5 lets a field carry them as opaque octets); a header that must stay ASCII
+is the caller's to encode (`actions.request_id_header` does the request id). A violation is
+the request's own fault: `InvalidRequest`, raised before a connection is made, and the message
+never holds the value.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote
 
 from actions.http.errors import InvalidRequest
 
@@ -21,8 +20,6 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Control characters other than HTAB, and DEL; plus the Unicode line separators a receiver
 # decoding UTF-8 might split on.
 _UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
-# What `ascii_header_value` leaves as it is: visible ASCII except "%" (kept injective).
-_ASCII_SAFE = "!\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
 
 def is_token(name: str) -> bool:
@@ -60,10 +57,3 @@ def checked_headers(
             )
         checked.append((name, value))
     return checked
-
-
-def ascii_header_value(text: str) -> str:
-    """`text` as an ASCII header value: UTF-8 percent-encoding (RFC 3986) of every character
-    outside visible ASCII, and of "%" itself, so distinct texts stay distinct values.
-    Visible-ASCII text without "%" is unchanged (`req-42` stays `req-42`)."""
-    return quote(text, safe=_ASCII_SAFE)

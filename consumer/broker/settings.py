@@ -14,7 +14,7 @@ from aiokafka.helpers import create_ssl_context
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS
 
 
 def env_field(name: str, default: Any, description: str, **kwargs: Any) -> Any:
@@ -100,7 +100,7 @@ class KafkaSettings(BaseSettings):
             password = self.sasl_password.get_secret_value() if self.sasl_password else None
             if password:
                 # The one place the password leaves its SecretStr: nothing may ever print it.
-                REDACTOR.add(password)
+                SECRETS.add_engine_secret(password)
             options["sasl_plain_password"] = password
         if self.security_protocol in ("SSL", "SASL_SSL"):
             options["ssl_context"] = self.ssl_context()

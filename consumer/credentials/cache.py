@@ -2,6 +2,10 @@
 
 The cache key is (project, service), so one project's token is never served to another. A
 fetch is single-flight: a burst of requests for a cold key makes one Vault call, not hundreds.
+
+Each cached token is held for redaction (`consumer.ops.redaction`) while it is cached; a
+record's own view of the cache (`for_record()`) adds every token the record fetched to that
+record's redaction scope, which holds it until the record's outputs are rendered.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import TracebackType
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -18,7 +23,8 @@ from pydantic import SecretStr
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
 from actions.http import HttpClient, HttpError, HttpTimeout, InvalidRequest
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.matching import Secret
+from consumer.ops.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]
 # Told when a token is invalidated (the fleet's shared cache forgets it too).
@@ -40,7 +46,7 @@ class VaultEngineClient:
         self._http = http
         self._headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         if token:
-            REDACTOR.add(token.get_secret_value())
+            SECRETS.add_engine_secret(token.get_secret_value())
 
     async def fetch(self, project: str, service: str) -> SecretStr:
         # Both are validated names already; this is the second lock on the path.
@@ -81,13 +87,13 @@ class VaultEngineClient:
                 f"the {service} credential of project {project!r} is empty",
                 details={"service": service},
             )
-        REDACTOR.add(token)
         return SecretStr(token)
 
 
 @dataclass
 class _Entry:
     token: SecretStr
+    secret: Secret  # held for redaction while the entry is cached
     expires_at: float
 
 
@@ -100,6 +106,8 @@ class CredentialCache:
         ttl_s: float = 300.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        secrets: SecretRegistry = SECRETS,
+        *,
         forget: Forget | None = None,
     ) -> None:
         self._fetch = fetch
@@ -107,20 +115,39 @@ class CredentialCache:
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._clock = clock
+        self._secrets = secrets
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
-        self._inflight: dict[tuple[str, str], asyncio.Future[SecretStr]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[tuple[SecretStr, Secret]]] = {}
         # Bumped by invalidate(): a fetch that started before must not cache what it got.
         self._generation: dict[tuple[str, str], int] = {}
+        self._next_sweep = clock() + ttl_s
         self.hits = 0
         self.misses = 0
 
+    @property
+    def engine_scope(self) -> RedactionScope:
+        """The scope of outputs that used no credential: the engine's own secrets."""
+        return self._secrets.engine_scope
+
+    def for_record(self) -> RecordCredentials:
+        """One record's view: what it fetches is added to its redaction scope."""
+        return RecordCredentials(self, self._secrets.scope())
+
     async def get(self, project: str, service: str) -> SecretStr:
+        token, _ = await self.get_held(project, service)
+        return token
+
+    async def get_held(self, project: str, service: str) -> tuple[SecretStr, Secret]:
+        """The token and its redaction handle (held by the cache only while it is cached:
+        a caller that keeps using it retains it, as `RedactionScope.add` does)."""
         key = (project, service)
         entry = self._entries.get(key)
-        if entry is not None and entry.expires_at > self._clock():
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry.token
+        if entry is not None:
+            if entry.expires_at > self._clock():
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry.token, entry.secret
+            self._drop(key)
         self.misses += 1
         future = self._inflight.get(key)
         if future is None:
@@ -130,7 +157,7 @@ class CredentialCache:
         # shield: one waiter being cancelled must not cancel the fetch the others wait for.
         return await asyncio.shield(future)
 
-    def _forget_inflight(self, future: asyncio.Future[SecretStr]) -> None:
+    def _forget_inflight(self, future: asyncio.Future[tuple[SecretStr, Secret]]) -> None:
         for key, pending in list(self._inflight.items()):
             if pending is future:
                 del self._inflight[key]
@@ -139,21 +166,80 @@ class CredentialCache:
 
     async def invalidate(self, project: str, service: str) -> None:
         key = (project, service)
-        self._entries.pop(key, None)
+        self._drop(key)
         self._inflight.pop(key, None)  # later callers start a fresh fetch
         self._generation[key] = self._generation.get(key, 0) + 1
         if self._forget is not None:
             await self._forget(project, service)
 
-    async def _load(self, key: tuple[str, str], generation: int) -> SecretStr:
+    async def _load(self, key: tuple[str, str], generation: int) -> tuple[SecretStr, Secret]:
         token = await self._fetch(*key)
+        problem = credential_problem(token.get_secret_value())
+        if problem is not None:
+            project, service = key
+            # Never cached, never a redaction pattern: see consumer.ops.redaction.
+            raise MissingCredentials(
+                f"the {service} credential of project {project!r} {problem}: not usable as a token",
+                details={"service": service},
+            )
+        secret = self._secrets.hold(token.get_secret_value())
         if self._generation.get(key, 0) != generation:
-            return token  # invalidated meanwhile: use it once, do not cache it
-        self._entries[key] = _Entry(token, self._clock() + self._ttl_s)
-        self._entries.move_to_end(key)
+            # Invalidated meanwhile: use it once, do not cache it. Its users retain it.
+            self._secrets.release(secret)
+            return token, secret
+        self._drop(key)
+        self._entries[key] = _Entry(token, secret, self._clock() + self._ttl_s)
         while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-        return token
+            self._drop(next(iter(self._entries)))
+        self._sweep_expired()
+        return token, secret
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._secrets.release(entry.secret)
+
+    def _sweep_expired(self) -> None:
+        """Expired entries leave (and stop being redaction patterns) within a TTL, even when
+        nobody asks for them again; one pass over the cache per half TTL at most."""
+        now = self._clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._ttl_s / 2
+        for key in [k for k, e in self._entries.items() if e.expires_at <= now]:
+            self._drop(key)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class RecordCredentials:
+    """The credential cache as one record sees it (an `actions.CredentialSource`): every
+    token it gets is added to the record's redaction scope. `close()` after the record's
+    outputs are rendered."""
+
+    def __init__(self, cache: CredentialCache, scope: RedactionScope) -> None:
+        self._cache = cache
+        self.scope = scope
+
+    async def get(self, project: str, service: str) -> SecretStr:
+        token, secret = await self._cache.get_held(project, service)
+        self.scope.add(secret)
+        return token
+
+    async def invalidate(self, project: str, service: str) -> None:
+        await self._cache.invalidate(project, service)
+
+    def close(self) -> None:
+        self.scope.close()
+
+    def __enter__(self) -> RecordCredentials:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -25,7 +25,6 @@ from pydantic import SecretStr
 
 from actions import InvalidParams, MissingCredentials
 from actions.base import is_safe_path_segment
-from consumer.ops.redaction import REDACTOR
 
 PREFIX = "PURAIFY_CRED_"
 SEPARATOR = "__"
@@ -101,7 +100,6 @@ class EnvCredentials:
             raise MissingCredentials(
                 self._missing_message(project, service, name), details={"service": service}
             )
-        REDACTOR.add(value)
         return SecretStr(value)
 
     def _missing_message(self, project: str, service: str, name: str) -> str:

@@ -25,7 +25,7 @@ from actions.base import is_safe_path_segment
 from actions.errors import parse_retry_after
 from actions.http import HttpClient, HttpError, HttpResponse, HttpTimeout, InvalidRequest
 from consumer.credentials.cache import VaultRefused
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS
 
 _PLACEHOLDERS = {"project", "service"}
 _MOUNT = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
@@ -83,7 +83,7 @@ class HashiCorpVaultClient:
         # True once Vault said the mount is KV version 2 (asked on a "not found"; None: not yet).
         self._mount_is_kv2: bool | None = None
         if token:
-            REDACTOR.add(token.get_secret_value())
+            SECRETS.add_engine_secret(token.get_secret_value())
 
     def url(self, project: str, service: str) -> str:
         # Both are validated names already; this is the second lock on the path.
@@ -106,7 +106,7 @@ class HashiCorpVaultClient:
             raise VaultUnavailable(f"cannot read VAULT_TOKEN_FILE ({type(exc).__name__})") from None
         if not token:
             raise VaultUnavailable("VAULT_TOKEN_FILE is empty")
-        REDACTOR.add(token)
+        SECRETS.add_engine_secret(token)
         return token
 
     async def fetch(self, project: str, service: str) -> SecretStr:
@@ -225,7 +225,6 @@ class HashiCorpVaultClient:
                 f"the {service} secret of project {project!r} has no {self._field!r} field",
                 details={"service": service},
             )
-        REDACTOR.add(value)
         return SecretStr(value)
 
 

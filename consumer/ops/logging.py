@@ -1,7 +1,9 @@
 """structlog, configured once: JSON lines on stdout, the same events on the logs topic.
 
 The processor chain is the whole behaviour, top to bottom. Redaction runs last before rendering,
-so nothing added by an earlier processor can escape it. Events bound for Kafka go into a bounded
+so nothing added by an earlier processor can escape it; it scrubs with the scope of the record
+being processed (`consumer.ops.redaction`), so a record's events carry none of its secrets and
+no other tenant's secret is ever a pattern in them. Events bound for Kafka go into a bounded
 queue that a background task drains in batches: logging never awaits the broker, and a slow or
 absent broker costs dropped log events (counted), never a stalled envelope.
 
@@ -28,7 +30,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import current_scope
 from consumer.partitions.partitioner import FastPartitioner
 
 SERVICE = "execution-engine"
@@ -198,8 +200,9 @@ def normalise_level(_: WrappedLogger, method: str, event: EventDict) -> EventDic
 
 
 def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    scrubbed: dict[str, Any] = REDACTOR.scrub_value(event)
-    return scrubbed
+    """Scrubbed of the engine's secrets and, inside a record (`RedactionScope.active`), of the
+    credentials that record used; the engine's own fields and every key are kept."""
+    return current_scope().scrub_event(event)
 
 
 # Characters JSON leaves raw that line-based tools treat as line breaks (U+2028, U+2029, NEL),

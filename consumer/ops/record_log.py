@@ -17,24 +17,28 @@ from typing import Any
 from structlog.typing import FilteringBoundLogger
 
 from consumer.ops import logging as engine_logging
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import RedactionScope, current_scope
 
 _NAMES = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
 
 
-def record_logger(**context: Any) -> FilteringBoundLogger:
-    """A logger bound to one record's fields."""
+def record_logger(scope: RedactionScope | None = None, /, **context: Any) -> FilteringBoundLogger:
+    """A logger bound to one record's fields, whose events are scrubbed with `scope` (the
+    record's redaction scope; default: the one active where an event is emitted)."""
     if engine_logging._renderer is None:
         return engine_logging.get_logger(**context)
-    return RecordLogger(context, engine_logging._min_level)
+    return RecordLogger(context, engine_logging._min_level, scope)
 
 
 class RecordLogger:
-    __slots__ = ("_context", "_min_level")
+    __slots__ = ("_context", "_min_level", "_scope")
 
-    def __init__(self, context: dict[str, Any], min_level: int) -> None:
+    def __init__(
+        self, context: dict[str, Any], min_level: int, scope: RedactionScope | None = None
+    ) -> None:
         self._context = context
         self._min_level = min_level
+        self._scope = scope
 
     def _emit(self, level: int, event: str, kw: dict[str, Any]) -> None:
         if level < self._min_level:
@@ -47,25 +51,26 @@ class RecordLogger:
         event_dict.setdefault("level", _NAMES.get(level, "info"))
         event_dict["timestamp"] = engine_logging.timestamp()
         event_dict.setdefault("service", engine_logging.SERVICE)
-        renderer.emit(REDACTOR.scrub_value(event_dict))
+        scope = current_scope() if self._scope is None else self._scope
+        renderer.emit(scope.scrub_event(event_dict))
 
     # -- binding ---------------------------------------------------------------------------
 
     def bind(self, **new_values: Any) -> RecordLogger:
-        return RecordLogger({**self._context, **new_values}, self._min_level)
+        return RecordLogger({**self._context, **new_values}, self._min_level, self._scope)
 
     def unbind(self, *keys: str) -> RecordLogger:
         context = dict(self._context)
         for key in keys:
             del context[key]
-        return RecordLogger(context, self._min_level)
+        return RecordLogger(context, self._min_level, self._scope)
 
     def try_unbind(self, *keys: str) -> RecordLogger:
         context = {k: v for k, v in self._context.items() if k not in keys}
-        return RecordLogger(context, self._min_level)
+        return RecordLogger(context, self._min_level, self._scope)
 
     def new(self, **new_values: Any) -> RecordLogger:
-        return RecordLogger(dict(new_values), self._min_level)
+        return RecordLogger(dict(new_values), self._min_level, self._scope)
 
     def is_enabled_for(self, level: int) -> bool:
         return level >= self._min_level

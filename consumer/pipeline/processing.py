@@ -3,6 +3,10 @@ rendered to the records its partition publishes.
 
 Nothing here may fail for good: a bug while running or rendering still yields one
 `internal_error` envelope, or the partition's watermark would never pass the record.
+
+A scheduled record runs with its own view of the credential cache: what it fetches is in its
+redaction scope, which scrubs its log events and envelope and is released once they are
+rendered (`consumer.ops.redaction`). An immediate record fetches nothing: the engine's scope.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from typing import Any, Protocol
 from structlog.typing import FilteringBoundLogger
 
 from actions import NO_SLOT, ActionRunner, InFlightSlot
+from consumer.credentials.cache import CredentialCache, RecordCredentials
 from consumer.ops.logging import get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.record_log import record_logger
+from consumer.ops.redaction import SECRETS, RedactionScope
 from consumer.ops.tracing import NO_TRACING, NoTracing
 from consumer.pipeline.envelopes import bug_envelope, rejection_envelope
 from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
@@ -59,8 +65,15 @@ class RecordProcessor:
         *,
         metrics: EngineMetrics,
         tracing: NoTracing,
+        credentials: CredentialCache | None = None,
     ) -> None:
+        """`credentials`: the cache the runner fetches from, to track what each record
+        fetched; None: records are scrubbed of the engine's own secrets only (tests)."""
         self._runner = runner
+        self._credentials = credentials
+        self._engine_scope = (
+            SECRETS.engine_scope if credentials is None else credentials.engine_scope
+        )
         self._renderer = renderer
         self._limits = limits
         self._metrics = metrics
@@ -92,7 +105,7 @@ class RecordProcessor:
                 outcome = self._rejected(record, decoded)
             else:
                 request = decoded.request
-                log = _record_logger(record, decoded).bind(
+                log = _record_logger(record, decoded, self._engine_scope).bind(
                     action=request.action, project=request.project
                 )
                 log.info("request.received")
@@ -101,31 +114,43 @@ class RecordProcessor:
         except Exception:
             self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
             outcome = _Outcome(bug_envelope(record, "the engine failed on this record (bug)"))
-        return self._render(record, outcome)
+        return self._render(record, outcome, self._engine_scope)
 
     async def run(self, work: Work, slot: InFlightSlot) -> None:
         """A scheduled job: process the record, hand what it yields to its partition."""
         work.channel.finish(work.record.offset, await self.process(work, slot))
 
     async def process(self, work: Work, slot: InFlightSlot = NO_SLOT) -> list[OutMessage]:
+        if self._credentials is None:
+            return await self._process(work, slot, None)
+        with self._credentials.for_record() as credentials, credentials.scope.active():
+            return await self._process(work, slot, credentials)
+
+    async def _process(
+        self, work: Work, slot: InFlightSlot, credentials: RecordCredentials | None
+    ) -> list[OutMessage]:
         record, decoded = work.record, work.decoded
+        scope = self._engine_scope if credentials is None else credentials.scope
         try:
             if decoded is None:
                 raise RuntimeError("intake failed")  # logged where it happened
             if isinstance(decoded, Rejected):
                 outcome = self._rejected(record, decoded)
             else:
-                outcome = await self._executed(record, decoded, slot)
+                outcome = await self._executed(record, decoded, slot, credentials, scope)
         except Exception:
             self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
             outcome = _Outcome(bug_envelope(record, "the engine failed on this record (bug)"))
-        return self._render(record, outcome)
+        return self._render(record, outcome, scope)
 
-    def _render(self, record: Any, outcome: _Outcome) -> list[OutMessage]:
+    def _render(self, record: Any, outcome: _Outcome, scope: RedactionScope) -> list[OutMessage]:
         self._metrics.envelope(outcome.envelope)  # ops
         try:
             return self._renderer.render(
-                outcome.envelope, traceparent=outcome.traceparent, dead_letter=outcome.dead_letter
+                outcome.envelope,
+                traceparent=outcome.traceparent,
+                dead_letter=outcome.dead_letter,
+                scope=scope,
             )
         except Exception:
             self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
@@ -135,7 +160,7 @@ class RecordProcessor:
             )
 
     def _rejected(self, record: Any, rejected: Rejected) -> _Outcome:
-        _record_logger(record, rejected).warning(
+        _record_logger(record, rejected, self._engine_scope).warning(
             "request.invalid",
             error_code=rejected.code.value,
             error_message=rejected.message,
@@ -153,19 +178,36 @@ class RecordProcessor:
             rejection_envelope(rejected), rejected.traceparent, (record.key, record.value, headers)
         )
 
-    async def _executed(self, record: Any, accepted: Accepted, slot: InFlightSlot) -> _Outcome:
+    async def _executed(
+        self,
+        record: Any,
+        accepted: Accepted,
+        slot: InFlightSlot,
+        credentials: RecordCredentials | None,
+        scope: RedactionScope,
+    ) -> _Outcome:
         request = accepted.request
-        log = _record_logger(record, accepted).bind(action=request.action, project=request.project)
+        log = _record_logger(record, accepted, scope).bind(
+            action=request.action, project=request.project
+        )
         log.info("request.received")
         execution = self._runner.execute(
-            request, accepted.request_id, log, slot, deduplicate=not reexecutes(record.headers)
+            request,
+            accepted.request_id,
+            log,
+            slot,
+            credentials,
+            deduplicate=not reexecutes(record.headers),
         )
         envelope = await self._tracing.run(accepted, execution)  # ops: a span when tracing is on
         return _Outcome(envelope, accepted.traceparent)
 
 
-def _record_logger(record: Any, decoded: Accepted | Rejected) -> FilteringBoundLogger:
+def _record_logger(
+    record: Any, decoded: Accepted | Rejected, scope: RedactionScope
+) -> FilteringBoundLogger:
     return record_logger(
+        scope,
         request_id=decoded.request_id,
         partition=record.partition,
         offset=record.offset,

@@ -18,10 +18,10 @@ from pydantic import BaseModel
 from actions.limits import escape_lone_surrogates, holds_lone_surrogate
 from consumer.broker.dead_letter_size import wire_size
 from consumer.ops.logging import get_logger
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS, RedactionScope
 from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
-from schemas import ResultEnvelope, format_timestamp
+from schemas import ErrorInfo, ResultEnvelope, format_timestamp
 
 Headers = list[tuple[str, bytes]]
 # (original key, original value, headers)
@@ -31,16 +31,48 @@ DeadLetter = tuple[bytes | None, bytes | None, Headers]
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
-def envelope_bytes(envelope: ResultEnvelope) -> bytes:
-    """The envelope as JSON, as `model_dump_json` renders it (a test holds them equal field for
-    field), at a fraction of its cost: orjson on the model's fields. What orjson cannot encode
-    as pydantic would (integers beyond 64 bits, lone surrogates, keys that are not strings,
-    types outside JSON) goes through `model_dump_json`."""
+def envelope_bytes(envelope: ResultEnvelope, scope: RedactionScope | None = None) -> bytes:
+    """The envelope as JSON, scrubbed of `scope`'s secrets (default: the engine's own) on its
+    values before rendering, and rendered as `model_dump_json` renders it (a test holds them
+    equal field for field) at a fraction of its cost: orjson on the model's fields. What
+    orjson cannot encode as pydantic would (integers beyond 64 bits, lone surrogates, keys
+    that are not strings, types outside JSON) goes through `model_dump_json`."""
+    scrubbed = scrubbed_envelope(envelope, SECRETS.engine_scope if scope is None else scope)
     try:
-        text = orjson.dumps(_fields(envelope), option=_ORJSON_OPTIONS).decode()
+        return orjson.dumps(_fields(scrubbed), option=_ORJSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
-        text = envelope.model_dump_json()
-    return REDACTOR.scrub(text).encode()
+        return scrubbed.model_dump_json().encode()
+
+
+def scrubbed_envelope(envelope: ResultEnvelope, scope: RedactionScope) -> ResultEnvelope:
+    """The envelope with its content (data, error message and details, metadata, environment,
+    the fallback's) scrubbed; ids, names, status, codes and times kept as they are, so no
+    credential value can change the envelope's shape or meaning."""
+    if not scope:
+        return envelope
+    update: dict[str, Any] = {
+        "data": scope.scrub_value(envelope.data),
+        "error": _scrubbed_error(envelope.error, scope),
+        "metadata": scope.scrub_value(envelope.metadata),
+        "environment": scope.scrub_value(envelope.environment),
+    }
+    fallback = envelope.fallback
+    if fallback is not None:
+        data, error = scope.scrub_value(fallback.data), _scrubbed_error(fallback.error, scope)
+        if data is not fallback.data or error is not fallback.error:
+            update["fallback"] = fallback.model_copy(update={"data": data, "error": error})
+    if all(value is getattr(envelope, name) for name, value in update.items()):
+        return envelope  # nothing was masked: no copy
+    return envelope.model_copy(update=update)
+
+
+def _scrubbed_error(error: ErrorInfo | None, scope: RedactionScope) -> ErrorInfo | None:
+    if error is None:
+        return None
+    message, details = scope.scrub_text(error.message), scope.scrub_value(error.details)
+    if message is error.message and details is error.details:
+        return error
+    return error.model_copy(update={"message": message, "details": details})
 
 
 # Datetimes and dataclasses in `data` are not rendered by orjson's rules: they raise (no
@@ -104,7 +136,7 @@ def dead_letter_headers(
     the engine's)."""
     return [
         ("error-code", rejected.code.value.encode()),
-        ("error-message", REDACTOR.scrub(rejected.message).encode()),
+        ("error-message", SECRETS.scrub(rejected.message).encode()),
         ("source-topic", topic.encode()),
         ("source-partition", str(partition).encode()),
         ("source-offset", str(offset).encode()),
@@ -174,7 +206,9 @@ class OutcomeRenderer:
         *,
         traceparent: str | None,
         dead_letter: DeadLetter | None = None,
+        scope: RedactionScope | None = None,
     ) -> list[OutMessage]:
+        """`scope`: the record's redaction scope (default: the engine's secrets only)."""
         messages: list[OutMessage] = []
         if dead_letter is not None:
             letter = self._fitting_dead_letter(*dead_letter)
@@ -191,7 +225,7 @@ class OutcomeRenderer:
             result_headers.append(("traceparent", traceparent.encode()))
         key = envelope.request_id.encode()
         try:
-            value = envelope_bytes(envelope)
+            value = envelope_bytes(envelope, scope)
         except ValueError as exc:  # pydantic cannot render it (e.g. nested past its limit)
             escaped = with_lone_surrogates_escaped(envelope)
             if escaped is not None:  # an action kept an upstream's lone surrogate as it came

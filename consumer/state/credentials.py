@@ -24,7 +24,6 @@ from pydantic import SecretStr
 
 from actions.errors import StateUnavailable
 from consumer.credentials.cache import Fetch
-from consumer.ops.redaction import REDACTOR
 
 if TYPE_CHECKING:  # the client library is imported only when a store is configured
     from consumer.state.remote import RemoteState
@@ -113,7 +112,6 @@ class SharedCredentials:
         token = self._seal.open(sealed, name)
         if token is None:
             return None
-        REDACTOR.add(token)  # learnt from the store instead of the Vault: still a secret
         return SecretStr(token)
 
     async def _from_vault(self, project: str, service: str, name: str | None) -> SecretStr:

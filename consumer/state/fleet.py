@@ -17,7 +17,7 @@ from actions.idempotency import LocalSuccesses, SuccessStore
 from actions.ratelimit import RateStore
 from consumer.credentials.cache import Fetch, Forget
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS
 from consumer.state.credentials import SharedCredentials, TokenSeal
 from consumer.state.guard import StateGuard
 from consumer.state.settings import StateSettings, decode_encryption_key
@@ -109,7 +109,7 @@ def build_state(
     seal = None
     if settings.state_encryption_key is not None:
         key_text = settings.state_encryption_key.get_secret_value()
-        REDACTOR.add(key_text)  # nothing the engine writes may show it
+        SECRETS.add_engine_secret(key_text)  # nothing the engine writes may show it
         seal = TokenSeal(decode_encryption_key(key_text))
     remote = RemoteState(client, guard, settings.state_prefix or group_id)
     return ValkeyState(remote, SharedSuccesses(remote, local), seal)

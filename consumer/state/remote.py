@@ -22,7 +22,7 @@ from actions.circuit import CircuitState, SharedCircuit
 from actions.errors import StateUnavailable
 from actions.idempotency import Claim, LocalSuccesses
 from actions.ratelimit import Rate, RateKey
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS, current_scope
 from consumer.state import scripts
 from consumer.state.guard import StateGuard
 
@@ -46,7 +46,7 @@ def connect(
     parts = urlsplit(url)
     for secret in (password, parts.password and unquote(parts.password)):
         if secret:
-            REDACTOR.add(secret)
+            SECRETS.add_engine_secret(secret)
     options: dict[str, Any] = {
         # No timeouts of the client's own: `StateGuard` bounds every call as a whole (connect,
         # wait for a pooled connection, send, read), and each of the client's would be one
@@ -171,8 +171,9 @@ class SharedSuccesses:
 
     async def succeeded(self, key: str, owner: str, data: Mapping[str, Any], ttl_s: float) -> None:
         self._local.succeeded_now(key, dict(data), ttl_s)
-        # Scrubbed like the envelope it came from: the store never holds a token.
-        text = REDACTOR.scrub(json.dumps(data, default=str, separators=(",", ":")))
+        # Scrubbed like the envelope it came from (the record's scope: the engine's secrets and
+        # the credentials the record used): the store never holds a token.
+        text = current_scope().scrub_text(json.dumps(data, default=str, separators=(",", ":")))
         value = b"s" + text.encode("utf-8", "surrogatepass")
         with contextlib.suppress(StateUnavailable):
             await self._remote.guard.run(

@@ -42,7 +42,7 @@ SLACK_TOKEN, SLACK_CORE = planted("xoxb")
 SHEETS_TOKEN, SHEETS_CORE = planted("ya29")
 TARGET_TOKEN, TARGET_CORE = planted("tgt")
 REVOKED_TOKEN, REVOKED_CORE = planted("xoxb-old")
-# A newline cannot go into an HTTP header: the library's error message quotes the value.
+# A newline cannot go into an HTTP header: an error message that quoted the value would leak it.
 UNSENDABLE_TOKEN, UNSENDABLE_CORE = planted("bad")
 UNSENDABLE_TOKEN += "\n"
 SECRETS = {
@@ -224,7 +224,9 @@ async def test_no_secret_appears_anywhere_the_engine_writes(
     assert "[REDACTED]" in json.dumps(envelopes["echo"]["data"])  # the echo was scrubbed
     assert envelopes["5xx"]["error"]["code"] == "upstream_unavailable"
     assert envelopes["slack-revoked"]["error"]["code"] == "upstream_error"
-    assert envelopes["unsendable"]["error"]["code"] == "upstream_unavailable"
+    # A stored token with a line break cannot be a header value: the request's own fault,
+    # refused before anything is sent (and the token still appears nowhere, checked below).
+    assert envelopes["unsendable"]["error"]["code"] == "invalid_params"
     assert envelopes["basic"]["status"] == "success"
 
     written: list[tuple[str, bytes]] = [("stdout", out.read_bytes()), ("stderr", err.read_bytes())]

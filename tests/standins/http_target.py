@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from typing import Any
@@ -19,7 +20,8 @@ def _int_segment(value: str) -> int | None:
 
 class HttpTargetStandIn(StandInServer):
     """Routes: ``/echo``, ``/status/{code}``, ``/delay/{ms}``, ``/redirect?to=&status=``,
-    ``/bytes/{n}``, ``/headers``. Every route accepts any method."""
+    ``/bytes/{n}``, ``/headers``, ``/reflect?pad=&status=&style=``. Every route accepts any
+    method."""
 
     def handle(self, request: RecordedRequest) -> Response:
         parts = request.path.split("/")
@@ -44,6 +46,8 @@ class HttpTargetStandIn(StandInServer):
             return json_response(200, {"delayed_ms": ms})
         if request.path == "/redirect":
             return self._redirect(request)
+        if request.path == "/reflect":
+            return self._reflect(request)
         if route == "bytes" and arg is not None:
             n = _int_segment(arg)
             if n is None or n > MAX_BYTES:
@@ -67,6 +71,27 @@ class HttpTargetStandIn(StandInServer):
             "body": request.body.decode("utf-8", "replace"),
             "json": parsed,
         }
+
+    @staticmethod
+    def _reflect(request: RecordedRequest) -> Response:
+        """A page quoting the request's Authorization header as text, after `pad` bytes of
+        padding, in one `style`: raw, html (HTML-escaped) or slash (JSON-escaped, with `/` as
+        `\\/`, as PHP writes it). Answers `status` (default 200)."""
+
+        def arg(name: str, default: str) -> str:
+            return (request.query.get(name) or [default])[0]
+
+        pad, status = _int_segment(arg("pad", "0")), _int_segment(arg("status", "200"))
+        if pad is None or pad > MAX_BYTES or status is None or not 200 <= status <= 599:
+            return json_response(400, {"error": "need a numeric ?pad= and ?status="})
+        quoted = request.headers.get("authorization", "")
+        style = arg("style", "raw")
+        if style == "html":
+            quoted = html.escape(quoted)
+        elif style == "slash":
+            quoted = json.dumps(quoted)[1:-1].replace("/", "\\/")
+        body = ("x" * pad + quoted + " and more text after it").encode()
+        return Response(status, body, {"Content-Type": "text/plain; charset=utf-8"})
 
     @staticmethod
     def _redirect(request: RecordedRequest) -> Response:

@@ -7,7 +7,7 @@ import ssl
 import pytest
 from pydantic import ValidationError
 
-from consumer.ops.redaction import MASK, REDACTOR
+from consumer.ops.redaction import MASK, SECRETS
 from consumer.settings import EngineSettings, settings_help
 
 ENV_NAMES = [
@@ -192,7 +192,9 @@ def test_the_sasl_password_is_registered_for_redaction(monkeypatch: pytest.Monke
     settings = EngineSettings()
     assert "kafka-pw-registered-7" not in repr(settings)
     settings.kafka_client_options()
-    assert REDACTOR.scrub("pw=kafka-pw-registered-7") == f"pw={MASK}"
+    # The engine's own secret: scrubbed from every output, inside a record or not.
+    assert SECRETS.scrub("pw=kafka-pw-registered-7") == f"pw={MASK}"
+    assert SECRETS.scope().scrub_text("pw=kafka-pw-registered-7") == f"pw={MASK}"
 
 
 def test_ssl_client_options(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from consumer.credentials.hashicorp import (
     check_mount,
     check_path_template,
 )
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS
 from consumer.settings import EngineSettings
 from schemas import ErrorCode
 from tests.standins import HashiCorpVaultStandIn
@@ -56,7 +56,10 @@ async def test_kv_v2_read_parses_data_data(kv: HashiCorpVaultStandIn, http: Http
     assert request.path == "/v1/secret/data/puraify/proj-a/slack"
     assert request.headers["x-vault-token"] == CLIENT_TOKEN
     assert "authorization" not in request.headers
-    assert REDACTOR.scrub(f"x {SLACK_TOKEN} y") == "x [REDACTED] y"
+    # The engine's own token is scrubbed everywhere; a tenant's value only from the outputs of
+    # the records that used it (the cache's record view adds it to their scope).
+    assert SECRETS.scrub(f"x {CLIENT_TOKEN} y") == "x [REDACTED] y"
+    assert SECRETS.scrub(f"x {SLACK_TOKEN} y") == f"x {SLACK_TOKEN} y"
 
 
 async def test_mount_template_field_and_namespace_are_settings(
@@ -190,7 +193,7 @@ async def test_env_backend() -> None:
     secret = f"xoxb-env-{uuid.uuid4().hex}"
     env = EnvCredentials({"PURAIFY_CRED_DEMO_2DPROJECT__SLACK": secret})
     assert (await env.fetch("demo-project", "slack")).get_secret_value() == secret
-    assert REDACTOR.scrub(secret) == "[REDACTED]"
+    assert SECRETS.scrub(secret) == secret  # scoped per record, not process-wide
     with pytest.raises(MissingCredentials, match="PURAIFY_CRED_DEMO_2DPROJECT__NOTION"):
         await env.fetch("demo-project", "notion")
     with pytest.raises(MissingCredentials):

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from actions import ActionError, InvalidParams, MissingCredentials, VaultUnavailable
 from actions.http import HttpClient
 from consumer.credentials.cache import CredentialCache, VaultEngineClient, VaultRefused
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import MASK, SECRETS, SecretRegistry
 from schemas import ErrorCode
 from tests.standins import VaultStandIn
 from tests.unit.support import closed_port, plain_client
@@ -203,14 +203,18 @@ async def test_vault_200_is_a_secret(vault: VaultStandIn, http: HttpClient) -> N
     assert request.headers["authorization"] == f"Bearer {ENGINE_TOKEN}"
 
 
-async def test_vault_fetched_token_is_registered_for_redaction(
+async def test_vault_fetched_token_is_scrubbed_from_the_outputs_of_the_record_that_used_it(
     vault: VaultStandIn, http: HttpClient
 ) -> None:
     secret = "fetched-" + uuid.uuid4().hex
     vault.set_token("demo", "redact", secret)
-    await client_for(vault, http).fetch("demo", "redact")
-    assert REDACTOR.scrub(f"token={secret}!") == "token=[REDACTED]!"
-    assert ENGINE_TOKEN not in REDACTOR.scrub(f"Bearer {ENGINE_TOKEN}")
+    cache = CredentialCache(client_for(vault, http).fetch)
+    with cache.for_record() as record, cache.for_record() as other:
+        await record.get("demo", "redact")
+        assert record.scope.scrub_text(f"token={secret}!") == "token=[REDACTED]!"
+        assert other.scope.scrub_text(f"token={secret}!") == f"token={secret}!"
+    assert ENGINE_TOKEN not in SECRETS.scrub(f"Bearer {ENGINE_TOKEN}")
+    assert ENGINE_TOKEN not in SECRETS.scope().scrub_text(f"Bearer {ENGINE_TOKEN}")
 
 
 async def test_vault_404_is_missing_credentials(vault: VaultStandIn, http: HttpClient) -> None:
@@ -320,3 +324,68 @@ async def test_a_fetch_in_flight_when_invalidated_is_not_cached() -> None:
     fetcher.gate.set()
     assert value(await stale) == "p/slack#1"  # the caller that asked before still gets an answer
     assert value(await cache.get("p", "slack")) == "p/slack#2", "but it was not cached"
+
+
+async def test_cached_tokens_are_held_for_redaction_until_evicted() -> None:
+    registry = SecretRegistry()
+    cache = CredentialCache(Fetcher(), max_entries=2, clock=Clock(), secrets=registry)
+    await cache.get("a", "s")
+    await cache.get("b", "s")
+    assert registry.holds("a/s#1") and registry.holds("b/s#2")
+    await cache.get("c", "s")  # evicts a
+    assert not registry.holds("a/s#1")
+    await cache.invalidate("b", "s")
+    assert not registry.holds("b/s#2")
+    assert len(registry) == 1
+
+
+async def test_an_expired_token_leaves_within_a_ttl_even_if_never_asked_for_again() -> None:
+    registry = SecretRegistry()
+    clock = Clock()
+    cache = CredentialCache(Fetcher(), ttl_s=10, clock=clock, secrets=registry)
+    await cache.get("old", "s")
+    clock.now += 11
+    await cache.get("new", "s")  # a later fetch sweeps what expired
+    assert not registry.holds("old/s#1")
+    assert registry.holds("new/s#2")
+
+
+async def test_a_token_in_use_by_a_record_is_never_dropped_before_its_outputs_are_out() -> None:
+    registry = SecretRegistry()
+    cache = CredentialCache(Fetcher(), max_entries=1, clock=Clock(), secrets=registry)
+    record = cache.for_record()
+    token = value(await record.get("a", "s"))
+    await cache.get("b", "s")  # evicts a's entry from the cache
+    await cache.invalidate("a", "s")
+    assert registry.holds(token), "still used by the record"
+    assert record.scope.scrub_text(f"echo {token}") == f"echo {MASK}"
+    record.close()  # its outputs were rendered
+    assert not registry.holds(token)
+
+
+async def test_a_rotated_token_leaves_after_the_records_that_used_it() -> None:
+    registry = SecretRegistry()
+    fetch = Fetcher()
+    cache = CredentialCache(fetch, clock=Clock(), secrets=registry)
+    with cache.for_record() as first:
+        old = value(await first.get("p", "slack"))
+        await first.invalidate("p", "slack")  # the third party rejected it: rotated
+        new = value(await first.get("p", "slack"))
+        assert old != new
+        assert first.scope.scrub_text(f"{old} {new}") == f"{MASK} {MASK}"
+        assert registry.holds(old)
+    assert not registry.holds(old)
+    assert registry.holds(new)  # still cached
+
+
+@pytest.mark.parametrize("stored", ["", "abcd", "x" * 16_385])
+async def test_a_credential_value_that_cannot_be_a_token_is_refused(stored: str) -> None:
+    registry = SecretRegistry()
+
+    async def fetch(project: str, service: str) -> SecretStr:
+        return SecretStr(stored)
+
+    cache = CredentialCache(fetch, secrets=registry)
+    with pytest.raises(MissingCredentials, match="not usable as a token"):
+        await cache.get("p", "slack")
+    assert len(cache) == 0 and len(registry) == 0

@@ -24,7 +24,7 @@ from consumer.ops.logging import (
     get_logger,
     render_line,
 )
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS, RedactionScope, current_scope
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +59,18 @@ class Output:
         return "\n".join(value.decode() for _, value in self.sink._queue)
 
 
+@pytest.fixture(autouse=True)
+def record_scope() -> Iterator[RedactionScope]:
+    """Each test runs as inside one record: `secret()` is a credential that record used."""
+    scope = SECRETS.scope()
+    with scope.active():
+        yield scope
+    scope.close()
+
+
 def secret() -> str:
     value = "sk-live-" + uuid.uuid4().hex
-    REDACTOR.add(value)
+    current_scope().hold(value)
     return value
 
 

@@ -3,14 +3,21 @@ one envelope, even when the engine itself fails on it."""
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from actions import NO_SLOT, ActionRunner, default_registry
+from actions import NO_SLOT, ActionRegistry, ActionRunner, default_registry
+from actions.base import Action, ActionContext, ActionParams
+from consumer.credentials.cache import CredentialCache
+from consumer.ops.logging import configure_logging, flush_logs, reset_logging
 from consumer.ops.metrics import EngineMetrics
+from consumer.ops.redaction import SecretRegistry
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
@@ -138,3 +145,64 @@ async def test_a_result_that_cannot_be_rendered_still_yields_one_envelope(
     envelope = envelope_of(await run(subject, Record(b"\xff")))
     assert envelope["request_id"] == "requests:2:41"
     assert "could not render" in envelope["error"]["message"]
+
+
+class EchoToken(Action[ActionParams]):
+    """Fetches its project's `svc` token, has the cache forget it (as a rotation would), then
+    echoes it in its data and a log event, as a hostile upstream would reflect it."""
+
+    name = "echo_token"
+    params_model = ActionParams
+    service = "svc"
+
+    async def run(self, params: ActionParams, ctx: ActionContext) -> Mapping[str, Any]:
+        token = (await ctx.token("svc")).get_secret_value()
+        await ctx.credentials.invalidate(ctx.project, "svc")  # no longer cached...
+        ctx.log.info("echo.logged", said=f"Bearer {token}")  # ...but still this record's
+        return {"echo": f"Bearer {token}", "cut": f"Bearer {token}"[:-3]}
+
+
+def scoped_processor(tokens: dict[str, str]) -> tuple[RecordProcessor, SecretRegistry]:
+    registry = SecretRegistry()
+
+    async def fetch(project: str, service: str) -> SecretStr:
+        return SecretStr(tokens[project])
+
+    cache = CredentialCache(fetch, secrets=registry)
+    actions = ActionRegistry([*default_registry(), EchoToken()])
+    http = plain_client()
+    runner = ActionRunner(registry=actions, credentials=cache, http=http, egress_http=http)
+    subject = RecordProcessor(
+        runner,
+        OutcomeRenderer("execution.results", "execution.dead-letter", 1_200_000),
+        IntakeLimits(1_048_576, 64, 262_144),
+        metrics=EngineMetrics(actions.names()),
+        tracing=NO_TRACING,
+        credentials=cache,
+    )
+    return subject, registry
+
+
+async def test_a_record_is_scrubbed_of_its_own_credentials_and_not_of_others() -> None:
+    token_a, token_b = "tok-project-a-0123456789", "tok-project-b-9876543210"
+    subject, registry = scoped_processor({"pa": token_a, "pb": token_b})
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    try:
+        echo = {"request_id": "r-a", "action": "echo_token", "project": "pa", "params": {}}
+        said = f"{token_a} in project b's own words"
+        log = {"request_id": "r-b", "action": "log_message", "project": "pb", "params": {}}
+        log["params"] = {"message": said}
+        messages_a = await run(subject, Record(json.dumps(echo).encode()))
+        messages_b = await run(subject, Record(json.dumps(log).encode(), offset=42))
+        flush_logs()
+    finally:
+        reset_logging()
+    data = envelope_of(messages_a)["data"]
+    assert data == {"echo": "Bearer [REDACTED]", "cut": "Bearer [REDACTED]"}
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["said"] for e in events if e["event"] == "echo.logged"] == ["Bearer [REDACTED]"]
+    assert [e["message"] for e in events if e["event"] == "log_message"] == [said]
+    assert envelope_of(messages_b)["status"] == "success"
+    # Rendered: the invalidated token was this record's only holder, and it has left.
+    assert not registry.holds(token_a) and len(registry) == 0

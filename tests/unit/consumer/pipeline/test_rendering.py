@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from consumer.ops.redaction import REDACTOR
+from consumer.ops.redaction import SECRETS
 from consumer.pipeline.intake import Rejected
 from consumer.pipeline.rendering import OutcomeRenderer, dead_letter_headers, envelope_bytes
 from schemas import ErrorCode, ResultEnvelope, error_envelope, success_envelope
@@ -74,15 +74,21 @@ def test_a_dead_letter_too_large_still_lets_the_envelope_out() -> None:
 
 
 def test_envelopes_and_dead_letter_headers_are_scrubbed_of_secrets() -> None:
-    REDACTOR.add("sk-publisher-secret-123")
+    scope = SECRETS.scope()
+    scope.hold("sk-record-secret-123")
+    SECRETS.add_engine_secret("sk-engine-secret-123")
     [sent] = renderer().render(
-        envelope({"echo": "Bearer sk-publisher-secret-123"}), traceparent=None
+        envelope({"echo": "Bearer sk-record-secret-123 sk-engine-secret-123"}),
+        traceparent=None,
+        scope=scope,
     )
-    assert sent.value is not None and b"sk-publisher-secret-123" not in sent.value
-    rejected = Rejected("r", ErrorCode.INVALID_JSON, "saw sk-publisher-secret-123", None)
+    assert sent.value is not None and b"sk-record-secret-123" not in sent.value
+    assert b"sk-engine-secret-123" not in sent.value
+    rejected = Rejected("r", ErrorCode.INVALID_JSON, "saw sk-engine-secret-123", None)
     headers = dict(dead_letter_headers([], rejected, topic="t", partition=1, offset=7))
-    assert b"sk-publisher-secret-123" not in headers["error-message"]
+    assert b"sk-engine-secret-123" not in headers["error-message"]
     assert headers["source-offset"] == b"7" and headers["error-code"] == b"invalid_json"
+    scope.close()
 
 
 def test_an_envelope_pydantic_cannot_render_is_replaced() -> None:

@@ -11,7 +11,7 @@ import structlog
 from pydantic import SecretStr, ValidationError
 
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import MASK, REDACTOR
+from consumer.ops.redaction import MASK, SECRETS
 from consumer.settings import EngineSettings
 from consumer.state import InProcessState, ValkeyState, build_state
 from consumer.state.remote import connect
@@ -63,7 +63,7 @@ def test_the_url_password_and_the_setting_password_are_secrets() -> None:
         password="setting-pass-772",
         ca_file=None,
     )
-    text = REDACTOR.scrub("url-pass-771 setting-pass-772")
+    text = SECRETS.scrub("url-pass-771 setting-pass-772")
     assert text == f"{MASK} {MASK}"
 
 
@@ -98,4 +98,4 @@ def test_the_encryption_key_is_registered_as_a_secret() -> None:
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     settings = EngineSettings(state_url="redis://127.0.0.1:1/0", state_encryption_key=key)
     build_state(settings, "g", structlog.get_logger(), EngineMetrics())
-    assert REDACTOR.scrub(f"key={key}") == f"key={MASK}"
+    assert SECRETS.scrub(f"key={key}") == f"key={MASK}"

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from actions.errors import StateUnavailable
 from actions.idempotency import LocalSuccesses
-from consumer.ops.redaction import MASK, REDACTOR
+from consumer.ops.redaction import MASK, SECRETS
 from consumer.state.guard import StateGuard
 from consumer.state.remote import SharedSuccesses
 from tests.unit.consumer.state.support import remote_state
@@ -61,7 +61,7 @@ async def test_a_lease_ends_when_its_holder_vanished(state_server: ValkeyServer)
 
 async def test_stored_data_is_scrubbed_of_secrets(state_server: ValkeyServer) -> None:
     remote = remote_state(state_server)
-    REDACTOR.add("sk-live-planted-secret-0042")
+    SECRETS.add_engine_secret("sk-live-planted-secret-0042")
     a = SharedSuccesses(remote, LocalSuccesses())
     await a.claim("p/req-4", "o", 5.0)
     await a.succeeded("p/req-4", "o", {"body": "echo sk-live-planted-secret-0042"}, 60.0)
