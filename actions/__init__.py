@@ -19,7 +19,7 @@ from actions.base import (
     is_safe_path_segment,
     upstream_of,
 )
-from actions.circuit import CircuitBreakers
+from actions.circuit import CircuitBreakers, CircuitStore, SharedCircuit
 from actions.egress import (
     EgressPolicy,
     egress_url,
@@ -40,6 +40,7 @@ from actions.errors import (
     RateLimited,
     RateLimitExhausted,
     RetryableError,
+    StateUnavailable,
     UpstreamError,
     UpstreamUnavailable,
     VaultUnavailable,
@@ -53,6 +54,7 @@ from actions.http import (
     HttpResponse,
     HttpTimeout,
 )
+from actions.idempotency import Claim, LocalSuccesses, SuccessStore
 from actions.limits import MAX_JSON_DEPTH, json_depth_exceeds, upstream_json
 from actions.preparation import (
     PreparedAction,
@@ -61,7 +63,7 @@ from actions.preparation import (
     describe_validation_error,
     prepare_request,
 )
-from actions.ratelimit import Rate, RateKey, RateLimiter
+from actions.ratelimit import Rate, RateKey, RateLimiter, RateLimitSpec, RateStore
 from actions.registry import (
     PLUGIN_GROUP,
     ActionRegistry,
@@ -106,6 +108,8 @@ __all__ = [
     "AnyAction",
     "CircuitBreakers",
     "CircuitOpen",
+    "CircuitStore",
+    "Claim",
     "CredentialRejected",
     "CredentialSource",
     "DeadlineExceeded",
@@ -117,6 +121,7 @@ __all__ = [
     "HttpTimeout",
     "InFlightSlot",
     "InvalidParams",
+    "LocalSuccesses",
     "MissingCredentials",
     "NotAttempted",
     "OutcomeUnknown",
@@ -125,11 +130,16 @@ __all__ = [
     "Rate",
     "RateKey",
     "RateLimitExhausted",
+    "RateLimitSpec",
     "RateLimited",
     "RateLimiter",
+    "RateStore",
     "RetryPolicy",
     "RetryableError",
     "ServiceName",
+    "SharedCircuit",
+    "StateUnavailable",
+    "SuccessStore",
     "SyncAction",
     "Unrunnable",
     "UpstreamError",

@@ -16,7 +16,7 @@ from yarl import URL
 
 from actions.errors import InvalidParams
 from actions.http import HttpClient, is_sendable_value
-from actions.ratelimit import RateKey
+from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 
@@ -194,6 +194,9 @@ class Action(Generic[P]):
     # The Vault service whose token `run` uses; None when it needs none, or it depends on params.
     service: ClassVar[str | None] = None
     description: ClassVar[str] = ""
+    # The rate limits its `rate_keys` name, each with the setting that configures it and its
+    # default: the engine's settings read them from here (adding one touches no engine code).
+    rate_limits: ClassVar[tuple[RateLimitSpec, ...]] = ()
 
     async def run(self, params: P, ctx: ActionContext) -> Mapping[str, Any]:
         raise NotImplementedError

@@ -227,3 +227,8 @@ class CircuitOpen(NotAttempted):
 
 class RateLimitExhausted(NotAttempted):
     code = ErrorCode.RATE_LIMITED
+
+
+class StateUnavailable(Exception):
+    """The fleet's shared state (Redis/Valkey) did not answer in time. Not an action error:
+    whoever asked falls back to this process's own state and the request goes on."""

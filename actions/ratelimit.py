@@ -4,6 +4,10 @@ The algorithm is GCRA (the "virtual scheduling" form of a token bucket): every k
 theoretical arrival time `tat` of its next request. A caller reserves the earliest slot at once,
 without awaiting anything, and then sleeps until it; so no lock is held while waiting, callers of
 one key are served in the order they reserved, and callers of other keys never wait for them.
+
+A fleet of engines shares its schedules through a `RateStore` (the engine's Redis/Valkey state
+runs the same GCRA as one atomic script); when the store cannot answer, this process's own
+schedule takes over, so a store outage costs pacing accuracy, never a request.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from actions.errors import RateLimitExhausted
+from actions.errors import RateLimitExhausted, StateUnavailable
 
 _UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+)\s*(?:burst\s*(\d+))?\s*$")
@@ -56,12 +61,34 @@ class RateKey:
     key: str
 
 
+@dataclass(frozen=True)
+class RateLimitSpec:
+    """A rate limit an action declares (`Action.rate_limits`): the limit its `RateKey`s name,
+    the environment variable that configures it, its default and what it counts. The engine's
+    settings read every declared one, so adding a limited action touches no engine code."""
+
+    name: str
+    env: str
+    default: str
+    description: str
+
+    def __post_init__(self) -> None:
+        Rate.parse(self.default)  # a bad default is the action author's bug: fail at import
+
+
+class RateStore(Protocol):
+    """Schedules shared by a fleet. `reserve` is `RateLimiter.reserve` done atomically for all
+    the slots: returns (granted, seconds to wait); not granted (nothing reserved) when the wait
+    exceeds `max_wait_s`. Raises `StateUnavailable` when the store cannot answer in time."""
+
+    async def reserve(
+        self, slots: Sequence[tuple[RateKey, Rate]], max_wait_s: float | None
+    ) -> tuple[bool, float]: ...
+
+
 class RateLimiter:
     """Reserve-then-sleep per key. `limits` maps a limit name (e.g. `slack.channel`) to a Rate;
     keys of a limit that is not configured are not limited."""
-
-    # Forget keys whose schedule is in the past once this many are known (memory bound).
-    _PRUNE_AT = 10_000
 
     def __init__(
         self,
@@ -69,11 +96,18 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        store: RateStore | None = None,
+        max_keys: int = 10_000,
     ) -> None:
         self._limits = {name: rate for name, rate in (limits or {}).items() if rate is not None}
         self._clock = clock
         self._sleep = sleep
-        self._tat: dict[RateKey, float] = {}
+        self._store = store
+        # Destinations are whatever requests name (channels, spreadsheets): the schedules are
+        # an LRU of at most `max_keys`. Forgetting a live schedule
+        # lets that key's next call go at once: a bounded over-spend, never unbounded memory.
+        self._max_keys = max_keys
+        self._tat: OrderedDict[RateKey, float] = OrderedDict()
 
     @property
     def limits(self) -> dict[str, Rate]:
@@ -105,13 +139,36 @@ class RateLimiter:
             )
         for key, rate in limited:
             self._tat[key] = max(self._tat.get(key, now), start) + rate.interval_s
-        if len(self._tat) > self._PRUNE_AT:
-            self._prune(now)
+            self._tat.move_to_end(key)
+        while len(self._tat) > self._max_keys:
+            # The least recently used schedule: usually long past, so nothing is lost.
+            self._tat.popitem(last=False)
+        return wait
+
+    async def take(self, keys: Sequence[RateKey], max_wait_s: float | None = None) -> float:
+        """`reserve`, on the fleet's shared schedule when there is a store (this process's own
+        when it cannot answer). Returns the seconds to wait for the slot."""
+        if self._store is None:
+            return self.reserve(keys, max_wait_s)
+        limited = [(k, self._limits[k.limit]) for k in keys if k.limit in self._limits]
+        if not limited:
+            return 0.0
+        try:
+            granted, wait = await self._store.reserve(limited, max_wait_s)
+        except StateUnavailable:
+            return self.reserve(keys, max_wait_s)
+        if not granted:
+            names = ", ".join(sorted({k.limit for k, _ in limited}))
+            raise RateLimitExhausted(
+                f"the engine's own rate limit ({names}) has no slot within "
+                f"{max(max_wait_s or 0.0, 0.0):.1f} s",
+                details={"limit": names, "wait_s": round(wait, 3)},
+            )
         return wait
 
     async def acquire(self, keys: Sequence[RateKey], max_wait_s: float | None = None) -> float:
-        """Reserve (see `reserve`) and sleep until the slot; returns the seconds waited."""
-        wait = self.reserve(keys, max_wait_s)
+        """Reserve (see `take`) and sleep until the slot; returns the seconds waited."""
+        wait = await self.take(keys, max_wait_s)
         if wait > 0:
             await self.sleep(wait)
         return wait
@@ -120,6 +177,5 @@ class RateLimiter:
         """Wait for a reserved slot (the limiter's clock and sleep, fakeable in tests)."""
         await self._sleep(seconds)
 
-    def _prune(self, now: float) -> None:
-        for key in [k for k, tat in self._tat.items() if tat <= now]:
-            del self._tat[key]
+    def __len__(self) -> int:
+        return len(self._tat)

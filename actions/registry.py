@@ -14,6 +14,7 @@ from typing import Any
 
 import actions.builtin
 from actions.base import Action
+from actions.ratelimit import RateLimitSpec
 
 PLUGIN_GROUP = "puraify.actions"
 
@@ -42,6 +43,19 @@ class ActionRegistry:
 
     def __len__(self) -> int:
         return len(self._actions)
+
+    def rate_limits(self) -> list[RateLimitSpec]:
+        """Every rate limit the registered actions declare, once each (by setting name). Two
+        actions may share one limit; two different limits may not share a setting."""
+        found: dict[str, RateLimitSpec] = {}
+        for action in self:
+            for spec in action.rate_limits:
+                known = found.setdefault(spec.env, spec)
+                if known.name != spec.name:
+                    raise ValueError(
+                        f"{spec.env} configures two limits ({known.name!r}, {spec.name!r})"
+                    )
+        return sorted(found.values(), key=lambda spec: spec.env)
 
 
 def _as_action(obj: object, origin: str) -> AnyAction:

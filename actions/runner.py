@@ -34,6 +34,7 @@ from actions.errors import (
     attempt_timed_out,
 )
 from actions.http import HttpClient
+from actions.idempotency import NO_RECORDS, IdempotencyRecords, Once
 from actions.preparation import PreparedAction, Unrunnable, prepare_request
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
@@ -58,6 +59,7 @@ class _Outcome:
     code: ErrorCode | None = None
     message: str = ""
     details: dict[str, Any] | None = None
+    deduplicated: bool = False
 
 
 # A fallback runs when the action itself failed for good: after its retries, or at once for a
@@ -111,6 +113,7 @@ class ActionRunner:
     clock: Callable[[], float] = time.monotonic
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
+    idempotency: IdempotencyRecords = NO_RECORDS  # NO_RECORDS: every request runs
 
     async def execute(
         self,
@@ -119,19 +122,33 @@ class ActionRunner:
         log: FilteringBoundLogger,
         slot: InFlightSlot = NO_SLOT,
         credentials: CredentialSource | None = None,
+        *,
+        deduplicate: bool = True,
     ) -> ResultEnvelope:
-        """`slot`: the caller's concurrency slot, lent to others while the request waits on a
-        timer (rate limit, open circuit); `credentials`: the request's own view of them, when
-        the engine tracks what it fetched (its redaction scope). Default: the shared ones."""
+        """`slot`: lent to others while the request waits (rate limit, open circuit, its twin
+        running); `credentials`: the request's own view of them (its redaction scope; default
+        the shared ones); `deduplicate=False`: run it even if it succeeded."""
         started_at = self.now()
-        outcome, fallback = await self._execute(
-            request, request_id, log, started_at, slot, credentials=credentials or self.credentials
+        once = self.idempotency.once(request, request_id, slot, deduplicate)
+        execution = self._execute(
+            request,
+            request_id,
+            log,
+            started_at,
+            slot,
+            credentials=credentials or self.credentials,
+            once=once,
         )
+        if once is not None:  # remembers a success (its data), forgets a failure
+            execution = once.settling(
+                execution, lambda done: done[0].data or {} if done[0].code is None else None
+            )
+        outcome, fallback = await execution
         return self._envelope(request, request_id, outcome, fallback, started_at)
 
     def runs_now(self, request: ExecutionRequest) -> bool:
         """Whether `execute_now` can run this request: no I/O and no waiting on its way (a
-        `SyncAction` without a fallback, or an action that does not exist)."""
+        `SyncAction` without a fallback, or an action that does not exist; never deduplicated)."""
         action = self.registry.get(request.action)
         return request.fallback is None and (action is None or isinstance(action, SyncAction))
 
@@ -189,8 +206,10 @@ class ActionRunner:
             )
         else:
             envelope = success_envelope(request_id, outcome.data or {}, **common)
-        if fallback is not None:
-            envelope = envelope.model_copy(update={"fallback": fallback})
+        if outcome.deduplicated or fallback is not None:
+            envelope = envelope.model_copy(
+                update={"fallback": fallback, "deduplicated": outcome.deduplicated or None}
+            )
         return envelope
 
     async def _execute(
@@ -202,6 +221,7 @@ class ActionRunner:
         slot: InFlightSlot,
         *,
         credentials: CredentialSource,
+        once: Once | None = None,
     ) -> tuple[_Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
         clock_start = time.monotonic()
@@ -209,6 +229,9 @@ class ActionRunner:
         fallback = None if isinstance(prepared, Unrunnable) else prepared.fallback
         if isinstance(prepared, Unrunnable):
             outcome = _Outcome(0, code=prepared.code, message=prepared.message)
+        elif once is not None and (first := await once.first_success()) is not None:
+            log.info("request.deduplicated")
+            return _Outcome(0, data=first, deduplicated=True), None
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = _deadline_passed("before it ran")
         else:
@@ -364,7 +387,7 @@ class ActionRunner:
                 probe = await self.breakers.admit(upstream, ctx.log, max_wait)
         failed: bool | None = None
         try:
-            wait = self.limiter.reserve(
+            wait = await self.limiter.take(
                 action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx)
             )
             if wait > 0:
@@ -389,7 +412,7 @@ class ActionRunner:
             raise
         finally:
             if upstream is not None:
-                self.breakers.record(upstream, probe=probe, failed=failed, log=ctx.log)
+                await self.breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
 
     async def _attempt(
         self, action: AnyAction, params: ActionParams, ctx: ActionContext, attempt: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import platform
 import shlex
@@ -104,6 +105,14 @@ def parser() -> argparse.ArgumentParser:
         "`python -m bench.profile FILE` summarises one)",
     )
     g.add_argument(
+        "--state",
+        choices=("none", "valkey", "both"),
+        default="none",
+        help="fleet state: none (in-process), valkey (every engine gets EXECUTION_STATE_URL of "
+        "a local Valkey server started for the run), both (each scenario without, then with: "
+        "figures of the second run are labelled '+store')",
+    )
+    g.add_argument(
         "--engine-env",
         action="append",
         default=[],
@@ -155,7 +164,28 @@ def _environment() -> str:
     )
 
 
-async def _run(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> None:
+async def _run(
+    args: argparse.Namespace, ctx: Context, chosen: list[str], store_url: str | None = None
+) -> None:
+    if store_url is None:
+        await _run_scenarios(args, ctx, chosen)
+        return
+    if args.state == "both":
+        await _run_scenarios(args, ctx, chosen)
+    first = len(ctx.report.figures)
+    ctx.engine_env["EXECUTION_STATE_URL"] = store_url
+    try:
+        await _run_scenarios(args, ctx, chosen)
+    finally:
+        del ctx.engine_env["EXECUTION_STATE_URL"]
+    if args.state == "both":
+        ctx.report.figures[first:] = [
+            dataclasses.replace(figure, scenario=f"{figure.scenario} +store")
+            for figure in ctx.report.figures[first:]
+        ]
+
+
+async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> None:
     from bench import head_of_line, io_bound, memory, passthrough, scale_out, tenants  # noqa: PLC0415
 
     for name in chosen:
@@ -196,12 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = dict(item.split("=", 1) for item in args.engine_env)
     # `tenants` alone needs no broker.
     broker = kafka_broker() if set(chosen) - {"tenants"} else contextlib.nullcontext("")
-    with broker as bootstrap:
+    with broker as bootstrap, contextlib.ExitStack() as stack:
         ctx = Context(
             bootstrap, log_dir, keep_stdout=args.keep_logs, engine_env=extra, profile=args.profile
         )
+        store_url = None
+        if args.state != "none":
+            from tests.valkey_server import valkey_server  # noqa: PLC0415
+
+            store_url = stack.enter_context(valkey_server()).url
+            say(f"fleet state: Valkey at {store_url} ({args.state})")
         try:
-            asyncio.run(_run(args, ctx, chosen))
+            asyncio.run(_run(args, ctx, chosen, store_url))
         finally:
             say("\n== figures\n")
             say(ctx.report.table())

@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
+from actions.idempotency import IdempotencyRecords
 from consumer.broker.dead_letter_size import topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.topics import ensure_topics
@@ -43,6 +44,7 @@ from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer
 from consumer.pipeline.scheduler import KeyedScheduler
 from consumer.settings import EngineSettings
+from consumer.state import build_state
 
 # Shutdown: how long each Kafka client may take to close.
 _CLOSE_TIMEOUT_S = 5.0
@@ -66,8 +68,11 @@ class Application:
         self._log = get_logger()
         self.metrics = metrics or EngineMetrics(self.registry.names())
         self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
-        # Per-upstream circuit breakers, shared by every request of this process.
-        self.circuit_breakers = settings.circuit_breakers()
+        # What the fleet shares (EXECUTION_STATE_URL), else per-process state (consumer/state).
+        self.fleet = build_state(settings, settings.group_id, self._log, self.metrics)
+        # Per-upstream circuit breakers, shared by every request of this process (and, with a
+        # store, by the fleet).
+        self.circuit_breakers = settings.circuit_breakers(self.fleet.circuits)
         self.metrics.watch_health(  # ops: readiness and circuits, read at scrape time
             lambda: group_readiness(self.consumer).ready, self.circuit_breakers.states
         )
@@ -202,10 +207,12 @@ class Application:
             )
         )
         vault_http = await stack.enter_async_context(service_client(settings.vault_timeout_s))
+        stack.push_async_callback(self.fleet.aclose)
+        fetch, forget = self.fleet.credentials(
+            credential_fetch(settings, vault_http), settings.vault_cache_ttl_s
+        )
         credentials = CredentialCache(
-            credential_fetch(settings, vault_http),
-            settings.vault_cache_ttl_s,
-            settings.vault_cache_max_entries,
+            fetch, settings.vault_cache_ttl_s, settings.vault_cache_max_entries, forget=forget
         )
         self.metrics.watch_credentials(credentials)  # ops
         self.credentials = credentials
@@ -217,8 +224,11 @@ class Application:
             config=settings.action_config(),
             retry=settings.retry_policy(),
             attempt_timeout_s=settings.action_timeout_s,
-            limiter=settings.rate_limiter(),
+            limiter=settings.rate_limiter(self.registry, self.fleet.rates),
             breakers=self.circuit_breakers,
+            idempotency=IdempotencyRecords(
+                self.fleet.successes, settings.idempotency_ttl_s, settings.idempotency_lease_s
+            ),
         )
 
     def _sink_factory(

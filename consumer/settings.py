@@ -8,17 +8,28 @@ judge records as the engine does) and `EngineSettings` (everything; `run`).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings
+from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actions import ActionConfig, CircuitBreakers, Rate, RateLimiter, RetryPolicy, parse_networks
-from actions.builtin.create_sheet import PROJECT_LIMIT, SPREADSHEET_LIMIT, TOTAL_LIMIT
-from actions.builtin.notion_create_page import PROJECT_LIMIT as NOTION_PROJECT_LIMIT
-from actions.builtin.send_slack import CHANNEL_LIMIT
+from actions import (
+    ActionConfig,
+    ActionRegistry,
+    CircuitBreakers,
+    Rate,
+    RateLimiter,
+    RetryPolicy,
+    default_registry,
+    parse_networks,
+)
+from actions.circuit import CircuitStore
+from actions.ratelimit import RateLimitSpec, RateStore
 from consumer.broker.settings import KafkaSettings, describe_settings, env_field
 from consumer.credentials.hashicorp import check_mount, check_path_template
+from consumer.state.settings import StateSettings
 
 _env = env_field
 
@@ -47,7 +58,19 @@ class IntakeSettings(KafkaSettings):
     )
 
 
-class EngineSettings(IntakeSettings):
+class EngineSettings(StateSettings, IntakeSettings):
+    # An invalid value is named, never echoed: it may be a password or a URL holding one.
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        case_sensitive=True,
+        hide_input_in_errors=True,
+    )
+    # The rate limits the actions declare (`Action.rate_limits`), by setting name, as read
+    # from the environment when these settings were (see `_read_rate_limits`).
+    _rate_limits: dict[str, str] = PrivateAttr(default_factory=dict)
+
     # Flow control
     max_in_flight: int = _env(
         "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
@@ -135,28 +158,6 @@ class EngineSettings(IntakeSettings):
     google_sheets_api_url: str = _env(
         "GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com", "Google Sheets API base URL."
     )
-    slack_rate_per_channel: str = _env(
-        "SLACK_RATE_LIMIT_PER_CHANNEL",
-        "1/s",
-        "`send_slack` messages per channel (per project), evenly spaced: `N/s`, `N/min` or "
-        "`N/h`, optionally `burst B`; `off` for none.",
-    )
-    sheets_rate_per_spreadsheet: str = _env(
-        "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",
-        "1/s",
-        "`create_sheet` writes per spreadsheet (same syntax).",
-    )
-    sheets_rate_per_project: str = _env(
-        "GOOGLE_SHEETS_RATE_LIMIT_PER_PROJECT",
-        "60/min",
-        "`create_sheet` writes per project (Google's per-user write quota; same syntax).",
-    )
-    sheets_rate_total: str = _env(
-        "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
-        "300/min",
-        "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
-        "300 writes/min, when one OAuth client issues every project's token); `off` for none.",
-    )
     sheets_quota_wait_s: float = _env(
         "GOOGLE_SHEETS_QUOTA_WAIT_S",
         65.0,
@@ -193,11 +194,6 @@ class EngineSettings(IntakeSettings):
         "Longest Notion `Retry-After` honoured for a request without a deadline (with one, "
         "up to the deadline).",
         ge=0,
-    )
-    notion_rate_per_project: str = _env(
-        "NOTION_RATE_LIMIT_PER_PROJECT",
-        "3/s",
-        "`notion_create_page` calls per project (Notion allows about 3 per integration).",
     )
     smtp_host: str = _env("SMTP_HOST", "localhost", "SMTP server `send_email` submits to.")
     smtp_port: int = _env("SMTP_PORT", 587, "SMTP server port.", ge=1, le=65535)
@@ -292,17 +288,13 @@ class EngineSettings(IntakeSettings):
         "EXECUTION_LOG_LEVEL", "info", "Lowest level logged (stdout and logs topic)."
     )
 
-    @field_validator(
-        "slack_rate_per_channel",
-        "notion_rate_per_project",
-        "sheets_rate_per_spreadsheet",
-        "sheets_rate_per_project",
-        "sheets_rate_total",
-    )
-    @classmethod
-    def _valid_rate(cls, value: str) -> str:
-        Rate.parse(value)
-        return value
+    @model_validator(mode="after")
+    def _read_rate_limits(self) -> EngineSettings:
+        """Every rate limit an installed action declares is a setting of its own name."""
+        self._rate_limits = {
+            spec.env: _rate_setting(spec) for spec in default_registry().rate_limits()
+        }
+        return self
 
     @field_validator("vault_kv_mount")
     @classmethod
@@ -343,20 +335,24 @@ class EngineSettings(IntakeSettings):
             smtp_timeout_s=self.smtp_timeout_s,
         )
 
-    def rate_limiter(self) -> RateLimiter:
+    def rate_limit(self, spec: RateLimitSpec) -> str:
+        """The configured text of a declared rate limit (its setting, else its default)."""
+        return self._rate_limits.get(spec.env) or _rate_setting(spec)
+
+    def rate_limiter(
+        self, registry: ActionRegistry | None = None, store: RateStore | None = None
+    ) -> RateLimiter:
+        specs = (registry or default_registry()).rate_limits()
         return RateLimiter(
-            {
-                CHANNEL_LIMIT: Rate.parse(self.slack_rate_per_channel),
-                NOTION_PROJECT_LIMIT: Rate.parse(self.notion_rate_per_project),
-                SPREADSHEET_LIMIT: Rate.parse(self.sheets_rate_per_spreadsheet),
-                PROJECT_LIMIT: Rate.parse(self.sheets_rate_per_project),
-                TOTAL_LIMIT: Rate.parse(self.sheets_rate_total),
-            }
+            {spec.name: Rate.parse(self.rate_limit(spec)) for spec in specs}, store=store
         )
 
-    def circuit_breakers(self) -> CircuitBreakers:
+    def circuit_breakers(self, store: CircuitStore | None = None) -> CircuitBreakers:
         return CircuitBreakers(
-            self.circuit_failure_threshold, self.circuit_open_s, self.circuit_when_open
+            self.circuit_failure_threshold,
+            self.circuit_open_s,
+            self.circuit_when_open,
+            store=store,
         )
 
     def retry_policy(self) -> RetryPolicy:
@@ -369,6 +365,27 @@ class EngineSettings(IntakeSettings):
         )
 
 
+def _rate_setting(spec: RateLimitSpec) -> str:
+    value = os.environ.get(spec.env, spec.default)
+    try:
+        Rate.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{spec.env}: {exc}") from None
+    return value
+
+
+def declared_rate_limits(registry: ActionRegistry | None = None) -> Sequence[RateLimitSpec]:
+    return (registry or default_registry()).rate_limits()
+
+
 def settings_help(settings: type[BaseSettings] = EngineSettings) -> str:
-    """Every setting, its default and meaning: the `--help` epilog."""
-    return describe_settings(settings)
+    """Every setting, its default and meaning: the `--help` epilog (the engine's includes the
+    rate limits its actions declare)."""
+    text = describe_settings(settings)
+    if not issubclass(settings, EngineSettings):
+        return text
+    limits = [
+        f"  {spec.env:<34} default {spec.default!r}\n      {spec.description}"
+        for spec in declared_rate_limits()
+    ]
+    return "\n".join([text, *limits])

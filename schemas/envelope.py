@@ -63,6 +63,15 @@ class ResultEnvelope(BaseModel):
             "fallback's own outcome. `status`, `data` and `error` above stay the main action's."
         ),
     )
+    deduplicated: Literal[True] | None = Field(
+        default=None,
+        # Absent rather than null on every other envelope: "true when present".
+        exclude_if=lambda value: value is None,
+        description=(
+            "Present (true) when the request was not executed because its `request_id` had "
+            "already succeeded: `data` repeats the first success's, `attempts` is 0."
+        ),
+    )
 
     @field_serializer("started_at", "finished_at")
     def _serialize_time(self, moment: datetime) -> str:

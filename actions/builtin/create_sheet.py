@@ -24,7 +24,7 @@ from actions.errors import (
     error_for_status,
 )
 from actions.http import HttpError, HttpResponse
-from actions.ratelimit import RateKey
+from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE = "google_sheets"
 # Google's write quotas: per spreadsheet (we space writes to one sheet), per user (a project's
@@ -32,6 +32,27 @@ SERVICE = "google_sheets"
 SPREADSHEET_LIMIT = "google_sheets.spreadsheet"
 PROJECT_LIMIT = "google_sheets.project"
 TOTAL_LIMIT = "google_sheets.total"
+RATE_LIMITS = (
+    RateLimitSpec(
+        SPREADSHEET_LIMIT,
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",
+        "1/s",
+        "`create_sheet` writes per spreadsheet (same syntax).",
+    ),
+    RateLimitSpec(
+        PROJECT_LIMIT,
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_PROJECT",
+        "60/min",
+        "`create_sheet` writes per project (Google's per-user write quota; same syntax).",
+    ),
+    RateLimitSpec(
+        TOTAL_LIMIT,
+        "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
+        "300/min",
+        "`create_sheet` writes of all projects together (Google's per-Cloud-project quota, "
+        "300 writes/min, when one OAuth client issues every project's token); `off` for none.",
+    ),
+)
 
 Scalar = str | int | float | bool | None
 # A1 notation without a sheet name addresses the first visible sheet, whatever its title
@@ -63,6 +84,7 @@ class CreateSheet(Action[CreateSheetParams]):
     params_model = CreateSheetParams
     service = SERVICE
     description = "Appends one row to a Google Sheets spreadsheet."
+    rate_limits = RATE_LIMITS
 
     def rate_keys(self, params: CreateSheetParams, ctx: ActionContext) -> Sequence[RateKey]:
         return (

@@ -27,11 +27,17 @@ from actions.errors import (
     error_for_status,
 )
 from actions.http import HttpError, HttpResponse
-from actions.ratelimit import RateKey
+from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE = "notion"
 # Notion allows an average of three requests per second per integration (one per project).
 PROJECT_LIMIT = "notion.project"
+PROJECT_RATE = RateLimitSpec(
+    PROJECT_LIMIT,
+    "NOTION_RATE_LIMIT_PER_PROJECT",
+    "3/s",
+    "`notion_create_page` calls per project (Notion allows about 3 per integration).",
+)
 # The id of every database's (and page's) title property, whatever its display name.
 TITLE_PROPERTY_ID = "title"
 _NOTION_ID = r"^[0-9a-fA-F-]{32,36}$"
@@ -75,6 +81,7 @@ class NotionCreatePage(Action[NotionCreatePageParams]):
     params_model = NotionCreatePageParams
     service = SERVICE
     description = "Creates a Notion page in a database or under a page (POST /v1/pages)."
+    rate_limits = (PROJECT_RATE,)
 
     def rate_keys(self, params: NotionCreatePageParams, ctx: ActionContext) -> Sequence[RateKey]:
         return (RateKey(PROJECT_LIMIT, ctx.project),)

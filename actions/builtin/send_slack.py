@@ -22,11 +22,18 @@ from actions.errors import (
     parse_retry_after,
 )
 from actions.http import HttpError, HttpResponse
-from actions.ratelimit import RateKey
+from actions.ratelimit import RateKey, RateLimitSpec
 
 SERVICE = "slack"
 # Slack allows chat.postMessage about one message per second per channel, short bursts aside.
 CHANNEL_LIMIT = "slack.channel"
+CHANNEL_RATE = RateLimitSpec(
+    CHANNEL_LIMIT,
+    "SLACK_RATE_LIMIT_PER_CHANNEL",
+    "1/s",
+    "`send_slack` messages per channel (per project), evenly spaced: `N/s`, `N/min` or "
+    "`N/h`, optionally `burst B`; `off` for none.",
+)
 # Slack's documented pace when it says `rate_limited` without a Retry-After: 1 message/s.
 SLACK_PACE_S = 1.0
 # Slack answers HTTP 200 with ok:false for API errors; these codes mean the token is bad, which a
@@ -96,6 +103,7 @@ class SendSlack(Action[SendSlackParams]):
     params_model = SendSlackParams
     service = SERVICE
     description = "Posts a message with Slack chat.postMessage."
+    rate_limits = (CHANNEL_RATE,)
 
     def __init__(self) -> None:
         self.channel_ids = ChannelIds()

@@ -27,6 +27,8 @@ from consumer.ops.matching import Secret
 from consumer.ops.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]
+# Told when a token is invalidated (the fleet's shared cache forgets it too).
+Forget = Callable[[str, str], Awaitable[None]]
 
 
 class VaultRefused(VaultUnavailable):
@@ -105,8 +107,11 @@ class CredentialCache:
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         secrets: SecretRegistry = SECRETS,
+        *,
+        forget: Forget | None = None,
     ) -> None:
         self._fetch = fetch
+        self._forget = forget
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._clock = clock
@@ -164,6 +169,8 @@ class CredentialCache:
         self._drop(key)
         self._inflight.pop(key, None)  # later callers start a fresh fetch
         self._generation[key] = self._generation.get(key, 0) + 1
+        if self._forget is not None:
+            await self._forget(project, service)
 
     async def _load(self, key: tuple[str, str], generation: int) -> tuple[SecretStr, Secret]:
         token = await self._fetch(*key)

@@ -102,6 +102,18 @@ class EngineMetrics:
             "1 while /readyz answers ready (in the consumer group, with an assignment).",
             registry=registry,
         )
+        self.state_available = Gauge(
+            "execution_state_available",
+            "1 while the fleet's store (EXECUTION_STATE_URL) answers, 0 while this process uses "
+            "its own state instead (always 1 without a store).",
+            registry=registry,
+        )
+        self.state_available.set(1)
+        self.state_fallbacks = Counter(
+            "execution_state_fallbacks",
+            "Store calls answered from this process's own state (store away, slow or failing).",
+            registry=registry,
+        )
         self._consumer: Any = None
         self._credentials: CacheCounters | None = None
         self._circuits: Callable[[], Mapping[str, str]] = dict

@@ -26,6 +26,7 @@ from consumer.ops.tracing import NO_TRACING, NoTracing
 from consumer.pipeline.envelopes import bug_envelope, rejection_envelope
 from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, OutMessage, dead_letter_headers
+from consumer.state.idempotency import reexecutes
 from schemas import ResultEnvelope
 
 
@@ -190,7 +191,14 @@ class RecordProcessor:
             action=request.action, project=request.project
         )
         log.info("request.received")
-        execution = self._runner.execute(request, accepted.request_id, log, slot, credentials)
+        execution = self._runner.execute(
+            request,
+            accepted.request_id,
+            log,
+            slot,
+            credentials,
+            deduplicate=not reexecutes(record.headers),
+        )
         envelope = await self._tracing.run(accepted, execution)  # ops: a span when tracing is on
         return _Outcome(envelope, accepted.traceparent)
 

@@ -80,9 +80,15 @@ def _scrubbed_error(error: ErrorInfo | None, scope: RedactionScope) -> ErrorInfo
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
+# Fields the model leaves out while unset (`Field(exclude_if=...)`): "true when present".
+_ABSENT_WHEN_NONE = frozenset({"deduplicated"})
+
+
 def _fields(model: BaseModel) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, value in model.__dict__.items():
+        if value is None and name in _ABSENT_WHEN_NONE:
+            continue
         if isinstance(value, BaseModel):
             fields[name] = _fields(value)
         elif isinstance(value, datetime):

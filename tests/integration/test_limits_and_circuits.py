@@ -65,7 +65,6 @@ async def test_one_slack_channel_is_limited_to_one_message_per_second(
         topics,
         vault_url=vault.base_url,
         slack_api_url=slack.base_url,
-        slack_rate_per_channel="1/s",
         # Two slots for eleven records: waiting for a rate-limit slot must not hold one.
         max_in_flight=2,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from consumer.localkafka import KAFKA_VERSION
 from consumer.ops.metrics import EngineMetrics
-from consumer.settings import EngineSettings
+from consumer.settings import EngineSettings, declared_rate_limits
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -17,6 +17,17 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     for field in EngineSettings.model_fields.values():
         assert isinstance(field.json_schema_extra, dict)
         assert f"| `{field.json_schema_extra['env']}` |" in README
+    # The rate limits the built-in actions declare are settings too (contract names).
+    declared = declared_rate_limits()
+    assert {spec.env for spec in declared} >= {
+        "SLACK_RATE_LIMIT_PER_CHANNEL",
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",
+        "GOOGLE_SHEETS_RATE_LIMIT_PER_PROJECT",
+        "GOOGLE_SHEETS_RATE_LIMIT_TOTAL",
+        "NOTION_RATE_LIMIT_PER_PROJECT",
+    }
+    for spec in declared:
+        assert f"| `{spec.env}` | `{spec.default}` |" in README
 
 
 def test_the_kafka_version_named_is_the_one_launched() -> None:
@@ -71,7 +82,15 @@ def test_every_name_the_architecture_section_mentions_exists() -> None:
             candidates += [ROOT / "consumer" / sub / name for sub in ("pipeline", "partitions")]
             candidates += [
                 ROOT / "consumer" / sub / name
-                for sub in ("credentials", "ops", "cli", "cli/replay", "broker", "localkafka")
+                for sub in (
+                    "credentials",
+                    "ops",
+                    "cli",
+                    "cli/replay",
+                    "broker",
+                    "localkafka",
+                    "state",
+                )
             ]
             assert any(c.exists() for c in candidates), f"no such file or folder: {name}"
         elif re.fullmatch(r"[A-Z][A-Z0-9_]+", name):

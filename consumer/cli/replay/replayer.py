@@ -70,7 +70,9 @@ async def replay(
     if options.dry_run or not selected:
         return report
 
-    await republish(settings, selected, progress_stream)
+    await republish(
+        settings, selected, progress_stream, reexecute=options.selection.include_succeeded
+    )
     if options.wait_s > 0:
         ids = {c.decoded.request_id for c in selected}
         report.outcomes = await wait_for_envelopes(

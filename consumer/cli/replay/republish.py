@@ -16,29 +16,39 @@ from consumer.cli.replay.report import Progress
 from consumer.cli.replay.selection import parse_latest
 from consumer.pipeline.intake import Accepted
 from consumer.settings import IntakeSettings
+from consumer.state.idempotency import REEXECUTE_HEADER
 
 REPLAY_HEADER = "replay-of"
 _FETCH_TIMEOUT_MS = 500
 
 
-def replay_headers(record: Any, decoded: Accepted) -> list[tuple[str, bytes]]:
+def replay_headers(
+    record: Any, decoded: Accepted, *, reexecute: bool = False
+) -> list[tuple[str, bytes]]:
     """The original headers, marked as a replay; a request whose id is not in its body
-    carries it in `request-id`, so the copy keeps the original's id."""
+    carries it in `request-id`, so the copy keeps the original's id. `reexecute` (with
+    `--include-succeeded`) makes the engine run it even if its request_id succeeded."""
     headers = [
         (key, value)
         for key, value in record.headers
-        if key.lower() != REPLAY_HEADER
+        if key.lower() not in (REPLAY_HEADER, REEXECUTE_HEADER)
         and not (key.lower() == "request-id" and decoded.request.request_id is None)
     ]
     if decoded.request.request_id is None:
         headers.append(("request-id", decoded.request_id.encode()))
     source = f"{record.topic}:{record.partition}:{record.offset}"
     headers.append((REPLAY_HEADER, source.encode()))
+    if reexecute:
+        headers.append((REEXECUTE_HEADER, b"1"))
     return headers
 
 
 async def republish(
-    settings: IntakeSettings, selected: list[Candidate], stream: TextIO | None
+    settings: IntakeSettings,
+    selected: list[Candidate],
+    stream: TextIO | None,
+    *,
+    reexecute: bool = False,
 ) -> None:
     producer = AIOKafkaProducer(
         **settings.kafka_client_options(),
@@ -59,7 +69,7 @@ async def republish(
                         settings.requests_topic,
                         value=record.value,
                         key=record.key,
-                        headers=replay_headers(record, candidate.decoded),
+                        headers=replay_headers(record, candidate.decoded, reexecute=reexecute),
                     )
                 )
             await asyncio.gather(*deliveries)

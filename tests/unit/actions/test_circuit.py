@@ -135,15 +135,32 @@ async def test_threshold_zero_turns_breakers_off() -> None:
     assert breakers.states() == {}
 
 
-async def test_healthy_upstreams_are_forgotten_when_many_are_known(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(CircuitBreakers, "_MAX_TRACKED", 3)
-    breakers = CircuitBreakers(2, 10.0, clock=Clock())
+async def test_healthy_upstreams_are_forgotten_first_when_many_are_known() -> None:
+    breakers = CircuitBreakers(2, 10.0, clock=Clock(), max_tracked=3)
     fail(breakers, "flaky.test")
     for i in range(4):
         breakers.record(f"ok-{i}.test", probe=False, failed=False, log=LOG)
-    # ok-2 pushed the count over 3: the healthy ones were dropped, ok-3 came after.
-    assert breakers.states() == {"flaky.test": "closed", "ok-3.test": "closed"}
+    # Over 3, the oldest healthy circuits went first; the failing one was kept.
+    assert breakers.states() == {
+        "flaky.test": "closed",
+        "ok-2.test": "closed",
+        "ok-3.test": "closed",
+    }
     fail(breakers, "flaky.test")
     assert breakers.states()["flaky.test"] == "open", "its failure count was kept"
+
+
+async def test_30000_failing_hosts_stay_within_the_bound() -> None:
+    """Issue 17: every host failing (each circuit open) once grew one entry per host."""
+    breakers = CircuitBreakers(1, 30.0, clock=Clock())
+    quiet = structlog.wrap_logger(structlog.ReturnLogger(), processors=[])
+    for i in range(30_000):
+        breakers.record(f"host-{i}.test", probe=False, failed=True, log=quiet)
+    assert len(breakers) == 10_000
+    states = breakers.states()
+    assert len(states) == 10_000
+    # The least recently used went: the latest hosts' circuits are still open.
+    assert states["host-29999.test"] == "open"
+    assert "host-0.test" not in states
+    with pytest.raises(CircuitOpen):
+        await breakers.admit("host-29999.test", LOG)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 import structlog
+from pydantic import ValidationError
 
-from actions import ActionRegistry, ActionRunner
+from actions import ActionRegistry, ActionRunner, Rate, RateLimiter
 from actions.registry import PLUGIN_GROUP, builtin_actions, default_registry, plugin_actions
 from consumer.cli.schemas import build_schemas
+from consumer.settings import EngineSettings, settings_help
 from schemas import ExecutionRequest
 from tests.unit.support import FakeCredentials, plain_client
 
@@ -104,6 +106,48 @@ async def test_the_runner_runs_the_plugin_action(installed: list[str]) -> None:
     assert ok.status == "success" and ok.data == {"greeting": "Hello, Ada.", "project": "p"}
     assert bad.error is not None and bad.error.code.value == "invalid_params"
     assert "params.name" in bad.error.message
+
+
+async def test_a_plugin_declares_its_own_rate_limit_and_the_engine_reads_it(
+    installed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: adding a rate-limited action is one file; no engine setting is edited."""
+    monkeypatch.delenv("EXAMPLE_GREET_RATE_LIMIT", raising=False)
+    assert "EXAMPLE_GREET_RATE_LIMIT" in settings_help()
+    assert EngineSettings().rate_limiter().limits["example_greet.name"] == Rate(2, 1.0)
+    monkeypatch.setenv("EXAMPLE_GREET_RATE_LIMIT", "1/min")
+    settings = EngineSettings()
+    limiter = settings.rate_limiter()
+    assert limiter.limits["example_greet.name"] == Rate(1, 60.0)
+    # The built-ins' contract settings are read the same way, unchanged.
+    assert limiter.limits["slack.channel"] == Rate(1, 1.0)
+    monkeypatch.setenv("EXAMPLE_GREET_RATE_LIMIT", "fast please")
+    with pytest.raises(ValidationError, match="EXAMPLE_GREET_RATE_LIMIT"):
+        EngineSettings()
+    monkeypatch.setenv("EXAMPLE_GREET_RATE_LIMIT", "1/s")
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async with plain_client() as http:
+        runner = ActionRunner(
+            default_registry(),
+            FakeCredentials(),
+            http,
+            http,
+            limiter=RateLimiter(EngineSettings().rate_limiter().limits, sleep=sleep),
+        )
+        for request_id in ("g1", "g2"):
+            greeted = await runner.execute(
+                ExecutionRequest.model_validate(
+                    {"action": "example_greet", "project": "p", "params": {"name": "Ada"}}
+                ),
+                request_id,
+                structlog.get_logger(),
+            )
+            assert greeted.status == "success"
+    assert len(sleeps) == 1 and 0.9 < sleeps[0] <= 1.0, "the second greeting of Ada waited"
 
 
 def test_a_plugin_cannot_take_a_builtin_name() -> None:

@@ -139,12 +139,13 @@ async def test_waiters_of_one_key_do_not_block_another_key_in_real_time() -> Non
     assert sorted(finished, key=finished.__getitem__)[-1] == "busy-4"
 
 
-def test_old_keys_are_forgotten() -> None:
+def test_schedules_are_an_lru_of_bounded_size() -> None:
     clock = FakeClock()
-    rl = limiter(clock, chan="1/s")
-    for i in range(RateLimiter._PRUNE_AT + 1):
-        rl.reserve([RateKey("chan", str(i))])
-    clock.now += 10
-    rl.reserve([CHANNEL])
-    rl.reserve([RateKey("chan", "fresh")])
-    assert len(rl._tat) <= 3
+    rl = RateLimiter({"chan": Rate(1, 3600.0)}, clock=clock, max_keys=10_000)
+    # 30,000 destinations whose schedules all lie in the future (1/h): memory stays bounded.
+    for i in range(30_000):
+        assert rl.reserve([RateKey("chan", f"host-{i}")]) == 0.0
+    assert len(rl) == 10_000
+    # The most recent keep their schedule; the least recently used were forgotten.
+    assert rl.reserve([RateKey("chan", "host-29999")]) == 3600.0
+    assert rl.reserve([RateKey("chan", "host-0")]) == 0.0

@@ -1,13 +1,24 @@
-"""An action that lives in its own package: `example_greet` logs a greeting and returns it."""
+"""An action that lives in its own package: `example_greet` logs a greeting and returns it.
+
+It is rate-limited per person greeted, and declares that limit itself (`rate_limits`): the
+engine reads `EXAMPLE_GREET_RATE_LIMIT` (default 2/s) without a line of engine code.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
 
-from actions import Action, ActionContext, ActionParams
+from actions import Action, ActionContext, ActionParams, RateKey, RateLimitSpec
+
+PER_NAME = RateLimitSpec(
+    "example_greet.name",
+    "EXAMPLE_GREET_RATE_LIMIT",
+    "2/s",
+    "`example_greet` greetings per person (same syntax as SLACK_RATE_LIMIT_PER_CHANNEL).",
+)
 
 
 class GreetParams(ActionParams):
@@ -19,6 +30,10 @@ class Greet(Action[GreetParams]):
     name = "example_greet"
     params_model = GreetParams
     description = "Greets someone (an example plugin action)."
+    rate_limits = (PER_NAME,)
+
+    def rate_keys(self, params: GreetParams, ctx: ActionContext) -> Sequence[RateKey]:
+        return (RateKey(PER_NAME.name, f"{ctx.project}/{params.name}"),)
 
     async def run(self, params: GreetParams, ctx: ActionContext) -> Mapping[str, Any]:
         greeting = f"Hello, {params.name}{'!' if params.excited else '.'}"

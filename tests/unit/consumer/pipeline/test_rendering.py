@@ -129,5 +129,15 @@ def test_fast_envelope_bytes_equal_pydantic_field_for_field(data: dict[str, Any]
 
 def test_fast_envelope_bytes_keep_every_field_of_the_schema() -> None:
     rendered = json.loads(envelope_bytes(envelope({"logged": True})))
-    assert set(rendered) == set(ResultEnvelope.model_fields)
+    # `deduplicated` is absent unless true ("true when present", the contract says).
+    assert set(rendered) == set(ResultEnvelope.model_fields) - {"deduplicated"}
     assert rendered["started_at"] == "2026-11-26T09:00:00.000Z"
+
+
+def test_deduplicated_is_absent_unless_true_on_both_paths() -> None:
+    plain = envelope({"ok": True})
+    marked = plain.model_copy(update={"deduplicated": True, "attempts": 0})
+    assert "deduplicated" not in json.loads(envelope_bytes(plain))
+    assert json.loads(envelope_bytes(marked))["deduplicated"] is True
+    for subject in (plain, marked):
+        assert json.loads(envelope_bytes(subject)) == json.loads(subject.model_dump_json())
