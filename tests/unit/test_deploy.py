@@ -210,7 +210,13 @@ def test_the_configmap_holds_real_settings_the_engine_accepts() -> None:
         for entry in CONTAINER["env"]
         if "secretKeyRef" in entry.get("valueFrom", {})
     }
-    assert set(secrets) == {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "VAULT_TOKEN"}
+    assert set(secrets) == {
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "VAULT_TOKEN",
+        "EXECUTION_STATE_URL",
+        "EXECUTION_STATE_ENCRYPTION_KEY",
+    }
     assert set(secrets) <= SETTING_NAMES and not set(secrets) & set(SETTINGS_ENV)
     for name, ref in secrets.items():
         assert ref["key"] == name and ref["optional"] is True
