@@ -54,12 +54,6 @@ def other(servers: tuple[HttpTargetStandIn, HttpTargetStandIn]) -> HttpTargetSta
 
 
 @pytest.fixture
-async def egress() -> AsyncIterator[HttpClient]:
-    async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
-        yield client
-
-
-@pytest.fixture
 async def trusted() -> AsyncIterator[HttpClient]:
     # `http` must not be used by http_request: a trusted client that fails the test if called.
     async with FakeHttpClient() as client:

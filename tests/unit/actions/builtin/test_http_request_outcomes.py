@@ -3,7 +3,6 @@ after a lost answer or a 5xx, POST/PATCH only when the target honours `Idempoten
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -12,34 +11,13 @@ import structlog
 from actions import (
     ActionRegistry,
     ActionRunner,
-    EgressPolicy,
     RetryPolicy,
-    guarded_client,
-    parse_networks,
 )
 from actions.builtin.http_request import ACTION
 from actions.http import HttpClient
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, FakeHttpClient, closed_port
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HttpTargetStandIn]:
-    with HttpTargetStandIn() as target:
-        yield target
-
-
-@pytest.fixture
-def target(server: HttpTargetStandIn) -> HttpTargetStandIn:
-    server.clear()
-    return server
-
-
-@pytest.fixture
-async def egress() -> AsyncIterator[HttpClient]:
-    async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
-        yield client
 
 
 async def call(egress: HttpClient, url: str, **params: Any) -> ResultEnvelope:

@@ -5,7 +5,7 @@ sent. Valid non-ASCII input works. Through the runner, as the engine runs action
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,18 +28,6 @@ from actions.http import HttpClient
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, plain_client
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HttpTargetStandIn]:
-    with HttpTargetStandIn() as target:
-        yield target
-
-
-@pytest.fixture
-def target(server: HttpTargetStandIn) -> HttpTargetStandIn:
-    server.clear()
-    return server
 
 
 @pytest.fixture

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
+from actions import HttpClient
 from actions.builtin import http_request, send_webhook
 from actions.request_id_header import request_id_from_header_value, request_id_header_value
 from schemas.request import REQUEST_ID_PATTERN
@@ -17,24 +14,6 @@ from tests.unit.support import FakeCredentials, make_context, plain_client
 
 NON_ASCII_ID = "café-1"
 SENT_AS = "UTF-8''caf%C3%A9-1"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HttpTargetStandIn]:
-    with HttpTargetStandIn() as target:
-        yield target
-
-
-@pytest.fixture
-def target(server: HttpTargetStandIn) -> HttpTargetStandIn:
-    server.clear()
-    return server
-
-
-@pytest.fixture
-async def egress() -> AsyncIterator[HttpClient]:
-    async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
-        yield client
 
 
 def test_a_printable_ascii_id_is_sent_as_it_is() -> None:

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +20,6 @@ from actions import (
     UpstreamError,
     UpstreamUnavailable,
     guarded_client,
-    parse_networks,
 )
 from actions.builtin.send_webhook import (
     ACTION,
@@ -50,12 +49,6 @@ def receiver_server() -> Iterator[HttpTargetStandIn]:
 def receiver(receiver_server: HttpTargetStandIn) -> HttpTargetStandIn:
     receiver_server.clear()
     return receiver_server
-
-
-@pytest.fixture
-async def egress() -> AsyncIterator[HttpClient]:
-    async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
-        yield client
 
 
 async def send(

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from actions import EgressPolicy, HttpClient, UpstreamError, guarded_client, parse_networks
+from actions import HttpClient, UpstreamError
 from actions.builtin.http_request import ACTION, HttpRequestParams
 from actions.limits import escape_lone_surrogates, upstream_json
 from tests.standins.surrogate_json import KEPT, LONE_SURROGATE_JSON, SurrogateJsonStandIn
@@ -19,12 +19,6 @@ from tests.unit.support import make_context, plain_client
 def upstream() -> Iterator[SurrogateJsonStandIn]:
     with SurrogateJsonStandIn() as server:
         yield server
-
-
-@pytest.fixture
-async def egress() -> AsyncIterator[HttpClient]:
-    async with guarded_client(EgressPolicy(parse_networks("127.0.0.0/8"))) as client:
-        yield client
 
 
 def test_lone_surrogates_are_written_as_their_escape() -> None:
