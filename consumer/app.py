@@ -113,6 +113,7 @@ class Application:
             await producer.start()
             stack.push_async_callback(self._bounded, producer.stop, "producer.stop")
             if self._log_sink is not None:
+                self.metrics.watch_log_sink(self._log_sink)  # ops
                 sink_task = asyncio.create_task(self._log_sink.run(producer, settings.logs_topic))
                 stack.push_async_callback(self._stop_log_sink, self._log_sink, sink_task, producer)
             admin = AIOKafkaAdminClient(**kafka)

@@ -116,9 +116,11 @@ class EngineMetrics:
         )
         self._consumer: Any = None
         self._credentials: CacheCounters | None = None
+        self._log_sink: DropCounter | None = None
         self._circuits: Callable[[], Mapping[str, str]] = dict
         registry.register(_LagCollector(self))
         registry.register(_CredentialCacheCollector(self))
+        registry.register(_LogSinkCollector(self))
         registry.register(_CircuitCollector(self))
 
     # -- hooks the engine calls ------------------------------------------------------------
@@ -157,6 +159,10 @@ class EngineMetrics:
 
     def watch_credentials(self, cache: CacheCounters) -> None:
         self._credentials = cache
+
+    def watch_log_sink(self, sink: DropCounter) -> None:
+        """The Kafka log sink, whose dropped events (queue full, broker away) are counted."""
+        self._log_sink = sink
 
     def watch_gauges(
         self,
@@ -225,6 +231,33 @@ class _LagCollector(Collector):
             "execution_consumer_lag",
             "Records on an assigned partition not fetched yet (last stable offset - position).",
             labels=["topic", "partition"],
+        )
+
+
+class DropCounter(Protocol):
+    """What the Kafka log sink exposes (consumer.ops.logging.KafkaLogSink)."""
+
+    dropped: int
+
+
+class _LogSinkCollector(Collector):
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return [self._family(0)]
+
+    def collect(self) -> Iterator[Metric]:
+        sink = self._metrics._log_sink
+        yield self._family(sink.dropped if sink is not None else 0)
+
+    @staticmethod
+    def _family(dropped: int) -> Metric:
+        return CounterMetricFamily(
+            "execution_log_events_dropped",
+            "Log events not delivered to the logs topic (the sink's queue full, or the broker "
+            "away); they were still written to stdout.",
+            value=dropped,
         )
 
 

@@ -8,6 +8,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.app import Application
+from consumer.ops.logging import KafkaLogSink
 from consumer.ops.metrics import EngineMetrics
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, error_envelope, success_envelope
@@ -150,3 +151,14 @@ def test_the_application_exposes_its_readiness_and_its_circuits() -> None:
     assert got[("execution_circuits", (("state", "open"),))] == 0
     app.circuit_breakers.record("slack.com", probe=False, failed=True, log=structlog.get_logger())
     assert samples(app.metrics)[("execution_circuits", (("state", "open"),))] == 1
+
+
+def test_dropped_log_events_are_counted_on_metrics() -> None:
+    metrics = EngineMetrics()
+    assert b"execution_log_events_dropped_total 0.0" in metrics.render()
+    sink = KafkaLogSink(max_queued=2)
+    metrics.watch_log_sink(sink)
+    for n in range(5):
+        sink.put(None, b"event %d" % n)
+    assert sink.dropped == 3
+    assert b"execution_log_events_dropped_total 3.0" in metrics.render()
