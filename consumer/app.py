@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
 from actions.idempotency import IdempotencyRecords
-from consumer.broker.dead_letter_size import topic_bytes_for
+from consumer.broker.dead_letter_size import BATCH_BYTES, HEADER_ROOM, topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
@@ -77,7 +77,7 @@ class Application:
             lambda: group_readiness(self.consumer).ready, self.circuit_breakers.states
         )
         # A dead letter is the original record plus headers: leave room for both.
-        self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + 65_536
+        self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + HEADER_ROOM
         self.scheduler: KeyedScheduler[Work] | None = None
         self.credentials: CredentialCache | None = None  # built with the runner
         self.partitions: Partitions | None = None
@@ -262,7 +262,7 @@ class Application:
             # 20-39 ms per transaction, 9-10 ms with 512 KiB). 512 KiB holds a transaction's
             # envelopes (or a burst of log events) in one batch and stays under the broker's
             # default message.max.bytes (1 MiB), which bounds a whole batch.
-            "max_batch_size": 512 * 1024,
+            "max_batch_size": BATCH_BYTES,
             "request_timeout_ms": 30_000,
             "max_request_size": self.max_message_bytes,
             "partitioner": FastPartitioner(),  # aiokafka's murmur2 costs ~10 us per envelope

@@ -104,16 +104,11 @@ class RecordProcessor:
             if isinstance(decoded, Rejected):
                 outcome = self._rejected(record, decoded)
             else:
-                request = decoded.request
-                log = _record_logger(record, decoded, self._engine_scope).bind(
-                    action=request.action, project=request.project
-                )
-                log.info("request.received")
-                envelope = self._runner.execute_now(request, decoded.request_id, log)
+                log = _received(record, decoded, self._engine_scope)
+                envelope = self._runner.execute_now(decoded.request, decoded.request_id, log)
                 outcome = _Outcome(envelope, decoded.traceparent)
         except Exception:
-            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
-            outcome = _Outcome(bug_envelope(record, "the engine failed on this record (bug)"))
+            outcome = self._bug(record)
         return self._render(record, outcome, self._engine_scope)
 
     async def run(self, work: Work, slot: InFlightSlot) -> None:
@@ -139,9 +134,14 @@ class RecordProcessor:
             else:
                 outcome = await self._executed(record, decoded, slot, credentials, scope)
         except Exception:
-            self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
-            outcome = _Outcome(bug_envelope(record, "the engine failed on this record (bug)"))
+            outcome = self._bug(record)
         return self._render(record, outcome, scope)
+
+    def _bug(self, record: Any) -> _Outcome:
+        """Called from an `except`: the engine failed on this record; it still gets one
+        envelope, or its partition's watermark would never pass it."""
+        self._log.exception("engine.bug", partition=record.partition, offset=record.offset)
+        return _Outcome(bug_envelope(record, "the engine failed on this record (bug)"))
 
     def _render(self, record: Any, outcome: _Outcome, scope: RedactionScope) -> list[OutMessage]:
         self._metrics.envelope(outcome.envelope)  # ops
@@ -186,13 +186,9 @@ class RecordProcessor:
         credentials: RecordCredentials | None,
         scope: RedactionScope,
     ) -> _Outcome:
-        request = accepted.request
-        log = _record_logger(record, accepted, scope).bind(
-            action=request.action, project=request.project
-        )
-        log.info("request.received")
+        log = _received(record, accepted, scope)
         execution = self._runner.execute(
-            request,
+            accepted.request,
             accepted.request_id,
             log,
             slot,
@@ -201,6 +197,16 @@ class RecordProcessor:
         )
         envelope = await self._tracing.run(accepted, execution)  # ops: a span when tracing is on
         return _Outcome(envelope, accepted.traceparent)
+
+
+def _received(record: Any, accepted: Accepted, scope: RedactionScope) -> FilteringBoundLogger:
+    """The request's logger, once it says `request.received`."""
+    request = accepted.request
+    log = _record_logger(record, accepted, scope).bind(
+        action=request.action, project=request.project
+    )
+    log.info("request.received")
+    return log
 
 
 def _record_logger(
