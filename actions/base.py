@@ -133,7 +133,9 @@ class AttemptState:
         self.unsafe_call_sent = False
 
 
-@dataclass(frozen=True)
+# Read-only by convention, not frozen: a frozen dataclass sets each field through
+# `object.__setattr__`, 3.2 us per context against 1.0 with slots, and every request has one.
+@dataclass(slots=True)
 class ActionContext:
     request_id: str
     project: str

@@ -160,18 +160,29 @@ class _Timestamps:
         self._prefix = ""
         self._millisecond = -1
         self._last = ""
+        self._last_bytes = b""
 
     def now(self) -> str:
         millisecond = int(time.time() * 1000)
-        if millisecond == self._millisecond:  # a busy loop logs many events per millisecond
-            return self._last
+        if millisecond != self._millisecond:  # a busy loop logs many events per millisecond
+            self._advance(millisecond)
+        return self._last
+
+    def now_bytes(self) -> bytes:
+        """`now()` as the UTF-8 bytes a pre-rendered line is assembled from."""
+        millisecond = int(time.time() * 1000)
+        if millisecond != self._millisecond:
+            self._advance(millisecond)
+        return self._last_bytes
+
+    def _advance(self, millisecond: int) -> None:
         second = millisecond // 1000
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             self._second = second
         self._millisecond = millisecond
         self._last = f"{self._prefix}{millisecond % 1000:03d}Z"
-        return self._last
+        self._last_bytes = self._last.encode()
 
 
 _timestamps = _Timestamps()
@@ -179,6 +190,10 @@ _timestamps = _Timestamps()
 
 def timestamp() -> str:
     return _timestamps.now()
+
+
+def timestamp_bytes() -> bytes:
+    return _timestamps.now_bytes()
 
 
 def add_timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
@@ -228,6 +243,11 @@ def render_line(event: EventDict) -> bytes:
         if not text.isascii():
             text = text.translate(_LINE_SAFE)
         return text.encode("utf-8", "backslashreplace")
+    return line_safe(line)
+
+
+def line_safe(line: bytes) -> bytes:
+    """orjson's rendering of an event, with what must not reach a line raw escaped."""
     # Nearly every line is ASCII without DEL: nothing to escape.
     if line.isascii() and b"\x7f" not in line:
         return line
@@ -258,6 +278,12 @@ class Renderer:
         self.emit(event)
         raise structlog.DropEvent
 
+    @property
+    def writes_json(self) -> bool:
+        """Whether stdout gets the JSON line itself (not a console line made from the event),
+        so a line rendered elsewhere may be handed over as it is (`emit_line`)."""
+        return self._console is None
+
     def emit(self, event: EventDict) -> None:
         """Write one event that has been redacted already."""
         line = render_line(event)
@@ -268,6 +294,13 @@ class Renderer:
         if self.sink is not None:
             request_id = event.get("request_id")
             self.sink.put(request_id.encode() if isinstance(request_id, str) else None, line)
+
+    def emit_line(self, line: bytes, key: bytes | None) -> None:
+        """Write one event already redacted and rendered as `render_line` renders it (only
+        while `writes_json`), keyed on the logs topic by its request_id."""
+        self._write(line)
+        if self.sink is not None:
+            self.sink.put(key, line)
 
     def _write(self, line: bytes) -> None:
         try:

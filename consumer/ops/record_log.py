@@ -8,18 +8,38 @@ event straight to the bytes that go to stdout and to the logs topic: level check
 redaction, orjson. It implements structlog's `FilteringBoundLogger`, so the runner and actions
 (and plugins) see no difference. Exceptions go through structlog (formatting a traceback is
 its job), and so does everything when logging was not configured (`configure_logging`).
+
+The bound fields are the engine's own (ids, partition, offset, action, project: never
+scrubbed), so they are rendered once per logger, to the head of every line: an event then
+costs one orjson call on its own fields, joined to that head and to the level, timestamp and
+service parts. The bytes are those `render_line` gives for the whole event (a test holds
+them equal); an event whose fields would collide with the bound or added ones, a context with
+other fields, or anything orjson cannot encode takes the whole-event path.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from structlog.typing import FilteringBoundLogger
 
 from consumer.ops import logging as engine_logging
-from consumer.ops.redaction import RedactionScope, current_scope
+from consumer.ops.redaction import ENGINE_EVENT_FIELDS, RedactionScope, current_scope
 
 _NAMES = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
+# What follows an event's own fields on its line: the level, then the timestamp, then this.
+_LEVEL_PARTS = {
+    level: f',"level":"{name}","timestamp":"'.encode() for level, name in _NAMES.items()
+}
+_SERVICE_PART = f'","service":{orjson.dumps(engine_logging.SERVICE).decode()}}}'.encode()
+# Fields an event's own must not name for its line to be assembled from parts: those added
+# after them, and `request_id` (the line's key on the logs topic comes from the bound one).
+_ADDED = frozenset({"event", "level", "timestamp", "service", "request_id"})
+# Bound fields that may be rendered once: the engine's own, which redaction keeps verbatim.
+_HEAD_FIELDS = ENGINE_EVENT_FIELDS - _ADDED
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_NO_HEAD = b""  # the context cannot be rendered once: every event takes the whole-event path
 
 
 def record_logger(scope: RedactionScope | None = None, /, **context: Any) -> FilteringBoundLogger:
@@ -31,7 +51,7 @@ def record_logger(scope: RedactionScope | None = None, /, **context: Any) -> Fil
 
 
 class RecordLogger:
-    __slots__ = ("_context", "_min_level", "_scope")
+    __slots__ = ("_context", "_head", "_key", "_min_level", "_scope")
 
     def __init__(
         self, context: dict[str, Any], min_level: int, scope: RedactionScope | None = None
@@ -39,6 +59,8 @@ class RecordLogger:
         self._context = context
         self._min_level = min_level
         self._scope = scope
+        self._head: bytes | None = None  # rendered at the first event
+        self._key: bytes | None = None
 
     def _emit(self, level: int, event: str, kw: dict[str, Any]) -> None:
         if level < self._min_level:
@@ -47,12 +69,54 @@ class RecordLogger:
         if renderer is None:  # logging was reset meanwhile (tests)
             engine_logging.get_logger(**self._context).log(level, event, **kw)
             return
+        scope = current_scope() if self._scope is None else self._scope
+        head = self._head if self._head is not None else self._render_head()
+        level_part = _LEVEL_PARTS.get(level)
+        if (
+            head
+            and level_part is not None
+            and renderer.writes_json
+            and _ADDED.isdisjoint(kw)
+            and self._context.keys().isdisjoint(kw)
+        ):
+            kw["event"] = event  # `kw` is this call's own dict
+            try:
+                body = orjson.dumps(scope.scrub_event(kw), default=str, option=_ORJSON_OPTIONS)
+            except (TypeError, orjson.JSONEncodeError):
+                del kw["event"]  # what orjson refuses, `render_line` renders its own way
+            else:
+                line = b"".join(
+                    (
+                        head,
+                        body[1:-1],
+                        level_part,
+                        engine_logging.timestamp_bytes(),
+                        _SERVICE_PART,
+                    )
+                )
+                renderer.emit_line(engine_logging.line_safe(line), self._key)
+                return
         event_dict = {**self._context, **kw, "event": event}
         event_dict.setdefault("level", _NAMES.get(level, "info"))
         event_dict["timestamp"] = engine_logging.timestamp()
         event_dict.setdefault("service", engine_logging.SERVICE)
-        scope = current_scope() if self._scope is None else self._scope
         renderer.emit(scope.scrub_event(event_dict))
+
+    def _render_head(self) -> bytes:
+        """`{` and the bound fields, each followed by a comma: the start of every line."""
+        context = self._context
+        head = _NO_HEAD
+        request_id = context.get("request_id")
+        if isinstance(request_id, str) and _HEAD_FIELDS.issuperset(context.keys() - {"request_id"}):
+            try:
+                fields = orjson.dumps(context)
+            except (TypeError, orjson.JSONEncodeError):
+                pass
+            else:
+                head = fields[:-1] + b","
+                self._key = request_id.encode()
+        self._head = head
+        return head
 
     # -- binding ---------------------------------------------------------------------------
 

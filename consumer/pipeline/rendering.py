@@ -39,7 +39,7 @@ def envelope_bytes(envelope: ResultEnvelope, scope: RedactionScope | None = None
     that are not strings, types outside JSON) goes through `model_dump_json`."""
     scrubbed = scrubbed_envelope(envelope, SECRETS.engine_scope if scope is None else scope)
     try:
-        return orjson.dumps(_fields(scrubbed), option=_ORJSON_OPTIONS)
+        return orjson.dumps(_envelope_fields(scrubbed), option=_ORJSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         return scrubbed.model_dump_json().encode()
 
@@ -82,6 +82,23 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 # Fields the model leaves out while unset (`Field(exclude_if=...)`): "true when present".
 _ABSENT_WHEN_NONE = frozenset({"deduplicated"})
+
+
+def _envelope_fields(envelope: ResultEnvelope) -> dict[str, Any]:
+    """`_fields` of an envelope, written out for its known shape (every record renders one)."""
+    fields = dict(envelope.__dict__)
+    started, finished = fields["started_at"], fields["finished_at"]
+    if type(started) is not datetime or type(finished) is not datetime:
+        return _fields(envelope)
+    fields["started_at"] = format_timestamp(started)
+    fields["finished_at"] = format_timestamp(finished)
+    for name in ("error", "fallback"):
+        value = fields[name]
+        if value is not None:
+            fields[name] = _fields(value)
+    if fields["deduplicated"] is None:
+        del fields["deduplicated"]
+    return fields
 
 
 def _fields(model: BaseModel) -> dict[str, Any]:
