@@ -7,7 +7,7 @@ that could never run: both refuse exactly the same requests, with the same code 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -34,10 +34,10 @@ class PreparedAction:
     params: ActionParams
 
 
-@dataclass(frozen=True)
-class PreparedRequest:
+class PreparedRequest(NamedTuple):
     """A request that can run: its action with validated params, and its fallback if any.
-    (One object per request: this is on every record's path.)"""
+    (One per request, on every record's path: a named tuple, a third of a frozen dataclass's
+    cost.)"""
 
     action: AnyAction
     params: ActionParams

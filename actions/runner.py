@@ -50,7 +50,7 @@ from schemas import (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Outcome:
     """How one action's run ended: data on success, else an error code and message."""
 

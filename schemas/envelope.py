@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -12,9 +13,35 @@ from schemas.errors import ErrorCode
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision, as the contract's examples show."""
+    # What the engine's clock gives: the second's text is reused (strftime pads no year
+    # below 1000).
+    if moment.tzinfo is UTC and moment.year >= 1000:
+        return _UTC_SECONDS.format(moment)
     # isoformat truncates to milliseconds like the contract's examples, at a fifth of
-    # strftime's cost (two timestamps per envelope).
+    # strftime's cost.
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+class _SecondsText:
+    """The formatted second of the last UTC moment: two timestamps per envelope, thousands of
+    envelopes per second, and all of one second share the text up to the milliseconds (a
+    third of `isoformat`'s cost)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, moment: datetime) -> str:
+        second = int(moment.timestamp() // 1)
+        if second % 60 != moment.second:  # the float rounded up into the next second
+            return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}{moment.microsecond // 1000:03d}Z"
+
+
+_UTC_SECONDS = _SecondsText()
 
 
 class ErrorInfo(BaseModel):

@@ -25,7 +25,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -65,8 +65,10 @@ class IntakeLimits:
         return cls(settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes)
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(NamedTuple):
+    """A valid request. (A named tuple: one is made per record, at a third of a frozen
+    dataclass's cost.)"""
+
     request: ExecutionRequest
     request_id: str
     traceparent: str | None

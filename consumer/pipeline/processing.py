@@ -12,7 +12,7 @@ rendered (`consumer.ops.redaction`). An immediate record fetches nothing: the en
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from structlog.typing import FilteringBoundLogger
 
@@ -45,8 +45,7 @@ class Work:
     channel: Finished
 
 
-@dataclass(frozen=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     envelope: ResultEnvelope
     traceparent: str | None = None
     dead_letter: DeadLetter | None = None

@@ -7,9 +7,8 @@ Publishing and committing them is `consumer.partitions.channel`'s job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
@@ -176,9 +175,8 @@ def _cut(value: bytes, limit: int) -> bytes:
     return value[:limit].decode("utf-8", "ignore").encode() + "…".encode()
 
 
-@dataclass(frozen=True)
-class OutMessage:
-    """One record to publish: an envelope or a dead letter."""
+class OutMessage(NamedTuple):
+    """One record to publish: an envelope or a dead letter. (A named tuple: one per record.)"""
 
     topic: str
     key: bytes | None

@@ -28,10 +28,24 @@ T1 = T0 + timedelta(milliseconds=142)
             datetime(2026, 11, 25, 23, 0, 0, tzinfo=timezone(timedelta(hours=-5))),
             "2026-11-26T04:00:00.000Z",
         ),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00.000Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "0999-12-31T23:59:59.999Z"),
+        (datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC), "1969-12-31T23:59:59.500Z"),
+        (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "9999-12-31T23:59:59.999Z"),
     ],
 )
 def test_format_timestamp_is_utc_milliseconds_z(moment: datetime, text: str) -> None:
     assert format_timestamp(moment) == text
+
+
+def test_moments_of_one_second_share_its_text_and_no_other() -> None:
+    moments = [T0 + timedelta(milliseconds=step * 137) for step in range(40)]
+    texts = [format_timestamp(moment) for moment in moments]
+    expected = [
+        moment.astimezone(timezone(timedelta(0))).isoformat(timespec="milliseconds")[:-6] + "Z"
+        for moment in moments
+    ]
+    assert texts == expected
 
 
 def test_a_trusted_envelope_is_the_one_model_construct_builds() -> None:
