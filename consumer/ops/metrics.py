@@ -7,6 +7,8 @@ with `set_function`). Every name starts with `execution_`.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -18,8 +20,14 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from schemas import ResultEnvelope
 
@@ -50,7 +58,6 @@ class EngineMetrics:
     def __init__(self, actions: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._actions = frozenset(actions)
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         registry = self.registry
         self.records_consumed = Counter(
             "execution_records_consumed",
@@ -58,25 +65,9 @@ class EngineMetrics:
             ["topic", "partition"],
             registry=registry,
         )
-        self.envelopes = Counter(
-            "execution_envelopes",
-            "Result envelopes produced, by action, status and error code.",
-            ["action", "status", "error_code"],
-            registry=registry,
-        )
-        self.action_duration = Histogram(
-            "execution_action_duration_seconds",
-            "Time from a request's start to its envelope (all attempts), by action and status.",
-            ["action", "status"],
-            buckets=_ACTION_BUCKETS,
-            registry=registry,
-        )
-        self.retries = Counter(
-            "execution_action_retries",
-            "Attempts beyond the first, by action.",
-            ["action"],
-            registry=registry,
-        )
+        # Counted by the engine itself, one dict update per envelope (prometheus-client's
+        # children cost ~3 us an envelope with their locks), and read at scrape time.
+        self._envelopes = _EnvelopeTally()
         self.in_flight = Gauge("execution_in_flight", "Actions running now.", registry=registry)
         self.buffered = Gauge(
             "execution_buffered_records",
@@ -118,6 +109,7 @@ class EngineMetrics:
         self._credentials: CacheCounters | None = None
         self._log_sink: DropCounter | None = None
         self._circuits: Callable[[], Mapping[str, str]] = dict
+        registry.register(self._envelopes)
         registry.register(_LagCollector(self))
         registry.register(_CredentialCacheCollector(self))
         registry.register(_LogSinkCollector(self))
@@ -130,21 +122,14 @@ class EngineMetrics:
 
     def envelope(self, envelope: ResultEnvelope) -> None:
         action = envelope.action if envelope.action in self._actions else UNKNOWN_ACTION
-        code = envelope.error.code.value if envelope.error is not None else NO_ERROR
-        status = envelope.status
-        # `labels()` checks and joins its arguments on every call: each label set's children
-        # are looked up once, then kept (a bounded set: actions x statuses x codes).
-        children = self._children.get((action, status, code))
-        if children is None:
-            children = self._children[(action, status, code)] = (
-                self.envelopes.labels(action, status, code),
-                self.action_duration.labels(action, status),
-            )
-        children[0].inc()
-        if action != UNKNOWN_ACTION:
-            children[1].observe(envelope.duration_ms / 1000)
-            if envelope.attempts > 1:
-                self.retries.labels(action).inc(envelope.attempts - 1)
+        error = envelope.error
+        self._envelopes.count(
+            action,
+            envelope.status,
+            NO_ERROR if error is None else error.code.value,
+            envelope.duration_ms / 1000,
+            envelope.attempts,
+        )
 
     def committed(self, seconds: float) -> None:
         """After a successful offset (or transaction) commit that took `seconds`."""
@@ -210,6 +195,74 @@ class EngineMetrics:
             if state.has_valid_position:
                 result[(tp.topic, tp.partition)] = max(0, end - state.position)
         return result
+
+
+class _EnvelopeTally(Collector):
+    """Envelopes by action, status and code; action durations by action and status; retries
+    by action. Plain counts kept by the engine's loop (one thread) and exposed at scrape time
+    as `execution_envelopes_total`, `execution_action_duration_seconds` and
+    `execution_action_retries_total`. Series appear with their first envelope."""
+
+    def __init__(self) -> None:
+        self._envelopes: dict[tuple[str, str, str], int] = {}
+        # (action, status) -> count per bucket (the last one: above every bound), and sum.
+        self._buckets: dict[tuple[str, str], list[int]] = {}
+        self._sums: dict[tuple[str, str], float] = {}
+        self._retries: dict[str, int] = {}
+
+    def count(self, action: str, status: str, code: str, seconds: float, attempts: int) -> None:
+        key = (action, status, code)
+        self._envelopes[key] = self._envelopes.get(key, 0) + 1
+        if action == UNKNOWN_ACTION:
+            return
+        timed = (action, status)
+        buckets = self._buckets.get(timed)
+        if buckets is None:
+            buckets = self._buckets[timed] = [0] * (len(_ACTION_BUCKETS) + 1)
+            self._sums[timed] = 0.0
+        # A bucket counts what is at most its bound ("le"): the first bound >= seconds.
+        buckets[bisect.bisect_left(_ACTION_BUCKETS, seconds)] += 1
+        self._sums[timed] += seconds
+        if attempts > 1:
+            self._retries[action] = self._retries.get(action, 0) + attempts - 1
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> Iterator[Metric]:
+        envelopes = CounterMetricFamily(
+            "execution_envelopes",
+            "Result envelopes produced, by action, status and error code.",
+            labels=["action", "status", "error_code"],
+        )
+        for labels, value in list(self._envelopes.items()):
+            envelopes.add_metric(list(labels), value)
+        yield envelopes
+        durations = HistogramMetricFamily(
+            "execution_action_duration_seconds",
+            "Time from a request's start to its envelope (all attempts), by action and status.",
+            labels=["action", "status"],
+        )
+        for timed, buckets in list(self._buckets.items()):
+            cumulative = list(itertools.accumulate(buckets))
+            durations.add_metric(
+                list(timed),
+                [(_LE[i], float(n)) for i, n in enumerate(cumulative)],
+                sum_value=self._sums[timed],
+            )
+        yield durations
+        retries = CounterMetricFamily(
+            "execution_action_retries", "Attempts beyond the first, by action.", labels=["action"]
+        )
+        for action, value in list(self._retries.items()):
+            retries.add_metric([action], value)
+        yield retries
+
+
+_LE = [*(floatToGoString(bound) for bound in _ACTION_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
 
 
 class _LagCollector(Collector):

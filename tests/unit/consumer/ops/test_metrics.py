@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.app import Application
+from consumer.ops import metrics as metrics_module
 from consumer.ops.logging import KafkaLogSink
-from consumer.ops.metrics import EngineMetrics
+from consumer.ops.metrics import NO_ERROR, UNKNOWN_ACTION, EngineMetrics
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, error_envelope, success_envelope
 
@@ -162,3 +165,63 @@ def test_dropped_log_events_are_counted_on_metrics() -> None:
         sink.put(None, b"event %d" % n)
     assert sink.dropped == 3
     assert b"execution_log_events_dropped_total 3.0" in metrics.render()
+
+
+def test_the_envelope_tally_exposes_what_prometheus_client_would() -> None:
+    """The engine counts envelopes itself; the series are those of a prometheus-client
+    Counter and Histogram fed the same envelopes, sample for sample (bounds included)."""
+    metrics = EngineMetrics(["log_message", "send_slack"])
+    reference = CollectorRegistry()
+    envelopes = Counter(
+        "execution_envelopes", "", ["action", "status", "error_code"], registry=reference
+    )
+    durations = Histogram(
+        "execution_action_duration_seconds",
+        "",
+        ["action", "status"],
+        buckets=metrics_module._ACTION_BUCKETS,
+        registry=reference,
+    )
+    retries = Counter("execution_action_retries", "", ["action"], registry=reference)
+    chooser = random.Random(7)
+    for bound in [*metrics_module._ACTION_BUCKETS, 0.0, 500.0]:  # on a bound, and past them
+        for milliseconds in (bound * 1000, bound * 1000 + 0.001, chooser.uniform(0, 200_000)):
+            attempts = chooser.choice([0, 1, 3])
+            action = chooser.choice(["log_message", "send_slack", "bogus"])
+            finished = T0 + timedelta(milliseconds=milliseconds)
+            if chooser.random() < 0.5:
+                envelope = success_envelope(
+                    "r",
+                    {},
+                    action=action,
+                    project="p",
+                    started_at=T0,
+                    finished_at=finished,
+                    attempts=attempts,
+                )
+            else:
+                envelope = error_envelope(
+                    "r",
+                    ErrorCode.UPSTREAM_ERROR,
+                    "x",
+                    started_at=T0,
+                    finished_at=finished,
+                    action=action,
+                    attempts=attempts,
+                )
+            metrics.envelope(envelope)
+            named = action if action != "bogus" else UNKNOWN_ACTION
+            code = envelope.error.code.value if envelope.error else NO_ERROR
+            envelopes.labels(named, envelope.status, code).inc()
+            if named != UNKNOWN_ACTION:
+                durations.labels(named, envelope.status).observe(envelope.duration_ms / 1000)
+                if attempts > 1:
+                    retries.labels(named).inc(attempts - 1)
+    wanted = {
+        key: value
+        for family in text_string_to_metric_families(generate_latest(reference).decode())
+        for sample in family.samples
+        for key, value in [((sample.name, tuple(sorted(sample.labels.items()))), sample.value)]
+    }
+    got = samples(metrics)
+    assert wanted and {key: got.get(key) for key in wanted} == wanted
