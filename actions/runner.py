@@ -191,21 +191,33 @@ class ActionRunner:
         fallback: FallbackResult | None,
         started_at: datetime,
     ) -> ResultEnvelope:
-        common: dict[str, Any] = {
-            "started_at": started_at,
-            "finished_at": self.now(),
-            "action": request.action,
-            "project": request.project,
-            "attempts": outcome.attempts,
-            "metadata": request.metadata,
-            "environment": request.environment,
-        }
+        finished_at = self.now()
         if outcome.code is not None:
             envelope = error_envelope(
-                request_id, outcome.code, outcome.message, details=outcome.details, **common
+                request_id,
+                outcome.code,
+                outcome.message,
+                details=outcome.details,
+                started_at=started_at,
+                finished_at=finished_at,
+                action=request.action,
+                project=request.project,
+                attempts=outcome.attempts,
+                metadata=request.metadata,
+                environment=request.environment,
             )
         else:
-            envelope = success_envelope(request_id, outcome.data or {}, **common)
+            envelope = success_envelope(
+                request_id,
+                outcome.data or {},
+                started_at=started_at,
+                finished_at=finished_at,
+                action=request.action,
+                project=request.project,
+                attempts=outcome.attempts,
+                metadata=request.metadata,
+                environment=request.environment,
+            )
         if outcome.deduplicated or fallback is not None:
             envelope = envelope.model_copy(
                 update={"fallback": fallback, "deduplicated": outcome.deduplicated or None}

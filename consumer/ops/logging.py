@@ -15,6 +15,7 @@ formatted second is reused within that second.
 from __future__ import annotations
 
 import asyncio
+import asyncio.events as asyncio_events
 import atexit
 import contextlib
 import json
@@ -268,6 +269,9 @@ class Renderer:
         # A person at a terminal reads structlog's console lines; the logs topic (and a pipe
         # or file) always gets JSON.
         self._console = _console_renderer(stream)
+        # Whether stdout gets the JSON line itself (not a console line made from the event),
+        # so a line rendered elsewhere may be handed over as it is (`emit_line`).
+        self.writes_json = self._console is None
         self._pending: list[bytes] = []
         # The loop a flush is scheduled on; None when nothing waits. A loop that ended before
         # running the flush leaves its lines to the next write, wherever it happens.
@@ -277,12 +281,6 @@ class Renderer:
     def __call__(self, _: WrappedLogger, __: str, event: EventDict) -> str:
         self.emit(event)
         raise structlog.DropEvent
-
-    @property
-    def writes_json(self) -> bool:
-        """Whether stdout gets the JSON line itself (not a console line made from the event),
-        so a line rendered elsewhere may be handed over as it is (`emit_line`)."""
-        return self._console is None
 
     def emit(self, event: EventDict) -> None:
         """Write one event that has been redacted already."""
@@ -298,15 +296,12 @@ class Renderer:
     def emit_line(self, line: bytes, key: bytes | None) -> None:
         """Write one event already redacted and rendered as `render_line` renders it (only
         while `writes_json`), keyed on the logs topic by its request_id."""
-        self._write(line)
         if self.sink is not None:
             self.sink.put(key, line)
+        self._write(line)
 
     def _write(self, line: bytes) -> None:
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        loop = _running_loop()
         with self._lock:
             self._pending.append(line)
             if loop is not None and self._flush_loop is loop:
@@ -333,6 +328,10 @@ class Renderer:
             else:
                 self.stream.write(data.decode())
                 self.stream.flush()
+
+
+# asyncio's own lookup (C), None outside a loop instead of raising.
+_running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio_events._get_running_loop
 
 
 def _console_renderer(stream: TextIO) -> Callable[[Any, str, EventDict], str] | None:

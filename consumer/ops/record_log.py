@@ -51,7 +51,7 @@ def record_logger(scope: RedactionScope | None = None, /, **context: Any) -> Fil
 
 
 class RecordLogger:
-    __slots__ = ("_context", "_head", "_key", "_min_level", "_scope")
+    __slots__ = ("_context", "_head", "_key", "_min_level", "_scope", "_taken")
 
     def __init__(
         self, context: dict[str, Any], min_level: int, scope: RedactionScope | None = None
@@ -61,6 +61,7 @@ class RecordLogger:
         self._scope = scope
         self._head: bytes | None = None  # rendered at the first event
         self._key: bytes | None = None
+        self._taken = _ADDED  # names an event's own fields must not have: the bound and added
 
     def _emit(self, level: int, event: str, kw: dict[str, Any]) -> None:
         if level < self._min_level:
@@ -72,13 +73,7 @@ class RecordLogger:
         scope = current_scope() if self._scope is None else self._scope
         head = self._head if self._head is not None else self._render_head()
         level_part = _LEVEL_PARTS.get(level)
-        if (
-            head
-            and level_part is not None
-            and renderer.writes_json
-            and _ADDED.isdisjoint(kw)
-            and self._context.keys().isdisjoint(kw)
-        ):
+        if head and level_part is not None and renderer.writes_json and self._taken.isdisjoint(kw):
             kw["event"] = event  # `kw` is this call's own dict
             try:
                 body = orjson.dumps(scope.scrub_event(kw), default=str, option=_ORJSON_OPTIONS)
@@ -115,6 +110,7 @@ class RecordLogger:
             else:
                 head = fields[:-1] + b","
                 self._key = request_id.encode()
+                self._taken = _ADDED | context.keys()
         self._head = head
         return head
 

@@ -201,20 +201,29 @@ class RecordProcessor:
 def _received(record: Any, accepted: Accepted, scope: RedactionScope) -> FilteringBoundLogger:
     """The request's logger, once it says `request.received`."""
     request = accepted.request
-    log = _record_logger(record, accepted, scope).bind(
-        action=request.action, project=request.project
-    )
+    log = _record_logger(record, accepted, scope, action=request.action, project=request.project)
     log.info("request.received")
     return log
 
 
 def _record_logger(
-    record: Any, decoded: Accepted | Rejected, scope: RedactionScope
+    record: Any, decoded: Accepted | Rejected, scope: RedactionScope, **request: Any
 ) -> FilteringBoundLogger:
+    """A record's logger: its ids, then (for a request) its action and project."""
+    traceparent = decoded.traceparent
+    if traceparent:
+        return record_logger(
+            scope,
+            request_id=decoded.request_id,
+            partition=record.partition,
+            offset=record.offset,
+            traceparent=traceparent,
+            **request,
+        )
     return record_logger(
         scope,
         request_id=decoded.request_id,
         partition=record.partition,
         offset=record.offset,
-        **({"traceparent": decoded.traceparent} if decoded.traceparent else {}),
+        **request,
     )
