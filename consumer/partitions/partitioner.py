@@ -8,6 +8,7 @@ on random keys), so records land on the partitions the Java client and aiokafka 
 
 from __future__ import annotations
 
+import functools
 import random
 import struct
 from collections.abc import Sequence
@@ -48,4 +49,9 @@ class FastPartitioner:
     ) -> int:
         if key is None:
             return random.choice(available or all_partitions)
-        return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+        return all_partitions[(_recent_murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+
+
+# A request's key is hashed for its envelope and for its log events (results and logs topic):
+# the recent keys' hashes are kept, so each is computed once.
+_recent_murmur2 = functools.lru_cache(maxsize=4096)(murmur2)
