@@ -27,7 +27,7 @@ from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
 from consumer.engine import Engine
 from consumer.ops.health import group_readiness
-from consumer.ops.logging import KafkaLogSink, get_logger
+from consumer.ops.logging import KafkaLogSink, flush_logs, get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.server import OpsServer, serve_ops
 from consumer.ops.tracing import NoTracing, build_tracing
@@ -288,5 +288,6 @@ class Application:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        flush_logs()  # the lines still waiting for their loop iteration go to the sink too
         with contextlib.suppress(Exception):
             await asyncio.wait_for(sink.flush(producer, self.settings.logs_topic), 5)

@@ -74,9 +74,15 @@ class KafkaLogSink:
         self.dropped = 0
 
     def put(self, key: bytes | None, value: bytes) -> None:
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1
-        self._queue.append((key, value))
+        self.put_many([(key, value)])
+
+    def put_many(self, events: list[tuple[bytes | None, bytes]]) -> None:
+        """Queue events (key, rendered line); past the bound, the oldest are dropped."""
+        queue = self._queue
+        overflow = len(queue) + len(events) - (queue.maxlen or 0)
+        if overflow > 0:
+            self.dropped += overflow
+        queue.extend(events)
         if self._wakeup is not None:
             self._wakeup.set()
 
@@ -259,8 +265,8 @@ class Renderer:
     """Final processor: render once, write to stdout, queue for Kafka, and stop the chain.
 
     The same bytes go to stdout and to the logs topic. Inside an event loop, lines are
-    collected and written (and flushed) once at the end of the loop iteration: one write per
-    iteration instead of a write and a flush per event. Outside one (start-up, other threads,
+    collected and written (and flushed), and handed to the sink, once at the end of the loop
+    iteration: one write and one hand-over per iteration instead of per event. Outside one (start-up, other threads,
     tests) each line is written at once."""
 
     def __init__(self, stream: TextIO, sink: KafkaLogSink | None) -> None:
@@ -272,7 +278,8 @@ class Renderer:
         # Whether stdout gets the JSON line itself (not a console line made from the event),
         # so a line rendered elsewhere may be handed over as it is (`emit_line`).
         self.writes_json = self._console is None
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] = []  # lines for stdout
+        self._pending_events: list[tuple[bytes | None, bytes]] = []  # (key, line) for the sink
         # The loop a flush is scheduled on; None when nothing waits. A loop that ended before
         # running the flush leaves its lines to the next write, wherever it happens.
         self._flush_loop: asyncio.AbstractEventLoop | None = None
@@ -285,25 +292,26 @@ class Renderer:
     def emit(self, event: EventDict) -> None:
         """Write one event that has been redacted already."""
         line = render_line(event)
+        request_id = event.get("request_id")
+        key = request_id.encode() if isinstance(request_id, str) else None
         if self._console is None:
-            self._write(line)
+            self._write(line, key, line)
         else:
-            self._write(self._console(None, "", dict(event)).encode("utf-8", "backslashreplace"))
-        if self.sink is not None:
-            request_id = event.get("request_id")
-            self.sink.put(request_id.encode() if isinstance(request_id, str) else None, line)
+            text = self._console(None, "", dict(event)).encode("utf-8", "backslashreplace")
+            self._write(text, key, line)
 
     def emit_line(self, line: bytes, key: bytes | None) -> None:
         """Write one event already redacted and rendered as `render_line` renders it (only
         while `writes_json`), keyed on the logs topic by its request_id."""
-        if self.sink is not None:
-            self.sink.put(key, line)
-        self._write(line)
+        self._write(line, key, line)
 
-    def _write(self, line: bytes) -> None:
+    def _write(self, text: bytes, key: bytes | None, line: bytes) -> None:
+        """`text` to stdout, (`key`, `line`) to the sink: both at the next flush."""
         loop = _running_loop()
         with self._lock:
-            self._pending.append(line)
+            self._pending.append(text)
+            if self.sink is not None:
+                self._pending_events.append((key, line))
             if loop is not None and self._flush_loop is loop:
                 return
             if loop is not None:
@@ -319,6 +327,9 @@ class Renderer:
             if not self._pending:
                 return
             lines, self._pending = self._pending, []
+            events, self._pending_events = self._pending_events, []
+            if events and self.sink is not None:  # first: a closed stdout must not lose them
+                self.sink.put_many(events)
             data = b"\n".join(lines) + b"\n"
             binary = getattr(self.stream, "buffer", None)
             if binary is not None:

@@ -102,7 +102,9 @@ class RecordLogger:
         context = self._context
         head = _NO_HEAD
         request_id = context.get("request_id")
-        if isinstance(request_id, str) and _HEAD_FIELDS.issuperset(context.keys() - {"request_id"}):
+        if isinstance(request_id, str) and all(
+            name in _HEAD_FIELDS or name == "request_id" for name in context
+        ):
             try:
                 fields = orjson.dumps(context)
             except (TypeError, orjson.JSONEncodeError):

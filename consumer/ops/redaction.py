@@ -269,7 +269,12 @@ class RedactionScope:
             elif kind in _SCALARS:
                 if is_sensitive_name(key):
                     break
-            elif type(key) is not str or is_sensitive_name(key) or not _collect(item, texts, True):
+            elif (
+                type(key) is not str
+                or is_sensitive_name(key)
+                # An empty object holds nothing (log_message's `fields`, most of the time).
+                or ((item or kind is not dict) and not _collect(item, texts, True))
+            ):
                 break
         else:
             if not active or not self._may_hit(texts):
