@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,9 +12,7 @@ from schemas.errors import ErrorCode
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision, as the contract's examples show."""
-    # What the engine's clock gives: the second's text is reused (strftime pads no year
-    # below 1000).
-    if moment.tzinfo is UTC and moment.year >= 1000:
+    if moment.tzinfo is UTC:  # what the engine's clock gives: the second's text is reused
         return _UTC_SECONDS.format(moment)
     # isoformat truncates to milliseconds like the contract's examples, at a fifth of
     # strftime's cost.
@@ -28,16 +25,21 @@ class _SecondsText:
     third of `isoformat`'s cost)."""
 
     def __init__(self) -> None:
-        self._second = -1
+        self._last = datetime.min  # the last moment's fields up to its second
         self._prefix = ""
 
     def format(self, moment: datetime) -> str:
-        second = int(moment.timestamp() // 1)
-        if second % 60 != moment.second:  # the float rounded up into the next second
-            return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-            self._second = second
+        last = self._last
+        if not (
+            moment.second == last.second
+            and moment.minute == last.minute
+            and moment.hour == last.hour
+            and moment.day == last.day
+            and moment.month == last.month
+            and moment.year == last.year
+        ):
+            self._last = moment
+            self._prefix = moment.isoformat(timespec="seconds")[:-6] + "."
         return f"{self._prefix}{moment.microsecond // 1000:03d}Z"
 
 
