@@ -266,8 +266,8 @@ class Renderer:
 
     The same bytes go to stdout and to the logs topic. Inside an event loop, lines are
     collected and written (and flushed), and handed to the sink, once at the end of the loop
-    iteration: one write and one hand-over per iteration instead of per event. Outside one (start-up, other threads,
-    tests) each line is written at once."""
+    iteration: one write and one hand-over per iteration instead of per event. Outside one
+    (start-up, other threads, tests) each line is written at once."""
 
     def __init__(self, stream: TextIO, sink: KafkaLogSink | None) -> None:
         self.stream = stream
