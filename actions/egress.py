@@ -259,7 +259,7 @@ def egress_url(raw: str, query: Mapping[str, Any] | None = None) -> URL:
         url = URL(raw)
         if query:
             url = url.update_query({k: _query_value(v) for k, v in query.items()})
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, IndexError) as exc:  # IndexError: yarl on `http://[]@`
         raise InvalidParams(f"params.url: {exc}") from None
     if url.scheme not in ("http", "https"):
         raise ForbiddenDestination(f"scheme {url.scheme!r} is not allowed (http and https only)")

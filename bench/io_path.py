@@ -82,7 +82,7 @@ class _FakeEgress:
 
 
 async def engine_path(
-    port: int, calls: int, keys: int, latency_ms: int, limit: int, fake: bool = False
+    port: int, calls: int, keys: int, latency_ms: int, limit: int, *, fake: bool = False
 ) -> tuple[float, float, int]:
     """(CPU s per call, wall s, connections opened) through scheduler + processor + runner."""
     sink = KafkaLogSink(max_queued=calls * 10)
@@ -175,7 +175,7 @@ async def raw_aiohttp(
 
 async def main_async(args: argparse.Namespace) -> None:
     port = free_port()
-    target = subprocess.Popen(
+    target = subprocess.Popen(  # noqa: ASYNC220 (once, before anything is measured)
         [sys.executable, "-m", "bench.http_target", str(port)], stdout=subprocess.PIPE
     )
     try:

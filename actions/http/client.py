@@ -15,7 +15,6 @@ every request and every new connection goes only to addresses the guard returned
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import ipaddress
@@ -42,6 +41,7 @@ from actions.http.errors import (
 )
 from actions.http.headers import checked_headers
 from actions.http.response import HttpResponse
+from actions.timeouts import bounded
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -257,7 +257,7 @@ class HttpClient:
         progress = _SendProgress()
         reset = _PROGRESS.set(progress)
         try:
-            async with asyncio.timeout(total):
+            async with bounded(total):
                 return await self._exchange(method, target, pairs, body, (total, cap, codings))
         except HttpError:
             raise
