@@ -124,6 +124,7 @@ class _GuardedResolver(AbstractResolver):
 
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+_NO_AUTO_CONTENT_TYPE = ("Content-Type",)
 
 
 @functools.lru_cache(maxsize=128)
@@ -209,8 +210,6 @@ class HttpClient:
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 headers={"Accept-Encoding": ACCEPT_ENCODING},
-                # A body gets the Content-Type the caller gives, none invented.
-                skip_auto_headers=("Content-Type",),
                 auto_decompress=False,  # done within the body cap, see body.read_capped
                 trust_env=False,  # a proxy would connect to its address, not a checked one
                 request_class=_MarkedRequest,
@@ -281,14 +280,18 @@ class HttpClient:
     ) -> HttpResponse:
         total_s, cap, codings = limits
         timeouts = _timeouts(min(total_s, self.connect_timeout_s), total_s)
-        async with self._session_now().request(
+        # A body gets the Content-Type the caller gives, none invented; without a body there
+        # is none to skip (aiohttp's cheaper path).
+        answer = await self._session_now().request(
             method,
             target,
             headers=headers,
             data=body,
             allow_redirects=False,
             timeout=timeouts,
-        ) as answer:
+            skip_auto_headers=None if body is None else _NO_AUTO_CONTENT_TYPE,
+        )
+        try:
             if cap <= 0:
                 data, truncated = b"", False
             else:
@@ -299,6 +302,9 @@ class HttpClient:
                     codings,
                 )
             return HttpResponse(answer.status, answer.headers, data, truncated, str(answer.url))
+        finally:
+            answer.release()  # what `async with` on the response does, one layer fewer
+            await answer.wait_for_close()
 
     async def get(self, url: str | URL, **options: Any) -> HttpResponse:
         return await self.request("GET", url, **options)
