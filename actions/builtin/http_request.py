@@ -253,34 +253,39 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
 
 
 def _result(response: HttpResponse, out: _Outgoing) -> dict[str, Any]:
-    body: Any = response.text()
+    body: Any = None
+    parsed_json = False
     if not response.truncated and "json" in response.headers.get("content-type", ""):
         with contextlib.suppress(ValueError, RecursionError):
             # A lone surrogate (`"\\ud800"`) stays in, escaped: orjson/pydantic cannot render it.
             parsed = upstream_json(response.body)
             # Too deep to relay as JSON: keep it as the text it was.
             if not json_depth_exceeds(parsed):
-                body = parsed
+                body, parsed_json = parsed, True
+    if not parsed_json:
+        body = response.text()
     headers: dict[str, str] = {}
     for name, value in response.header_items:
-        if name.lower() not in _HIDDEN_RESPONSE_HEADERS:
-            key = name.lower()
+        key = name.lower()
+        if key not in _HIDDEN_RESPONSE_HEADERS:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    if response.status == 401 and out.credential is not None:
+    status = response.status
+    if status == 401 and out.credential is not None:
         raise CredentialRejected(
             out.credential.service,
             "the destination rejected the credential",
             details={"status_code": 401},
         )
-    error = error_for_status(
-        "destination",
-        response,
-        {"body": body[:1000] if isinstance(body, str) else body},
-        idempotent=out.idempotent,
-    )
-    if error is not None:
-        raise error
-    data: dict[str, Any] = {"status_code": response.status, "headers": headers, "body": body}
+    if not 200 <= status < 300:  # error_for_status is None for 2xx: no details to build
+        error = error_for_status(
+            "destination",
+            response,
+            {"body": body[:1000] if isinstance(body, str) else body},
+            idempotent=out.idempotent,
+        )
+        if error is not None:
+            raise error
+    data: dict[str, Any] = {"status_code": status, "headers": headers, "body": body}
     if response.truncated:
         data["body_truncated"] = True
     return data
