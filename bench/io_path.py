@@ -31,7 +31,7 @@ from actions.circuit import CircuitBreakers
 from actions.idempotency import IdempotencyRecords, LocalSuccesses
 from actions.ratelimit import RateLimiter
 from bench.hot_path import Channel, Record
-from bench.processes import free_port
+from bench.processes import cpu_seconds, free_port
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs
 from consumer.ops.metrics import EngineMetrics
@@ -183,6 +183,7 @@ async def main_async(args: argparse.Namespace) -> None:
         target.stdout.readline()  # "ready"
         run = (port, args.calls, args.keys, args.latency_ms, args.limit)
         for round_ in range(args.rounds):
+            target_cpu = cpu_seconds(target.pid)
             if args.only in ("both", "engine"):
                 engine, wall, opened = await engine_path(*run, fake=args.fake_http)
                 print(
@@ -206,6 +207,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 )
             if args.only == "both":
                 print(f"round {round_ + 1}: engine minus client {(engine - alone) * 1e6:.0f} us")
+            # The target is not the bottleneck while its CPU per call stays well under ours.
+            runs = {"both": 3}.get(args.only, 1)
+            target_per_call = (cpu_seconds(target.pid) - target_cpu) / (runs * args.calls)
+            print(f"round {round_ + 1}: the target's CPU per call {target_per_call * 1e6:.0f} us")
     finally:
         target.terminate()
         target.wait()
