@@ -45,6 +45,11 @@ class Claim:
     data: dict[str, Any] | None = None
 
 
+# The two answers without data, made once (a frozen dataclass is slow to build: one per claim).
+CLAIM_MINE = Claim(mine=True)
+CLAIM_TAKEN = Claim()
+
+
 class SuccessStore(Protocol):
     async def claim(self, key: str, owner: str, lease_s: float) -> Claim: ...
 
@@ -198,10 +203,10 @@ class LocalSuccesses:
         record = self._live(key)
         if record is None:
             self._put(key, _Record(owner, None, self._clock() + lease_s, 0))
-            return Claim(mine=True)
+            return CLAIM_MINE
         if record.owner is None:
             return Claim(data=record.data)
-        return Claim(mine=record.owner == owner)
+        return CLAIM_MINE if record.owner == owner else CLAIM_TAKEN
 
     async def succeeded(self, key: str, owner: str, data: Mapping[str, Any], ttl_s: float) -> None:
         self.succeeded_now(key, dict(data), ttl_s)

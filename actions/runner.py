@@ -6,6 +6,7 @@ This is the single place where action failures become the contract's error codes
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ class ActionRunner:
     config: ActionConfig = field(default_factory=ActionConfig)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 30.0
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    now: Callable[[], datetime] = field(default=functools.partial(datetime.now, UTC))
     sleep: Callable[[float], Any] = asyncio.sleep
     # The retry budget's clock (fakeable together with `sleep` and `now` in tests).
     clock: Callable[[], float] = time.monotonic
@@ -406,7 +407,14 @@ class ActionRunner:
                         await self.limiter.sleep(wait)
                     ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)
-            data = await self._attempt(action, params, ctx, attempt)
+            ctx.attempt.start(attempt)
+            try:
+                async with bounded(self.attempt_timeout_s):
+                    data = dict(await action.run(params, ctx))
+            except TimeoutError:
+                raise attempt_timed_out(
+                    self.attempt_timeout_s, ctx.attempt.unsafe_call_sent
+                ) from None
             failed = False
             return data
         except (UpstreamUnavailable, OutcomeUnknown):
@@ -425,16 +433,6 @@ class ActionRunner:
                 upstream, probe=probe, failed=failed, log=ctx.log
             ):
                 await breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
-
-    async def _attempt(
-        self, action: AnyAction, params: ActionParams, ctx: ActionContext, attempt: int
-    ) -> dict[str, Any]:
-        ctx.attempt.start(attempt)
-        try:
-            async with bounded(self.attempt_timeout_s):
-                return dict(await action.run(params, ctx))
-        except TimeoutError:
-            raise attempt_timed_out(self.attempt_timeout_s, ctx.attempt.unsafe_call_sent) from None
 
     def _max_wait_s(self, clock_start: float, ctx: ActionContext) -> float:
         """How long a request may wait for a slot: what is left of the retry budget (or of a
