@@ -173,6 +173,66 @@ async def raw_aiohttp(
         return (time.process_time() - cpu) / calls, time.perf_counter() - wall
 
 
+class _FloorConnection(asyncio.Protocol):
+    """One kept-alive connection of the floor: writes a request, waits for its whole answer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future[bytes] | None = None
+        self._buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self._buffer[:end].lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+        if len(self._buffer) >= end + 4 + length and self.answer is not None:
+            body, self._buffer = self._buffer[end + 4 : end + 4 + length], b""
+            self.answer.set_result(body)
+
+
+async def floor(
+    port: int, calls: int, keys: int, latency_ms: int, limit: int
+) -> tuple[float, float]:
+    """No HTTP library at all: `limit` asyncio connections, a request written as bytes, the
+    answer framed by its Content-Length. What the event loop and the sockets cost per call:
+    the floor under any HTTP client in this process (not a client: nothing is checked)."""
+    loop = asyncio.get_running_loop()
+    idle: asyncio.Queue[_FloorConnection] = asyncio.Queue()
+    connections = []
+    for _ in range(limit):
+        _, connection = await loop.create_connection(_FloorConnection, "127.0.0.1", port)
+        connections.append(connection)
+        idle.put_nowait(connection)
+
+    async def call(i: int) -> None:
+        connection = await idle.get()
+        connection.answer = loop.create_future()
+        assert connection.transport is not None
+        connection.transport.write(
+            f"GET /d/{latency_ms}/floor-{i % keys}/{i // keys} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n\r\n".encode()
+        )
+        json.loads(await connection.answer)
+        idle.put_nowait(connection)
+
+    await asyncio.gather(*(call(i) for i in range(limit)))
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(call(i) for i in range(calls)))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    for connection in connections:
+        if connection.transport is not None:
+            connection.transport.close()
+    return cpu / calls, wall
+
+
 async def main_async(args: argparse.Namespace) -> None:
     port = free_port()
     target = subprocess.Popen(  # noqa: ASYNC220 (once, before anything is measured)
@@ -205,10 +265,17 @@ async def main_async(args: argparse.Namespace) -> None:
                     f"{args.calls / wall:,.0f} calls/s",
                     flush=True,
                 )
+            if args.only in ("both", "floor"):
+                lowest, wall = await floor(*run)
+                print(
+                    f"round {round_ + 1}: floor (asyncio sockets, no HTTP library) "
+                    f"{lowest * 1e6:.0f} us CPU per call, {args.calls / wall:,.0f} calls/s",
+                    flush=True,
+                )
             if args.only == "both":
                 print(f"round {round_ + 1}: engine minus client {(engine - alone) * 1e6:.0f} us")
             # The target is not the bottleneck while its CPU per call stays well under ours.
-            runs = {"both": 3}.get(args.only, 1)
+            runs = {"both": 4}.get(args.only, 1)
             target_per_call = (cpu_seconds(target.pid) - target_cpu) / (runs * args.calls)
             print(f"round {round_ + 1}: the target's CPU per call {target_per_call * 1e6:.0f} us")
     finally:
@@ -226,7 +293,9 @@ def main() -> None:
     parser.add_argument(
         "--fake-http", action="store_true", help="the engine path with no HTTP (a timer)"
     )
-    parser.add_argument("--only", choices=("both", "engine", "client", "raw"), default="both")
+    parser.add_argument(
+        "--only", choices=("both", "engine", "client", "raw", "floor"), default="both"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 
