@@ -238,6 +238,8 @@ async def read_answer(connection: Connection, method: str) -> Answer:
                 raise BadResponse("the answer's head is too large")
             await connection.more()
             end = buffer.find(b"\r\n\r\n")
+        if end > MAX_HEAD_BYTES:
+            raise BadResponse("the answer's head is too large")
         head = bytes(buffer[:end])
         del buffer[: end + 4]
         answer = _parse_head(connection, head, method)
