@@ -81,7 +81,7 @@ class _SendProgress:
 _DEFAULT_HEADERS = [
     ("Accept", "*/*"),
     ("Accept-Encoding", ACCEPT_ENCODING),
-    ("User-Agent", f"Python/{sys.version_info[0]}.{sys.version_info[1]} puraify-http"),
+    ("User-Agent", f"Python/{sys.version_info[0]}.{sys.version_info[1]} puraify-execution-engine"),
 ]
 # How long a name's addresses are reused without asking the system again (unguarded clients
 # only: a guarded one asks its guard for every new connection).
@@ -223,8 +223,11 @@ class HttpClient:
             raise InvalidRequest("the request cannot be encoded") from None
         message = head if body is None else head + body
         connect_s = self.connect_timeout_s if self.connect_timeout_s < total_s else None
+        pool = self._pool  # released to the pool it came from, even if aclose() ran meanwhile
         for attempt in (0, 1):
-            connection, reused = await self._connection(target, origin, connect_s, attempt == 1)
+            connection, reused = await self._connection(
+                pool, target, origin, connect_s, fresh=attempt == 1
+            )
             reusable = False
             try:
                 transport = connection.transport
@@ -253,20 +256,24 @@ class HttpClient:
                     f"the connection to {host}:{port} broke before its answer", sent=True
                 ) from None
             finally:
-                self._pool.release(connection, reusable=reusable)
+                pool.release(connection, reusable=reusable)
         raise ConnectionLost(f"the connection to {host}:{port} broke twice", sent=True)
 
     async def _connection(
-        self, target: URL, origin: wire.Origin, connect_s: float | None, fresh: bool
+        self,
+        pool: wire.Pool,
+        target: URL,
+        origin: wire.Origin,
+        connect_s: float | None,
+        *,
+        fresh: bool,
     ) -> tuple[wire.Connection, bool]:
         """A pooled connection, or a new one; `connect_s` bounds the wait and the connect."""
         if connect_s is None:
-            return await self._pool.acquire(
-                origin, lambda: self._connect(target, origin), fresh=fresh
-            )
+            return await pool.acquire(origin, lambda: self._connect(target, origin), fresh=fresh)
         try:
             async with asyncio.timeout(connect_s):
-                return await self._pool.acquire(
+                return await pool.acquire(
                     origin, lambda: self._connect(target, origin), fresh=fresh
                 )
         except TimeoutError:
@@ -316,7 +323,7 @@ class HttpClient:
                 sock=sock,
                 ssl=tls,
                 # The certificate is checked against the URL's host name, never the address.
-                server_hostname=(target.host or host) if tls is not None else None,
+                server_hostname=host if tls is not None else None,
             )
         except ssl.SSLCertVerificationError:
             sock.close()
