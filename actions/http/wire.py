@@ -41,8 +41,11 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 _LENGTH_ALWAYS = frozenset({"POST", "PUT", "PATCH"})
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?")
-_FIELD_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Header fields: lines of `token ":" value`, the value without control characters (HTAB aside).
+_FIELDS = re.compile(
+    rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*"
+    rb"(?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*)*"
+)
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 Origin = tuple[str, str, int]
@@ -248,48 +251,63 @@ async def read_answer(connection: Connection, method: str) -> Answer:
 
 
 def _parse_head(connection: Connection, head: bytes, method: str) -> Answer | None:
-    lines = head.split(b"\r\n")
-    match = _STATUS_LINE.fullmatch(lines[0])
+    line_end = head.find(b"\r\n")
+    status_line, block = (head, b"") if line_end < 0 else (head[:line_end], head[line_end + 2 :])
+    match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         raise BadResponse("not an HTTP/1.x status line")
     minor, status = match.group(1), int(match.group(2))
-    if len(lines) > MAX_HEADER_LINES + 1:
-        raise BadResponse("the answer has too many header fields")
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _FIELD_NAME.fullmatch(name):
-            raise BadResponse("a header field is malformed")
-        value = value.strip(b" \t")
-        if _BAD_VALUE.search(value):
-            raise BadResponse("a header field value holds a control character")
-        headers.add(name.decode("ascii"), value.decode("utf-8", "surrogateescape"))
+    pairs: list[tuple[str, str]] = []
+    lengths: list[str] = []
+    codings: list[str] = []
+    tokens: list[str] = []
+    if block:
+        # One pass checks every field: a token name, a colon, a value without controls (no
+        # folded lines: a line cannot start with a space).
+        if _FIELDS.fullmatch(block) is None:
+            raise BadResponse("a header field is malformed or holds a control character")
+        lines = block.split(b"\r\n")
+        if len(lines) > MAX_HEADER_LINES:
+            raise BadResponse("the answer has too many header fields")
+        for line in lines:
+            raw_name, _, raw_value = line.partition(b":")
+            name = raw_name.decode("ascii")
+            value = raw_value.strip(b" \t").decode("utf-8", "surrogateescape")
+            pairs.append((name, value))
+            lower = name.lower()
+            if lower == "content-length":
+                lengths.append(value)
+            elif lower == "transfer-encoding":
+                codings.append(value)
+            elif lower == "connection":
+                tokens.append(value.lower())
     if 100 <= status < 200:
         if status == 101:
             raise BadResponse("the server switched protocols")
         return None  # interim (100 Continue, 103 Early Hints): the real answer follows
-    tokens = ",".join(headers.getall("Connection", ())).lower()
-    keep_alive = "close" not in tokens if minor == b"1" else "keep-alive" in tokens
-    framing = _framing(headers, status, method)
+    said = ",".join(tokens)
+    keep_alive = "close" not in said if minor == b"1" else "keep-alive" in said
+    framing = _framing(lengths, codings, status, method)
     if framing[0] == "close":
         keep_alive = False
-    return Answer(connection, status, CIMultiDictProxy(headers), keep_alive, framing)
+    return Answer(connection, status, CIMultiDictProxy(CIMultiDict(pairs)), keep_alive, framing)
 
 
-def _framing(headers: CIMultiDict[str], status: int, method: str) -> tuple[str, int]:
+def _framing(lengths: list[str], codings: list[str], status: int, method: str) -> tuple[str, int]:
     if method == "HEAD" or status in (204, 304):
         return ("length", 0)
-    codings = headers.getall("Transfer-Encoding", ())
     if codings:
         last = ",".join(codings).split(",")[-1].strip().lower()
         return ("chunked", 0) if last == "chunked" else ("close", 0)
-    lengths = {v.strip() for v in ",".join(headers.getall("Content-Length", ())).split(",")}
-    lengths.discard("")
-    if not lengths:
+    if len(lengths) == 1 and lengths[0].isdigit() and lengths[0].isascii():
+        return ("length", int(lengths[0]))  # the usual case
+    values = {v.strip() for v in ",".join(lengths).split(",")}
+    values.discard("")
+    if not values:
         return ("close", 0)
-    if len(lengths) > 1 or not all(v.isdigit() and v.isascii() for v in lengths):
+    if len(values) > 1 or not all(v.isdigit() and v.isascii() for v in values):
         raise BadResponse("the answer's Content-Length is invalid")
-    return ("length", int(lengths.pop()))
+    return ("length", int(values.pop()))
 
 
 def request_head(
