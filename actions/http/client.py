@@ -40,7 +40,7 @@ from actions.http.errors import (
     HttpTimeout,
     InvalidRequest,
 )
-from actions.http.headers import checked_headers
+from actions.http.headers import checked_headers, is_token
 from actions.http.response import HttpResponse
 from actions.timeouts import bounded
 
@@ -210,10 +210,15 @@ class HttpClient:
         if target.user is not None and not any(n.lower() == "authorization" for n, _ in headers):
             # Credentials in the URL are sent as Basic authentication, never in the request line.
             headers = [*headers, ("Authorization", _basic(target))]
+        path = target.raw_path_qs or "/"
+        if " " in path or not path.isprintable() or not is_token(method):
+            # A request line that could be read as two (yarl quotes these; a URL made with
+            # encoded=True by a caller might not): refused before anything is sent.
+            raise InvalidRequest("the URL's path or the method cannot go in a request line")
         try:
             head = wire.request_head(
                 method,
-                target.raw_path_qs or "/",
+                path,
                 target.host_port_subcomponent or host,
                 headers,
                 body,

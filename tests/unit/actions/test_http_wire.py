@@ -12,7 +12,7 @@ import tracemalloc
 
 import pytest
 
-from actions.http import BadResponse, ConnectionLost, HttpClient, wire
+from actions.http import BadResponse, ConnectionLost, HttpClient, InvalidRequest, wire
 from tests.unit.actions.test_http_client import Handler, raw_server
 
 
@@ -221,3 +221,20 @@ async def test_the_request_head_as_sent() -> None:
     assert b"Content-Length" not in get  # the caller's wrong length is not sent
     assert "X-Name: José".encode() in get  # non-ASCII values as their UTF-8 bytes
     assert b"\r\nContent-Length: 4\r\n" in put and put_body == b"body"
+
+
+async def test_a_request_line_that_could_split_is_never_sent() -> None:
+    from yarl import URL  # noqa: PLC0415
+
+    handler, heads = scripted(b"HTTP/1.1 204 No Content\r\n\r\n")
+    async with raw_server(handler) as (port, accepted), HttpClient() as client:
+        for url in (
+            URL(f"http://127.0.0.1:{port}/a\r\nX-Injected: 1", encoded=True),
+            URL(f"http://127.0.0.1:{port}/a b", encoded=True),
+        ):
+            with pytest.raises(InvalidRequest) as info:
+                await client.get(url)
+            assert info.value.sent is False
+        with pytest.raises(InvalidRequest):
+            await client.request("GET /x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", url)
+    assert accepted == [] and heads == []
