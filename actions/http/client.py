@@ -230,9 +230,13 @@ class HttpClient:
         connect_s = self.connect_timeout_s if self.connect_timeout_s < total_s else None
         pool = self._pool  # released to the pool it came from, even if aclose() ran meanwhile
         for attempt in (0, 1):
-            connection, reused = await self._connection(
-                pool, target, origin, connect_s, fresh=attempt == 1
-            )
+            idle = None if attempt else pool.take_idle(origin)
+            if idle is not None:
+                connection, reused = idle, True
+            else:
+                connection, reused = await self._connection(
+                    pool, target, origin, connect_s, fresh=attempt == 1
+                )
             reusable = False
             try:
                 transport = connection.transport

@@ -356,6 +356,21 @@ class Pool:
         self._next_sweep = 0.0
         self.closed = False
 
+    def take_idle(self, origin: Origin) -> Connection | None:
+        """`acquire` without waiting and without a coroutine, when a place is free and a
+        kept-alive connection to `origin` is idle (the usual case under load); else None."""
+        idle = self._idle.get(origin)
+        if not idle or self._in_use >= self._limit or self._waiters:
+            return None
+        now = self._clock()
+        while idle:
+            connection = idle.pop()
+            if connection.usable and now - connection.idle_since < IDLE_S:
+                self._in_use += 1
+                return connection
+            connection.close()
+        return None
+
     async def acquire(
         self,
         origin: Origin,

@@ -238,3 +238,37 @@ async def test_a_request_line_that_could_split_is_never_sent() -> None:
         with pytest.raises(InvalidRequest):
             await client.request("GET /x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", url)
     assert accepted == [] and heads == []
+
+
+class _Transport:
+    def close(self) -> None:
+        pass
+
+
+async def test_take_idle_hands_out_a_kept_alive_connection_within_the_limit_only() -> None:
+    origin = ("http", "h.test", 80)
+
+    async def connect() -> wire.Connection:
+        connection = wire.Connection(origin)
+        connection.transport = _Transport()  # type: ignore[assignment]
+        return connection
+
+    pool = wire.Pool(1)
+    assert pool.take_idle(origin) is None  # nothing idle yet
+    first, reused = await pool.acquire(origin, connect)
+    assert not reused
+    pool.release(first, reusable=True)
+    assert pool.take_idle(("http", "other.test", 80)) is None  # another origin's
+    assert pool.take_idle(origin) is first
+    pool.release(first, reusable=True)
+    taken, reused = await pool.acquire(origin, connect)
+    assert taken is first and reused
+    assert pool.take_idle(origin) is None  # the one place is in use
+    waiter = asyncio.create_task(pool.acquire(origin, connect))
+    await asyncio.sleep(0)
+    pool.release(taken, reusable=True)
+    # A caller already waiting comes first: take_idle does not jump the queue.
+    assert pool.take_idle(origin) is None
+    handed, _ = await waiter
+    pool.release(handed, reusable=False)
+    assert pool._in_use == 0
