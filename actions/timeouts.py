@@ -98,13 +98,12 @@ class _Bound:
         if self._bucket is not None:
             self._bucket.pop(self, None)
             self._bucket = None
-        if (
-            self.expired
-            and exc_type is asyncio.CancelledError
-            and self._task is not None
-            and self._task.uncancel() <= self._cancelling
-        ):
-            raise TimeoutError from exc
+        if self.expired and self._task is not None:
+            # As asyncio.Timeout: our cancellation is taken back whatever ended the block; it
+            # becomes TimeoutError unless another cancellation is pending too.
+            ours_only = self._task.uncancel() <= self._cancelling
+            if ours_only and exc_type is asyncio.CancelledError:
+                raise TimeoutError from exc
 
 
 def bounded(delay_s: float | None) -> AbstractAsyncContextManager[object]:

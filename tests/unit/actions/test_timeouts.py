@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -99,3 +100,13 @@ async def test_a_short_bound_is_exact() -> None:
         async with bounded(0.05):
             await asyncio.sleep(5)
     assert loop.time() - started < 0.05 + 0.05
+
+
+async def test_a_swallowed_expiry_is_taken_back_as_asyncio_timeout_does(fast_ticks: None) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    before = task.cancelling()
+    async with bounded(0.05):
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed: the block ends normally
+            await asyncio.sleep(5)
+    assert task.cancelling() == before  # no cancellation left counted against the task
