@@ -17,7 +17,7 @@ import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from yarl import URL
@@ -94,10 +94,20 @@ def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
+# How many allowed literal hosts a policy remembers its verdict for (then it starts afresh).
+_VERDICTS_KEPT = 1024
+
+
 @dataclass(frozen=True)
 class EgressPolicy:
     allowed_networks: tuple[IPNetwork, ...] = ()
     resolver: Resolver = system_resolver
+    # host -> canonical address of an allowed IP literal, None for a DNS name: `check_host`
+    # runs before every request, and a flow calls the same few hosts again and again. A
+    # refusal is not remembered (it is judged anew, and rare).
+    _verdicts: dict[str, str | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def is_allowed(self, address: IPAddress) -> bool:
         if any(address in network for network in self.allowed_networks):
@@ -113,15 +123,22 @@ class EgressPolicy:
         """Refuse a host that is a blocked IP literal, or neither a literal nor a name; a DNS
         name passes here (None) and is judged on its answer when a connection is made. An
         allowed literal comes back as its canonical address, the one to connect to."""
+        verdicts = self._verdicts
+        if host in verdicts:
+            return verdicts[host]
         literal = _cached_literal(host)
-        if literal is None:
-            return None
-        if not self.is_allowed(literal):
-            raise ForbiddenDestination(
-                f"destination {host!r} is a blocked address ({literal})",
-                details={"host": host, "address": str(literal)},
-            )
-        return str(literal)
+        canonical = None
+        if literal is not None:
+            if not self.is_allowed(literal):
+                raise ForbiddenDestination(
+                    f"destination {host!r} is a blocked address ({literal})",
+                    details={"host": host, "address": str(literal)},
+                )
+            canonical = str(literal)
+        if len(verdicts) >= _VERDICTS_KEPT:
+            verdicts.clear()
+        verdicts[host] = canonical
+        return canonical
 
     async def connect_addresses(self, host: str, port: int) -> Sequence[IPAddress]:
         """`checked_addresses` for a new connection: no answer is a failed connect (the
@@ -259,7 +276,7 @@ def egress_url(raw: str, query: Mapping[str, Any] | None = None) -> URL:
         url = URL(raw)
         if query:
             url = url.update_query({k: _query_value(v) for k, v in query.items()})
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, IndexError) as exc:  # IndexError: yarl on `http://[]@`
         raise InvalidParams(f"params.url: {exc}") from None
     if url.scheme not in ("http", "https"):
         raise ForbiddenDestination(f"scheme {url.scheme!r} is not allowed (http and https only)")

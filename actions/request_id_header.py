@@ -16,7 +16,6 @@ EXTENDED_PREFIX = "UTF-8''"
 # RFC 8187 attr-char: ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" / "_" /
 # "`" / "|" / "~" (quote() always keeps letters, digits and "_.-~").
 _ATTR_CHAR_PUNCTUATION = "!#$&+^`|"
-_PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 
 
 def _is_extended(value: str) -> bool:
@@ -24,7 +23,8 @@ def _is_extended(value: str) -> bool:
 
 
 def _sent_as_is(request_id: str) -> bool:
-    return set(request_id) <= _PRINTABLE_ASCII and not _is_extended(request_id)
+    # isascii + isprintable: exactly U+0020..U+007E, without building a set of the characters.
+    return request_id.isascii() and request_id.isprintable() and not _is_extended(request_id)
 
 
 def request_id_header_value(request_id: str) -> str:

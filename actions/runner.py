@@ -6,6 +6,7 @@ This is the single place where action failures become the contract's error codes
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from actions.preparation import PreparedAction, Unrunnable, prepare_request
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
 from actions.retry import RetryPolicy
+from actions.timeouts import bounded
 from schemas import (
     ErrorCode,
     ErrorInfo,
@@ -107,7 +109,7 @@ class ActionRunner:
     config: ActionConfig = field(default_factory=ActionConfig)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 30.0
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    now: Callable[[], datetime] = field(default=functools.partial(datetime.now, UTC))
     sleep: Callable[[float], Any] = asyncio.sleep
     # The retry budget's clock (fakeable together with `sleep` and `now` in tests).
     clock: Callable[[], float] = time.monotonic
@@ -130,20 +132,23 @@ class ActionRunner:
         the shared ones); `deduplicate=False`: run it even if it succeeded."""
         started_at = self.now()
         once = self.idempotency.once(request, request_id, slot, deduplicate)
-        execution = self._execute(
-            request,
-            request_id,
-            log,
-            started_at,
-            slot,
-            credentials=credentials or self.credentials,
-            once=once,
-        )
-        if once is not None:  # remembers a success (its data), forgets a failure
-            execution = once.settling(
-                execution, lambda done: done[0].data or {} if done[0].code is None else None
+        source = credentials or self.credentials
+        if once is None:
+            outcome, fallback = await self._execute(
+                request, request_id, log, started_at, slot, credentials=source
             )
-        outcome, fallback = await execution
+        else:
+            # Settled with the outcome: a success remembers its data, a failure (or a run
+            # abandoned: cancelled) gives the claim back.
+            data: dict[str, Any] | None = None
+            try:
+                outcome, fallback = await self._execute(
+                    request, request_id, log, started_at, slot, credentials=source, once=once
+                )
+                if outcome.code is None:
+                    data = outcome.data or {}
+            finally:
+                await once.settle(data)
         return self._envelope(request, request_id, outcome, fallback, started_at)
 
     def runs_now(self, request: ExecutionRequest) -> bool:
@@ -389,26 +394,39 @@ class ActionRunner:
         slots: in this request's own lane only, and never past the retry budget or deadline
         (then `NotAttempted`). The outcome is fed back to the circuit breaker."""
         upstream = action.upstream(params, ctx)
+        breakers = self.breakers
         probe = False
         if upstream is not None:
-            max_wait = self._max_wait_s(clock_start, ctx)
-            if self.breakers.may_wait(upstream):
-                async with ctx.slot.stepped_aside():
-                    probe = await self.breakers.admit(upstream, ctx.log, max_wait)
+            # A closed circuit (nearly always) answers at once: no wait bound, no coroutine.
+            admitted = breakers.admit_now(upstream)
+            if admitted is not None:
+                probe = admitted
             else:
-                probe = await self.breakers.admit(upstream, ctx.log, max_wait)
+                max_wait = self._max_wait_s(clock_start, ctx)
+                if breakers.may_wait(upstream):
+                    async with ctx.slot.stepped_aside():
+                        probe = await breakers.admit(upstream, ctx.log, max_wait)
+                else:
+                    probe = await breakers.admit(upstream, ctx.log, max_wait)
         failed: bool | None = None
         try:
-            wait = await self.limiter.take(
-                action.rate_keys(params, ctx), self._max_wait_s(clock_start, ctx)
-            )
-            if wait > 0:
-                # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
-                async with ctx.slot.stepped_aside():
-                    await self.limiter.sleep(wait)
-                ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
+            keys = action.rate_keys(params, ctx)
+            if keys:  # no budget to spend (http_request): nothing to reserve or wait for
+                wait = await self.limiter.take(keys, self._max_wait_s(clock_start, ctx))
+                if wait > 0:
+                    # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
+                    async with ctx.slot.stepped_aside():
+                        await self.limiter.sleep(wait)
+                    ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)
-            data = await self._attempt(action, params, ctx, attempt)
+            ctx.attempt.start(attempt)
+            try:
+                async with bounded(self.attempt_timeout_s):
+                    data = dict(await action.run(params, ctx))
+            except TimeoutError:
+                raise attempt_timed_out(
+                    self.attempt_timeout_s, ctx.attempt.unsafe_call_sent
+                ) from None
             failed = False
             return data
         except (UpstreamUnavailable, OutcomeUnknown):
@@ -423,18 +441,10 @@ class ActionRunner:
                 failed = False
             raise
         finally:
-            if upstream is not None:
-                await self.breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
-
-    async def _attempt(
-        self, action: AnyAction, params: ActionParams, ctx: ActionContext, attempt: int
-    ) -> dict[str, Any]:
-        ctx.attempt.start(attempt)
-        try:
-            async with asyncio.timeout(self.attempt_timeout_s):
-                return dict(await action.run(params, ctx))
-        except TimeoutError:
-            raise attempt_timed_out(self.attempt_timeout_s, ctx.attempt.unsafe_call_sent) from None
+            if upstream is not None and not breakers.observe_now(
+                upstream, probe=probe, failed=failed, log=ctx.log
+            ):
+                await breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
 
     def _max_wait_s(self, clock_start: float, ctx: ActionContext) -> float:
         """How long a request may wait for a slot: what is left of the retry budget (or of a

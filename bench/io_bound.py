@@ -75,6 +75,7 @@ async def clients_alone(
 
     found = [
         await io_candidates.chosen(port, counter, **run),
+        await io_candidates.aiohttp_plain(port, counter, **run),
         await io_candidates.httpx_over_aiohttp(port, counter, **run),
         await io_candidates.httpx_guarded(port, counter, **run),
     ]

@@ -1,7 +1,10 @@
 """The HTTP clients `python -m bench io` measures on their own (no Kafka, no engine): the same
 calls at the same concurrency against the same target, CPU per call and connections opened.
 
-- `HttpClient (aiohttp), guarded`: what the engine uses (actions/http, the egress guard on).
+- `HttpClient (the engine's), guarded`: what the engine uses (actions/http, HTTP/1.1 on
+  asyncio's transports, the egress guard on).
+- `aiohttp session, unguarded`: a bare aiohttp session, nothing checked: the floor of the
+  guarded aiohttp session the engine used before its own client.
 - `httpx over httpx-aiohttp`: httpx's API on aiohttp's connection engine (the other way the
   data-plane issue allowed); an aiohttp session without a guard, so its figure is a floor.
 - `httpx, guarded (previous engine)`: the client the engine had: httpx over httpcore, the pool
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -70,7 +74,29 @@ async def chosen(port: int, counter: Callable[[], Awaitable[int]], **run: int) -
             assert response.status == 200
             response.json()
 
-        return await measure("HttpClient (aiohttp), guarded", get, port, counter, **run)
+        return await measure("HttpClient (the engine's), guarded", get, port, counter, **run)
+
+
+async def aiohttp_plain(
+    port: int, counter: Callable[[], Awaitable[int]], **run: int
+) -> Measured | None:
+    """A bare aiohttp session, nothing checked: the floor of the data plane the engine had
+    before its own HTTP/1.1 client (which was a guarded aiohttp session)."""
+    try:
+        import aiohttp  # noqa: PLC0415
+    except ImportError:
+        return None
+    connector = aiohttp.TCPConnector(limit=run["limit"])
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+
+        async def get(url: str) -> None:
+            async with session.get(url) as response:
+                assert response.status == 200
+                json.loads(await response.read())
+
+        return await measure("aiohttp session, unguarded", get, port, counter, **run)
 
 
 async def httpx_over_aiohttp(

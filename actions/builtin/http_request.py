@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json as jsonlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ class HttpRequest(Action[HttpRequestParams]):
     description = "Makes one HTTP request through the egress policy; non-2xx is an error."
 
     def upstream(self, params: HttpRequestParams, ctx: ActionContext) -> str | None:
-        return upstream_of(params.url)
+        return url_upstream(params.url)
 
     async def run(self, params: HttpRequestParams, ctx: ActionContext) -> Mapping[str, Any]:
         outgoing = await self._prepare(params, ctx)
@@ -207,6 +208,34 @@ class HttpRequest(Action[HttpRequestParams]):
         )
 
 
+def url_upstream(url: str) -> str | None:
+    """`upstream_of(url)`, cached by the URL's scheme and authority (all it depends on): a
+    flow calls the same few hosts with ever different paths, and parsing the whole URL again
+    for its circuit's name cost more than the circuit check."""
+    for scheme in ("http://", "https://"):
+        if url.startswith(scheme):
+            # The authority ends where urlsplit (and yarl) end it: the first `/`, `?` or `#`.
+            end = len(url)
+            for mark in "/?#":
+                at = url.find(mark, len(scheme))
+                if 0 <= at < end:
+                    end = at
+            return _authority_upstream(url[:end])
+    return _upstream_or_none(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _authority_upstream(prefix: str) -> str | None:
+    return _upstream_or_none(prefix)
+
+
+def _upstream_or_none(url: str) -> str | None:
+    try:
+        return upstream_of(url)
+    except IndexError:  # yarl fails so on some malformed hosts (`http://[]@`): no upstream
+        return None
+
+
 def _valid_host(host: str | None) -> bool:
     """A host a URL could name (an IP literal in any spelling, or a DNS name); whether it may
     be reached is the egress policy's question, asked when the hop is sent."""
@@ -224,34 +253,39 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
 
 
 def _result(response: HttpResponse, out: _Outgoing) -> dict[str, Any]:
-    body: Any = response.text()
+    body: Any = None
+    parsed_json = False
     if not response.truncated and "json" in response.headers.get("content-type", ""):
         with contextlib.suppress(ValueError, RecursionError):
             # A lone surrogate (`"\\ud800"`) stays in, escaped: orjson/pydantic cannot render it.
             parsed = upstream_json(response.body)
             # Too deep to relay as JSON: keep it as the text it was.
             if not json_depth_exceeds(parsed):
-                body = parsed
+                body, parsed_json = parsed, True
+    if not parsed_json:
+        body = response.text()
     headers: dict[str, str] = {}
     for name, value in response.header_items:
-        if name.lower() not in _HIDDEN_RESPONSE_HEADERS:
-            key = name.lower()
+        key = name.lower()
+        if key not in _HIDDEN_RESPONSE_HEADERS:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    if response.status == 401 and out.credential is not None:
+    status = response.status
+    if status == 401 and out.credential is not None:
         raise CredentialRejected(
             out.credential.service,
             "the destination rejected the credential",
             details={"status_code": 401},
         )
-    error = error_for_status(
-        "destination",
-        response,
-        {"body": body[:1000] if isinstance(body, str) else body},
-        idempotent=out.idempotent,
-    )
-    if error is not None:
-        raise error
-    data: dict[str, Any] = {"status_code": response.status, "headers": headers, "body": body}
+    if not 200 <= status < 300:  # error_for_status is None for 2xx: no details to build
+        error = error_for_status(
+            "destination",
+            response,
+            {"body": body[:1000] if isinstance(body, str) else body},
+            idempotent=out.idempotent,
+        )
+        if error is not None:
+            raise error
+    data: dict[str, Any] = {"status_code": status, "headers": headers, "body": body}
     if response.truncated:
         data["body_truncated"] = True
     return data

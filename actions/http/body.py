@@ -85,6 +85,15 @@ async def read_capped(
     layers = layers_of(content_encoding, max_codings)
     chunks: list[bytes] = []
     size = 0
+    if not layers:  # identity (nearly every answer): chunks as they come, up to the cap
+        while True:
+            raw = await source.readany()
+            if not raw:
+                return b"".join(chunks), False
+            chunks.append(raw)
+            size += len(raw)
+            if size > cap:
+                return b"".join(chunks)[:cap], True
     while size <= cap:
         pending = sum(layer.pending for layer in layers)
         # Input an inflater holds back is drained before more is read: memory stays bounded.

@@ -1,8 +1,9 @@
-"""`HttpClient`: the one HTTP client every action and plugin calls through (aiohttp underneath).
+"""`HttpClient`: the one HTTP client every action and plugin calls through.
 
-Why aiohttp directly: measured at 200 calls in flight, the httpx client the engine had cost
-3-4 times the CPU per call of aiohttp, and httpx over aiohttp's connection engine
-(`httpx-aiohttp`) still about twice (README "HTTP data plane" has the figures).
+Underneath: HTTP/1.1 on asyncio's transports (`actions.http.wire`). The engine had httpx, then
+aiohttp; measured at 200 calls in flight, aiohttp's per-request machinery still cost 3-4 times
+what the event loop and sockets cost per call, and the client needs none of its extras
+(README "HTTP data plane" has the figures).
 
 What every request gets, whoever calls: headers checked before anything is sent
 (`InvalidRequest`), no redirects followed (the caller decides, hop by hop), no cookies kept
@@ -16,32 +17,32 @@ every request and every new connection goes only to addresses the guard returned
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
+import base64
+import contextlib
 import ipaddress
 import json as jsonlib
 import re
 import socket
 import ssl
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from actions.http import wire
 from actions.http.body import ACCEPT_ENCODING, read_capped
 from actions.http.errors import (
-    BadResponse,
     ConnectFailed,
     ConnectionLost,
     HttpError,
     HttpTimeout,
     InvalidRequest,
 )
-from actions.http.headers import checked_headers
+from actions.http.headers import checked_headers, is_token
 from actions.http.response import HttpResponse
+from actions.timeouts import bounded
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -76,64 +77,15 @@ class _SendProgress:
         self.sent = False
 
 
-# Set by `request` for its own task; the request class below marks it when the request starts
-# to go out on a connection, so a timeout or a lost connection knows which side of that it was.
-_PROGRESS: contextvars.ContextVar[_SendProgress | None] = contextvars.ContextVar(
-    "http_send_progress", default=None
-)
-
-
-class _MarkedRequest(aiohttp.ClientRequest):
-    async def send(self, conn: Any) -> aiohttp.ClientResponse:
-        progress = _PROGRESS.get()
-        if progress is not None:
-            progress.sent = True
-        return await super().send(conn)
-
-
-class _GuardedResolver(AbstractResolver):
-    """Answers a connection's name lookup with the guard's checked addresses only."""
-
-    def __init__(self, guard: ConnectGuard) -> None:
-        self._guard = guard
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
-    ) -> list[ResolveResult]:
-        addresses = await self._guard.connect_addresses(host, port)
-        results: list[ResolveResult] = []
-        for address in addresses:
-            kind = socket.AF_INET if address.version == 4 else socket.AF_INET6
-            if family in (socket.AF_UNSPEC, kind):
-                results.append(
-                    ResolveResult(
-                        hostname=host,
-                        host=str(address),
-                        port=port,
-                        family=kind,
-                        proto=0,
-                        flags=socket.AI_NUMERICHOST,
-                    )
-                )
-        if not results:
-            raise ConnectFailed(f"host {host!r} has no address of the family asked for")
-        return results
-
-    async def close(self) -> None:
-        return None
-
-
-_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
-
-
-@functools.lru_cache(maxsize=128)
-def _timeouts(connect_s: float, total_s: float) -> aiohttp.ClientTimeout:
-    """aiohttp's own timers, only where they bound something the total does not: a connect
-    timeout shorter than the total. The total (reads included) is `request`'s asyncio.timeout,
-    which knows whether the request had gone out; one timer per call, not one per read."""
-    if connect_s >= total_s:
-        return _NO_TIMEOUT
-    return aiohttp.ClientTimeout(total=None, connect=connect_s)
+# Sent with every request unless the caller gives its own (what aiohttp sent).
+_DEFAULT_HEADERS = [
+    ("Accept", "*/*"),
+    ("Accept-Encoding", ACCEPT_ENCODING),
+    ("User-Agent", f"Python/{sys.version_info[0]}.{sys.version_info[1]} puraify-execution-engine"),
+]
+# How long a name's addresses are reused without asking the system again (unguarded clients
+# only: a guarded one asks its guard for every new connection).
+_DNS_TTL_S = 10.0
 
 
 class HttpClient:
@@ -166,7 +118,8 @@ class HttpClient:
         self.connections_opened = 0
         self._verify = verify
         self._socket_factory = socket_factory
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = wire.Pool(max_connections)
+        self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -180,9 +133,8 @@ class HttpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        self._pool.close()
+        self._pool = wire.Pool(self.max_connections)  # usable again, like a fresh client
 
     def _open_socket(self, addr_info: tuple[Any, ...]) -> socket.socket:
         self.connections_opened += 1
@@ -190,33 +142,6 @@ class HttpClient:
             return self._socket_factory(addr_info)
         family, kind, proto, _canonical, _address = addr_info
         return socket.socket(family=family, type=kind, proto=proto)
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running loop (aiohttp binds a session to its loop).
-        if self._session is None:
-            # True: aiohttp's own verifying context, made once per process (and only if used).
-            tls: ssl.SSLContext | bool = self._verify
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections,
-                limit_per_host=0,
-                # Guarded: every new connection asks the guard again (it re-checks the answer).
-                use_dns_cache=self.guard is None,
-                resolver=None if self.guard is None else _GuardedResolver(self.guard),
-                ssl=tls,
-                socket_factory=self._open_socket,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"Accept-Encoding": ACCEPT_ENCODING},
-                # A body gets the Content-Type the caller gives, none invented.
-                skip_auto_headers=("Content-Type",),
-                auto_decompress=False,  # done within the body cap, see body.read_capped
-                trust_env=False,  # a proxy would connect to its address, not a checked one
-                request_class=_MarkedRequest,
-                timeout=_NO_TIMEOUT,
-            )
-        return self._session
 
     async def request(
         self,
@@ -255,21 +180,18 @@ class HttpClient:
         cap = self.max_body_bytes if max_body_bytes is None else max_body_bytes
         codings = self.max_content_codings if max_content_codings is None else max_content_codings
         progress = _SendProgress()
-        reset = _PROGRESS.set(progress)
         try:
-            async with asyncio.timeout(total):
-                return await self._exchange(method, target, pairs, body, (total, cap, codings))
+            async with bounded(total):
+                return await self._exchange(
+                    method, target, pairs, body, (total, cap, codings), progress=progress
+                )
         except HttpError:
             raise
-        except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's timeouts are both
-            raise _failure(exc, target, progress.sent) from None
         except TimeoutError:
             where = "answer" if progress.sent else "connection"
             raise HttpTimeout(
                 f"no complete {where} within {total:g} s", sent=progress.sent
             ) from None
-        finally:
-            _PROGRESS.reset(reset)
 
     async def _exchange(
         self,
@@ -278,33 +200,201 @@ class HttpClient:
         headers: list[tuple[str, str]],
         body: bytes | None,
         limits: tuple[float, int, int],
+        *,
+        progress: _SendProgress,
     ) -> HttpResponse:
         total_s, cap, codings = limits
-        timeouts = _timeouts(min(total_s, self.connect_timeout_s), total_s)
-        async with self._session_now().request(
-            method,
-            target,
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-            timeout=timeouts,
-        ) as answer:
-            if cap <= 0:
-                data, truncated = b"", False
+        host = target.raw_host or ""
+        port = target.port or (443 if target.scheme == "https" else 80)
+        origin = (target.scheme, host, port)
+        if target.user is not None and not any(n.lower() == "authorization" for n, _ in headers):
+            # Credentials in the URL are sent as Basic authentication, never in the request line.
+            headers = [*headers, ("Authorization", _basic(target))]
+        path = target.raw_path_qs or "/"
+        if " " in path or not path.isprintable() or not is_token(method):
+            # A request line that could be read as two (yarl quotes these; a URL made with
+            # encoded=True by a caller might not): refused before anything is sent.
+            raise InvalidRequest("the URL's path or the method cannot go in a request line")
+        try:
+            head = wire.request_head(
+                method,
+                path,
+                target.host_port_subcomponent or host,
+                headers,
+                body,
+                defaults=_DEFAULT_HEADERS,
+            )
+        except UnicodeEncodeError:
+            raise InvalidRequest("the request cannot be encoded") from None
+        message = head if body is None else head + body
+        connect_s = self.connect_timeout_s if self.connect_timeout_s < total_s else None
+        pool = self._pool  # released to the pool it came from, even if aclose() ran meanwhile
+        for attempt in (0, 1):
+            idle = None if attempt else pool.take_idle(origin)
+            if idle is not None:
+                connection, reused = idle, True
             else:
-                data, truncated = await read_capped(
-                    answer.content,
-                    answer.headers.get("Content-Encoding"),
-                    cap,
-                    codings,
+                connection, reused = await self._connection(
+                    pool, target, origin, connect_s, fresh=attempt == 1
                 )
-            return HttpResponse(answer.status, answer.headers, data, truncated, str(answer.url))
+            reusable = False
+            try:
+                transport = connection.transport
+                progress.sent = True
+                if transport is None:
+                    raise wire.Closed(answered=False)
+                transport.write(message)
+                try:
+                    answer = await wire.read_answer(connection, method)
+                except wire.Closed as closed:
+                    if reused and not closed.answered and method in wire.IDEMPOTENT and not attempt:
+                        continue  # a kept-alive connection the server had closed: once more
+                    raise ConnectionLost(
+                        f"the connection to {host}:{port} broke before its answer", sent=True
+                    ) from None
+                if cap <= 0:
+                    data, truncated = b"", False
+                else:
+                    data, truncated = await read_capped(
+                        answer, answer.headers.get("Content-Encoding"), cap, codings
+                    )
+                reusable = answer.reusable and not truncated
+                return HttpResponse(answer.status, answer.headers, data, truncated, str(target))
+            except wire.Closed:
+                raise ConnectionLost(
+                    f"the connection to {host}:{port} broke before its answer", sent=True
+                ) from None
+            finally:
+                pool.release(connection, reusable=reusable)
+        raise ConnectionLost(f"the connection to {host}:{port} broke twice", sent=True)
+
+    async def _connection(
+        self,
+        pool: wire.Pool,
+        target: URL,
+        origin: wire.Origin,
+        connect_s: float | None,
+        *,
+        fresh: bool,
+    ) -> tuple[wire.Connection, bool]:
+        """A pooled connection, or a new one; `connect_s` bounds the wait and the connect."""
+        if connect_s is None:
+            return await pool.acquire(origin, lambda: self._connect(target, origin), fresh=fresh)
+        try:
+            async with asyncio.timeout(connect_s):
+                return await pool.acquire(
+                    origin, lambda: self._connect(target, origin), fresh=fresh
+                )
+        except TimeoutError:
+            raise HttpTimeout(
+                f"connecting to {origin[1]}:{origin[2]} timed out", sent=False
+            ) from None
+
+    async def _connect(self, target: URL, origin: wire.Origin) -> wire.Connection:
+        scheme, host, port = origin
+        where = f"{host}:{port}"
+        loop = asyncio.get_running_loop()
+        if _is_literal(host):
+            addresses = [host]
+        elif self.guard is not None:
+            addresses = [str(a) for a in await self.guard.connect_addresses(host, port)]
+        else:
+            addresses = await self._resolve(host, port)
+        reason = "no address"
+        sock: socket.socket | None = None
+        for address in addresses:
+            info = wire.addr_info(address, port)
+            try:
+                candidate = self._open_socket(info)
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                continue
+            try:
+                candidate.setblocking(False)
+                await loop.sock_connect(candidate, info[4])
+            except OSError as exc:
+                candidate.close()
+                reason = exc.strerror or type(exc).__name__
+                continue
+            except BaseException:
+                candidate.close()
+                raise
+            sock = candidate
+            break
+        if sock is None:
+            raise ConnectFailed(f"cannot connect to {where} ({reason})")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = wire.tls_context(self._verify) if scheme == "https" else None
+        try:
+            _, connection = await loop.create_connection(
+                lambda: wire.Connection(origin),
+                sock=sock,
+                ssl=tls,
+                # The certificate is checked against the URL's host name, never the address.
+                server_hostname=host if tls is not None else None,
+            )
+        except ssl.SSLCertVerificationError:
+            sock.close()
+            raise ConnectFailed(
+                f"the TLS certificate of {where} did not verify for that host name"
+            ) from None
+        except ssl.SSLError:
+            sock.close()
+            raise ConnectFailed(f"TLS with {where} failed") from None
+        except OSError as exc:
+            sock.close()
+            raise ConnectFailed(
+                f"cannot connect to {where} ({exc.strerror or type(exc).__name__})"
+            ) from None
+        except BaseException:
+            sock.close()
+            raise
+        return connection
+
+    async def _resolve(self, host: str, port: int) -> list[str]:
+        loop = asyncio.get_running_loop()
+        known = self._dns.get((host, port))
+        if known is not None and known[0] > loop.time():
+            return known[1]
+        try:
+            infos = await loop.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+        except (OSError, UnicodeError):
+            raise ConnectFailed(f"cannot resolve {host!r}") from None
+        addresses: list[str] = []
+        for _family, _type, _proto, _canon, sockaddr in infos:
+            address = str(sockaddr[0])
+            if address not in addresses:
+                addresses.append(address)
+        if not addresses:
+            raise ConnectFailed(f"cannot resolve {host!r}")
+        if len(self._dns) > 1024:
+            self._dns.clear()
+        self._dns[(host, port)] = (loop.time() + _DNS_TTL_S, addresses)
+        return addresses
 
     async def get(self, url: str | URL, **options: Any) -> HttpResponse:
         return await self.request("GET", url, **options)
 
     async def post(self, url: str | URL, **options: Any) -> HttpResponse:
         return await self.request("POST", url, **options)
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _basic(target: URL) -> str:
+    user = target.user or ""
+    password = target.password or ""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 # Visible ASCII: a URL written only with these is sent as written (its percent-encoding kept:
@@ -323,27 +413,3 @@ def _absolute(url: str | URL) -> URL:
     if target.scheme not in ("http", "https") or not target.raw_host:
         raise InvalidRequest("the URL must be absolute, http or https, with a host")
     return target
-
-
-def _failure(exc: aiohttp.ClientError, target: URL, sent: bool) -> HttpError:
-    where = f"{target.raw_host}:{target.port}"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return HttpTimeout(f"connecting to {where} timed out", sent=False)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return HttpTimeout(f"{where} did not answer in time", sent=True)
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return ConnectFailed(f"the TLS certificate of {where} did not verify for that host name")
-    if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return ConnectFailed(f"TLS with {where} failed")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return ConnectFailed(f"cannot resolve {target.raw_host!r}")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.strerror or type(exc.os_error).__name__
-        return ConnectFailed(f"cannot connect to {where} ({reason})")
-    if isinstance(exc, aiohttp.InvalidURL):
-        return InvalidRequest("the URL is not one aiohttp can send")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return BadResponse(f"{where} answered something that is not HTTP ({exc.message})")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return ConnectionLost(f"the answer of {where} was cut short", sent=True)
-    return ConnectionLost(f"the connection to {where} broke ({type(exc).__name__})", sent=sent)

@@ -3,9 +3,9 @@
 aiokafka falls back, silently, to pure-Python record encoding and decoding when its C
 extensions are missing (no wheel for the platform, a source build without a compiler, or
 AIOKAFKA_NO_EXTENSIONS set): everything still works, several times slower per record. The same
-holds for the json module's C accelerator, and for aiohttp's HTTP parser (the egress data
-plane parses every answer with it; AIOHTTP_NO_EXTENSIONS or a source build falls back to
-Python). Say so once, loudly, at start-up.
+holds for the json module's C accelerator, and for aiohttp's HTTP parser (aiohttp is no longer
+the data plane, `actions.http.wire` is; the check stays while aiohttp is installed for its
+other users). Say so once, loudly, at start-up.
 """
 
 from __future__ import annotations

@@ -111,8 +111,14 @@ class RecordProcessor:
         return self._render(record, outcome, self._engine_scope)
 
     async def run(self, work: Work, slot: InFlightSlot) -> None:
-        """A scheduled job: process the record, hand what it yields to its partition."""
-        work.channel.finish(work.record.offset, await self.process(work, slot))
+        """A scheduled job: process the record, hand what it yields to its partition (`process`
+        without its own coroutine: one layer fewer on every resumption of the job)."""
+        if self._credentials is None:
+            messages = await self._process(work, slot, None)
+        else:
+            with self._credentials.for_record() as credentials, credentials.scope.active():
+                messages = await self._process(work, slot, credentials)
+        work.channel.finish(work.record.offset, messages)
 
     async def process(self, work: Work, slot: InFlightSlot = NO_SLOT) -> list[OutMessage]:
         if self._credentials is None:
@@ -194,7 +200,10 @@ class RecordProcessor:
             credentials,
             deduplicate=not reexecutes(record.headers),
         )
-        envelope = await self._tracing.run(accepted, execution)  # ops: a span when tracing is on
+        if self._tracing is NO_TRACING:
+            envelope = await execution
+        else:
+            envelope = await self._tracing.run(accepted, execution)  # ops: a span per request
         return _Outcome(envelope, accepted.traceparent)
 
 

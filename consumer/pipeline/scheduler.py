@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 J = TypeVar("J")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job(Generic[J]):
     """A scheduled payload; while it runs, also its in-flight slot (`stepped_aside`)."""
 

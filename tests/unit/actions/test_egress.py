@@ -213,3 +213,22 @@ def test_nat64_addresses_are_judged_by_the_ipv4_they_reach(address: str) -> None
 
 def test_nat64_to_a_public_ipv4_is_allowed() -> None:
     assert EgressPolicy().is_allowed(ip("64:ff9b::5db8:d822"))  # 93.184.216.34
+
+
+def test_check_host_remembers_allowed_verdicts_only_and_boundedly() -> None:
+    from actions import egress  # noqa: PLC0415
+
+    policy = EgressPolicy(parse_networks("127.0.0.0/8"))
+    assert policy.check_host("127.1") == "127.0.0.1"
+    assert policy.check_host("127.1") == "127.0.0.1"  # remembered
+    assert policy.check_host("api.test") is None
+    for _ in range(2):  # a refusal is judged again each time, never remembered
+        with pytest.raises(ForbiddenDestination):
+            policy.check_host("10.0.0.1")
+    assert "10.0.0.1" not in policy._verdicts
+    for i in range(egress._VERDICTS_KEPT + 10):
+        policy.check_host(f"127.0.{i // 256}.{i % 256}")
+    assert len(policy._verdicts) <= egress._VERDICTS_KEPT
+    # Another policy's verdicts are its own: the same literal is refused there.
+    with pytest.raises(ForbiddenDestination):
+        EgressPolicy().check_host("127.1")

@@ -221,6 +221,40 @@ async def test_only_gzip_and_deflate_are_offered() -> None:
     assert b"\r\nAccept-Encoding: gzip, deflate\r\n" in heads[0]
 
 
+async def test_no_content_type_is_invented_with_or_without_a_body() -> None:
+    heads: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            heads.append(head)
+            length = next(
+                (
+                    int(line[15:])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+
+    async with raw_server(record) as (port, _), HttpClient() as client:
+        await client.get(f"http://127.0.0.1:{port}/")
+        await client.post(f"http://127.0.0.1:{port}/", content=b"raw bytes")
+        await client.post(
+            f"http://127.0.0.1:{port}/", content="a", headers={"Content-Type": "text/x-mine"}
+        )
+    assert len(heads) == 3
+    assert b"content-type" not in heads[0].lower()
+    assert b"content-type" not in heads[1].lower()
+    assert b"\r\nContent-Type: text/x-mine\r\n" in heads[2]
+
+
 # ------------------------------------------------- what is sent, and when it is not
 
 

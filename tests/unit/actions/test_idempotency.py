@@ -153,3 +153,23 @@ def test_local_records_expire() -> None:
     assert local.claim_now("p/r", "o", 1.0).data == {"ok": True}
     now[0] = 11.0
     assert local.claim_now("p/r", "o", 1.0).mine
+
+
+def test_claim_owners_are_unique() -> None:
+    from actions.idempotency import new_owner  # noqa: PLC0415
+
+    owners = {new_owner() for _ in range(10_000)}
+    assert len(owners) == 10_000
+    # A random part per process: two engines never hand out the same owner.
+    assert all(len(owner.split("-")[0]) == 32 for owner in owners)
+
+
+def test_data_orjson_cannot_encode_is_still_counted_and_kept() -> None:
+    store = LocalSuccesses(max_bytes=1_000)
+    store.succeeded_now("big", {"n": 2**70}, 60.0)  # beyond 64 bits: the json module counts it
+    store.succeeded_now("lone", {"s": "\ud800"}, 60.0)
+    store.succeeded_now("plain", {"s": "café"}, 60.0)
+    assert len(store) == 3
+    assert store.bytes == len('{"n":1180591620717411303424}') + len('{"s":"\\ud800"}') + len(
+        '{"s":"café"}'.encode()
+    )

@@ -434,6 +434,26 @@ async def test_json_and_body_together_through_the_runner_is_invalid_params(
     assert envelope.error.message.startswith("params")
 
 
+async def test_a_url_yarl_cannot_split_is_invalid_params_not_a_bug(
+    trusted: HttpClient, egress: HttpClient
+) -> None:
+    # yarl raises IndexError (not ValueError) on `http://[]@`: it used to end internal_error.
+    runner = ActionRunner(
+        registry=ActionRegistry([ACTION]),
+        credentials=FakeCredentials(),
+        http=trusted,
+        egress_http=egress,
+        retry=RetryPolicy(max_attempts=1),
+    )
+    request = ExecutionRequest.model_validate(
+        {"action": "http_request", "project": "p", "params": {"url": "http://[]@"}}
+    )
+    envelope = await runner.execute(request, "r", structlog.get_logger())
+    assert envelope.error is not None
+    assert envelope.error.code is ErrorCode.INVALID_PARAMS
+    assert envelope.error.message.startswith("params.url")
+
+
 async def test_through_the_runner_forbidden_destination(
     trusted: HttpClient, egress: HttpClient
 ) -> None:
