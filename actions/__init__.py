@@ -56,6 +56,7 @@ from actions.http import (
 )
 from actions.idempotency import Claim, LocalSuccesses, SuccessStore
 from actions.limits import MAX_JSON_DEPTH, json_depth_exceeds, upstream_json
+from actions.outcome import FALLBACK_ON
 from actions.preparation import (
     PreparedAction,
     PreparedRequest,
@@ -74,7 +75,7 @@ from actions.registry import (
 )
 from actions.request_id_header import request_id_header_value
 from actions.retry import RetryPolicy
-from actions.runner import FALLBACK_ON, ActionRunner
+from actions.runner import ActionRunner
 from actions.smtp_outcome import submit_message
 from actions.webhook_signing import (
     DEFAULT_TOLERANCE_S,

@@ -36,6 +36,7 @@ from actions.errors import (
 )
 from actions.http import HttpClient
 from actions.idempotency import NO_RECORDS, IdempotencyRecords, Once
+from actions.outcome import FALLBACK_ON, Outcome, deadline_passed, log_outcome, outcome_envelope
 from actions.preparation import PreparedAction, Unrunnable, prepare_request
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
@@ -47,57 +48,7 @@ from schemas import (
     ExecutionRequest,
     FallbackResult,
     ResultEnvelope,
-    error_envelope,
-    success_envelope,
 )
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """How one action's run ended: data on success, else an error code and message."""
-
-    attempts: int
-    data: dict[str, Any] | None = None
-    code: ErrorCode | None = None
-    message: str = ""
-    details: dict[str, Any] | None = None
-    deduplicated: bool = False
-
-
-# A fallback runs when the action itself failed for good: after its retries, or at once for a
-# final failure. Not when the request is wrong (unknown action, bad params) or too late, nor
-# when the main action's outcome is unknown (it may have taken effect: `outcome_unknown`).
-FALLBACK_ON = frozenset(
-    {
-        ErrorCode.MISSING_CREDENTIALS,
-        ErrorCode.VAULT_UNAVAILABLE,
-        ErrorCode.UPSTREAM_ERROR,
-        ErrorCode.UPSTREAM_UNAVAILABLE,
-        ErrorCode.RATE_LIMITED,
-        ErrorCode.FORBIDDEN_DESTINATION,
-        ErrorCode.INTERNAL_ERROR,
-    }
-)
-
-
-def _deadline_passed(when: str) -> _Outcome:
-    return _Outcome(
-        0, code=ErrorCode.DEADLINE_EXCEEDED, message=f"the request's deadline passed {when}"
-    )
-
-
-def _log_outcome(log: FilteringBoundLogger, outcome: _Outcome, elapsed_s: float) -> None:
-    duration_ms = round(elapsed_s * 1000, 3)
-    if outcome.code is None:
-        log.info("action.succeeded", attempts=outcome.attempts, duration_ms=duration_ms)
-    else:
-        log.warning(
-            "action.failed",
-            error_code=outcome.code.value,
-            error_message=outcome.message,
-            attempts=outcome.attempts,
-            duration_ms=duration_ms,
-        )
 
 
 @dataclass
@@ -149,7 +100,9 @@ class ActionRunner:
                     data = outcome.data or {}
             finally:
                 await once.settle(data)
-        return self._envelope(request, request_id, outcome, fallback, started_at)
+        return outcome_envelope(
+            request, request_id, outcome, fallback, started_at=started_at, finished_at=self.now()
+        )
 
     def runs_now(self, request: ExecutionRequest) -> bool:
         """Whether `execute_now` can run this request: no I/O and no waiting on its way (a
@@ -166,68 +119,29 @@ class ActionRunner:
         clock_start = time.monotonic()
         prepared = prepare_request(self.registry, request)
         if isinstance(prepared, Unrunnable):
-            outcome = _Outcome(0, code=prepared.code, message=prepared.message)
+            outcome = Outcome(0, code=prepared.code, message=prepared.message)
         elif request.deadline is not None and started_at >= request.deadline:
-            outcome = _deadline_passed("before it ran")
+            outcome = deadline_passed("before it ran")
         else:
             action = prepared.action
             assert isinstance(action, SyncAction)
             ctx = self._context(request, request_id, log, NO_SLOT, self.credentials)
             log.info("action.started", attempt=1)
             try:
-                outcome = _Outcome(1, data=dict(action.run_now(prepared.params, ctx)))
+                outcome = Outcome(1, data=dict(action.run_now(prepared.params, ctx)))
             except ActionError as exc:
-                outcome = _Outcome(1, code=exc.code, message=exc.message, details=exc.details)
+                outcome = Outcome(1, code=exc.code, message=exc.message, details=exc.details)
             except Exception:
                 log.exception("action.crashed", attempt=1)
-                outcome = _Outcome(
+                outcome = Outcome(
                     1,
                     code=ErrorCode.INTERNAL_ERROR,
                     message="the action failed unexpectedly (engine bug)",
                 )
-        _log_outcome(log, outcome, time.monotonic() - clock_start)
-        return self._envelope(request, request_id, outcome, None, started_at)
-
-    def _envelope(
-        self,
-        request: ExecutionRequest,
-        request_id: str,
-        outcome: _Outcome,
-        fallback: FallbackResult | None,
-        started_at: datetime,
-    ) -> ResultEnvelope:
-        finished_at = self.now()
-        if outcome.code is not None:
-            envelope = error_envelope(
-                request_id,
-                outcome.code,
-                outcome.message,
-                details=outcome.details,
-                started_at=started_at,
-                finished_at=finished_at,
-                action=request.action,
-                project=request.project,
-                attempts=outcome.attempts,
-                metadata=request.metadata,
-                environment=request.environment,
-            )
-        else:
-            envelope = success_envelope(
-                request_id,
-                outcome.data or {},
-                started_at=started_at,
-                finished_at=finished_at,
-                action=request.action,
-                project=request.project,
-                attempts=outcome.attempts,
-                metadata=request.metadata,
-                environment=request.environment,
-            )
-        if outcome.deduplicated or fallback is not None:
-            envelope = envelope.model_copy(
-                update={"fallback": fallback, "deduplicated": outcome.deduplicated or None}
-            )
-        return envelope
+        log_outcome(log, outcome, time.monotonic() - clock_start)
+        return outcome_envelope(
+            request, request_id, outcome, None, started_at=started_at, finished_at=self.now()
+        )
 
     async def _execute(
         self,
@@ -239,22 +153,22 @@ class ActionRunner:
         *,
         credentials: CredentialSource,
         once: Once | None = None,
-    ) -> tuple[_Outcome, FallbackResult | None]:
+    ) -> tuple[Outcome, FallbackResult | None]:
         """The main action's outcome (logged), and the fallback's when one ran."""
         clock_start = time.monotonic()
         prepared = prepare_request(self.registry, request)
         fallback = None if isinstance(prepared, Unrunnable) else prepared.fallback
         if isinstance(prepared, Unrunnable):
-            outcome = _Outcome(0, code=prepared.code, message=prepared.message)
+            outcome = Outcome(0, code=prepared.code, message=prepared.message)
         elif once is not None and (first := await once.first_success()) is not None:
             log.info("request.deduplicated")
-            return _Outcome(0, data=first, deduplicated=True), None
+            return Outcome(0, data=first, deduplicated=True), None
         elif request.deadline is not None and started_at >= request.deadline:
-            outcome = _deadline_passed("before it ran")
+            outcome = deadline_passed("before it ran")
         else:
             ctx = self._context(request, request_id, log, slot, credentials)
             outcome = await self._run(prepared.action, prepared.params, ctx)
-        _log_outcome(log, outcome, time.monotonic() - clock_start)
+        log_outcome(log, outcome, time.monotonic() - clock_start)
         if fallback is None or outcome.code not in FALLBACK_ON:
             return outcome, None
         return outcome, await self._run_fallback(
@@ -267,7 +181,7 @@ class ActionRunner:
         request_id: str,
         log: FilteringBoundLogger,
         fallback: PreparedAction,
-        failed: _Outcome,
+        failed: Outcome,
         *,
         slot: InFlightSlot,
         credentials: CredentialSource,
@@ -277,12 +191,12 @@ class ActionRunner:
         log.info("fallback.started", main_error_code=failed.code.value if failed.code else None)
         clock_start = time.monotonic()
         if request.deadline is not None and self.now() >= request.deadline:
-            outcome = _deadline_passed("before the fallback could run")
+            outcome = deadline_passed("before the fallback could run")
         else:
             ctx = self._context(request, request_id, log, slot, credentials)
             outcome = await self._run(fallback.action, fallback.params, ctx)
         elapsed = time.monotonic() - clock_start
-        _log_outcome(log, outcome, elapsed)
+        log_outcome(log, outcome, elapsed)
         error = None
         if outcome.code is not None:
             error = ErrorInfo(
@@ -320,7 +234,7 @@ class ActionRunner:
             slot=slot,
         )
 
-    async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> _Outcome:
+    async def _run(self, action: AnyAction, params: ActionParams, ctx: ActionContext) -> Outcome:
         log = ctx.log
         attempts = 0
         clock_start = self.clock()
@@ -330,12 +244,12 @@ class ActionRunner:
             try:
                 data = await self._guarded_attempt(action, params, ctx, attempts, clock_start)
             except NotAttempted as exc:
-                return _Outcome(
+                return Outcome(
                     attempts - 1, code=exc.code, message=exc.message, details=exc.details
                 )
             except CredentialRejected as exc:
                 if refetched_credential:
-                    return _Outcome(
+                    return Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
                     )
                 # A rotated token: evict it and try once more with a fresh one, at once.
@@ -357,7 +271,7 @@ class ActionRunner:
                     wait_limit_s=exc.wait_limit_s,
                 )
                 if delay is None:
-                    return _Outcome(
+                    return Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
                     )
                 ctx.attempt.window_s = exc.wait_limit_s  # also bounds the next slot's wait
@@ -371,16 +285,16 @@ class ActionRunner:
                 await self.sleep(delay)
                 continue
             except ActionError as exc:
-                return _Outcome(attempts, code=exc.code, message=exc.message, details=exc.details)
+                return Outcome(attempts, code=exc.code, message=exc.message, details=exc.details)
             except Exception:
                 # A bug. The traceback goes to our log (scrubbed); the envelope says only that.
                 log.exception("action.crashed", attempt=attempts)
-                return _Outcome(
+                return Outcome(
                     attempts,
                     code=ErrorCode.INTERNAL_ERROR,
                     message="the action failed unexpectedly (engine bug)",
                 )
-            return _Outcome(attempts, data=data)
+            return Outcome(attempts, data=data)
 
     async def _guarded_attempt(
         self,

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from yarl import URL
 
+from actions.http import pool as connections
 from actions.http import wire
 from actions.http.body import ACCEPT_ENCODING, read_capped
 from actions.http.errors import (
@@ -118,7 +119,7 @@ class HttpClient:
         self.connections_opened = 0
         self._verify = verify
         self._socket_factory = socket_factory
-        self._pool = wire.Pool(max_connections)
+        self._pool = connections.Pool(max_connections)
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
 
     async def __aenter__(self) -> HttpClient:
@@ -134,7 +135,7 @@ class HttpClient:
 
     async def aclose(self) -> None:
         self._pool.close()
-        self._pool = wire.Pool(self.max_connections)  # usable again, like a fresh client
+        self._pool = connections.Pool(self.max_connections)  # usable again, like a fresh client
 
     def _open_socket(self, addr_info: tuple[Any, ...]) -> socket.socket:
         self.connections_opened += 1
@@ -270,7 +271,7 @@ class HttpClient:
 
     async def _connection(
         self,
-        pool: wire.Pool,
+        pool: connections.Pool,
         target: URL,
         origin: wire.Origin,
         connect_s: float | None,
@@ -303,7 +304,7 @@ class HttpClient:
         reason = "no address"
         sock: socket.socket | None = None
         for address in addresses:
-            info = wire.addr_info(address, port)
+            info = connections.addr_info(address, port)
             try:
                 candidate = self._open_socket(info)
             except OSError as exc:
@@ -325,7 +326,7 @@ class HttpClient:
             raise ConnectFailed(f"cannot connect to {where} ({reason})")
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        tls = wire.tls_context(self._verify) if scheme == "https" else None
+        tls = connections.tls_context(self._verify) if scheme == "https" else None
         try:
             _, connection = await loop.create_connection(
                 lambda: wire.Connection(origin),

@@ -1,4 +1,4 @@
-"""actions/http/wire.py through HttpClient: framing, strict heads, the pool, stale connections.
+"""actions/http/wire.py through HttpClient: framing, strict heads, stale connections.
 
 Each test speaks raw HTTP/1.1 from a loopback server, so what the client sends and how it
 reads every kind of answer is seen byte for byte.
@@ -149,37 +149,6 @@ async def test_a_stale_kept_alive_connection_resends_only_an_idempotent_request(
         assert accepted == [1, 1]
 
 
-async def test_at_most_the_limit_is_in_use_and_waiters_are_served_in_order() -> None:
-    started: list[int] = []
-    gate = asyncio.Event()
-
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                return
-            started.append(int(head.split(b" ")[1].strip(b"/")))
-            await gate.wait()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            await writer.drain()
-
-    async with raw_server(slow) as (port, accepted), HttpClient(max_connections=3) as client:
-        tasks = []
-        for i in range(8):
-            tasks.append(asyncio.create_task(client.get(f"http://127.0.0.1:{port}/{i}")))
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-        assert sorted(started) == [0, 1, 2]  # three in use, five waiting
-        tasks[4].cancel()  # a waiter that gives up does not keep a place
-        gate.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert isinstance(results[4], asyncio.CancelledError)
-        assert started == [0, 1, 2, 3, 5, 6, 7] or sorted(started[3:]) == [3, 5, 6, 7]
-        assert len(accepted) == 3
-        assert client._pool._in_use == 0
-
-
 async def test_a_body_over_the_cap_closes_the_connection_and_memory_stays_bounded() -> None:
     chunk = b"x" * 65536
 
@@ -238,37 +207,3 @@ async def test_a_request_line_that_could_split_is_never_sent() -> None:
         with pytest.raises(InvalidRequest):
             await client.request("GET /x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", url)
     assert accepted == [] and heads == []
-
-
-class _Transport:
-    def close(self) -> None:
-        pass
-
-
-async def test_take_idle_hands_out_a_kept_alive_connection_within_the_limit_only() -> None:
-    origin = ("http", "h.test", 80)
-
-    async def connect() -> wire.Connection:
-        connection = wire.Connection(origin)
-        connection.transport = _Transport()  # type: ignore[assignment]
-        return connection
-
-    pool = wire.Pool(1)
-    assert pool.take_idle(origin) is None  # nothing idle yet
-    first, reused = await pool.acquire(origin, connect)
-    assert not reused
-    pool.release(first, reusable=True)
-    assert pool.take_idle(("http", "other.test", 80)) is None  # another origin's
-    assert pool.take_idle(origin) is first
-    pool.release(first, reusable=True)
-    taken, reused = await pool.acquire(origin, connect)
-    assert taken is first and reused
-    assert pool.take_idle(origin) is None  # the one place is in use
-    waiter = asyncio.create_task(pool.acquire(origin, connect))
-    await asyncio.sleep(0)
-    pool.release(taken, reusable=True)
-    # A caller already waiting comes first: take_idle does not jump the queue.
-    assert pool.take_idle(origin) is None
-    handed, _ = await waiter
-    pool.release(handed, reusable=False)
-    assert pool._in_use == 0
