@@ -282,7 +282,9 @@ def _parse_head(connection: Connection, head: bytes, method: str) -> Answer | No
     said = ",".join(tokens)
     keep_alive = "close" not in said if minor == b"1" else "keep-alive" in said
     framing = _framing(lengths, codings, status, method)
-    if framing[0] == "close":
+    # Transfer-Encoding beside a Content-Length frames the answer (RFC 9112 6.3) but may be an
+    # attempt at response splitting: the connection is not used again.
+    if framing[0] == "close" or (codings and lengths):
         keep_alive = False
     return Answer(connection, status, CIMultiDictProxy(CIMultiDict(pairs)), keep_alive, framing)
 

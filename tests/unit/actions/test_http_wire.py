@@ -57,6 +57,20 @@ async def test_a_chunked_answer_is_decoded_with_extensions_and_trailers() -> Non
     assert accepted == [1], "a chunked answer read to its end leaves the connection reusable"
 
 
+async def test_transfer_encoding_beside_a_length_frames_the_answer_and_ends_the_connection() -> (
+    None
+):
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    handler, _ = scripted(answer, answer)
+    async with raw_server(handler) as (port, accepted), HttpClient() as client:
+        for _ in range(2):
+            assert (await client.get(f"http://127.0.0.1:{port}/")).body == b"hello"
+    assert accepted == [1, 1], "an answer that may be split is not followed on its connection"
+
+
 async def test_an_answer_without_a_length_is_read_to_the_close_and_not_reused() -> None:
     handler, _ = scripted(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", then_close=True)
     async with raw_server(handler) as (port, accepted), HttpClient() as client:
