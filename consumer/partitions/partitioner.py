@@ -52,6 +52,7 @@ class FastPartitioner:
         return all_partitions[(_recent_murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
-# A request's key is hashed for its envelope and for its log events (results and logs topic):
-# the recent keys' hashes are kept, so each is computed once.
-_recent_murmur2 = functools.lru_cache(maxsize=4096)(murmur2)
+# A request's key is hashed for its log events and, when its partition's transaction comes,
+# for its envelope: the recent keys' hashes are kept, so each is computed once. Up to
+# EXECUTION_MAX_BUFFERED (10,000 by default) records wait between the two (~2 MB held).
+_recent_murmur2 = functools.lru_cache(maxsize=16_384)(murmur2)
