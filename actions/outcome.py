@@ -76,32 +76,21 @@ def outcome_envelope(
     finished_at: datetime,
 ) -> ResultEnvelope:
     """The envelope of a request whose run ended with `outcome` (and `fallback`'s, if one ran)."""
+    echo: dict[str, Any] = {
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "action": request.action,
+        "project": request.project,
+        "attempts": outcome.attempts,
+        "metadata": request.metadata,
+        "environment": request.environment,
+    }
     if outcome.code is not None:
         envelope = error_envelope(
-            request_id,
-            outcome.code,
-            outcome.message,
-            details=outcome.details,
-            started_at=started_at,
-            finished_at=finished_at,
-            action=request.action,
-            project=request.project,
-            attempts=outcome.attempts,
-            metadata=request.metadata,
-            environment=request.environment,
+            request_id, outcome.code, outcome.message, details=outcome.details, **echo
         )
     else:
-        envelope = success_envelope(
-            request_id,
-            outcome.data or {},
-            started_at=started_at,
-            finished_at=finished_at,
-            action=request.action,
-            project=request.project,
-            attempts=outcome.attempts,
-            metadata=request.metadata,
-            environment=request.environment,
-        )
+        envelope = success_envelope(request_id, outcome.data or {}, **echo)
     if outcome.deduplicated or fallback is not None:
         envelope = envelope.model_copy(
             update={"fallback": fallback, "deduplicated": outcome.deduplicated or None}

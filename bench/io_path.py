@@ -247,6 +247,14 @@ async def floor(
     return cpu / calls, wall
 
 
+# What is measured alone beside the engine path: (--only name, label, measurement).
+_ALONE = (
+    ("client", "client alone", client_alone),
+    ("raw", "plain aiohttp", raw_aiohttp),
+    ("floor", "floor (asyncio sockets, no HTTP library)", floor),
+)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     port = free_port()
     target = subprocess.Popen(  # noqa: ASYNC220 (once, before anything is measured)
@@ -265,27 +273,17 @@ async def main_async(args: argparse.Namespace) -> None:
                     f"{args.calls / wall:,.0f} calls/s, {opened} connections opened",
                     flush=True,
                 )
-            if args.only in ("both", "client"):
-                alone, wall = await client_alone(*run)
-                print(
-                    f"round {round_ + 1}: client alone {alone * 1e6:.0f} us CPU per call, "
-                    f"{args.calls / wall:,.0f} calls/s",
-                    flush=True,
-                )
-            if args.only in ("both", "raw"):
-                raw, wall = await raw_aiohttp(*run)
-                print(
-                    f"round {round_ + 1}: plain aiohttp {raw * 1e6:.0f} us CPU per call, "
-                    f"{args.calls / wall:,.0f} calls/s",
-                    flush=True,
-                )
-            if args.only in ("both", "floor"):
-                lowest, wall = await floor(*run)
-                print(
-                    f"round {round_ + 1}: floor (asyncio sockets, no HTTP library) "
-                    f"{lowest * 1e6:.0f} us CPU per call, {args.calls / wall:,.0f} calls/s",
-                    flush=True,
-                )
+            alone = 0.0
+            for name, label, measure in _ALONE:
+                if args.only in ("both", name):
+                    per_call, wall = await measure(*run)
+                    if name == "client":
+                        alone = per_call
+                    print(
+                        f"round {round_ + 1}: {label} {per_call * 1e6:.0f} us CPU per call, "
+                        f"{args.calls / wall:,.0f} calls/s",
+                        flush=True,
+                    )
             if args.only == "both":
                 print(f"round {round_ + 1}: engine minus client {(engine - alone) * 1e6:.0f} us")
             # The target is not the bottleneck while its CPU per call stays well under ours.

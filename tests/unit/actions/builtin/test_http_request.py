@@ -411,16 +411,20 @@ def test_json_and_body_together_is_a_params_error() -> None:
     )
 
 
-async def test_json_and_body_together_through_the_runner_is_invalid_params(
-    trusted: HttpClient, egress: HttpClient
-) -> None:
-    runner = ActionRunner(
+def _one_attempt_runner(trusted: HttpClient, egress: HttpClient) -> ActionRunner:
+    return ActionRunner(
         registry=ActionRegistry([ACTION]),
         credentials=FakeCredentials(),
         http=trusted,
         egress_http=egress,
         retry=RetryPolicy(max_attempts=1),
     )
+
+
+async def test_json_and_body_together_through_the_runner_is_invalid_params(
+    trusted: HttpClient, egress: HttpClient
+) -> None:
+    runner = _one_attempt_runner(trusted, egress)
     request = ExecutionRequest.model_validate(
         {
             "action": "http_request",
@@ -438,13 +442,7 @@ async def test_a_url_yarl_cannot_split_is_invalid_params_not_a_bug(
     trusted: HttpClient, egress: HttpClient
 ) -> None:
     # yarl raises IndexError (not ValueError) on `http://[]@`: it used to end internal_error.
-    runner = ActionRunner(
-        registry=ActionRegistry([ACTION]),
-        credentials=FakeCredentials(),
-        http=trusted,
-        egress_http=egress,
-        retry=RetryPolicy(max_attempts=1),
-    )
+    runner = _one_attempt_runner(trusted, egress)
     request = ExecutionRequest.model_validate(
         {"action": "http_request", "project": "p", "params": {"url": "http://[]@"}}
     )

@@ -29,6 +29,12 @@ LIMITS = Limits()
 INTAKE_CODES = {ErrorCode.INVALID_JSON, ErrorCode.INVALID_REQUEST, ErrorCode.PAYLOAD_TOO_LARGE}
 # FUZZ_EXAMPLES=100000 for a longer hunt; the suite's default keeps it to seconds.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5000"))
+HOSTILE_RUNS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def decode(record: Hostile) -> Accepted | Rejected:
@@ -78,12 +84,7 @@ def check(record: Hostile) -> None:
 def test_every_hostile_record_gets_its_code() -> None:
     seen: Counter[str] = Counter()
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @HOSTILE_RUNS
     @given(hostile_records(LIMITS))
     def property_(record: Hostile) -> None:
         seen[record.kind.split(":")[0]] += 1
@@ -122,12 +123,7 @@ def assert_quick_is_exact(value: bytes) -> None:
 
 
 def test_what_orjson_reads_is_what_the_exact_decoder_reads() -> None:
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @HOSTILE_RUNS
     @given(hostile_records(LIMITS))
     def property_(record: Hostile) -> None:
         if record.value is not None:
