@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -37,12 +38,27 @@ ServiceName = Annotated[
 
 def upstream_of(url: str) -> str | None:
     """The circuit-breaker name of a URL's upstream: its host, and its port when the URL
-    names one (None if unparsable)."""
+    names one (None if unparsable). It depends only on the scheme and authority, so those are
+    parsed once per distinct authority: a flow calls the same few hosts with ever new paths."""
+    for scheme in ("http://", "https://"):
+        if url.startswith(scheme):
+            # The authority ends where yarl ends it: the first `/`, `?` or `#`.
+            end = len(url)
+            for mark in "/?#":
+                at = url.find(mark, len(scheme))
+                if 0 <= at < end:
+                    end = at
+            return _authority_upstream(url[:end])
+    return _authority_upstream(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _authority_upstream(url: str) -> str | None:
     try:
         parsed = URL(url)
-    except (ValueError, TypeError):
+        host = parsed.raw_host
+    except (ValueError, TypeError, IndexError):  # IndexError: yarl on hosts like `http://[]@`
         return None
-    host = parsed.raw_host
     if not host:
         return None
     if ":" in host:
@@ -63,6 +79,11 @@ class CredentialSource(Protocol):
 
     async def invalidate(self, project: str, service: str) -> None:
         """Forget a cached token the third party rejected, so the next get() fetches anew."""
+        ...
+
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        """`value` with every token this source handed out masked: what may be kept beyond
+        the request (the data of its success, repeated to a deduplicated twin)."""
         ...
 
 

@@ -129,32 +129,22 @@ class CircuitBreakers:
         """Whether `admit` could wait now (wait mode and a circuit that is not closed)."""
         return self.when_open == "wait" and self.state(upstream) != "closed"
 
-    def admit_now(self, upstream: str) -> bool | None:
-        """`admit` when its answer needs no waiting and no store round trip: False (go ahead,
-        not a probe) for breakers turned off, a closed circuit of this process, or a fleet
-        circuit seen closed without failures within the last `_SHARED_FRESH_S`; None when
-        `admit` must be awaited (a circuit that is not closed, or the store must be asked)."""
-        if self.failure_threshold <= 0:
-            return False
-        if self._store is not None:
-            known = self._circuits.get(upstream)
-            if (
-                known is not None
-                and known.state == "closed"
-                and known.shared_clean_until > self._clock()
-            ):
-                return False
-            return None
-        circuit = self._track(upstream)
-        return False if circuit.state == "closed" else None
-
     async def admit(
         self, upstream: str, log: FilteringBoundLogger, max_wait_s: float | None = None
     ) -> bool:
         """Before a call: True if it may go ahead (and is the probe when half_open: the caller
         must then `record` its outcome). Raises `CircuitOpen` when it may not; in `wait` mode
-        waits first, up to `max_wait_s`, for the circuit to let it through."""
+        waits first, up to `max_wait_s`, for the circuit to let it through. A closed circuit
+        (nearly always) answers without a store round trip: this process's own, or a fleet
+        circuit seen closed without failures within the last `_SHARED_FRESH_S`."""
         if self.failure_threshold <= 0:
+            return False
+        known = self._circuits.get(upstream)
+        if (
+            known is not None
+            and known.state == "closed"
+            and (self._store is None or known.shared_clean_until > self._clock())
+        ):
             return False
         deadline = None if max_wait_s is None else self._clock() + max_wait_s
         if self._store is not None:
@@ -224,12 +214,18 @@ class CircuitBreakers:
         self, upstream: str, *, probe: bool, failed: bool | None, log: FilteringBoundLogger
     ) -> None:
         """`record`, on the fleet's circuit when there is a store. This process's own circuit
-        counts too (silently while the store answers), so it is warm if the store goes away."""
-        if self.observe_now(upstream, probe=probe, failed=failed, log=log):
+        counts too (silently while the store answers), so it is warm if the store goes away.
+        An answer from an upstream the fleet has no failures for needs no store round trip."""
+        if self.failure_threshold <= 0:
             return
         store = self._store
-        assert store is not None  # without one, observe_now did it all
         known = self._circuits.get(upstream)
+        clean = known is not None and known.shared_clean_until > 0 and known.state == "closed"
+        if store is None or (clean and failed is False and not probe):
+            self.record(
+                upstream, probe=probe, failed=failed, log=log if clean is False else _SILENT
+            )
+            return
         if known is not None and failed:
             known.shared_clean_until = 0.0
         try:
@@ -250,24 +246,6 @@ class CircuitBreakers:
             log.info("circuit.closed", upstream=upstream, shared=True)
         if shared.state == "open":
             self._mirror_open(upstream, shared)
-
-    def observe_now(
-        self, upstream: str, *, probe: bool, failed: bool | None, log: FilteringBoundLogger
-    ) -> bool:
-        """The part of `observe` that needs no store round trip, done at once: True when that
-        was all (no store; or an answer from an upstream the fleet has no failures for),
-        False when `observe` must be awaited to tell the store."""
-        if self.failure_threshold <= 0:
-            return True
-        known = self._circuits.get(upstream)
-        clean = known is not None and known.shared_clean_until > 0 and known.state == "closed"
-        if self._store is None or (clean and failed is False and not probe):
-            # An answer from an upstream the fleet has no failures for: nothing to tell it.
-            self.record(
-                upstream, probe=probe, failed=failed, log=log if clean is False else _SILENT
-            )
-            return True
-        return False
 
     def _mirror_open(self, upstream: str, shared: SharedCircuit) -> None:
         """Metrics read this process's circuits: show the fleet's open ones there too."""

@@ -139,19 +139,6 @@ class Once:
                 await self.records.sleep(pause)
             pause = min(pause * 2, 0.5)
 
-    async def settling(
-        self, execution: Awaitable[T], success_data: Callable[[T], Mapping[str, Any] | None]
-    ) -> T:
-        """Await `execution` (which calls `first_success`), then settle with its outcome's
-        `success_data` (None for a failure); an abandoned run (cancelled) gives its claim back."""
-        data = None
-        try:
-            result = await execution
-            data = success_data(result)
-            return result
-        finally:
-            await self.settle(data)
-
     async def settle(self, data: Mapping[str, Any] | None) -> None:
         """After the run: its success's `data` is recorded; None (it failed, or was abandoned)
         gives the claim back, so it may run again."""

@@ -1,12 +1,10 @@
-"""How a request's run ended (`Outcome`), the event that says so, and the envelope it makes."""
+"""How a request's run ended (`Outcome`), and the envelope it makes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from structlog.typing import FilteringBoundLogger
 
 from schemas import (
     ErrorCode,
@@ -50,20 +48,6 @@ def deadline_passed(when: str) -> Outcome:
     return Outcome(
         0, code=ErrorCode.DEADLINE_EXCEEDED, message=f"the request's deadline passed {when}"
     )
-
-
-def log_outcome(log: FilteringBoundLogger, outcome: Outcome, elapsed_s: float) -> None:
-    duration_ms = round(elapsed_s * 1000, 3)
-    if outcome.code is None:
-        log.info("action.succeeded", attempts=outcome.attempts, duration_ms=duration_ms)
-    else:
-        log.warning(
-            "action.failed",
-            error_code=outcome.code.value,
-            error_message=outcome.message,
-            attempts=outcome.attempts,
-            duration_ms=duration_ms,
-        )
 
 
 def outcome_envelope(

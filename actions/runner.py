@@ -36,7 +36,7 @@ from actions.errors import (
 )
 from actions.http import HttpClient
 from actions.idempotency import NO_RECORDS, IdempotencyRecords, Once
-from actions.outcome import FALLBACK_ON, Outcome, deadline_passed, log_outcome, outcome_envelope
+from actions.outcome import FALLBACK_ON, Outcome, deadline_passed, outcome_envelope
 from actions.preparation import PreparedAction, Unrunnable, prepare_request
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
@@ -82,7 +82,9 @@ class ActionRunner:
         running); `credentials`: the request's own view of them (its redaction scope; default
         the shared ones); `deduplicate=False`: run it even if it succeeded."""
         started_at = self.now()
-        once = self.idempotency.once(request, request_id, slot, deduplicate)
+        # An action without I/O has no effect to repeat: it is not checked (nor waits on it).
+        checked = deduplicate and not self.runs_now(request)
+        once = self.idempotency.once(request, request_id, slot, checked)
         source = credentials or self.credentials
         if once is None:
             outcome, fallback = await self._execute(
@@ -97,7 +99,8 @@ class ActionRunner:
                     request, request_id, log, started_at, slot, credentials=source, once=once
                 )
                 if outcome.code is None:
-                    data = outcome.data or {}
+                    # Kept beyond this request: without the tokens it was handed.
+                    data = source.scrubbed(outcome.data or {})
             finally:
                 await once.settle(data)
         return outcome_envelope(
@@ -105,43 +108,10 @@ class ActionRunner:
         )
 
     def runs_now(self, request: ExecutionRequest) -> bool:
-        """Whether `execute_now` can run this request: no I/O and no waiting on its way (a
-        `SyncAction` without a fallback, or an action that does not exist; never deduplicated)."""
+        """Whether `execute` finishes this request without waiting on anything: a `SyncAction`
+        without a fallback, or an action that does not exist (neither is deduplicated)."""
         action = self.registry.get(request.action)
         return request.fallback is None and (action is None or isinstance(action, SyncAction))
-
-    def execute_now(
-        self, request: ExecutionRequest, request_id: str, log: FilteringBoundLogger
-    ) -> ResultEnvelope:
-        """`execute` for a request that `runs_now`, synchronously: the same checks, log events
-        and envelope, without a task, a timeout or a slot."""
-        started_at = self.now()
-        clock_start = time.monotonic()
-        prepared = prepare_request(self.registry, request)
-        if isinstance(prepared, Unrunnable):
-            outcome = Outcome(0, code=prepared.code, message=prepared.message)
-        elif request.deadline is not None and started_at >= request.deadline:
-            outcome = deadline_passed("before it ran")
-        else:
-            action = prepared.action
-            assert isinstance(action, SyncAction)
-            ctx = self._context(request, request_id, log, NO_SLOT, self.credentials)
-            log.info("action.started", attempt=1)
-            try:
-                outcome = Outcome(1, data=dict(action.run_now(prepared.params, ctx)))
-            except ActionError as exc:
-                outcome = Outcome(1, code=exc.code, message=exc.message, details=exc.details)
-            except Exception:
-                log.exception("action.crashed", attempt=1)
-                outcome = Outcome(
-                    1,
-                    code=ErrorCode.INTERNAL_ERROR,
-                    message="the action failed unexpectedly (engine bug)",
-                )
-        log_outcome(log, outcome, time.monotonic() - clock_start)
-        return outcome_envelope(
-            request, request_id, outcome, None, started_at=started_at, finished_at=self.now()
-        )
 
     async def _execute(
         self,
@@ -154,21 +124,18 @@ class ActionRunner:
         credentials: CredentialSource,
         once: Once | None = None,
     ) -> tuple[Outcome, FallbackResult | None]:
-        """The main action's outcome (logged), and the fallback's when one ran."""
-        clock_start = time.monotonic()
+        """The main action's outcome, and the fallback's when one ran."""
         prepared = prepare_request(self.registry, request)
         fallback = None if isinstance(prepared, Unrunnable) else prepared.fallback
         if isinstance(prepared, Unrunnable):
             outcome = Outcome(0, code=prepared.code, message=prepared.message)
         elif once is not None and (first := await once.first_success()) is not None:
-            log.info("request.deduplicated")
             return Outcome(0, data=first, deduplicated=True), None
         elif request.deadline is not None and started_at >= request.deadline:
             outcome = deadline_passed("before it ran")
         else:
             ctx = self._context(request, request_id, log, slot, credentials)
             outcome = await self._run(prepared.action, prepared.params, ctx)
-        log_outcome(log, outcome, time.monotonic() - clock_start)
         if fallback is None or outcome.code not in FALLBACK_ON:
             return outcome, None
         return outcome, await self._run_fallback(
@@ -188,7 +155,7 @@ class ActionRunner:
     ) -> FallbackResult:
         name = fallback.action.name
         log = log.bind(action=name, fallback_for=request.action)
-        log.info("fallback.started", main_error_code=failed.code.value if failed.code else None)
+        log.debug("fallback.started", main_error_code=failed.code.value if failed.code else None)
         clock_start = time.monotonic()
         if request.deadline is not None and self.now() >= request.deadline:
             outcome = deadline_passed("before the fallback could run")
@@ -196,7 +163,6 @@ class ActionRunner:
             ctx = self._context(request, request_id, log, slot, credentials)
             outcome = await self._run(fallback.action, fallback.params, ctx)
         elapsed = time.monotonic() - clock_start
-        log_outcome(log, outcome, elapsed)
         error = None
         if outcome.code is not None:
             error = ErrorInfo(
@@ -255,7 +221,7 @@ class ActionRunner:
                 # A rotated token: evict it and try once more with a fresh one, at once.
                 refetched_credential = True
                 await ctx.credentials.invalidate(ctx.project, exc.service)
-                log.info(
+                log.warning(
                     "action.retrying",
                     attempt=attempts,
                     error_code="credential_rejected",
@@ -263,19 +229,24 @@ class ActionRunner:
                 )
                 continue
             except RetryableError as exc:
-                delay = self.retry.next_delay(
-                    attempts,
-                    self.clock() - clock_start,
-                    exc.retry_after_s,
-                    self._seconds_until(ctx.deadline),
-                    wait_limit_s=exc.wait_limit_s,
+                # An action without I/O would only fail the same way again.
+                delay = (
+                    None
+                    if isinstance(action, SyncAction)
+                    else self.retry.next_delay(
+                        attempts,
+                        self.clock() - clock_start,
+                        exc.retry_after_s,
+                        self._seconds_until(ctx.deadline),
+                        wait_limit_s=exc.wait_limit_s,
+                    )
                 )
                 if delay is None:
                     return Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
                     )
                 ctx.attempt.window_s = exc.wait_limit_s  # also bounds the next slot's wait
-                log.info(
+                log.warning(
                     "action.retrying",
                     attempt=attempts,
                     error_code=exc.code.value,
@@ -306,22 +277,22 @@ class ActionRunner:
     ) -> dict[str, Any]:
         """One attempt, after waiting for the upstream's circuit and the call's rate-limit
         slots: in this request's own lane only, and never past the retry budget or deadline
-        (then `NotAttempted`). The outcome is fed back to the circuit breaker."""
+        (then `NotAttempted`). The outcome is fed back to the circuit breaker. An action without
+        I/O has no upstream, no budget and no timeout (nothing could interrupt it): it runs."""
+        if isinstance(action, SyncAction):
+            ctx.log.debug("action.started", attempt=attempt)
+            return dict(action.run_now(params, ctx))
         upstream = action.upstream(params, ctx)
         breakers = self.breakers
         probe = False
         if upstream is not None:
-            # A closed circuit (nearly always) answers at once: no wait bound, no coroutine.
-            admitted = breakers.admit_now(upstream)
-            if admitted is not None:
-                probe = admitted
+            if breakers.may_wait(upstream):
+                async with ctx.slot.stepped_aside():
+                    probe = await breakers.admit(
+                        upstream, ctx.log, self._max_wait_s(clock_start, ctx)
+                    )
             else:
-                max_wait = self._max_wait_s(clock_start, ctx)
-                if breakers.may_wait(upstream):
-                    async with ctx.slot.stepped_aside():
-                        probe = await breakers.admit(upstream, ctx.log, max_wait)
-                else:
-                    probe = await breakers.admit(upstream, ctx.log, max_wait)
+                probe = await breakers.admit(upstream, ctx.log, self._max_wait_s(clock_start, ctx))
         failed: bool | None = None
         try:
             keys = action.rate_keys(params, ctx)
@@ -331,8 +302,8 @@ class ActionRunner:
                     # Waiting on a timer needs no in-flight slot: other keys may use it meanwhile.
                     async with ctx.slot.stepped_aside():
                         await self.limiter.sleep(wait)
-                    ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
-            ctx.log.info("action.started", attempt=attempt)
+                    ctx.log.debug("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
+            ctx.log.debug("action.started", attempt=attempt)
             ctx.attempt.start(attempt)
             try:
                 async with bounded(self.attempt_timeout_s):
@@ -355,9 +326,7 @@ class ActionRunner:
                 failed = False
             raise
         finally:
-            if upstream is not None and not breakers.observe_now(
-                upstream, probe=probe, failed=failed, log=ctx.log
-            ):
+            if upstream is not None:
                 await breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
 
     def _max_wait_s(self, clock_start: float, ctx: ActionContext) -> float:

@@ -127,7 +127,7 @@ async def engine_path(
         async def feed(batch: list[Record]) -> None:
             for record in batch:
                 decoded = processor.intake(record)
-                scheduler.submit(0, record.key, Work(record, decoded, channel))
+                scheduler.submit(0, record.key, Work(record, decoded, channel, time.time()))
             while scheduler.held:
                 await asyncio.sleep(0.005)
                 flush_logs()

@@ -207,12 +207,8 @@ def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, Htt
 
 
 async def _take(processor: RecordProcessor, record: _Record, channel: _Channel) -> None:
-    """One record as the consume loop takes it: immediate, or processed as a scheduled job."""
-    decoded = processor.intake(record)
-    if processor.is_immediate(decoded):
-        channel.finish(record.offset, processor.process_now(record, decoded))
-    else:
-        await processor.run(Work(record, decoded, channel), NO_SLOT)
+    """One record processed as a scheduled job (every record of this scenario does I/O)."""
+    await processor.run(Work(record, processor.intake(record), channel, time.time()), NO_SLOT)
 
 
 async def _per_record_us(processor: RecordProcessor, records: list[_Record]) -> float:

@@ -22,6 +22,7 @@ from actions.egress import Resolver, parse_networks, service_client, system_reso
 from actions.idempotency import IdempotencyRecords
 from consumer.broker.dead_letter_size import BATCH_BYTES, HEADER_ROOM, topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
+from consumer.broker.partitioner import FastPartitioner
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
@@ -38,7 +39,6 @@ from consumer.partitions.assignment import (
     RebalanceListener,
 )
 from consumer.partitions.channel import AtLeastOnceSink, CommitSink, TransactionalSink
-from consumer.partitions.partitioner import FastPartitioner
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer
@@ -107,7 +107,7 @@ class Application:
             # A dead-letter topic too small for the record limit lowers the limit (logged).
             settings, dead_letter_bytes = await fit_record_limit(settings)
             self.settings = settings
-            runner = await self._runner(stack)
+            runner, credentials = await self._runner(stack)
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
             await producer.start()
@@ -132,7 +132,7 @@ class Application:
                 IntakeLimits.from_settings(settings),
                 metrics=self.metrics,
                 tracing=self.tracing,
-                credentials=self.credentials,
+                credentials=credentials,
             )
             scheduler = self.scheduler = KeyedScheduler(settings.max_in_flight, processor.run)
             consumer = self.consumer = AIOKafkaConsumer(
@@ -197,7 +197,9 @@ class Application:
                 await self._bounded(consumer.stop, "consumer.stop")
                 log.info("engine.stopped")
 
-    async def _runner(self, stack: contextlib.AsyncExitStack) -> ActionRunner:
+    async def _runner(
+        self, stack: contextlib.AsyncExitStack
+    ) -> tuple[ActionRunner, CredentialCache]:
         """The HTTP clients, the credential cache and the action runner that uses them."""
         settings = self.settings
         api_http = await stack.enter_async_context(service_client(10.0))
@@ -217,7 +219,7 @@ class Application:
         )
         self.metrics.watch_credentials(credentials)  # ops
         self.credentials = credentials
-        return ActionRunner(
+        runner = ActionRunner(
             registry=self.registry,
             credentials=credentials,
             http=api_http,
@@ -231,6 +233,7 @@ class Application:
                 self.fleet.successes, settings.idempotency_ttl_s, settings.idempotency_lease_s
             ),
         )
+        return runner, credentials
 
     def _sink_factory(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer

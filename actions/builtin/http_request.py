@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json as jsonlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,7 +124,7 @@ class HttpRequest(Action[HttpRequestParams]):
     description = "Makes one HTTP request through the egress policy; non-2xx is an error."
 
     def upstream(self, params: HttpRequestParams, ctx: ActionContext) -> str | None:
-        return url_upstream(params.url)
+        return upstream_of(params.url)
 
     async def run(self, params: HttpRequestParams, ctx: ActionContext) -> Mapping[str, Any]:
         outgoing = await self._prepare(params, ctx)
@@ -206,34 +205,6 @@ class HttpRequest(Action[HttpRequestParams]):
             f"more than {ctx.config.http_max_redirects} redirects",
             details={"status_code": response.status},
         )
-
-
-def url_upstream(url: str) -> str | None:
-    """`upstream_of(url)`, cached by the URL's scheme and authority (all it depends on): a
-    flow calls the same few hosts with ever different paths, and parsing the whole URL again
-    for its circuit's name cost more than the circuit check."""
-    for scheme in ("http://", "https://"):
-        if url.startswith(scheme):
-            # The authority ends where urlsplit (and yarl) end it: the first `/`, `?` or `#`.
-            end = len(url)
-            for mark in "/?#":
-                at = url.find(mark, len(scheme))
-                if 0 <= at < end:
-                    end = at
-            return _authority_upstream(url[:end])
-    return _upstream_or_none(url)
-
-
-@functools.lru_cache(maxsize=1024)
-def _authority_upstream(prefix: str) -> str | None:
-    return _upstream_or_none(prefix)
-
-
-def _upstream_or_none(url: str) -> str | None:
-    try:
-        return upstream_of(url)
-    except IndexError:  # yarl fails so on some malformed hosts (`http://[]@`): no upstream
-        return None
 
 
 def _valid_host(host: str | None) -> bool:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -164,6 +165,17 @@ class CredentialCache:
         if not future.cancelled():
             future.exception()  # retrieved: its waiters (if any are left) have it
 
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        """`value` scrubbed of every token cached now (the cache used as one shared source)."""
+        scope = self._secrets.scope()
+        for entry in self._entries.values():
+            scope.add(entry.secret)
+        try:
+            scrubbed: dict[str, Any] = scope.scrub_value(value)
+            return scrubbed
+        finally:
+            scope.close()
+
     async def invalidate(self, project: str, service: str) -> None:
         key = (project, service)
         self._drop(key)
@@ -229,6 +241,10 @@ class RecordCredentials:
 
     async def invalidate(self, project: str, service: str) -> None:
         await self._cache.invalidate(project, service)
+
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        scrubbed: dict[str, Any] = self.scope.scrub_value(value)
+        return scrubbed
 
     def close(self) -> None:
         self.scope.close()

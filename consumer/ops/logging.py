@@ -7,9 +7,11 @@ no other tenant's secret is ever a pattern in them. Events bound for Kafka go in
 queue that a background task drains in batches: logging never awaits the broker, and a slow or
 absent broker costs dropped log events (counted), never a stalled envelope.
 
-Logging is on every record's path (four events per request), so it is kept cheap: stdout lines
-are written once per event-loop iteration, not flushed one by one, and the timestamp's
-formatted second is reused within that second.
+A record's events come from `record_logger`, which binds the record's redaction scope (a
+required argument: a record's events never fall back to the engine's scope). Logging is on
+every record's path (one outcome event per request), so it is kept cheap: stdout lines are
+written once per event-loop iteration, not flushed one by one, and the timestamp's formatted
+second is reused within that second.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
-from consumer.ops.redaction import current_scope
-from consumer.partitions.partitioner import FastPartitioner
+from consumer.broker.partitioner import FastPartitioner
+from consumer.ops.redaction import RedactionScope, current_scope
 
 SERVICE = "execution-engine"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -61,7 +63,7 @@ class KafkaLogSink:
     """Bounded queue of rendered events, drained to the logs topic by `run()`.
 
     Events are appended to one record batch per partition and sent batch by batch: ~3 us per
-    event instead of ~10 us for `producer.send()` each (four events per request). Partitions
+    event instead of ~10 us for `producer.send()` each. Partitions
     are chosen as `send()` would (the default partitioner: murmur2 of the key)."""
 
     def __init__(self, max_queued: int = 10_000) -> None:
@@ -221,10 +223,17 @@ def normalise_level(_: WrappedLogger, method: str, event: EventDict) -> EventDic
     return event
 
 
+# The bound field that carries a record's redaction scope to `redact` (never rendered).
+_SCOPE_FIELD = "_redaction_scope"
+
+
 def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    """Scrubbed of the engine's secrets and, inside a record (`RedactionScope.active`), of the
-    credentials that record used; the engine's own fields and every key are kept."""
-    return current_scope().scrub_event(event)
+    """Scrubbed with the scope of the record the event belongs to (`record_logger`): the
+    engine's secrets and the credentials that record used; an event of no record (the
+    engine's own, a library's) with the scope active where it was emitted. The engine's own
+    fields and every key are kept."""
+    scope = event.pop(_SCOPE_FIELD, None)
+    return (current_scope() if scope is None else scope).scrub_event(event)
 
 
 # Characters JSON leaves raw that line-based tools treat as line breaks (U+2028, U+2029, NEL),
@@ -387,7 +396,6 @@ def configure_logging(
     _renderer = Renderer(stream or sys.stdout, sink)
     _min_level = _LEVELS[level]
     processors: list[Callable[[WrappedLogger, str, EventDict], EventDict | str]] = [
-        structlog.contextvars.merge_contextvars,
         normalise_level,
         add_timestamp,
         add_service,
@@ -429,4 +437,10 @@ def _route_library_logging(level: str) -> None:
 
 def get_logger(**bound: Any) -> FilteringBoundLogger:
     logger: FilteringBoundLogger = structlog.get_logger(**bound)
+    return logger
+
+
+def record_logger(scope: RedactionScope, /, **fields: Any) -> FilteringBoundLogger:
+    """The logger of one record's events: bound to its fields, scrubbed with its `scope`."""
+    logger: FilteringBoundLogger = structlog.get_logger().bind(**fields, **{_SCOPE_FIELD: scope})
     return logger

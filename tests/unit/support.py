@@ -32,6 +32,10 @@ class FakeCredentials:
         self.gets: list[tuple[str, str]] = []
         self.invalidations: list[tuple[str, str]] = []
 
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        tokens = self.tokens.values() if self.tokens is not None else ()
+        return {k: "[REDACTED]" if v in tokens else v for k, v in value.items()}
+
     async def get(self, project: str, service: str) -> SecretStr:
         self.gets.append((project, service))
         if self.tokens is None:

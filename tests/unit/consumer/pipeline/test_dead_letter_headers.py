@@ -15,6 +15,7 @@ from consumer.broker.dead_letter_size import (
     wire_size,
 )
 from consumer.cli.tail import _dead_letter
+from consumer.ops.redaction import SECRETS
 from consumer.pipeline.intake import Rejected, header_text
 from consumer.pipeline.rendering import (
     ENGINE_HEADERS,
@@ -109,7 +110,7 @@ def test_the_topic_is_made_for_the_record_limit_plus_header_room() -> None:
 def test_a_letter_within_the_topic_goes_out_whole() -> None:
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
     letter = (b"k", b"x" * 1_048_400, headers())
-    sent = renderer.render(envelope(), traceparent=None, dead_letter=letter)
+    sent = renderer.render(envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=letter)
     assert [m.topic for m in sent] == ["dead", "results"]
     assert sent[0].value == letter[1] and sent[0].headers == letter[2]
 
@@ -121,7 +122,9 @@ def test_a_letter_whose_own_headers_do_not_fit_goes_out_without_them() -> None:
     value = b"v" * 1_000_000
     assert wire_size(b"k", value, many) > topic_bytes_for(1_048_576)
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
-    sent = renderer.render(envelope(), traceparent=None, dead_letter=(b"k", value, many))
+    sent = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(b"k", value, many)
+    )
     assert [m.topic for m in sent] == ["dead", "results"]
     dead = sent[0]
     assert dead.key == b"k" and dead.value == value  # the original bytes, unchanged
@@ -135,7 +138,9 @@ def test_a_long_error_message_is_cut_when_the_letter_must_shrink() -> None:
     long = Rejected("r-1", ErrorCode.INVALID_REQUEST, "é" * 5_000, None)
     many = dead_letter_headers([("x", b"y" * 70_000)], long, topic="t", partition=0, offset=1)
     renderer = OutcomeRenderer("results", "dead", 2_000_000, 60_000)
-    [dead, _result] = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v", many))
+    [dead, _result] = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v", many)
+    )
     message = dict(dead.headers)["error-message"]
     assert len(message) <= 1_024 + 3
     assert message.decode("utf-8").endswith("…")
@@ -147,6 +152,7 @@ def test_a_value_that_cannot_fit_at_all_still_lets_the_envelope_out(topic_bytes:
     sent = renderer.render(
         envelope(),
         traceparent=None,
+        scope=SECRETS.scope(),
         dead_letter=(None, b"v" * 100_000, headers()),
     )
     assert [m.topic for m in sent] == ["results"]
@@ -154,7 +160,11 @@ def test_a_value_that_cannot_fit_at_all_still_lets_the_envelope_out(topic_bytes:
 
 def test_the_dead_letter_topics_size_is_what_fits() -> None:
     renderer = OutcomeRenderer("results", "dead", 2_000_000, 100_000)
-    small = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v" * 99_000, []))
+    small = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v" * 99_000, [])
+    )
     assert [m.topic for m in small] == ["dead", "results"]
-    big = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v" * 100_000, []))
+    big = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v" * 100_000, [])
+    )
     assert [m.topic for m in big] == ["results"]

@@ -11,6 +11,7 @@ import pytest
 
 from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
 from actions.builtin.http_request import ACTION, HttpRequestParams
+from consumer.ops.redaction import SECRETS
 from consumer.pipeline.rendering import OutcomeRenderer
 from schemas import ResultEnvelope, success_envelope
 from tests.standins.surrogate_json import KEPT, SurrogateJsonStandIn
@@ -40,7 +41,9 @@ def rendered(data: dict[str, object]) -> bytes:
         finished_at=now,
         attempts=1,
     )
-    [message] = OutcomeRenderer("results", "dead", 1_000_000).render(envelope, traceparent=None)
+    [message] = OutcomeRenderer("results", "dead", 1_000_000).render(
+        envelope, traceparent=None, scope=SECRETS.scope()
+    )
     assert message.value is not None
     return message.value
 

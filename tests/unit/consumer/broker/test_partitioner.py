@@ -7,7 +7,7 @@ import random
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as reference_murmur2
 
-from consumer.partitions.partitioner import FastPartitioner, murmur2
+from consumer.broker.partitioner import FastPartitioner, murmur2
 
 
 def test_murmur2_equals_aiokafkas_on_random_keys_of_every_length() -> None:
