@@ -110,7 +110,7 @@ class RecordProcessor:
             if isinstance(decoded, Rejected):
                 log = _record_log(record, decoded, scope, decoded.action, decoded.project)
                 envelope = rejection_envelope(decoded)
-                dead_letter = _dead_letter(record, decoded)
+                dead_letter = _dead_letter(record, decoded, scope)
             else:
                 request = decoded.request
                 log = _record_log(record, decoded, scope, request.action, request.project)
@@ -157,13 +157,14 @@ class RecordProcessor:
         return await self._tracing.run(accepted, execution)  # ops: a span per request
 
 
-def _dead_letter(record: Any, rejected: Rejected) -> DeadLetter:
+def _dead_letter(record: Any, rejected: Rejected, scope: RedactionScope) -> DeadLetter:
     headers = dead_letter_headers(
         record.headers,
         rejected,
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
+        scope=scope,
     )
     return record.key, record.value, headers
 

@@ -14,7 +14,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from actions.limits import escape_lone_surrogates, holds_lone_surrogate
 from consumer.broker.dead_letter_size import wire_size
 from consumer.ops.logging import get_logger
-from consumer.ops.redaction import SECRETS, RedactionScope
+from consumer.ops.redaction import RedactionScope
 from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
 from schemas import ErrorInfo, ResultEnvelope
@@ -119,12 +119,13 @@ def dead_letter_headers(
     topic: str,
     partition: int,
     offset: int,
+    scope: RedactionScope,
 ) -> Headers:
     """The engine's headers first, then the record's own (renamed where they would pass for
-    the engine's)."""
+    the engine's); the error message scrubbed with the record's `scope`."""
     return [
         ("error-code", rejected.code.value.encode()),
-        ("error-message", SECRETS.scrub(rejected.message).encode()),
+        ("error-message", scope.scrub_text(rejected.message).encode()),
         ("source-topic", topic.encode()),
         ("source-partition", str(partition).encode()),
         ("source-offset", str(offset).encode()),

@@ -41,7 +41,9 @@ FORGED = [
 
 
 def headers() -> list[tuple[str, bytes]]:
-    return dead_letter_headers(FORGED, REJECTED, topic="requests", partition=2, offset=41)
+    return dead_letter_headers(
+        FORGED, REJECTED, topic="requests", partition=2, offset=41, scope=SECRETS.scope()
+    )
 
 
 def test_only_the_engine_writes_its_header_names() -> None:
@@ -118,7 +120,9 @@ def test_a_letter_within_the_topic_goes_out_whole() -> None:
 def test_a_letter_whose_own_headers_do_not_fit_goes_out_without_them() -> None:
     # 60,000 tiny headers named like the engine's: renaming adds 9 bytes to each.
     flood = [("error-code", b"x")] * 60_000
-    many = dead_letter_headers(flood, REJECTED, topic="requests", partition=0, offset=5)
+    many = dead_letter_headers(
+        flood, REJECTED, topic="requests", partition=0, offset=5, scope=SECRETS.scope()
+    )
     value = b"v" * 1_000_000
     assert wire_size(b"k", value, many) > topic_bytes_for(1_048_576)
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
@@ -136,7 +140,9 @@ def test_a_letter_whose_own_headers_do_not_fit_goes_out_without_them() -> None:
 
 def test_a_long_error_message_is_cut_when_the_letter_must_shrink() -> None:
     long = Rejected("r-1", ErrorCode.INVALID_REQUEST, "é" * 5_000, None)
-    many = dead_letter_headers([("x", b"y" * 70_000)], long, topic="t", partition=0, offset=1)
+    many = dead_letter_headers(
+        [("x", b"y" * 70_000)], long, topic="t", partition=0, offset=1, scope=SECRETS.scope()
+    )
     renderer = OutcomeRenderer("results", "dead", 2_000_000, 60_000)
     [dead, _result] = renderer.render(
         envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v", many)

@@ -93,7 +93,7 @@ def test_envelopes_and_dead_letter_headers_are_scrubbed_of_secrets() -> None:
     assert sent.value is not None and b"sk-record-secret-123" not in sent.value
     assert b"sk-engine-secret-123" not in sent.value
     rejected = Rejected("r", ErrorCode.INVALID_JSON, "saw sk-engine-secret-123", None)
-    headers = dict(dead_letter_headers([], rejected, topic="t", partition=1, offset=7))
+    headers = dict(dead_letter_headers([], rejected, topic="t", partition=1, offset=7, scope=scope))
     assert b"sk-engine-secret-123" not in headers["error-message"]
     assert headers["source-offset"] == b"7" and headers["error-code"] == b"invalid_json"
     scope.close()
