@@ -31,11 +31,11 @@ from bench.report import Report, say
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import configure_logging, reset_logging
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import RedactionScope, SecretRegistry
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from consumer.secrets.redaction import RedactionScope, SecretRegistry
 from consumer.settings import EngineSettings
 
 SIZES = (1, 100, 1_000, 10_000)

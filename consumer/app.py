@@ -67,7 +67,9 @@ class Application:
         self._log_sink = log_sink
         self._log = get_logger()
         self.metrics = metrics or EngineMetrics(self.registry.names())
-        self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
+        self.tracing = tracing or build_tracing(
+            settings.otlp_endpoint
+        )  # ops: OpenTelemetry, off by default
         # What the fleet shares (EXECUTION_STATE_URL), else per-process state (consumer/state).
         self.fleet = build_state(settings, settings.group_id, self._log, self.metrics)
         # Per-upstream circuit breakers, shared by every request of this process (and, with a
@@ -103,10 +105,14 @@ class Application:
             )
             stack.callback(self.tracing.shutdown)
             if settings.create_topics:
-                await ensure_topics(settings)
+                await ensure_topics(settings, settings.max_record_bytes)
             # A dead-letter topic too small for the record limit lowers the limit (logged).
-            settings, dead_letter_bytes = await fit_record_limit(settings)
-            self.settings = settings
+            record_limit, dead_letter_bytes = await fit_record_limit(
+                settings, settings.max_record_bytes, log
+            )
+            settings = self.settings = settings.model_copy(
+                update={"max_record_bytes": record_limit}
+            )
             runner, credentials = await self._runner(stack)
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)

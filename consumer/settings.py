@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from actions import (
@@ -28,37 +28,29 @@ from actions import (
 from actions.circuit import CircuitStore
 from actions.ratelimit import RateLimitSpec, RateStore
 from consumer.broker.settings import KafkaSettings, describe_settings, env_field
-from consumer.credentials.hashicorp import check_mount, check_path_template
+from consumer.credentials.settings import CredentialSettings
+from consumer.ops.settings import OpsSettings
+from consumer.partitions.settings import PartitionSettings
+from consumer.pipeline.settings import IntakeLimitSettings, SchedulerSettings
 from consumer.state.settings import StateSettings
 
 _env = env_field
 
 
-class IntakeSettings(KafkaSettings):
-    """The Kafka settings and the limits intake judges a record by (`IntakeLimits`)."""
-
-    max_record_bytes: int = _env(
-        "EXECUTION_MAX_RECORD_BYTES",
-        1_048_576,
-        "Larger request records get `payload_too_large`.",
-        ge=64,
-    )
-    max_json_depth: int = _env(
-        "EXECUTION_MAX_JSON_DEPTH",
-        64,
-        "Request records nested deeper (objects/arrays) get `invalid_request`.",
-        ge=2,
-        le=200,
-    )
-    max_params_bytes: int = _env(
-        "EXECUTION_MAX_PARAMS_BYTES",
-        262_144,
-        "Requests whose `params` (as compact JSON) are larger get `payload_too_large`.",
-        ge=2,
-    )
+class IntakeSettings(IntakeLimitSettings, KafkaSettings):
+    """The Kafka settings and the limits intake judges a record by (`replay`, `topics`)."""
 
 
-class EngineSettings(StateSettings, IntakeSettings):
+class EngineSettings(
+    OpsSettings,
+    CredentialSettings,
+    StateSettings,
+    PartitionSettings,
+    SchedulerSettings,
+    IntakeSettings,
+):
+    """Everything `run` reads: each room's settings, and the consume loop's own below."""
+
     # An invalid value is named, never echoed: it may be a password or a URL holding one.
     model_config = SettingsConfigDict(
         extra="ignore",
@@ -72,9 +64,6 @@ class EngineSettings(StateSettings, IntakeSettings):
     _rate_limits: dict[str, str] = PrivateAttr(default_factory=dict)
 
     # Flow control
-    max_in_flight: int = _env(
-        "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
-    )
     max_buffered: int = _env(
         "EXECUTION_MAX_BUFFERED",
         # Finished records wait here for their partition's transaction: at 2,000 the intake
@@ -83,39 +72,6 @@ class EngineSettings(StateSettings, IntakeSettings):
         10_000,
         "Records held (queued, running, or finished and waiting for their transaction) before "
         "the engine pauses fetching.",
-        ge=1,
-    )
-    exactly_once: bool = _env(
-        "EXECUTION_EXACTLY_ONCE",
-        True,
-        "Publish envelopes and commit offsets in one Kafka transaction per input partition "
-        "(false: at-least-once, a crash can repeat an envelope).",
-    )
-    commit_interval_s: float = _env(
-        "EXECUTION_COMMIT_INTERVAL_S",
-        0.1,
-        "How often each partition publishes its finished envelopes and commits (one "
-        "transaction); the latency floor of an envelope.",
-        gt=0,
-    )
-    transaction_max_records: int = _env(
-        "EXECUTION_TRANSACTION_MAX_RECORDS",
-        1000,
-        "A partition commits early once this many finished records wait.",
-        ge=1,
-    )
-    transaction_timeout_ms: int = _env(
-        "EXECUTION_TRANSACTION_TIMEOUT_MS",
-        60_000,
-        "The broker aborts a transaction open longer than this (a hung engine holds back "
-        "read_committed readers of the results topic at most this long).",
-        ge=1000,
-    )
-    max_uncommitted_span: int = _env(
-        "EXECUTION_MAX_UNCOMMITTED_SPAN",
-        100_000,
-        "Records of one partition fetched past its oldest unfinished one before fetching that "
-        "partition pauses (a stuck record bounds memory and commit metadata).",
         ge=1,
     )
     drain_timeout_s: float = _env(
@@ -218,98 +174,12 @@ class EngineSettings(StateSettings, IntakeSettings):
         "EXECUTION_HTTP_MAX_CONTENT_ENCODINGS", 1, "Content-encoding layers decoded.", ge=0, le=4
     )
 
-    # Credentials (the Vault Engine, HashiCorp Vault / OpenBao, or the environment)
-    vault_backend: Literal["engine", "hashicorp", "env"] = _env(
-        "VAULT_BACKEND",
-        "engine",
-        "Credential store: `engine` (the PURAIFY Vault Engine), `hashicorp` (HashiCorp Vault or "
-        "OpenBao KV v2), `env` (`PURAIFY_CRED_<PROJECT>__<SERVICE>` variables, local use).",
-    )
-    vault_url: str = _env(
-        "VAULT_URL", "http://localhost:8200", "Vault Engine (or HashiCorp Vault) base URL."
-    )
-    vault_token: SecretStr | None = _env(
-        "VAULT_TOKEN",
-        None,
-        "The engine's own Vault token: `Authorization: Bearer` to the Vault Engine, "
-        "`X-Vault-Token` to HashiCorp Vault.",
-    )
-    vault_token_file: str | None = _env(
-        "VAULT_TOKEN_FILE",
-        None,
-        "hashicorp: file holding the token (read at each fetch, e.g. a Vault Agent sink), "
-        "when `VAULT_TOKEN` is unset.",
-    )
-    vault_kv_mount: str = _env(
-        "VAULT_KV_MOUNT", "secret", "hashicorp: mount path of the KV v2 secrets engine."
-    )
-    vault_kv_path_template: str = _env(
-        "VAULT_KV_PATH_TEMPLATE",
-        "puraify/{project}/{service}",
-        "hashicorp: secret path per (project, service) under the mount.",
-    )
-    vault_kv_field: str = _env(
-        "VAULT_KV_FIELD",
-        "token",
-        "hashicorp: the field of the secret's `data.data` that holds the credential.",
-        min_length=1,
-    )
-    vault_namespace: str | None = _env(
-        "VAULT_NAMESPACE",
-        None,
-        "hashicorp: sent as `X-Vault-Namespace` (Vault Enterprise / OpenBao namespaces).",
-    )
-    vault_timeout_s: float = _env("VAULT_TIMEOUT_S", 5.0, "Vault request timeout.", gt=0)
-    vault_cache_ttl_s: float = _env(
-        "VAULT_CACHE_TTL_S", 300.0, "How long a fetched credential is reused.", ge=0
-    )
-    vault_cache_max_entries: int = _env(
-        "VAULT_CACHE_MAX_ENTRIES", 10_000, "Credential cache size (least recently used out).", ge=1
-    )
-
-    # Operations
-    http_enabled: bool = _env(
-        "EXECUTION_HTTP_ENABLED", True, "Serve /healthz, /readyz and /metrics."
-    )
-    http_host: str = _env("EXECUTION_HTTP_HOST", "0.0.0.0", "Address the ops endpoints listen on.")
-    http_port: int = _env(
-        "EXECUTION_HTTP_PORT",
-        8080,
-        "Port of /healthz, /readyz and /metrics (0: any free port).",
-        ge=0,
-        le=65535,
-    )
-    otlp_endpoint: str | None = _env(
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        None,
-        "OTLP/HTTP base URL: one span per executed action (needs the `otel` extra; unset: off).",
-    )
-    log_level: Literal["debug", "info", "warning", "error"] = _env(
-        "EXECUTION_LOG_LEVEL", "info", "Lowest level logged (stdout and logs topic)."
-    )
-
     @model_validator(mode="after")
     def _read_rate_limits(self) -> EngineSettings:
         """Every rate limit an installed action declares is a setting of its own name."""
         self._rate_limits = {
             spec.env: _rate_setting(spec) for spec in default_registry().rate_limits()
         }
-        return self
-
-    @field_validator("vault_kv_mount")
-    @classmethod
-    def _valid_mount(cls, value: str) -> str:
-        return check_mount(value)
-
-    @field_validator("vault_kv_path_template")
-    @classmethod
-    def _valid_template(cls, value: str) -> str:
-        return check_path_template(value)
-
-    @model_validator(mode="after")
-    def _hashicorp_needs_a_token(self) -> EngineSettings:
-        if self.vault_backend == "hashicorp" and not (self.vault_token or self.vault_token_file):
-            raise ValueError("VAULT_BACKEND=hashicorp needs VAULT_TOKEN or VAULT_TOKEN_FILE")
         return self
 
     @field_validator("http_allowed_networks")

@@ -14,7 +14,7 @@ from aiokafka.helpers import create_ssl_context
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumer.ops.redaction import SECRETS
+from consumer.secrets.redaction import SECRETS
 
 
 def env_field(name: str, default: Any, description: str, **kwargs: Any) -> Any:

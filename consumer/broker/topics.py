@@ -12,10 +12,9 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from consumer.broker.dead_letter_topic import dead_letter_topic_configs
 from consumer.broker.settings import KafkaSettings
-from consumer.settings import IntakeSettings
 
 
-async def ensure_topics(settings: IntakeSettings) -> None:
+async def ensure_topics(settings: KafkaSettings, max_record_bytes: int) -> None:
     """Create the engine's topics when missing (idempotent; a production cluster may pre-create)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
@@ -32,7 +31,7 @@ async def ensure_topics(settings: IntakeSettings) -> None:
                 name,
                 settings.topic_partitions,
                 settings.topic_replication,
-                topic_configs=_own_configs(settings, name),
+                topic_configs=_own_configs(settings, max_record_bytes, name),
             )
             for name in wanted
             if name not in existing
@@ -44,9 +43,9 @@ async def ensure_topics(settings: IntakeSettings) -> None:
         await admin.close()
 
 
-def _own_configs(settings: IntakeSettings, name: str) -> dict[str, str]:
+def _own_configs(settings: KafkaSettings, max_record_bytes: int, name: str) -> dict[str, str]:
     """What the engine sets on a topic it creates: room for every record's dead letter."""
-    return dead_letter_topic_configs(settings) if name == settings.dead_letter_topic else {}
+    return dead_letter_topic_configs(max_record_bytes) if name == settings.dead_letter_topic else {}
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,8 @@ def engine_topics(settings: KafkaSettings) -> list[str]:
 
 
 async def create_topics(
-    settings: IntakeSettings,
+    settings: KafkaSettings,
+    max_record_bytes: int,
     partitions: int,
     replication: int,
     configs: dict[str, str] | None = None,
@@ -80,7 +80,7 @@ async def create_topics(
         created = set()
         for name in engine_topics(settings):
             # The operator's --config wins; start-up reports a dead-letter topic too small.
-            topic_configs = _own_configs(settings, name) | dict(configs or {})
+            topic_configs = _own_configs(settings, max_record_bytes, name) | dict(configs or {})
             topic = NewTopic(name, partitions, replication, topic_configs=topic_configs)
             response = await admin.create_topics([topic])
             # Per-topic errors come back in the response, not as exceptions.

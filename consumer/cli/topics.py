@@ -55,7 +55,9 @@ def _topics_create(args: argparse.Namespace, settings: IntakeSettings) -> int:
         configs[key] = value
     partitions = args.partitions or settings.topic_partitions
     replication = args.replication or settings.topic_replication
-    statuses = asyncio.run(create_topics(settings, partitions, replication, configs))
+    statuses = asyncio.run(
+        create_topics(settings, settings.max_record_bytes, partitions, replication, configs)
+    )
     width = max(len(status.name) for status in statuses)
     print(f"{'topic':<{width}}  state    partitions  replication")
     for status in statuses:

@@ -3,7 +3,7 @@
 The cache key is (project, service), so one project's token is never served to another. A
 fetch is single-flight: a burst of requests for a cold key makes one Vault call, not hundreds.
 
-Each cached token is held for redaction (`consumer.ops.redaction`) while it is cached; a
+Each cached token is held for redaction (`consumer.secrets.redaction`) while it is cached; a
 record's own view of the cache (`for_record()`) adds every token the record fetched to that
 record's redaction scope, which holds it until the record's outputs are rendered.
 """
@@ -24,8 +24,8 @@ from pydantic import SecretStr
 from actions import InvalidParams, MissingCredentials, VaultUnavailable
 from actions.base import is_safe_path_segment
 from actions.http import HttpClient, HttpError, HttpTimeout, InvalidRequest
-from consumer.ops.matching import Secret
-from consumer.ops.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem
+from consumer.secrets.matching import Secret
+from consumer.secrets.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]
 # Told when a token is invalidated (the fleet's shared cache forgets it too).
@@ -189,7 +189,7 @@ class CredentialCache:
         problem = credential_problem(token.get_secret_value())
         if problem is not None:
             project, service = key
-            # Never cached, never a redaction pattern: see consumer.ops.redaction.
+            # Never cached, never a redaction pattern: see consumer.secrets.redaction.
             raise MissingCredentials(
                 f"the {service} credential of project {project!r} {problem}: not usable as a token",
                 details={"service": service},

@@ -2,7 +2,7 @@
 
 The processor chain is the whole behaviour, top to bottom. Redaction runs last before rendering,
 so nothing added by an earlier processor can escape it; it scrubs with the scope of the record
-being processed (`consumer.ops.redaction`), so a record's events carry none of its secrets and
+being processed (`consumer.secrets.redaction`), so a record's events carry none of its secrets and
 no other tenant's secret is ever a pattern in them. Events bound for Kafka go into a bounded
 queue that a background task drains in batches: logging never awaits the broker, and a slow or
 absent broker costs dropped log events (counted), never a stalled envelope.
@@ -34,7 +34,7 @@ import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from consumer.broker.partitioner import FastPartitioner
-from consumer.ops.redaction import RedactionScope, current_scope
+from consumer.secrets.redaction import RedactionScope, current_scope
 
 SERVICE = "execution-engine"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}

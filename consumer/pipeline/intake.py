@@ -33,7 +33,7 @@ from actions.limits import (
     may_hold_surrogates,
 )
 from actions.preparation import describe_validation_error
-from consumer.settings import IntakeSettings
+from consumer.pipeline.settings import IntakeLimitSettings
 from schemas import ErrorCode, ExecutionRequest
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN
 
@@ -57,7 +57,7 @@ class IntakeLimits:
     max_params_bytes: int | None = None  # None: params are not measured
 
     @classmethod
-    def from_settings(cls, settings: IntakeSettings) -> IntakeLimits:
+    def from_settings(cls, settings: IntakeLimitSettings) -> IntakeLimits:
         return cls(settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes)
 
 

@@ -6,7 +6,7 @@ Nothing here may fail for good: a bug while running or rendering still yields on
 
 Every record runs with its own view of the credential cache: what it fetches is in its
 redaction scope, which scrubs its log events and envelope and is released once they are
-rendered (`consumer.ops.redaction`).
+rendered (`consumer.secrets.redaction`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from actions import ActionRunner, InFlightSlot
 from consumer.credentials.cache import CredentialCache, RecordCredentials
 from consumer.ops.logging import get_logger, record_logger
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import RedactionScope
 from consumer.ops.tracing import NO_TRACING, NoTracing
 from consumer.pipeline.envelopes import bug_envelope, rejection_envelope
 from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from consumer.pipeline.rendering import DeadLetter, OutcomeRenderer, OutMessage, dead_letter_headers
+from consumer.secrets.redaction import RedactionScope
 from consumer.state.idempotency import reexecutes
 from schemas import ResultEnvelope
 
@@ -154,7 +154,9 @@ class RecordProcessor:
         )
         if self._tracing is NO_TRACING:
             return await execution
-        return await self._tracing.run(accepted, execution)  # ops: a span per request
+        return await self._tracing.run(  # ops: a span per request
+            accepted.request, accepted.request_id, accepted.traceparent, execution
+        )
 
 
 def _dead_letter(record: Any, rejected: Rejected, scope: RedactionScope) -> DeadLetter:

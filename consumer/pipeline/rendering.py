@@ -14,9 +14,9 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from actions.limits import escape_lone_surrogates, holds_lone_surrogate
 from consumer.broker.dead_letter_size import wire_size
 from consumer.ops.logging import get_logger
-from consumer.ops.redaction import RedactionScope
 from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
+from consumer.secrets.redaction import RedactionScope
 from schemas import ErrorInfo, ResultEnvelope
 
 Headers = list[tuple[str, bytes]]

@@ -17,7 +17,7 @@ from actions.idempotency import LocalSuccesses, SuccessStore
 from actions.ratelimit import RateStore
 from consumer.credentials.cache import Fetch, Forget
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import SECRETS
+from consumer.secrets.redaction import SECRETS
 from consumer.state.credentials import SharedCredentials, TokenSeal
 from consumer.state.guard import StateGuard
 from consumer.state.settings import StateSettings, decode_encryption_key

@@ -22,7 +22,7 @@ from actions.circuit import CircuitState, SharedCircuit
 from actions.errors import StateUnavailable
 from actions.idempotency import Claim, LocalSuccesses
 from actions.ratelimit import Rate, RateKey
-from consumer.ops.redaction import SECRETS, current_scope
+from consumer.secrets.redaction import SECRETS, current_scope
 from consumer.state import scripts
 from consumer.state.guard import StateGuard
 

@@ -163,6 +163,6 @@ async def test_topics_create_gives_the_dead_letter_topic_room(
     kafka_bootstrap: str, topics: Topics
 ) -> None:
     settings = engine_settings(kafka_bootstrap, topics, max_record_bytes=2_000_000)
-    await create_topics(settings, 1, 1, {"retention.ms": "3600000"})
+    await create_topics(settings, settings.max_record_bytes, 1, 1, {"retention.ms": "3600000"})
     assert await max_message_bytes(kafka_bootstrap, topics.dead_letter) == 2_000_000 + HEADER_ROOM
     assert await max_message_bytes(kafka_bootstrap, topics.results) != 2_000_000 + HEADER_ROOM

@@ -90,6 +90,7 @@ def test_every_name_the_architecture_section_mentions_exists() -> None:
                     "broker",
                     "localkafka",
                     "state",
+                    "secrets",
                 )
             ]
             assert any(c.exists() for c in candidates), f"no such file or folder: {name}"

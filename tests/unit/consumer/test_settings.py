@@ -7,7 +7,7 @@ import ssl
 import pytest
 from pydantic import ValidationError
 
-from consumer.ops.redaction import MASK, SECRETS
+from consumer.secrets.redaction import MASK, SECRETS
 from consumer.settings import EngineSettings, settings_help
 
 ENV_NAMES = [

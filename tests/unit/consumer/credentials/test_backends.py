@@ -20,7 +20,7 @@ from consumer.credentials.hashicorp import (
     check_mount,
     check_path_template,
 )
-from consumer.ops.redaction import SECRETS
+from consumer.secrets.redaction import SECRETS
 from consumer.settings import EngineSettings
 from schemas import ErrorCode
 from tests.standins import HashiCorpVaultStandIn

@@ -24,7 +24,7 @@ from consumer.ops.logging import (
     get_logger,
     render_line,
 )
-from consumer.ops.redaction import SECRETS, RedactionScope, current_scope
+from consumer.secrets.redaction import SECRETS, RedactionScope, current_scope
 
 
 @pytest.fixture(autouse=True)

@@ -14,10 +14,10 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from consumer.ops.logging import get_logger
-from consumer.ops.redaction import SECRETS
 from consumer.partitions.channel import DeliveryFailed, PartitionChannel, PartitionFenced
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from consumer.secrets.redaction import SECRETS
 from schemas import success_envelope
 
 TP = TopicPartition("requests", 0)

@@ -15,7 +15,6 @@ from consumer.broker.dead_letter_size import (
     wire_size,
 )
 from consumer.cli.tail import _dead_letter
-from consumer.ops.redaction import SECRETS
 from consumer.pipeline.intake import Rejected, header_text
 from consumer.pipeline.rendering import (
     ENGINE_HEADERS,
@@ -23,6 +22,7 @@ from consumer.pipeline.rendering import (
     dead_letter_headers,
     kept_header_name,
 )
+from consumer.secrets.redaction import SECRETS
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -21,11 +21,11 @@ from actions.idempotency import IdempotencyRecords, LocalSuccesses
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import configure_logging, flush_logs, reset_logging
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import SecretRegistry
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from consumer.secrets.redaction import SecretRegistry
 from tests.unit.consumer.pipeline.test_processing import Channel, Record
 
 TOKEN = "tok-tenant-secret-0123456789"

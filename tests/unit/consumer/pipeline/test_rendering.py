@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from consumer.ops.redaction import SECRETS
 from consumer.pipeline.intake import Rejected
 from consumer.pipeline.rendering import OutcomeRenderer, dead_letter_headers, render_envelope
+from consumer.secrets.redaction import SECRETS
 from schemas import ErrorCode, ResultEnvelope, error_envelope, success_envelope
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ import pytest
 
 from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
 from actions.builtin.http_request import ACTION, HttpRequestParams
-from consumer.ops.redaction import SECRETS
 from consumer.pipeline.rendering import OutcomeRenderer
+from consumer.secrets.redaction import SECRETS
 from schemas import ResultEnvelope, success_envelope
 from tests.standins.surrogate_json import KEPT, SurrogateJsonStandIn
 from tests.unit.support import make_context, plain_client

@@ -14,7 +14,7 @@ Where
     (`request_id`, `","status":"`). Inside content (a relayed body, a log event's caller
     fields) a key that holds a secret is masked too, renamed `[REDACTED]#2` rather than merged
     if two would collide, so an echo of the token as a key leaks nothing and loses no entry.
-    Every spelling of a secret (`consumer.ops.spellings`) is matched. A string that ends in
+    Every spelling of a secret (`consumer.secrets.spellings`) is matched. A string that ends in
     the first 4 or more characters of a spelling of the record's credentials (a body or
     message cut by a size cap in the middle of a reflected token) has that tail masked too, so
     a cut never leaves more than 3 characters of a credential.
@@ -63,8 +63,8 @@ import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from consumer.ops.matching import Automaton, Secret, masked
-from consumer.ops.spellings import spellings
+from consumer.secrets.matching import Automaton, Secret, masked
+from consumer.secrets.spellings import spellings
 
 MASK = "[REDACTED]"
 MIN_CREDENTIAL_LENGTH = 5

@@ -1,4 +1,4 @@
-"""consumer/ops/redaction.py: scoped scrubbing by value, masking by name, the credential rule."""
+"""consumer/secrets/redaction.py: scoped scrubbing by value, masking by name, credentials."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from consumer.ops.redaction import (
+from consumer.secrets.redaction import (
     MASK,
     SECRETS,
     RedactionScope,

@@ -1,6 +1,6 @@
 """Finding a secret's occurrences in text: an Aho-Corasick automaton per secret over its
 spellings (linear time whatever they are), and the check for a spelling cut at the end of a
-text. `consumer.ops.redaction` decides what is searched for where.
+text. `consumer.secrets.redaction` decides what is searched for where.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from ahocorasick_rs import AhoCorasick, Implementation
 
-from consumer.ops.spellings import spellings
+from consumer.secrets.spellings import spellings
 
 # A cut may leave at most HEAD - 1 characters of a credential's spelling at the end of a string.
 HEAD = 4
