@@ -19,8 +19,10 @@ from typing import Any, cast
 from aiokafka import TopicPartition
 from pydantic import SecretStr
 
-from actions import ActionRunner, MissingCredentials, default_registry
+from actions import MissingCredentials
 from actions.http import HttpClient
+from actions.registry import default_registry
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache
 from consumer.engine import Engine
 from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs, get_logger

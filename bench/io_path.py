@@ -20,16 +20,12 @@ import subprocess
 import sys
 import time
 
-from actions import (
-    ActionRunner,
-    EgressPolicy,
-    default_registry,
-    guarded_client,
-    parse_networks,
-)
-from actions.circuit import CircuitBreakers
-from actions.idempotency import IdempotencyRecords, LocalSuccesses
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.ratelimit import RateLimiter
+from actions.registry import default_registry
+from actions.runtime.circuit import CircuitBreakers
+from actions.runtime.idempotency import IdempotencyRecords, LocalSuccesses
+from actions.runtime.runner import ActionRunner
 from bench.hot_path import Channel as _Channel
 from bench.hot_path import Record
 from bench.processes import cpu_seconds, free_port

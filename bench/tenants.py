@@ -24,9 +24,11 @@ from multidict import CIMultiDict
 from pydantic import SecretStr
 from yarl import URL
 
-from actions import NO_SLOT, ActionRunner, default_registry
+from actions.base import NO_SLOT
 from actions.http import HttpClient, HttpResponse, checked_headers
 from actions.ratelimit import RateLimiter
+from actions.registry import default_registry
+from actions.runtime.runner import ActionRunner
 from bench.report import Report, say
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import configure_logging, reset_logging

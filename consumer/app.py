@@ -17,9 +17,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
-from actions.egress import Resolver, parse_networks, service_client, system_resolver
-from actions.idempotency import IdempotencyRecords
+from actions.egress import (
+    EgressPolicy,
+    Resolver,
+    guarded_client,
+    parse_networks,
+    service_client,
+    system_resolver,
+)
+from actions.registry import ActionRegistry, default_registry
+from actions.runtime.idempotency import IdempotencyRecords
+from actions.runtime.runner import ActionRunner
 from consumer.broker.dead_letter_size import BATCH_BYTES, HEADER_ROOM, topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.partitioner import FastPartitioner

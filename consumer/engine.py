@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from structlog.typing import FilteringBoundLogger
 
-from actions import NO_SLOT
+from actions.base import NO_SLOT
 from consumer.ops.metrics import EngineMetrics
 from consumer.partitions.assignment import Partitions
 from consumer.partitions.channel import PartitionChannel

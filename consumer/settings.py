@@ -15,18 +15,12 @@ from typing import Literal
 from pydantic import PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    CircuitBreakers,
-    Rate,
-    RateLimiter,
-    RetryPolicy,
-    default_registry,
-    parse_networks,
-)
-from actions.circuit import CircuitStore
-from actions.ratelimit import RateLimitSpec, RateStore
+from actions.base import ActionConfig
+from actions.egress import parse_networks
+from actions.ratelimit import Rate, RateLimiter, RateLimitSpec, RateStore
+from actions.registry import ActionRegistry, default_registry
+from actions.runtime.circuit import CircuitBreakers, CircuitStore
+from actions.runtime.retry import RetryPolicy
 from consumer.broker.settings import KafkaSettings, describe_settings, env_field
 from consumer.credentials.settings import CredentialSettings
 from consumer.ops.settings import OpsSettings

@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from yarl import URL
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
+from actions.builtin.request_id_header import request_id_header_value
 from actions.egress import egress_url, literal_address
 from actions.errors import (
     CredentialRejected,
@@ -31,7 +32,6 @@ from actions.errors import (
 )
 from actions.http import HttpError, HttpResponse, HttpTimeout
 from actions.limits import json_depth_exceeds, upstream_json
-from actions.request_id_header import request_id_header_value
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})

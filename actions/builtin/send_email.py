@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from actions.base import Action, ActionContext, ActionParams
+from actions.builtin.request_id_header import request_id_header_value
+from actions.builtin.smtp_outcome import submit_message
 from actions.errors import InvalidParams, MissingCredentials
-from actions.request_id_header import request_id_header_value
-from actions.smtp_outcome import submit_message
 
 SERVICE = "smtp"
 # Deliberately plain: an address with no whitespace, no control character and one "@".

@@ -2,10 +2,10 @@
 
 Signed as Standard Webhooks by default (`webhook-id` = the request id, `webhook-timestamp`,
 `webhook-signature: v1,<base64>` over `id.timestamp.body`; `whsec_` secrets), or Stripe-style
-with `signature: "stripe"` (`Puraify-Signature: t=…,v1=<hex>`); `actions.webhook_signing` has
-both signers and the receivers' verifiers. The secret is the project's credential of
-`secret_service` (default `webhook`) in the Vault. The URL comes from the request, so the call
-goes through the egress policy like `http_request`.
+with `signature: "stripe"` (`Puraify-Signature: t=…,v1=<hex>`);
+`actions.builtin.webhook_signing` has both signers and the receivers' verifiers. The secret is
+the project's credential of `secret_service` (default `webhook`) in the Vault. The URL comes
+from the request, so the call goes through the egress policy like `http_request`.
 
 Deliveries are retried after a lost answer or a 5xx: every attempt carries the same
 `webhook-id` and `Idempotency-Key` (the request id), by which a receiver de-duplicates, as the
@@ -23,16 +23,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
-from actions.egress import egress_url
-from actions.errors import (
-    CredentialRejected,
-    UpstreamError,
-    error_for_exception,
-    error_for_status,
-)
-from actions.http import HttpError
-from actions.request_id_header import request_id_header_value
-from actions.webhook_signing import (
+from actions.builtin.request_id_header import request_id_header_value
+from actions.builtin.webhook_signing import (
     DEFAULT_TOLERANCE_S,
     STANDARD_ID_HEADER,
     STANDARD_SIGNATURE_HEADER,
@@ -42,6 +34,14 @@ from actions.webhook_signing import (
     stripe_sign,
     stripe_verify,
 )
+from actions.egress import egress_url
+from actions.errors import (
+    CredentialRejected,
+    UpstreamError,
+    error_for_exception,
+    error_for_status,
+)
+from actions.http import HttpError
 
 # The Stripe-style names this module always exported.
 SIGNATURE_HEADER = STRIPE_SIGNATURE_HEADER

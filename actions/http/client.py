@@ -43,7 +43,7 @@ from actions.http.errors import (
 )
 from actions.http.headers import checked_headers, is_token
 from actions.http.response import HttpResponse
-from actions.timeouts import bounded
+from actions.http.timeouts import bounded
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]

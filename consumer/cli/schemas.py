@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from actions import ActionRegistry, default_registry
+from actions.registry import ActionRegistry, default_registry
 from consumer.cli.asyncapi import build_asyncapi
 from consumer.cli.command import Commands, add_command
 from schemas import ExecutionRequest, LogEvent, ResultEnvelope

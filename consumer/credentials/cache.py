@@ -21,8 +21,9 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from actions import InvalidParams, MissingCredentials, VaultUnavailable
+from actions import InvalidParams, MissingCredentials
 from actions.base import is_safe_path_segment
+from actions.errors import VaultUnavailable
 from actions.http import HttpClient, HttpError, HttpTimeout, InvalidRequest
 from consumer.secrets.matching import Secret
 from consumer.secrets.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem

@@ -32,7 +32,7 @@ from actions.limits import (
     json_depth_exceeds,
     may_hold_surrogates,
 )
-from actions.preparation import describe_validation_error
+from actions.runtime.preparation import describe_validation_error
 from consumer.pipeline.settings import IntakeLimitSettings
 from schemas import ErrorCode, ExecutionRequest
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from structlog.typing import FilteringBoundLogger
 
-from actions import ActionRunner, InFlightSlot
+from actions.base import InFlightSlot
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache, RecordCredentials
 from consumer.ops.logging import get_logger, record_logger
 from consumer.ops.metrics import EngineMetrics

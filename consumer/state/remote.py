@@ -18,10 +18,10 @@ from urllib.parse import unquote, urlsplit
 
 import valkey.asyncio as aiovalkey
 
-from actions.circuit import CircuitState, SharedCircuit
 from actions.errors import StateUnavailable
-from actions.idempotency import Claim, LocalSuccesses
 from actions.ratelimit import Rate, RateKey
+from actions.runtime.circuit import CircuitState, SharedCircuit
+from actions.runtime.idempotency import Claim, LocalSuccesses
 from consumer.secrets.redaction import SECRETS, current_scope
 from consumer.state import scripts
 from consumer.state.guard import StateGuard
@@ -106,7 +106,7 @@ class RemoteState:
         granted, wait_us = await self.guard.run(lambda: self._gcra(keys=keys, args=args))
         return bool(granted), int(wait_us) / 1e6
 
-    # -- circuits (actions.circuit.CircuitStore) --------------------------------------------
+    # -- circuits (actions.runtime.circuit.CircuitStore) ----------------------------------
 
     async def admit(self, upstream: str, open_s: float) -> SharedCircuit:
         keys = [self.key("circuit", upstream), self.key("probe", upstream)]
@@ -137,7 +137,7 @@ class RemoteState:
 
 
 class SharedSuccesses:
-    """`actions.idempotency.SuccessStore` on the fleet's store, with this process's own
+    """`actions.runtime.idempotency.SuccessStore` on the fleet's store, with this process's own
     `LocalSuccesses` beside it: every success is written to both, so while the store is away
     the check still covers what this process saw. Never raises."""
 

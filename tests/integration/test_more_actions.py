@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actions.webhook_signing import standard_verify
+from actions.builtin.webhook_signing import standard_verify
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, envelopes_by_id, produce, read_topic
 from tests.standins import HttpTargetStandIn, NotionStandIn, VaultStandIn

@@ -16,7 +16,8 @@ from multidict import CIMultiDict
 from pydantic import SecretStr
 from yarl import URL
 
-from actions import ActionConfig, ActionContext, MissingCredentials
+from actions import ActionContext, MissingCredentials
+from actions.base import ActionConfig
 from actions.egress import IPAddress, Resolver
 from actions.http import HttpClient, HttpResponse, checked_headers
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from actions import EgressPolicy, ForbiddenDestination, UpstreamUnavailable, parse_networks
-from actions.egress import IPAddress, embedded_ipv4, guarded_client
+from actions import UpstreamUnavailable
+from actions.egress import EgressPolicy, IPAddress, embedded_ipv4, guarded_client, parse_networks
+from actions.errors import ForbiddenDestination
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import loopback_resolver
 

@@ -20,18 +20,11 @@ from typing import Any
 import pytest
 import trustme
 
-from actions import (
-    ActionConfig,
-    EgressPolicy,
-    ForbiddenDestination,
-    InvalidParams,
-    UpstreamError,
-    UpstreamUnavailable,
-    guarded_client,
-    parse_networks,
-)
+from actions import InvalidParams, UpstreamError, UpstreamUnavailable
+from actions.base import ActionConfig
 from actions.builtin.http_request import ACTION, HttpRequestParams
-from actions.egress import IPAddress
+from actions.egress import EgressPolicy, IPAddress, guarded_client, parse_networks
+from actions.errors import ForbiddenDestination
 from actions.http import ConnectFailed, HttpClient
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, FakeHttpClient, make_context

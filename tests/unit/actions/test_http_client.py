@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from actions import ActionConfig, EgressPolicy, ForbiddenDestination, UpstreamError
+from actions import UpstreamError
+from actions.base import ActionConfig
 from actions.builtin.http_request import ACTION, HttpRequestParams
-from actions.egress import IPAddress, guarded_client, parse_networks
+from actions.egress import EgressPolicy, IPAddress, guarded_client, parse_networks
+from actions.errors import ForbiddenDestination
 from actions.http import (
     BadResponse,
     ConnectFailed,

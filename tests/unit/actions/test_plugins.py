@@ -19,8 +19,15 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import ActionRegistry, ActionRunner, Rate, RateLimiter
-from actions.registry import PLUGIN_GROUP, builtin_actions, default_registry, plugin_actions
+from actions.ratelimit import Rate, RateLimiter
+from actions.registry import (
+    PLUGIN_GROUP,
+    ActionRegistry,
+    builtin_actions,
+    default_registry,
+    plugin_actions,
+)
+from actions.runtime.runner import ActionRunner
 from consumer.cli.schemas import build_schemas
 from consumer.settings import EngineSettings, settings_help
 from schemas import ExecutionRequest

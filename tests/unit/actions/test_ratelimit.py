@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from actions import Rate, RateKey, RateLimiter, RateLimitExhausted
+from actions import RateKey
+from actions.errors import RateLimitExhausted
+from actions.ratelimit import Rate, RateLimiter
 from schemas import ErrorCode
 
 

@@ -1,4 +1,4 @@
-"""Rate limits and circuits with a fleet store (actions/ratelimit.py, actions/circuit.py): the
+"""Rate limits and circuits with a fleet store (actions/ratelimit.py, runtime/circuit.py): the
 store decides while it answers; when it cannot, the process's own state does."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from actions import CircuitBreakers, CircuitOpen, Rate, RateKey, RateLimiter, RateLimitExhausted
-from actions.circuit import SharedCircuit
-from actions.errors import StateUnavailable
+from actions import RateKey
+from actions.errors import CircuitOpen, RateLimitExhausted, StateUnavailable
+from actions.ratelimit import Rate, RateLimiter
+from actions.runtime.circuit import CircuitBreakers, SharedCircuit
 
 LOG = structlog.get_logger()
 CHANNEL = RateKey("chan", "#general")

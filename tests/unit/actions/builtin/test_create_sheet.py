@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from actions import ActionConfig, CredentialRejected, RateLimited, UpstreamError
+from actions import RateLimited, UpstreamError
+from actions.base import ActionConfig
 from actions.builtin.create_sheet import ACTION, CreateSheetParams
+from actions.errors import CredentialRejected
 from actions.http import HttpClient
 from schemas import ErrorCode
 from tests.standins import SheetsStandIn

@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RateLimiter, RetryPolicy
+from actions.base import ActionConfig
 from actions.builtin.create_sheet import ACTION
 from actions.http import HttpClient
+from actions.ratelimit import RateLimiter
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SheetsStandIn

@@ -11,22 +11,15 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    CredentialRejected,
-    EgressPolicy,
-    ForbiddenDestination,
-    RateLimited,
-    RetryPolicy,
-    UpstreamError,
-    UpstreamUnavailable,
-    guarded_client,
-    parse_networks,
-)
+from actions import RateLimited, UpstreamError, UpstreamUnavailable
+from actions.base import ActionConfig
 from actions.builtin.http_request import ACTION, HttpRequestParams
+from actions.egress import EgressPolicy, guarded_client, parse_networks
+from actions.errors import CredentialRejected, ForbiddenDestination
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, success_envelope
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, FakeHttpClient, make_context

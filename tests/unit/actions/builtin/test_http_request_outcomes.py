@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import (
-    ActionRegistry,
-    ActionRunner,
-    RetryPolicy,
-)
 from actions.builtin.http_request import ACTION
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, FakeHttpClient, closed_port

@@ -10,19 +10,14 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    CredentialRejected,
-    OutcomeUnknown,
-    RateLimited,
-    RetryPolicy,
-    UpstreamError,
-)
+from actions import OutcomeUnknown, RateLimited, UpstreamError
+from actions.base import ActionConfig
 from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams
-from actions.errors import UpstreamUnavailable
+from actions.errors import CredentialRejected, UpstreamUnavailable
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ExecutionRequest
 from tests.standins import NotionStandIn
 from tests.unit.support import FakeCredentials, make_context, plain_client

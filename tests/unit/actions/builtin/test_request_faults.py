@@ -11,20 +11,16 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    CircuitBreakers,
-    EgressPolicy,
-    RetryPolicy,
-    guarded_client,
-    parse_networks,
-)
+from actions.base import ActionConfig
 from actions.builtin.http_request import ACTION as HTTP_REQUEST
 from actions.builtin.send_slack import ACTION as SEND_SLACK
 from actions.builtin.send_webhook import ACTION as SEND_WEBHOOK
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.circuit import CircuitBreakers
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, plain_client

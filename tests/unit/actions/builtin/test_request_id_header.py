@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from actions import HttpClient
 from actions.builtin import http_request, send_webhook
-from actions.request_id_header import request_id_from_header_value, request_id_header_value
+from actions.builtin.request_id_header import request_id_from_header_value, request_id_header_value
 from schemas.request import REQUEST_ID_PATTERN
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, make_context, plain_client

@@ -8,15 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from actions import (
-    ActionConfig,
-    CredentialRejected,
-    InvalidParams,
-    MissingCredentials,
-    UpstreamError,
-    UpstreamUnavailable,
-)
+from actions import InvalidParams, MissingCredentials, UpstreamError, UpstreamUnavailable
+from actions.base import ActionConfig
 from actions.builtin.send_email import ACTION, SendEmailParams
+from actions.errors import CredentialRejected
 from actions.http import HttpClient
 from tests.standins.smtp import SmtpStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client

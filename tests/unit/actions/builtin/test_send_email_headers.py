@@ -12,8 +12,12 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, HttpClient, RetryPolicy
+from actions import HttpClient
+from actions.base import ActionConfig
 from actions.builtin.send_email import ACTION, SendEmailParams
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins.smtp import SmtpStandIn
 from tests.unit.support import FakeCredentials, plain_client

@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
+from actions.base import ActionConfig
 from actions.builtin.send_email import ACTION
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins.smtp_script import ScriptedSmtpServer, SmtpScript
 from tests.unit.support import FakeCredentials, plain_client

@@ -8,18 +8,13 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    CredentialRejected,
-    OutcomeUnknown,
-    RateLimited,
-    UpstreamError,
-    UpstreamUnavailable,
-)
+from actions import OutcomeUnknown, RateLimited, UpstreamError, UpstreamUnavailable
+from actions.base import ActionConfig
 from actions.builtin.send_slack import ACTION, SendSlackParams
+from actions.errors import CredentialRejected
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins import SlackStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client

@@ -12,9 +12,13 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, Rate, RateLimiter, RetryPolicy
+from actions.base import ActionConfig
 from actions.builtin.send_slack import CHANNEL_LIMIT, ChannelIds, SendSlack
 from actions.http import HttpClient
+from actions.ratelimit import Rate, RateLimiter
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SlackStandIn
 from tests.unit.support import FakeCredentials, plain_client

@@ -12,15 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from actions import (
-    CredentialRejected,
-    EgressPolicy,
-    ForbiddenDestination,
-    RateLimited,
-    UpstreamError,
-    UpstreamUnavailable,
-    guarded_client,
-)
+from actions import RateLimited, UpstreamError, UpstreamUnavailable
 from actions.builtin.send_webhook import (
     ACTION,
     SIGNATURE_HEADER,
@@ -28,8 +20,10 @@ from actions.builtin.send_webhook import (
     sign,
     verify_signature,
 )
+from actions.builtin.webhook_signing import standard_sign, standard_verify
+from actions.egress import EgressPolicy, guarded_client
+from actions.errors import CredentialRejected, ForbiddenDestination
 from actions.http import HttpClient
-from actions.webhook_signing import standard_sign, standard_verify
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
 

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pydantic import SecretStr
 
-from actions import ActionError, InvalidParams, MissingCredentials, VaultUnavailable
+from actions import ActionError, InvalidParams, MissingCredentials
+from actions.errors import VaultUnavailable
 from actions.http import HttpClient
 from consumer.credentials.cache import CredentialCache, VaultEngineClient, VaultRefused
 from consumer.secrets.redaction import MASK, SECRETS, SecretRegistry

@@ -9,15 +9,13 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    MissingCredentials,
-    VaultUnavailable,
-)
+from actions import MissingCredentials
+from actions.base import ActionConfig
 from actions.builtin.send_slack import SendSlack
+from actions.errors import VaultUnavailable
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache, VaultRefused
 from consumer.credentials.hashicorp import HashiCorpVaultClient
 from schemas import ErrorCode, ExecutionRequest

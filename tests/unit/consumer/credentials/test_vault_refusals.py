@@ -6,8 +6,11 @@ from __future__ import annotations
 import structlog
 from pydantic import SecretStr
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
+from actions.base import ActionConfig
 from actions.builtin.send_slack import SendSlack
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache, VaultEngineClient
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins import SlackStandIn, VaultStandIn

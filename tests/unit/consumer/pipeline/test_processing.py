@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from actions import NO_SLOT, ActionRegistry, ActionRunner, default_registry
-from actions.base import Action, ActionContext, ActionParams
+from actions.base import NO_SLOT, Action, ActionContext, ActionParams
+from actions.registry import ActionRegistry, default_registry
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import configure_logging, flush_logs, reset_logging
 from consumer.ops.metrics import EngineMetrics

@@ -15,9 +15,11 @@ from typing import Any, Literal
 import pytest
 from pydantic import SecretStr
 
-from actions import NO_SLOT, ActionRegistry, ActionRunner, UpstreamError, default_registry
-from actions.base import Action, ActionContext, ActionParams
-from actions.idempotency import IdempotencyRecords, LocalSuccesses
+from actions import UpstreamError
+from actions.base import NO_SLOT, Action, ActionContext, ActionParams
+from actions.registry import ActionRegistry, default_registry
+from actions.runtime.idempotency import IdempotencyRecords, LocalSuccesses
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import configure_logging, flush_logs, reset_logging
 from consumer.ops.metrics import EngineMetrics

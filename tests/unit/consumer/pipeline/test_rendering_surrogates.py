@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
+from actions import HttpClient
 from actions.builtin.http_request import ACTION, HttpRequestParams
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 from consumer.pipeline.rendering import OutcomeRenderer
 from consumer.secrets.redaction import SECRETS
 from schemas import ResultEnvelope, success_envelope

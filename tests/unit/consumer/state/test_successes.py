@@ -10,7 +10,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from actions.errors import StateUnavailable
-from actions.idempotency import LocalSuccesses
+from actions.runtime.idempotency import LocalSuccesses
 from consumer.secrets.redaction import MASK, SECRETS
 from consumer.state.guard import StateGuard
 from consumer.state.remote import SharedSuccesses

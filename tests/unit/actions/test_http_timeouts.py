@@ -1,4 +1,4 @@
-"""actions.timeouts.bounded: asyncio.timeout's semantics, one loop timer per tick of deadlines."""
+"""actions.http.timeouts.bounded: asyncio.timeout's semantics, one loop timer per tick."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import contextlib
 
 import pytest
 
-from actions import timeouts
-from actions.timeouts import bounded
+from actions.http import timeouts
+from actions.http.timeouts import bounded
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""actions/retry.py: full jitter, cap, attempts, budget, deadline, Retry-After."""
+"""actions/runtime/retry.py: full jitter, cap, attempts, budget, deadline, Retry-After."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from actions import RetryPolicy
+from actions.runtime.retry import RetryPolicy
 
 
 def policy(**overrides: float) -> RetryPolicy:

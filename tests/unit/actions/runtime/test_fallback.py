@@ -11,16 +11,10 @@ import structlog
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from actions import (
-    Action,
-    ActionContext,
-    ActionParams,
-    ActionRegistry,
-    ActionRunner,
-    RetryPolicy,
-    UpstreamError,
-    UpstreamUnavailable,
-)
+from actions import Action, ActionContext, ActionParams, UpstreamError, UpstreamUnavailable
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.unit.support import FakeCredentials, plain_client
 

@@ -1,4 +1,4 @@
-"""actions/preparation.py: one preparation of a request, and the runner refuses what it refuses."""
+"""actions/runtime/preparation.py: one preparation of a request; the runner refuses the same."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import (
-    ActionParams,
-    ActionRunner,
+from actions import ActionParams
+from actions.registry import default_registry
+from actions.runtime.preparation import (
     PreparedRequest,
     Unrunnable,
-    default_registry,
     describe_validation_error,
     prepare_request,
 )
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest
 from tests.unit.support import FakeCredentials, plain_client
 

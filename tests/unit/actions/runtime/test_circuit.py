@@ -1,4 +1,4 @@
-"""actions/circuit.py: closed -> open -> half_open -> closed, fail fast or wait, log events."""
+"""actions/runtime/circuit.py: closed -> open -> half_open -> closed, fail fast or wait."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from actions import CircuitBreakers, CircuitOpen
-from actions.circuit import SharedCircuit
+from actions.errors import CircuitOpen
+from actions.runtime.circuit import CircuitBreakers, SharedCircuit
 from schemas import ErrorCode
 
 LOG = structlog.get_logger()

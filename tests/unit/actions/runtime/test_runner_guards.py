@@ -14,22 +14,13 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from actions import (
-    NO_SLOT,
-    Action,
-    ActionContext,
-    ActionParams,
-    ActionRegistry,
-    ActionRunner,
-    CircuitBreakers,
-    InFlightSlot,
-    Rate,
-    RateKey,
-    RateLimiter,
-    RetryPolicy,
-    UpstreamError,
-    UpstreamUnavailable,
-)
+from actions import Action, ActionContext, ActionParams, RateKey, UpstreamError, UpstreamUnavailable
+from actions.base import NO_SLOT, InFlightSlot
+from actions.ratelimit import Rate, RateLimiter
+from actions.registry import ActionRegistry
+from actions.runtime.circuit import CircuitBreakers
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.unit.support import FakeCredentials, plain_client
 

@@ -1,4 +1,4 @@
-"""actions/runner.py: ActionRunner.execute with fake actions, credentials and sleep."""
+"""actions/runtime/runner.py: ActionRunner.execute with fake actions, credentials and sleep."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from actions import (
     Action,
     ActionContext,
     ActionParams,
-    ActionRegistry,
-    ActionRunner,
-    CredentialRejected,
     RateLimited,
-    RetryPolicy,
     UpstreamError,
     UpstreamUnavailable,
 )
+from actions.errors import CredentialRejected
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.unit.support import FakeCredentials, plain_client
 

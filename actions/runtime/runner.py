@@ -24,7 +24,6 @@ from actions.base import (
     InFlightSlot,
     SyncAction,
 )
-from actions.circuit import CircuitBreakers
 from actions.errors import (
     ActionError,
     CredentialRejected,
@@ -35,13 +34,14 @@ from actions.errors import (
     attempt_timed_out,
 )
 from actions.http import HttpClient
-from actions.idempotency import NO_RECORDS, IdempotencyRecords, Once
-from actions.outcome import FALLBACK_ON, Outcome, deadline_passed, outcome_envelope
-from actions.preparation import PreparedAction, Unrunnable, prepare_request
+from actions.http.timeouts import bounded
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, AnyAction
-from actions.retry import RetryPolicy
-from actions.timeouts import bounded
+from actions.runtime.circuit import CircuitBreakers
+from actions.runtime.idempotency import NO_RECORDS, IdempotencyRecords, Once
+from actions.runtime.outcome import FALLBACK_ON, Outcome, deadline_passed, outcome_envelope
+from actions.runtime.preparation import PreparedAction, Unrunnable, prepare_request
+from actions.runtime.retry import RetryPolicy
 from schemas import (
     ErrorCode,
     ErrorInfo,

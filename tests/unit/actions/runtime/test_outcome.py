@@ -1,10 +1,10 @@
-"""actions/outcome.py: how a run ended, and the envelope it makes."""
+"""actions/runtime/outcome.py: how a run ended, and the envelope it makes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actions.outcome import FALLBACK_ON, Outcome, deadline_passed, outcome_envelope
+from actions.runtime.outcome import FALLBACK_ON, Outcome, deadline_passed, outcome_envelope
 from schemas import ErrorCode, ExecutionRequest, FallbackResult
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

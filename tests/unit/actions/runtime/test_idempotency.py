@@ -1,4 +1,4 @@
-"""request_id idempotency in the runner (actions/runner.py, actions/idempotency.py): a request
+"""request_id idempotency in the runner (actions/runtime/runner.py, idempotency.py): a request
 that already succeeded is not executed again; failures are not remembered."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import structlog
 from pydantic import Field
 from structlog.testing import capture_logs
 
-from actions import Action, ActionContext, ActionParams, ActionRegistry, ActionRunner, UpstreamError
-from actions.idempotency import IdempotencyRecords, LocalSuccesses
+from actions import Action, ActionContext, ActionParams, UpstreamError
+from actions.registry import ActionRegistry
+from actions.runtime.idempotency import IdempotencyRecords, LocalSuccesses
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest
 from tests.unit.support import FakeCredentials, FakeHttpClient
 
@@ -156,7 +158,7 @@ def test_local_records_expire() -> None:
 
 
 def test_claim_owners_are_unique() -> None:
-    from actions.idempotency import new_owner  # noqa: PLC0415
+    from actions.runtime.idempotency import new_owner  # noqa: PLC0415
 
     owners = {new_owner() for _ in range(10_000)}
     assert len(owners) == 10_000
