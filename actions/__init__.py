@@ -3,8 +3,10 @@
 An action is an `Action` subclass (or `SyncAction`, for one that does no I/O) with an
 `ActionParams` model; `run` gets an `ActionContext` and raises the errors below; `rate_keys`
 returns `RateKey`s of the `RateLimitSpec`s it declares; `upstream` names its circuit
-(`upstream_of`). A plugin registers it under the `PLUGIN_GROUP` entry point. The engine's
-runtime (runner, retries, circuits) is `actions.runtime`.
+(`upstream_of`); its own settings are an `ActionSettings` model of `setting(...)` fields
+(`settings_model`), read by `ctx.settings.get(...)`. A plugin registers it under the
+`puraify.actions` entry point (`actions.registry.PLUGIN_GROUP`). The engine's runtime (runner,
+retries, circuits) is `actions.runtime`.
 """
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, SyncAction, upstream_of
@@ -24,14 +26,14 @@ from actions.errors import (
 )
 from actions.http import HttpClient, HttpError, HttpResponse, HttpTimeout
 from actions.ratelimit import RateKey, RateLimitSpec
-from actions.registry import PLUGIN_GROUP
+from actions.settings import ActionSettings, setting
 
 __all__ = [
-    "PLUGIN_GROUP",
     "Action",
     "ActionContext",
     "ActionError",
     "ActionParams",
+    "ActionSettings",
     "CredentialRejected",
     "ForbiddenDestination",
     "HttpClient",
@@ -51,5 +53,6 @@ __all__ = [
     "error_for_exception",
     "error_for_status",
     "parse_retry_after",
+    "setting",
     "upstream_of",
 ]

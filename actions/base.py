@@ -18,6 +18,7 @@ from yarl import URL
 from actions.errors import InvalidParams
 from actions.http import HttpClient, is_sendable_value
 from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, ActionSettingsSet
 
 SERVICE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 
@@ -106,34 +107,6 @@ class _NoSlot:
 NO_SLOT: InFlightSlot = _NoSlot()
 
 
-@dataclass(frozen=True)
-class ActionConfig:
-    """Operator settings the actions read (base URLs point at local stand-ins in tests)."""
-
-    slack_api_url: str = "https://slack.com/api"
-    google_sheets_api_url: str = "https://sheets.googleapis.com"
-    http_max_response_bytes: int = 256 * 1024
-    # Content-encoding layers a response may have (`gzip, gzip` is 2): more is refused.
-    http_max_content_encodings: int = 1
-    http_max_redirects: int = 5
-    http_default_timeout_s: float = 10.0
-    http_max_timeout_s: float = 60.0
-    notion_api_url: str = "https://api.notion.com"
-    # 2025-09-03: databases hold data sources; pages are created under `data_source_id`.
-    notion_version: str = "2025-09-03"
-    # How long a `Retry-After` from Notion is honoured when the request has no deadline.
-    notion_retry_after_max_s: float = 120.0
-    # How long `create_sheet` may wait out Google's per-minute quota (429) in all: a minute's
-    # window and a margin. The request's deadline bounds it too.
-    sheets_quota_wait_s: float = 65.0
-    smtp_host: str = "localhost"
-    smtp_port: int = 587
-    # "starttls" (upgrade on the submission port), "tls" (implicit TLS, port 465), "none".
-    smtp_security: str = "starttls"
-    smtp_from: str | None = None
-    smtp_timeout_s: float = 30.0
-
-
 @dataclass
 class AttemptState:
     """What the running attempt has done so far. The runner reads it when an attempt runs out
@@ -167,7 +140,8 @@ class ActionContext:
     # For URLs a request names (`http_request`, `send_webhook`): every host and connection goes
     # through the egress policy (see actions.egress.guarded_client).
     egress_http: HttpClient
-    config: ActionConfig
+    # What the actions declared (`Action.settings_model`): `ctx.settings.get(MySettings)`.
+    settings: ActionSettingsSet
     log: FilteringBoundLogger
     slot: InFlightSlot = NO_SLOT
     attempt: AttemptState = field(default_factory=AttemptState)
@@ -220,6 +194,8 @@ class Action(Generic[P]):
     # The rate limits its `rate_keys` name, each with the setting that configures it and its
     # default: the engine's settings read them from here (adding one touches no engine code).
     rate_limits: ClassVar[tuple[RateLimitSpec, ...]] = ()
+    # Its own settings (base URLs, limits), read from the environment at start-up.
+    settings_model: ClassVar[type[ActionSettings] | None] = None
 
     async def run(self, params: P, ctx: ActionContext) -> Mapping[str, Any]:
         raise NotImplementedError

@@ -192,7 +192,6 @@ def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, Htt
         credentials=cache,
         http=http,
         egress_http=http,
-        config=settings.action_config(),
         retry=settings.retry_policy(),
         limiter=RateLimiter(),  # no limits: they would only add waiting, not work
         breakers=settings.circuit_breakers(),

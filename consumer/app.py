@@ -25,6 +25,7 @@ from actions.egress import (
     service_client,
     system_resolver,
 )
+from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, default_registry
 from actions.runtime.idempotency import IdempotencyRecords
 from actions.runtime.runner import ActionRunner
@@ -238,10 +239,10 @@ class Application:
             credentials=credentials,
             http=api_http,
             egress_http=egress_http,
-            config=settings.action_config(),
+            settings=self.registry.read_settings(),
             retry=settings.retry_policy(),
             attempt_timeout_s=settings.action_timeout_s,
-            limiter=settings.rate_limiter(self.registry, self.fleet.rates),
+            limiter=RateLimiter(self.registry.read_rates(), store=self.fleet.rates),
             breakers=self.circuit_breakers,
             idempotency=IdempotencyRecords(
                 self.fleet.successes, settings.idempotency_ttl_s, settings.idempotency_lease_s

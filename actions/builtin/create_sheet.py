@@ -25,6 +25,7 @@ from actions.errors import (
 )
 from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, setting
 
 SERVICE = "google_sheets"
 # Google's write quotas: per spreadsheet (we space writes to one sheet), per user (a project's
@@ -79,8 +80,23 @@ class CreateSheetParams(ActionParams):
     )
 
 
+class SheetsSettings(ActionSettings):
+    google_sheets_api_url: str = setting(
+        "GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com", "Google Sheets API base URL."
+    )
+    sheets_quota_wait_s: float = setting(
+        "GOOGLE_SHEETS_QUOTA_WAIT_S",
+        # A minute's quota window and a margin.
+        65.0,
+        "How long one `create_sheet` may wait out Google's per-minute quota (429) in all; the "
+        "request's deadline bounds it too.",
+        ge=0,
+    )
+
+
 class CreateSheet(Action[CreateSheetParams]):
     name = "create_sheet"
+    settings_model = SheetsSettings
     params_model = CreateSheetParams
     service = SERVICE
     description = "Appends one row to a Google Sheets spreadsheet."
@@ -94,12 +110,12 @@ class CreateSheet(Action[CreateSheetParams]):
         )
 
     def upstream(self, params: CreateSheetParams, ctx: ActionContext) -> str | None:
-        return upstream_of(ctx.config.google_sheets_api_url)
+        return upstream_of(ctx.settings.get(SheetsSettings).google_sheets_api_url)
 
     async def run(self, params: CreateSheetParams, ctx: ActionContext) -> Mapping[str, Any]:
         authorization = await ctx.credential_header(SERVICE)
         url = (
-            f"{ctx.config.google_sheets_api_url.rstrip('/')}/v4/spreadsheets/"
+            f"{ctx.settings.get(SheetsSettings).google_sheets_api_url.rstrip('/')}/v4/spreadsheets/"
             f"{params.spreadsheet_id}/values/{quote(params.range or FIRST_SHEET_RANGE, safe='')}"
             ":append"
         )
@@ -155,7 +171,7 @@ def _quota_wait(error: RateLimited, ctx: ActionContext) -> RateLimited:
     a random second), which covers one per-minute quota window within five attempts."""
     if error.retry_after_s is None:
         error.retry_after_s = 2.0 ** (ctx.attempt.number + 1) + random.random()
-    error.wait_limit_s = ctx.config.sheets_quota_wait_s
+    error.wait_limit_s = ctx.settings.get(SheetsSettings).sheets_quota_wait_s
     return error
 
 

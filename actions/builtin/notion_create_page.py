@@ -28,6 +28,7 @@ from actions.errors import (
 )
 from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, setting
 
 SERVICE = "notion"
 # Notion allows an average of three requests per second per integration (one per project).
@@ -76,8 +77,28 @@ class NotionCreatePageParams(ActionParams):
         return self
 
 
+class NotionSettings(ActionSettings):
+    notion_api_url: str = setting(
+        "NOTION_API_URL", "https://api.notion.com", "Notion API base URL."
+    )
+    notion_version: str = setting(
+        "NOTION_VERSION",
+        # 2025-09-03: databases hold data sources; pages are created under `data_source_id`.
+        "2025-09-03",
+        "Sent as `Notion-Version` (the API version we speak).",
+    )
+    notion_retry_after_max_s: float = setting(
+        "NOTION_RETRY_AFTER_MAX_S",
+        120.0,
+        "Longest Notion `Retry-After` honoured for a request without a deadline (with one, "
+        "up to the deadline).",
+        ge=0,
+    )
+
+
 class NotionCreatePage(Action[NotionCreatePageParams]):
     name = "notion_create_page"
+    settings_model = NotionSettings
     params_model = NotionCreatePageParams
     service = SERVICE
     description = "Creates a Notion page in a database or under a page (POST /v1/pages)."
@@ -87,18 +108,19 @@ class NotionCreatePage(Action[NotionCreatePageParams]):
         return (RateKey(PROJECT_LIMIT, ctx.project),)
 
     def upstream(self, params: NotionCreatePageParams, ctx: ActionContext) -> str | None:
-        return upstream_of(ctx.config.notion_api_url)
+        return upstream_of(ctx.settings.get(NotionSettings).notion_api_url)
 
     async def run(self, params: NotionCreatePageParams, ctx: ActionContext) -> Mapping[str, Any]:
+        settings = ctx.settings.get(NotionSettings)
         authorization = await ctx.credential_header(SERVICE)
         ctx.attempt.sending(idempotent=False)
         try:
             response = await ctx.http.post(
-                f"{ctx.config.notion_api_url.rstrip('/')}/v1/pages",
+                f"{settings.notion_api_url.rstrip('/')}/v1/pages",
                 json=_body(params),
                 headers={
                     "Authorization": authorization,
-                    "Notion-Version": ctx.config.notion_version,
+                    "Notion-Version": settings.notion_version,
                 },
             )
         except HttpError as exc:
@@ -114,7 +136,7 @@ class NotionCreatePage(Action[NotionCreatePageParams]):
         if isinstance(error, RateLimited):
             # Notion means its Retry-After: honoured up to the deadline, not cut at our clamp.
             error.wait_limit_s = (
-                float("inf") if ctx.deadline is not None else ctx.config.notion_retry_after_max_s
+                float("inf") if ctx.deadline is not None else settings.notion_retry_after_max_s
             )
         if error is not None:
             raise error

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -19,6 +19,7 @@ from actions.base import Action, ActionContext, ActionParams
 from actions.builtin.request_id_header import request_id_header_value
 from actions.builtin.smtp_outcome import submit_message
 from actions.errors import InvalidParams, MissingCredentials
+from actions.settings import ActionSettings, setting
 
 SERVICE = "smtp"
 # Deliberately plain: an address with no whitespace, no control character and one "@".
@@ -68,17 +69,35 @@ class SendEmailParams(ActionParams):
         return self
 
 
+class SmtpSettings(ActionSettings):
+    smtp_host: str = setting("SMTP_HOST", "localhost", "SMTP server `send_email` submits to.")
+    smtp_port: int = setting("SMTP_PORT", 587, "SMTP server port.", ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = setting(
+        "SMTP_SECURITY",
+        "starttls",
+        "`starttls` (required upgrade), `tls` (implicit TLS, usually port 465) or `none`.",
+    )
+    smtp_from: str | None = setting(
+        "SMTP_FROM", None, "Default sender of `send_email` when the request names none."
+    )
+    smtp_timeout_s: float = setting(
+        "SMTP_TIMEOUT_S", 30.0, "SMTP connection and reply timeout.", gt=0
+    )
+
+
 class SendEmail(Action[SendEmailParams]):
     name = "send_email"
+    settings_model = SmtpSettings
     params_model = SendEmailParams
     service = SERVICE
     description = "Sends an email through the configured SMTP server."
 
     def upstream(self, params: SendEmailParams, ctx: ActionContext) -> str | None:
-        return f"smtp://{ctx.config.smtp_host}:{ctx.config.smtp_port}"
+        settings = ctx.settings.get(SmtpSettings)
+        return f"smtp://{settings.smtp_host}:{settings.smtp_port}"
 
     async def run(self, params: SendEmailParams, ctx: ActionContext) -> Mapping[str, Any]:
-        sender = params.from_address or ctx.config.smtp_from
+        sender = params.from_address or ctx.settings.get(SmtpSettings).smtp_from
         if sender is None:
             raise InvalidParams("params.from: required when SMTP_FROM is not set")
         username, separator, password = (await ctx.token(SERVICE)).get_secret_value().partition(":")
@@ -87,7 +106,7 @@ class SendEmail(Action[SendEmailParams]):
                 "the smtp credential must be 'username:password'", details={"service": SERVICE}
             )
         message = _message(params, sender, ctx.request_id)
-        config = ctx.config
+        config = ctx.settings.get(SmtpSettings)
         outcome = await submit_message(
             message,
             sender=sender,

@@ -23,6 +23,7 @@ from actions.errors import (
 )
 from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, setting
 
 SERVICE = "slack"
 # Slack allows chat.postMessage about one message per second per channel, short bursts aside.
@@ -98,8 +99,15 @@ class SendSlackParams(ActionParams):
     blocks: list[dict[str, Any]] | None = Field(default=None, max_length=50)
 
 
+class SlackSettings(ActionSettings):
+    slack_api_url: str = setting(
+        "SLACK_API_URL", "https://slack.com/api", "Slack Web API base URL."
+    )
+
+
 class SendSlack(Action[SendSlackParams]):
     name = "send_slack"
+    settings_model = SlackSettings
     params_model = SendSlackParams
     service = SERVICE
     description = "Posts a message with Slack chat.postMessage."
@@ -116,7 +124,7 @@ class SendSlack(Action[SendSlackParams]):
         )
 
     def upstream(self, params: SendSlackParams, ctx: ActionContext) -> str | None:
-        return upstream_of(ctx.config.slack_api_url)
+        return upstream_of(ctx.settings.get(SlackSettings).slack_api_url)
 
     async def run(self, params: SendSlackParams, ctx: ActionContext) -> Mapping[str, Any]:
         authorization = await ctx.credential_header(SERVICE)
@@ -129,7 +137,7 @@ class SendSlack(Action[SendSlackParams]):
         ctx.attempt.sending(idempotent=False)
         try:
             response = await ctx.http.post(
-                f"{ctx.config.slack_api_url.rstrip('/')}/chat.postMessage",
+                f"{ctx.settings.get(SlackSettings).slack_api_url.rstrip('/')}/chat.postMessage",
                 json=body,
                 headers={"Authorization": authorization},
             )

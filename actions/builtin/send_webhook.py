@@ -62,6 +62,10 @@ _SIGNATURE_HEADERS = frozenset(
 )
 
 
+# Seconds a delivery may take when the request names no `timeout_s`.
+_DEFAULT_TIMEOUT_S = 10.0
+
+
 class SendWebhookParams(ActionParams):
     url: str = Field(min_length=1, max_length=8192, description="The receiver's endpoint.")
     payload: Any = Field(description="The JSON body (any JSON value).")
@@ -116,7 +120,7 @@ class SendWebhook(Action[SendWebhookParams]):
             headers[STRIPE_SIGNATURE_HEADER] = stripe_sign(key, timestamp, body)
         if params.event is not None:
             headers["Puraify-Event"] = params.event
-        timeout = min(params.timeout_s or ctx.config.http_default_timeout_s, 60.0)
+        timeout = min(params.timeout_s or _DEFAULT_TIMEOUT_S, 60.0)
         try:
             # The receiver's body is not needed, nor buffered (max_body_bytes=0).
             response = await ctx.egress_http.request(

@@ -17,7 +17,6 @@ from structlog.typing import FilteringBoundLogger
 
 from actions.base import (
     NO_SLOT,
-    ActionConfig,
     ActionContext,
     ActionParams,
     CredentialSource,
@@ -42,6 +41,7 @@ from actions.runtime.idempotency import NO_RECORDS, IdempotencyRecords, Once
 from actions.runtime.outcome import FALLBACK_ON, Outcome, deadline_passed, outcome_envelope
 from actions.runtime.preparation import PreparedAction, Unrunnable, prepare_request
 from actions.runtime.retry import RetryPolicy
+from actions.settings import ActionSettingsSet
 from schemas import (
     ErrorCode,
     ErrorInfo,
@@ -57,7 +57,8 @@ class ActionRunner:
     credentials: CredentialSource
     http: HttpClient
     egress_http: HttpClient
-    config: ActionConfig = field(default_factory=ActionConfig)
+    # The actions' own settings as read at start-up (None: read them from the registry now).
+    settings: ActionSettingsSet | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     attempt_timeout_s: float = 30.0
     now: Callable[[], datetime] = field(default=functools.partial(datetime.now, UTC))
@@ -67,6 +68,9 @@ class ActionRunner:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
     idempotency: IdempotencyRecords = NO_RECORDS  # NO_RECORDS: every request runs
+
+    def __post_init__(self) -> None:
+        self._settings = self.settings or self.registry.read_settings()
 
     async def execute(
         self,
@@ -195,7 +199,7 @@ class ActionRunner:
             credentials=credentials,
             http=self.http,
             egress_http=self.egress_http,
-            config=self.config,
+            settings=self._settings,
             log=log,
             slot=slot,
         )

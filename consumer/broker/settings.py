@@ -11,21 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actions.settings import setting
 from consumer.secrets.redaction import SECRETS
 
-
-def env_field(name: str, default: Any, description: str, **kwargs: Any) -> Any:
-    """A setting read from the environment variable `name` (and named so in --help)."""
-    return Field(
-        default=default,
-        validation_alias=AliasChoices(name),
-        description=description,
-        json_schema_extra={"env": name},
-        **kwargs,
-    )
+# A setting read from an environment variable (and named so in --help): the one helper the
+# engine's rooms and the actions' settings share.
+env_field = setting
 
 
 class KafkaSettings(BaseSettings):
@@ -111,9 +105,9 @@ class KafkaSettings(BaseSettings):
         return context
 
 
-def describe_settings(settings: type[BaseSettings]) -> str:
+def describe_settings(settings: type[BaseSettings], *, header: bool = True) -> str:
     """Every setting of `settings`, its default and meaning: a command's `--help` epilog."""
-    lines = ["settings (environment variables):"]
+    lines = ["settings (environment variables):"] if header else []
     for field in settings.model_fields.values():
         extra = field.json_schema_extra
         name = extra["env"] if isinstance(extra, dict) else "?"

@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Iterator
 
+from actions.registry import default_registry
 from consumer.app import Application
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.cli.command import Commands, add_command
@@ -42,6 +43,13 @@ def add_run(commands: Commands) -> None:
 
 
 def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
+    registry = default_registry()
+    try:  # what the actions declare, checked before anything starts
+        registry.read_settings()
+        registry.read_rates()
+    except ValueError as exc:
+        print(f"execution-engine: invalid settings: {exc}", file=sys.stderr)
+        return 2
     sink = KafkaLogSink()
     configure_logging(settings.log_level, sink=sink)
     warn_if_slow(get_logger())

@@ -5,20 +5,25 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic_settings import BaseSettings
+
+from actions.registry import default_registry
 from consumer.localkafka import KAFKA_VERSION
 from consumer.ops.metrics import EngineMetrics
-from consumer.settings import EngineSettings, declared_rate_limits
+from consumer.settings import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    for field in EngineSettings.model_fields.values():
-        assert isinstance(field.json_schema_extra, dict)
-        assert f"| `{field.json_schema_extra['env']}` |" in README
+    models: list[type[BaseSettings]] = [EngineSettings, *default_registry().settings_models()]
+    for model in models:
+        for field in model.model_fields.values():
+            assert isinstance(field.json_schema_extra, dict)
+            assert f"| `{field.json_schema_extra['env']}` |" in README
     # The rate limits the built-in actions declare are settings too (contract names).
-    declared = declared_rate_limits()
+    declared = default_registry().rate_limits()
     assert {spec.env for spec in declared} >= {
         "SLACK_RATE_LIMIT_PER_CHANNEL",
         "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",

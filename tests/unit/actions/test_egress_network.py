@@ -21,13 +21,13 @@ import pytest
 import trustme
 
 from actions import InvalidParams, UpstreamError, UpstreamUnavailable
-from actions.base import ActionConfig
-from actions.builtin.http_request import ACTION, HttpRequestParams
+from actions.builtin.http_request import ACTION, HttpRequestParams, HttpRequestSettings
 from actions.egress import EgressPolicy, IPAddress, guarded_client, parse_networks
 from actions.errors import ForbiddenDestination
 from actions.http import ConnectFailed, HttpClient
+from actions.settings import ActionSettingsSet
 from tests.standins import HttpTargetStandIn
-from tests.unit.support import FakeCredentials, FakeHttpClient, make_context
+from tests.unit.support import FakeCredentials, FakeHttpClient, action_settings, make_context
 
 PUBLIC = ipaddress.ip_address("127.0.0.2")  # plays a public address
 PRIVATE = ipaddress.ip_address("127.0.0.1")  # plays what a rebinding answer points at
@@ -69,10 +69,12 @@ def twins() -> Iterator[tuple[HttpTargetStandIn, HttpTargetStandIn]]:
 
 
 async def run_action(
-    egress: HttpClient, config: ActionConfig | None = None, **fields: Any
+    egress: HttpClient, settings: ActionSettingsSet | None = None, **fields: Any
 ) -> dict[str, Any]:
     never = FakeHttpClient()  # http_request must not use the trusted client
-    ctx = make_context(http=never, egress_http=egress, config=config, credentials=FakeCredentials())
+    ctx = make_context(
+        http=never, egress_http=egress, settings=settings, credentials=FakeCredentials()
+    )
     async with never:
         return dict(await ACTION.run(HttpRequestParams.model_validate(fields), ctx))
 
@@ -133,12 +135,12 @@ async def test_redirects_are_capped_and_credentials_stay_with_their_origin(
     resolver = ScriptedResolver({name: [[PUBLIC]] for name in names})
     for name in names[1:]:
         public.fail_next(1, 302, headers={"Location": f"http://{name}:{port}/next"})
-    config = ActionConfig(http_max_redirects=4)
+    settings = action_settings(HttpRequestSettings(http_max_redirects=4))
     async with guarded_client(EgressPolicy(OPEN, resolver), timeout_s=5.0) as egress:
         with pytest.raises(UpstreamError, match="more than 4 redirects"):
             await run_action(
                 egress,
-                config=config,
+                settings=settings,
                 url=f"http://hop0.test:{port}/start",
                 headers={"Cookie": "session=1", "X-Trace": "t"},
                 credential={"service": "target", "header": "X-Api-Key", "prefix": ""},
@@ -276,7 +278,9 @@ async def test_a_response_that_never_ends_is_cut_at_the_cap() -> None:
     ):
         started = time.monotonic()
         data = await run_action(
-            egress, ActionConfig(http_max_response_bytes=cap), url=f"http://127.0.0.2:{port}/"
+            egress,
+            action_settings(HttpRequestSettings(http_max_response_bytes=cap)),
+            url=f"http://127.0.0.2:{port}/",
         )
     assert time.monotonic() - started < 5
     assert data["body_truncated"] is True and len(data["body"]) == cap

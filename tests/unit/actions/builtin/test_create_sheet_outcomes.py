@@ -10,17 +10,16 @@ from typing import Any
 import pytest
 import structlog
 
-from actions.base import ActionConfig
-from actions.builtin.create_sheet import ACTION
+from actions.builtin.create_sheet import ACTION, SheetsSettings
 from actions.http import HttpClient
 from actions.ratelimit import RateLimiter
-from actions.registry import ActionRegistry
+from actions.registry import ActionRegistry, default_registry
 from actions.runtime.retry import RetryPolicy
 from actions.runtime.runner import ActionRunner
-from consumer.settings import EngineSettings
+from actions.settings import ActionSettingsSet
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SheetsStandIn
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 SHEET_ID = "1AbC-def_GHI"
 
@@ -67,7 +66,7 @@ async def append(
     http: HttpClient,
     sleep: Sleeps | None = None,
     deadline: datetime | None = None,
-    config: ActionConfig | None = None,
+    settings: ActionSettingsSet | None = None,
     limiter: RateLimiter | None = None,
     **params: Any,
 ) -> ResultEnvelope:
@@ -77,7 +76,7 @@ async def append(
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=config or ActionConfig(google_sheets_api_url=sheets.base_url),
+        settings=settings or action_settings(SheetsSettings(google_sheets_api_url=sheets.base_url)),
         sleep=sleep,
         clock=sleep.clock,
         now=sleep.now,
@@ -172,7 +171,7 @@ async def test_past_the_retry_budget_the_rate_limit_slots_are_still_waited_for(
     # all): the fifth attempt, 60 s in, must still get its slots, not "no slot within -30 s".
     sheets.rate_limit_next(4)
     sleeps = Sleeps()
-    limiter = EngineSettings().rate_limiter()
+    limiter = RateLimiter(default_registry().read_rates())
     envelope = await append(sheets, http, sleeps, limiter=limiter)
     assert envelope.status == "success", envelope.error
     assert envelope.attempts == 5 and len(sheets.appends) == 1
@@ -192,8 +191,10 @@ async def test_the_quota_wait_stops_at_the_deadline(
 async def test_the_quota_wait_is_a_setting(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.rate_limit_next(5)
     sleeps = Sleeps()
-    config = ActionConfig(google_sheets_api_url=sheets.base_url, sheets_quota_wait_s=14.5)
-    envelope = await append(sheets, http, sleeps, config=config)
+    settings = action_settings(
+        SheetsSettings(google_sheets_api_url=sheets.base_url, sheets_quota_wait_s=14.5)
+    )
+    envelope = await append(sheets, http, sleeps, settings=settings)
     assert envelope.error is not None and envelope.error.code is ErrorCode.RATE_LIMITED
     assert [int(d) for d in sleeps.delays] == [4, 8]
 
@@ -216,7 +217,7 @@ async def test_503_is_retried(sheets: SheetsStandIn, http: HttpClient) -> None:
 
 
 def test_the_per_cloud_project_quota_is_on_by_default() -> None:
-    limits = EngineSettings().rate_limiter().limits
+    limits = RateLimiter(default_registry().read_rates()).limits
     assert limits["google_sheets.total"].count == 300
     assert limits["google_sheets.total"].period_s == 60
     assert limits["google_sheets.project"].count == 60

@@ -11,8 +11,7 @@ import structlog
 from pydantic import ValidationError
 
 from actions import OutcomeUnknown, RateLimited, UpstreamError
-from actions.base import ActionConfig
-from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams
+from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams, NotionSettings
 from actions.errors import CredentialRejected, UpstreamUnavailable
 from actions.http import HttpClient
 from actions.registry import ActionRegistry
@@ -20,7 +19,7 @@ from actions.runtime.retry import RetryPolicy
 from actions.runtime.runner import ActionRunner
 from schemas import ExecutionRequest
 from tests.standins import NotionStandIn
-from tests.unit.support import FakeCredentials, make_context, plain_client
+from tests.unit.support import FakeCredentials, action_settings, make_context, plain_client
 
 TOKEN = "secret_notion_0001"
 DATABASE = "d9824bdc84454327be8b5b47500af6ce"
@@ -66,7 +65,7 @@ async def create(
     ctx = make_context(
         http=http,
         credentials=FakeCredentials({("demo-project", "notion"): token}),
-        config=ActionConfig(notion_api_url=notion.base_url),
+        settings=action_settings(NotionSettings(notion_api_url=notion.base_url)),
     )
     return dict(await ACTION.run(NotionCreatePageParams.model_validate(params), ctx))
 
@@ -166,7 +165,7 @@ async def test_retry_after_is_honoured_past_the_engine_clamp_up_to_the_deadline(
                 credentials=FakeCredentials({("demo-project", "notion"): TOKEN}),
                 http=client,
                 egress_http=client,
-                config=ActionConfig(notion_api_url=server.base_url),
+                settings=action_settings(NotionSettings(notion_api_url=server.base_url)),
                 retry=RetryPolicy(max_retry_after_s=30.0, budget_s=30.0),
                 sleep=sleep,
             )

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import structlog
 
-from actions.base import ActionConfig
 from actions.builtin.http_request import ACTION as HTTP_REQUEST
 from actions.builtin.send_slack import ACTION as SEND_SLACK
+from actions.builtin.send_slack import SlackSettings
 from actions.builtin.send_webhook import ACTION as SEND_WEBHOOK
 from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.http import HttpClient
@@ -23,7 +23,7 @@ from actions.runtime.retry import RetryPolicy
 from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import HttpTargetStandIn
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def runner(
         credentials=credentials or FakeCredentials(),
         http=http,
         egress_http=egress,
-        config=ActionConfig(slack_api_url=target.base_url),
+        settings=action_settings(SlackSettings(slack_api_url=target.base_url)),
         retry=RetryPolicy(max_attempts=5),
         sleep=no_wait,
         # One counted failure would open it: a request's own fault must count none.

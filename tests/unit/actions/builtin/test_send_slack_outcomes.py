@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from actions.base import ActionConfig
-from actions.builtin.send_slack import CHANNEL_LIMIT, ChannelIds, SendSlack
+from actions.builtin.send_slack import CHANNEL_LIMIT, ChannelIds, SendSlack, SlackSettings
 from actions.http import HttpClient
 from actions.ratelimit import Rate, RateLimiter
 from actions.registry import ActionRegistry
@@ -21,7 +20,7 @@ from actions.runtime.retry import RetryPolicy
 from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SlackStandIn
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 CHANNELS = {"#general": "C024BE91L", "#private": "G0PRIVATE1", "#old": "C0ARCHIVED"}
 
@@ -61,7 +60,7 @@ def runner(
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=ActionConfig(slack_api_url=slack.base_url),
+        settings=action_settings(SlackSettings(slack_api_url=slack.base_url)),
         sleep=sleep or Sleeps(),
         **fields,
     )
@@ -175,7 +174,7 @@ async def test_a_refused_connection_is_retried_since_nothing_was_sent(
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=ActionConfig(slack_api_url=url),
+        settings=action_settings(SlackSettings(slack_api_url=url)),
         sleep=Sleeps(),
         retry=RetryPolicy(max_attempts=3),
     )
@@ -194,7 +193,7 @@ async def test_one_channel_has_one_budget_whatever_its_spelling(
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=ActionConfig(slack_api_url=slack.base_url),
+        settings=action_settings(SlackSettings(slack_api_url=slack.base_url)),
         limiter=limiter,
     )
     started = time.monotonic()
