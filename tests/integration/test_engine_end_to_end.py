@@ -17,6 +17,7 @@ import pytest
 
 from actions.egress import IPAddress, system_resolver
 from consumer.ops.logging import KafkaLogSink, configure_logging
+from schemas import OUTCOME_EVENTS
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import (
     Outgoing,
@@ -62,9 +63,6 @@ def sheets() -> Iterator[SheetsStandIn]:
 def target() -> Iterator[HttpTargetStandIn]:
     with HttpTargetStandIn() as server:
         yield server
-
-
-OUTCOME_EVENTS = ("action.succeeded", "action.failed", "request.invalid")
 
 
 async def metadata_resolver(host: str, port: int) -> Sequence[IPAddress]:
