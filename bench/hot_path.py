@@ -25,7 +25,8 @@ from actions.registry import default_registry
 from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache
 from consumer.engine import Engine
-from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs, get_logger
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging, flush_logs, get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits

@@ -30,7 +30,8 @@ from bench.hot_path import Channel as _Channel
 from bench.hot_path import Record
 from bench.processes import cpu_seconds, free_port
 from consumer.credentials.cache import CredentialCache
-from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging, flush_logs
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits

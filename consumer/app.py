@@ -37,7 +37,8 @@ from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
 from consumer.engine import Engine
 from consumer.ops.health import group_readiness
-from consumer.ops.logging import KafkaLogSink, flush_logs, get_logger
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import flush_logs, get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.server import OpsServer, serve_ops
 from consumer.ops.tracing import NoTracing, build_tracing

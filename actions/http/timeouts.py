@@ -3,9 +3,10 @@
 An `asyncio.timeout` per attempt (30 s) and per HTTP exchange (10 s) pushes a timer handle on
 the loop's heap and, once the call ends long before it, leaves it there cancelled until the loop
 sweeps it (at 4,000 calls/s, about a hundred thousand dead timers to order every push against).
-Here a bound of a second or more joins a shared bucket instead: one loop timer per `TICK_S` of deadlines, however many calls share it, so a
-call costs two dict operations. The bound fires up to `TICK_S` late (a 10 s timeout fires
-within 10.05 s); a shorter bound, where that would show, is an ordinary `asyncio.timeout`.
+Here a bound of a second or more joins a shared bucket instead: one loop timer per `TICK_S` of
+deadlines, however many calls share it, so a call costs two dict operations. The bound fires up
+to `TICK_S` late (a 10 s timeout fires within 10.05 s); a shorter bound, where that would show,
+is an ordinary `asyncio.timeout`.
 
 Semantics are asyncio.timeout's: on expiry the task is cancelled, and the cancellation that
 leaves the block becomes `TimeoutError`, unless something else cancelled the task too.

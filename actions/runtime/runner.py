@@ -39,7 +39,12 @@ from actions.registry import ActionRegistry, AnyAction
 from actions.runtime.circuit import CircuitBreakers
 from actions.runtime.idempotency import NO_RECORDS, IdempotencyRecords, Once
 from actions.runtime.outcome import FALLBACK_ON, Outcome, deadline_passed, outcome_envelope
-from actions.runtime.preparation import PreparedAction, Unrunnable, prepare_request
+from actions.runtime.preparation import (
+    PreparedAction,
+    PreparedRequest,
+    Unrunnable,
+    prepare_request,
+)
 from actions.runtime.retry import RetryPolicy
 from actions.settings import ActionSettingsSet
 from schemas import (
@@ -86,13 +91,23 @@ class ActionRunner:
         running); `credentials`: the request's own view of them (its redaction scope; default
         the shared ones); `deduplicate=False`: run it even if it succeeded."""
         started_at = self.now()
-        # An action without I/O has no effect to repeat: it is not checked (nor waits on it).
-        checked = deduplicate and not self.runs_now(request)
-        once = self.idempotency.once(request, request_id, slot, checked)
+        prepared = prepare_request(self.registry, request)
         source = credentials or self.credentials
+        # An action without I/O has no effect to repeat: it is not checked (nor waits on it).
+        once = (
+            None
+            if isinstance(prepared, Unrunnable) or isinstance(prepared.action, SyncAction)
+            else self.idempotency.once(request, request_id, slot, deduplicate)
+        )
         if once is None:
             outcome, fallback = await self._execute(
-                request, request_id, log, started_at, slot, credentials=source
+                prepared,
+                request,
+                request_id,
+                log,
+                started_at=started_at,
+                slot=slot,
+                credentials=source,
             )
         else:
             # Settled with the outcome: a success remembers its data, a failure (or a run
@@ -100,7 +115,14 @@ class ActionRunner:
             data: dict[str, Any] | None = None
             try:
                 outcome, fallback = await self._execute(
-                    request, request_id, log, started_at, slot, credentials=source, once=once
+                    prepared,
+                    request,
+                    request_id,
+                    log,
+                    started_at=started_at,
+                    slot=slot,
+                    credentials=source,
+                    once=once,
                 )
                 if outcome.code is None:
                     # Kept beyond this request: without the tokens it was handed.
@@ -119,17 +141,17 @@ class ActionRunner:
 
     async def _execute(
         self,
+        prepared: PreparedRequest | Unrunnable,
         request: ExecutionRequest,
         request_id: str,
         log: FilteringBoundLogger,
+        *,
         started_at: datetime,
         slot: InFlightSlot,
-        *,
         credentials: CredentialSource,
         once: Once | None = None,
     ) -> tuple[Outcome, FallbackResult | None]:
         """The main action's outcome, and the fallback's when one ran."""
-        prepared = prepare_request(self.registry, request)
         fallback = None if isinstance(prepared, Unrunnable) else prepared.fallback
         if isinstance(prepared, Unrunnable):
             outcome = Outcome(0, code=prepared.code, message=prepared.message)
@@ -212,7 +234,11 @@ class ActionRunner:
         while True:
             attempts += 1
             try:
-                data = await self._guarded_attempt(action, params, ctx, attempts, clock_start)
+                if isinstance(action, SyncAction):  # no upstream, budget or timeout: it runs
+                    log.debug("action.started", attempt=attempts)
+                    data = dict(action.run_now(params, ctx))
+                else:
+                    data = await self._guarded_attempt(action, params, ctx, attempts, clock_start)
             except NotAttempted as exc:
                 return Outcome(
                     attempts - 1, code=exc.code, message=exc.message, details=exc.details
@@ -281,11 +307,7 @@ class ActionRunner:
     ) -> dict[str, Any]:
         """One attempt, after waiting for the upstream's circuit and the call's rate-limit
         slots: in this request's own lane only, and never past the retry budget or deadline
-        (then `NotAttempted`). The outcome is fed back to the circuit breaker. An action without
-        I/O has no upstream, no budget and no timeout (nothing could interrupt it): it runs."""
-        if isinstance(action, SyncAction):
-            ctx.log.debug("action.started", attempt=attempt)
-            return dict(action.run_now(params, ctx))
+        (then `NotAttempted`). The outcome is fed back to the circuit breaker."""
         upstream = action.upstream(params, ctx)
         breakers = self.breakers
         probe = False

@@ -16,7 +16,8 @@ from consumer.app import Application
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.cli.command import Commands, add_command
 from consumer.localkafka import LocalKafka, cache_dir
-from consumer.ops.logging import KafkaLogSink, configure_logging, get_logger
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging, get_logger
 from consumer.ops.speedups import freeze_startup_objects, warn_if_slow
 from consumer.settings import EngineSettings
 

@@ -56,11 +56,10 @@ API
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import re
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from consumer.secrets.matching import Automaton, Secret, masked
@@ -207,14 +206,9 @@ class RedactionScope:
         """False when there is nothing to scrub of (the fast path)."""
         return bool(self._secrets) or self._registry.has_engine_secrets
 
-    @contextlib.contextmanager
-    def active(self) -> Iterator[RedactionScope]:
+    def active(self) -> _Active:
         """The scope of log events emitted (and library logs written) inside the block."""
-        token = _CURRENT.set(self)
-        try:
-            yield self
-        finally:
-            _CURRENT.reset(token)
+        return _Active(self)
 
     def _may_hit(self, texts: list[str]) -> bool:
         """Whether any of `texts` may need masking, in one search per automaton over all of
@@ -365,6 +359,22 @@ def _renamed(key: str, taken: Mapping[str, Any]) -> str:
     while f"{key}#{number}" in taken:
         number += 1
     return f"{key}#{number}"
+
+
+class _Active:
+    """`RedactionScope.active`'s block (a class, not a generator: one per record)."""
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, scope: RedactionScope) -> None:
+        self._scope = scope
+
+    def __enter__(self) -> RedactionScope:
+        self._token = _CURRENT.set(self._scope)
+        return self._scope
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.reset(self._token)
 
 
 def current_scope() -> RedactionScope:

@@ -11,7 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumer.cli.tail import TailFilter, tail
-from consumer.ops.logging import KafkaLogSink, configure_logging
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, produce, read_topic
 from tests.integration.test_cli import COMMAND, cli_env

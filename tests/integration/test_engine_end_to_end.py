@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from actions.egress import IPAddress, system_resolver
-from consumer.ops.logging import KafkaLogSink, configure_logging
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging
 from schemas import OUTCOME_EVENTS
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import (

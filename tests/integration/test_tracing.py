@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from consumer.ops.logging import KafkaLogSink, configure_logging
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, produce, read_topic
 from tests.standins.base import RecordedRequest, Response, StandInServer

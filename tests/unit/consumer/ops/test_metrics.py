@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.app import Application
 from consumer.ops import metrics as metrics_module
-from consumer.ops.logging import KafkaLogSink
+from consumer.ops.log_sink import KafkaLogSink
 from consumer.ops.metrics import NO_ERROR, UNKNOWN_ACTION, EngineMetrics
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, error_envelope, success_envelope

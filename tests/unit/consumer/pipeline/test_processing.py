@@ -124,7 +124,7 @@ async def test_a_bug_while_running_still_yields_one_internal_error_envelope(
     async def broken(*args: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(subject, "_executed", broken)
+    monkeypatch.setattr(subject._runner, "execute", broken)
     request = {"action": "log_message", "project": "p", "params": {"message": "hi"}}
     envelope = envelope_of(await run(subject, Record(json.dumps(request).encode())))
     assert envelope["request_id"] == "requests:2:41"
