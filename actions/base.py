@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
@@ -111,6 +111,30 @@ class ActionConfig:
     smtp_security: str = "starttls"
     smtp_from: str | None = None
     smtp_timeout_s: float = 30.0
+    # RFC 5321 4.5.3.2.6: wait 10 minutes for the reply to DATA's final dot ("an early timeout
+    # would typically result in delivery of multiple copies").
+    smtp_data_timeout_s: float = 600.0
+    # How long a provider's answer is awaited. Notion ends a request at 60 s (503): we wait
+    # longer. Slack and Google document no server time limit: the attempt's own 30 s.
+    notion_timeout_s: float = 65.0
+    slack_timeout_s: float = 30.0
+    google_sheets_timeout_s: float = 30.0
+
+
+# What an attempt needs besides the provider's answer (the credential, the connection): the
+# margin an action's `attempt_timeout_s` adds to its provider's timeout.
+ATTEMPT_MARGIN_S = 10.0
+# The shortest provider timeout a deadline leaves: below it no call could complete.
+MIN_PROVIDER_TIMEOUT_S = 1.0
+
+
+def provider_timeout_s(setting_s: float, ctx: ActionContext) -> float:
+    """A provider call's timeout: its setting, never past the request's deadline (but at least
+    `MIN_PROVIDER_TIMEOUT_S`, so a call made just before the deadline can still complete)."""
+    if ctx.deadline is None:
+        return setting_s
+    left = (ctx.deadline - datetime.now(UTC)).total_seconds()
+    return max(min(setting_s, left), MIN_PROVIDER_TIMEOUT_S)
 
 
 @dataclass
@@ -210,6 +234,12 @@ class Action(Generic[P]):
 
     def upstream(self, params: P, ctx: ActionContext) -> str | None:
         """The upstream (usually a host) whose circuit breaker guards this call; None: none."""
+        return None
+
+    def attempt_timeout_s(self, params: P, ctx: ActionContext) -> float | None:
+        """How long one attempt may need when its provider documents answers slower than
+        EXECUTION_ACTION_TIMEOUT_S (Notion's 60 s, SMTP's 10 minutes for DATA): the runner
+        allows the longer of the two. None: the engine's setting."""
         return None
 
 

@@ -270,6 +270,9 @@ class ActionRunner:
                     self._seconds_until(ctx.deadline),
                     wait_limit_s=exc.wait_limit_s,
                 )
+                if exc.pause and exc.retry_after_s:
+                    # The provider said that quota is spent: no other request spends it either.
+                    await self.limiter.pause(exc.pause, exc.retry_after_s)
                 if delay is None:
                     return Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
@@ -334,13 +337,13 @@ class ActionRunner:
                     ctx.log.info("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.info("action.started", attempt=attempt)
             ctx.attempt.start(attempt)
+            # A provider documented as slower than the engine's limit gets its own (Notion, SMTP).
+            timeout_s = max(self.attempt_timeout_s, action.attempt_timeout_s(params, ctx) or 0.0)
             try:
-                async with bounded(self.attempt_timeout_s):
+                async with bounded(timeout_s):
                     data = dict(await action.run(params, ctx))
             except TimeoutError:
-                raise attempt_timed_out(
-                    self.attempt_timeout_s, ctx.attempt.unsafe_call_sent
-                ) from None
+                raise attempt_timed_out(timeout_s, ctx.attempt.unsafe_call_sent) from None
             failed = False
             return data
         except (UpstreamUnavailable, OutcomeUnknown):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RateLimiter, RetryPolicy
+from actions import ActionConfig, ActionRegistry, ActionRunner, RateKey, RateLimiter, RetryPolicy
 from actions.builtin.create_sheet import ACTION
 from actions.http import HttpClient
 from consumer.settings import EngineSettings
@@ -78,7 +78,7 @@ async def append(
         clock=sleep.clock,
         now=sleep.now,
         retry=RetryPolicy(),
-        limiter=limiter or RateLimiter(),
+        limiter=limiter or RateLimiter(clock=sleep.clock, sleep=sleep),
     )
     request = ExecutionRequest.model_validate(
         {
@@ -194,8 +194,8 @@ async def test_the_quota_wait_is_a_setting(sheets: SheetsStandIn, http: HttpClie
     assert [int(d) for d in sleeps.delays] == [4, 8]
 
 
-@pytest.mark.parametrize("status", [500, 502, 504])
-async def test_a_5xx_other_than_503_is_outcome_unknown_and_not_repeated(
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_5xx_is_outcome_unknown_and_not_repeated(
     sheets: SheetsStandIn, http: HttpClient, status: int
 ) -> None:
     sheets.fail_next(1, status, body={"error": {"code": status, "status": "INTERNAL"}})
@@ -205,10 +205,29 @@ async def test_a_5xx_other_than_503_is_outcome_unknown_and_not_repeated(
     assert len(sheets.requests) == 1
 
 
-async def test_503_is_retried(sheets: SheetsStandIn, http: HttpClient) -> None:
-    sheets.fail_next(1, 503, body={"error": {"code": 503, "status": "UNAVAILABLE"}})
+async def test_an_append_answered_503_after_it_was_written_is_not_repeated(
+    sheets: SheetsStandIn, http: HttpClient
+) -> None:
+    # Google: UNAVAILABLE is "not always safe to retry non-idempotent operations".
+    sheets.fail_after_applying(1, 503, body={"error": {"code": 503, "status": "UNAVAILABLE"}})
     envelope = await append(sheets, http)
-    assert envelope.status == "success" and envelope.attempts == 2
+    assert envelope.error is not None and envelope.error.code is ErrorCode.OUTCOME_UNKNOWN
+    assert envelope.attempts == 1 and sheets.rows[SHEET_ID] == [["ada", 1]], "one row"
+
+
+async def test_a_429_pauses_the_quota_it_names_for_every_append(
+    sheets: SheetsStandIn, http: HttpClient
+) -> None:
+    sleeps = Sleeps()
+    limiter = RateLimiter(clock=sleeps.clock, sleep=sleeps)
+    sheets.rate_limit_next(1, retry_after=20)
+    first = await append(sheets, http, sleeps, limiter=limiter)
+    assert first.status == "success" and first.attempts == 2
+    # The quota was per user: the project's key is paused, another project's appends are not.
+    assert limiter.reserve([RateKey("google_sheets.project", "other")]) == 0.0
+    sheets.rate_limit_next(1, retry_after=20)
+    await append(sheets, http, Sleeps(), limiter=limiter)
+    assert limiter.reserve([RateKey("google_sheets.project", "demo")]) == pytest.approx(20, 0.1)
 
 
 def test_the_per_cloud_project_quota_is_on_by_default() -> None:

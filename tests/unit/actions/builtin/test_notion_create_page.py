@@ -146,8 +146,8 @@ async def test_a_database_parent_with_two_data_sources_is_refused_as_notion_does
     assert "data_source_id" in info.value.message and not notion.created
 
 
-@pytest.mark.parametrize("status", [500, 504])
-async def test_a_5xx_other_than_503_is_outcome_unknown(
+@pytest.mark.parametrize("status", [500, 503, 504])
+async def test_a_5xx_is_outcome_unknown(
     notion: NotionStandIn, http: HttpClient, status: int
 ) -> None:
     notion.fail_next(1, status, body={"object": "error", "status": status, "code": "x"})
@@ -211,7 +211,8 @@ async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
     [
         (429, "rate_limited", RateLimited),
         (409, "conflict_error", UpstreamUnavailable),
-        (503, "service_unavailable", UpstreamUnavailable),
+        (529, "service_overload", UpstreamUnavailable),
+        (503, "service_unavailable", OutcomeUnknown),
         (400, "validation_error", UpstreamError),
     ],
 )
@@ -224,7 +225,7 @@ async def test_notion_error_codes(
         await create(notion, http, page_id=PAGE, title="x")
     assert info.value.details is not None  # type: ignore[attr-defined]
     assert info.value.details["provider_code"] == code  # type: ignore[attr-defined]
-    if status == 429:
+    if status in (429, 529):
         assert info.value.retry_after_s == 2.0  # type: ignore[attr-defined]
 
 
