@@ -205,7 +205,38 @@ class EngineSettings(StateSettings, IntakeSettings):
     smtp_from: str | None = _env(
         "SMTP_FROM", None, "Default sender of `send_email` when the request names none."
     )
-    smtp_timeout_s: float = _env("SMTP_TIMEOUT_S", 30.0, "SMTP connection and reply timeout.", gt=0)
+    smtp_timeout_s: float = _env(
+        "SMTP_TIMEOUT_S",
+        30.0,
+        "SMTP connection and reply timeout (but the reply to DATA's final dot).",
+        gt=0,
+    )
+    smtp_data_timeout_s: float = _env(
+        "SMTP_DATA_TIMEOUT_S",
+        600.0,
+        "How long the reply to DATA's final dot is awaited (RFC 5321 4.5.3.2.6: 10 minutes; an "
+        "early timeout may deliver the message twice); bounded by the request's deadline.",
+        gt=0,
+    )
+    notion_timeout_s: float = _env(
+        "NOTION_TIMEOUT_S",
+        65.0,
+        "How long a Notion answer is awaited (Notion itself gives up at 60 s, with a 503); "
+        "bounded by the request's deadline.",
+        gt=0,
+    )
+    slack_timeout_s: float = _env(
+        "SLACK_TIMEOUT_S",
+        30.0,
+        "How long a Slack answer is awaited; bounded by the request's deadline.",
+        gt=0,
+    )
+    google_sheets_timeout_s: float = _env(
+        "GOOGLE_SHEETS_TIMEOUT_S",
+        30.0,
+        "How long a Google Sheets answer is awaited; bounded by the request's deadline.",
+        gt=0,
+    )
     http_allowed_networks: str = _env(
         "EXECUTION_HTTP_ALLOWED_NETWORKS",
         "",
@@ -333,6 +364,10 @@ class EngineSettings(StateSettings, IntakeSettings):
             smtp_security=self.smtp_security,
             smtp_from=self.smtp_from,
             smtp_timeout_s=self.smtp_timeout_s,
+            smtp_data_timeout_s=self.smtp_data_timeout_s,
+            notion_timeout_s=self.notion_timeout_s,
+            slack_timeout_s=self.slack_timeout_s,
+            google_sheets_timeout_s=self.google_sheets_timeout_s,
         )
 
     def rate_limit(self, spec: RateLimitSpec) -> str:
