@@ -2,7 +2,8 @@
 
 The server (`SMTP_HOST`, `SMTP_PORT`, `SMTP_SECURITY`) is a setting, not a param: a request
 cannot point the engine at an SMTP server of its choosing. The project's `smtp` credential is
-`username:password` for SMTP AUTH.
+`username:password` for SMTP AUTH. Up to 150 recipients (`to`, `cc`, `bcc`), sent in
+transactions of at most 100 (`actions.smtp_outcome`); a deferred recipient is sent again alone.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
-from actions.base import Action, ActionContext, ActionParams
+from actions.base import ATTEMPT_MARGIN_S, Action, ActionContext, ActionParams, provider_timeout_s
 from actions.errors import InvalidParams, MissingCredentials
 from actions.request_id_header import request_id_header_value
-from actions.smtp_outcome import submit_message
+from actions.smtp_outcome import DEFERRED_RETRY_DELAYS_S, submit_message
 
 SERVICE = "smtp"
 # Deliberately plain: an address with no whitespace, no control character and one "@".
@@ -77,6 +78,11 @@ class SendEmail(Action[SendEmailParams]):
     def upstream(self, params: SendEmailParams, ctx: ActionContext) -> str | None:
         return f"smtp://{ctx.config.smtp_host}:{ctx.config.smtp_port}"
 
+    def attempt_timeout_s(self, params: SendEmailParams, ctx: ActionContext) -> float:
+        # The reply to DATA's dot may take 10 minutes (RFC 5321 4.5.3.2.6), and a deferred
+        # recipient is sent again within the attempt.
+        return ctx.config.smtp_data_timeout_s + sum(DEFERRED_RETRY_DELAYS_S) + ATTEMPT_MARGIN_S
+
     async def run(self, params: SendEmailParams, ctx: ActionContext) -> Mapping[str, Any]:
         sender = params.from_address or ctx.config.smtp_from
         if sender is None:
@@ -88,7 +94,7 @@ class SendEmail(Action[SendEmailParams]):
             )
         message = _message(params, sender, ctx.request_id)
         config = ctx.config
-        outcome = await submit_message(
+        submission = await submit_message(
             message,
             sender=sender,
             recipients=[*params.to, *params.cc, *params.bcc],
@@ -98,9 +104,10 @@ class SendEmail(Action[SendEmailParams]):
             username=username,
             password=password,
             timeout_s=config.smtp_timeout_s,
+            data_timeout_s=provider_timeout_s(config.smtp_data_timeout_s, ctx),
             service=SERVICE,
         )
-        return {"message_id": message["Message-ID"], "refused": outcome["refused"]}
+        return {"message_id": message["Message-ID"], **submission.data()}
 
 
 def _message(params: SendEmailParams, sender: str, request_id: str) -> EmailMessage:
