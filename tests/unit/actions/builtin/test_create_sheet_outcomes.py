@@ -78,7 +78,7 @@ async def append(
         clock=sleep.clock,
         now=sleep.now,
         retry=RetryPolicy(),
-        limiter=limiter or RateLimiter(clock=sleep.clock, sleep=sleep),
+        limiter=limiter if limiter is not None else RateLimiter(clock=sleep.clock, sleep=sleep),
     )
     request = ExecutionRequest.model_validate(
         {
@@ -168,7 +168,9 @@ async def test_past_the_retry_budget_the_rate_limit_slots_are_still_waited_for(
     # all): the fifth attempt, 60 s in, must still get its slots, not "no slot within -30 s".
     sheets.rate_limit_next(4)
     sleeps = Sleeps()
-    limiter = EngineSettings().rate_limiter()
+    # On the runner's clock: a 429 pauses the quota's key until the retry's moment.
+    limits = EngineSettings().rate_limiter().limits
+    limiter = RateLimiter(limits, clock=sleeps.clock, sleep=sleeps)
     envelope = await append(sheets, http, sleeps, limiter=limiter)
     assert envelope.status == "success", envelope.error
     assert envelope.attempts == 5 and len(sheets.appends) == 1
@@ -218,16 +220,13 @@ async def test_an_append_answered_503_after_it_was_written_is_not_repeated(
 async def test_a_429_pauses_the_quota_it_names_for_every_append(
     sheets: SheetsStandIn, http: HttpClient
 ) -> None:
-    sleeps = Sleeps()
-    limiter = RateLimiter(clock=sleeps.clock, sleep=sleeps)
+    limiter = RateLimiter(clock=lambda: 0.0, sleep=Sleeps())  # the pause's moment, held still
     sheets.rate_limit_next(1, retry_after=20)
-    first = await append(sheets, http, sleeps, limiter=limiter)
+    first = await append(sheets, http, limiter=limiter)
     assert first.status == "success" and first.attempts == 2
-    # The quota was per user: the project's key is paused, another project's appends are not.
+    # The quota was per user: the project's appends wait out the 20 s, another project's not.
+    assert limiter.reserve([RateKey("google_sheets.project", "demo")]) == pytest.approx(20)
     assert limiter.reserve([RateKey("google_sheets.project", "other")]) == 0.0
-    sheets.rate_limit_next(1, retry_after=20)
-    await append(sheets, http, Sleeps(), limiter=limiter)
-    assert limiter.reserve([RateKey("google_sheets.project", "demo")]) == pytest.approx(20, 0.1)
 
 
 def test_the_per_cloud_project_quota_is_on_by_default() -> None:
