@@ -3,11 +3,14 @@
 Recipients at `refused.test` are refused (550) and at `deferred.test` deferred (450), as a
 real server answers for unknown or temporarily unavailable mailboxes; at `greylist.test` deferred
 (451) the first time each address is tried, accepted after (greylisting). More than
-`max_recipients` in one transaction get 452 "too many recipients" (RFC 5321 4.5.3.1.10).
+`max_recipients` in one transaction get 452 "too many recipients" (RFC 5321 4.5.3.1.10). A
+message for a recipient at `slow.test` is answered `slow_data_reply_s` after its final dot (a
+server scanning it; RFC 5321 4.5.3.2.6 gives the reply 10 minutes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass
@@ -51,6 +54,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if any(r.rpartition("@")[2].lower() == "slow.test" for r in envelope.rcpt_tos):
+            await asyncio.sleep(self._owner.slow_data_reply_s)
         content = envelope.content if isinstance(envelope.content, bytes) else b""
         login = session.auth_data.login.decode() if session.auth_data else None
         mail = ReceivedMail(
@@ -65,6 +70,7 @@ class SmtpStandIn:
     def __init__(self, users: dict[str, str], max_recipients: int = 100) -> None:
         self.users = dict(users)
         self.max_recipients = max_recipients
+        self.slow_data_reply_s = 2.0
         self.tried: set[str] = set()
         self.received: list[ReceivedMail] = []
         self.lock = threading.Lock()
