@@ -6,6 +6,7 @@ errors below; `rate_keys` returns `RateKey`s; `upstream` names its circuit (`ups
 """
 
 from actions.base import (
+    ATTEMPT_MARGIN_S,
     NO_SLOT,
     SERVICE_PATTERN,
     Action,
@@ -17,6 +18,7 @@ from actions.base import (
     ServiceName,
     SyncAction,
     is_safe_path_segment,
+    provider_timeout_s,
     upstream_of,
 )
 from actions.circuit import CircuitBreakers, CircuitStore, SharedCircuit
@@ -76,20 +78,23 @@ from actions.registry import (
 from actions.request_id_header import request_id_header_value
 from actions.retry import RetryPolicy
 from actions.runner import ActionRunner
-from actions.smtp_outcome import submit_message
+from actions.smtp_outcome import DEFERRED_RETRY_DELAYS_S, submit_message
 from actions.webhook_signing import (
     DEFAULT_TOLERANCE_S,
     STANDARD_ID_HEADER,
     STANDARD_SIGNATURE_HEADER,
     STANDARD_TIMESTAMP_HEADER,
     STRIPE_SIGNATURE_HEADER,
+    delivery_id,
     standard_sign,
     stripe_sign,
     stripe_verify,
 )
 
 __all__ = [
+    "ATTEMPT_MARGIN_S",
     "DEFAULT_TOLERANCE_S",
+    "DEFERRED_RETRY_DELAYS_S",
     "FALLBACK_ON",
     "MAX_JSON_DEPTH",
     "NO_SLOT",
@@ -148,6 +153,7 @@ __all__ = [
     "VaultUnavailable",
     "builtin_actions",
     "default_registry",
+    "delivery_id",
     "describe_validation_error",
     "egress_url",
     "error_for_exception",
@@ -160,6 +166,7 @@ __all__ = [
     "parse_retry_after",
     "plugin_actions",
     "prepare_request",
+    "provider_timeout_s",
     "request_id_header_value",
     "standard_sign",
     "stripe_sign",
