@@ -16,14 +16,11 @@ import math
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from actions.http.errors import BadResponse, HttpError, HttpTimeout, InvalidRequest
 from actions.http.response import HttpResponse
 from schemas import ErrorCode
-
-if TYPE_CHECKING:
-    from actions.ratelimit import RateKey
 
 
 class ActionError(Exception):
@@ -105,7 +102,8 @@ class RetryableError(ActionError):
         details: dict[str, Any] | None = None,
         retry_after_s: float | None = None,
         wait_limit_s: float | None = None,
-        pause: Sequence[RateKey] = (),
+        # `actions.ratelimit.RateKey`s (not imported: the limiter imports these errors).
+        pause: Sequence[Any] = (),
     ) -> None:
         super().__init__(message, details=details)
         self.retry_after_s = retry_after_s
