@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
@@ -107,6 +107,13 @@ class _NoSlot:
 NO_SLOT: InFlightSlot = _NoSlot()
 
 
+# What an attempt needs besides the provider's answer (the credential, the connection): the
+# margin the runner adds to an action's own `attempt_timeout_s`.
+ATTEMPT_MARGIN_S = 10.0
+# The shortest provider timeout a deadline leaves: below it no call could complete.
+MIN_PROVIDER_TIMEOUT_S = 1.0
+
+
 @dataclass
 class AttemptState:
     """What the running attempt has done so far. The runner reads it when an attempt runs out
@@ -148,6 +155,14 @@ class ActionContext:
 
     async def token(self, service: str) -> SecretStr:
         return await self.credentials.get(self.project, service)
+
+    def call_timeout_s(self, setting_s: float) -> float:
+        """A provider call's timeout: its setting, never past the request's deadline (but at
+        least `MIN_PROVIDER_TIMEOUT_S`, so a call made just before the deadline can complete)."""
+        if self.deadline is None:
+            return setting_s
+        left = (self.deadline - datetime.now(UTC)).total_seconds()
+        return max(min(setting_s, left), MIN_PROVIDER_TIMEOUT_S)
 
     async def credential_header(self, service: str, prefix: str = "Bearer ") -> str:
         """`prefix + token` of `service`, as a header value: `InvalidParams` when the stored
@@ -207,6 +222,12 @@ class Action(Generic[P]):
 
     def upstream(self, params: P, ctx: ActionContext) -> str | None:
         """The upstream (usually a host) whose circuit breaker guards this call; None: none."""
+        return None
+
+    def attempt_timeout_s(self, params: P, ctx: ActionContext) -> float | None:
+        """How long its provider may take to answer when it documents answers slower than
+        EXECUTION_ACTION_TIMEOUT_S (Notion's 60 s, SMTP's 10 minutes for DATA): the runner
+        allows that plus `ATTEMPT_MARGIN_S`, if longer. None: the engine's setting."""
         return None
 
 

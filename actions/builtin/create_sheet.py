@@ -1,9 +1,13 @@
 """`create_sheet`: append one row with Google Sheets `spreadsheets.values.append`.
 
-`values.append` has no idempotency key: once sent, a call is never sent again by us (a lost
-answer or a 5xx other than 503 ends `outcome_unknown`). A 429 means the per-minute quota is
-spent and nothing was written: it waits for the quota window (Google: "after 1 minute you can
-execute requests again"), within `GOOGLE_SHEETS_QUOTA_WAIT_S` and the request's deadline.
+`values.append` has no idempotency key: once sent, a call is never sent again by us. A lost
+answer and every 5xx end `outcome_unknown`: Google's 503 `UNAVAILABLE` is "not always safe to
+retry non-idempotent operations" (google/rpc/code.proto), so an append answered 503 may have
+written its row. A 429 `RESOURCE_EXHAUSTED` means the per-minute quota is spent and nothing was
+written: it waits for the quota window (Google: "after 1 minute you can execute requests
+again"), within `GOOGLE_SHEETS_QUOTA_WAIT_S` and the request's deadline, and pauses the quota's
+rate key (the project's for a per-user quota, every project's for the Cloud project's) so the
+other appends wait too instead of spending 429s.
 """
 
 from __future__ import annotations
@@ -92,6 +96,13 @@ class SheetsSettings(ActionSettings):
         "request's deadline bounds it too.",
         ge=0,
     )
+    google_sheets_timeout_s: float = setting(
+        "GOOGLE_SHEETS_TIMEOUT_S",
+        # Google documents no server time limit: the attempt's own 30 s.
+        30.0,
+        "How long an append's answer is awaited (the request's deadline bounds it too).",
+        gt=0,
+    )
 
 
 class CreateSheet(Action[CreateSheetParams]):
@@ -129,6 +140,9 @@ class CreateSheet(Action[CreateSheetParams]):
                 },
                 json={"majorDimension": "ROWS", "values": [_row(params)]},
                 headers={"Authorization": authorization},
+                timeout_s=ctx.call_timeout_s(
+                    ctx.settings.get(SheetsSettings).google_sheets_timeout_s
+                ),
             )
         except HttpError as exc:
             raise error_for_exception("Google Sheets", exc, idempotent=False) from None
@@ -143,6 +157,7 @@ class CreateSheet(Action[CreateSheetParams]):
             provider_message=details.get("message"),
         )
         if isinstance(error, RateLimited):
+            error.pause = (_spent_quota(details.get("message"), ctx),)
             raise _quota_wait(error, ctx)
         if error is not None:
             raise error
@@ -173,6 +188,15 @@ def _quota_wait(error: RateLimited, ctx: ActionContext) -> RateLimited:
         error.retry_after_s = 2.0 ** (ctx.attempt.number + 1) + random.random()
     error.wait_limit_s = ctx.settings.get(SheetsSettings).sheets_quota_wait_s
     return error
+
+
+def _spent_quota(message: object, ctx: ActionContext) -> RateKey:
+    """The rate key of the quota a 429 names: Google's message says "... per minute per user"
+    for the per-user quota (a project's credential is one user), else the Cloud project's,
+    which every project's appends share."""
+    if isinstance(message, str) and "per user" in message.lower():
+        return RateKey(PROJECT_LIMIT, ctx.project)
+    return RateKey(TOTAL_LIMIT, "")
 
 
 def _google_error_details(response: HttpResponse) -> dict[str, Any]:

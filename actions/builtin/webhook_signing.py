@@ -4,8 +4,11 @@ Two schemes:
 
 - **Standard Webhooks** (the default): headers `webhook-id`, `webhook-timestamp` (Unix
   seconds) and `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
-  The id is signed, so a receiver may trust it to de-duplicate deliveries. A `whsec_` secret is
-  base64 after the prefix (the key is the decoded bytes); any other secret is its UTF-8 bytes.
+  The id is signed, so a receiver may trust it to de-duplicate deliveries: `delivery_id` makes
+  it from the project and the request id (distinct between projects, the same on every retry
+  and replay, without the `.` the spec forbids in it). The key is what the reference library
+  (standard-webhooks/standard-webhooks, libraries/python/standardwebhooks/webhooks.py) makes of
+  the secret: `whsec_` dropped if present, the rest base64-decoded, padded or not.
 - **Stripe-style** (`signature: "stripe"`): `Puraify-Signature: t=<timestamp>,v1=<hex
   HMAC-SHA256(secret, "<t>.<body>")>`.
 
@@ -30,14 +33,27 @@ DEFAULT_TOLERANCE_S = 300
 _WHSEC = "whsec_"
 
 
+def delivery_id(project: str, request_id: str) -> str:
+    """The `webhook-id` of a request's delivery: `msg_` and 24 base64url characters of a
+    SHA-256 over (project, request id). Two projects using one request id reach a receiver with
+    two ids (it de-duplicates on them); no `.` (the spec: the id must not hold one)."""
+    # Length-prefixed: no (project, request id) pair spells another's input.
+    framed = f"{len(project)}:{project}:{request_id}"
+    digest = hashlib.sha256(framed.encode("utf-8", "surrogatepass")).digest()
+    return "msg_" + base64.urlsafe_b64encode(digest[:18]).decode()
+
+
 def standard_key(secret: str) -> bytes:
-    """The HMAC key of a secret: `whsec_<base64>` decoded, else the secret's UTF-8 bytes."""
-    if secret.startswith(_WHSEC):
-        try:
-            return base64.b64decode(secret[len(_WHSEC) :], validate=True)
-        except (binascii.Error, ValueError):
-            pass  # not base64 after all: used as written, like any other secret
-    return secret.encode()
+    """The HMAC key of a secret, as the reference library derives it: `whsec_` dropped when
+    present, the rest base64-decoded leniently (padding added, characters outside the
+    alphabet skipped). A secret that yields no key that way (no base64 at all) is used as its
+    UTF-8 bytes: the reference cannot use it, a hand-written receiver may."""
+    encoded = secret.removeprefix(_WHSEC)
+    try:
+        key = base64.b64decode(encoded + "==")
+    except (binascii.Error, ValueError):
+        key = b""
+    return key or secret.encode()
 
 
 def standard_sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from structlog.typing import FilteringBoundLogger
 
 from actions.base import (
+    ATTEMPT_MARGIN_S,
     NO_SLOT,
     ActionContext,
     ActionParams,
@@ -271,6 +272,9 @@ class ActionRunner:
                         wait_limit_s=exc.wait_limit_s,
                     )
                 )
+                if exc.pause and exc.retry_after_s:
+                    # The provider said that quota is spent: no other request spends it either.
+                    await self.limiter.pause(exc.pause, exc.retry_after_s)
                 if delay is None:
                     return Outcome(
                         attempts, code=exc.code, message=exc.message, details=exc.details
@@ -331,13 +335,16 @@ class ActionRunner:
                     ctx.log.debug("action.rate_limited", attempt=attempt, waited_s=round(wait, 3))
             ctx.log.debug("action.started", attempt=attempt)
             ctx.attempt.start(attempt)
+            # A provider documented as slower than the engine's limit gets its own (Notion, SMTP).
+            own = action.attempt_timeout_s(params, ctx)
+            timeout_s = self.attempt_timeout_s
+            if own is not None:
+                timeout_s = max(timeout_s, own + ATTEMPT_MARGIN_S)
             try:
-                async with bounded(self.attempt_timeout_s):
+                async with bounded(timeout_s):
                     data = dict(await action.run(params, ctx))
             except TimeoutError:
-                raise attempt_timed_out(
-                    self.attempt_timeout_s, ctx.attempt.unsafe_call_sent
-                ) from None
+                raise attempt_timed_out(timeout_s, ctx.attempt.unsafe_call_sent) from None
             failed = False
             return data
         except (UpstreamUnavailable, OutcomeUnknown):

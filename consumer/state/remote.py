@@ -79,6 +79,7 @@ class RemoteState:
         self.guard = guard
         self.prefix = prefix
         self._gcra = client.register_script(scripts.GCRA_RESERVE)
+        self._gcra_pause = client.register_script(scripts.GCRA_PAUSE)
         self._admit = client.register_script(scripts.CIRCUIT_ADMIT)
         self._record = client.register_script(scripts.CIRCUIT_RECORD)
 
@@ -101,10 +102,14 @@ class RemoteState:
     ) -> tuple[bool, float]:
         keys = [self.key("rate", slot.limit, slot.key) for slot, _ in slots]
         args: list[int] = [-1 if max_wait_s is None else max(int(max_wait_s * 1e6), 0)]
-        for _, rate in slots:
-            args += [max(int(rate.interval_s * 1e6), 1), rate.burst]
+        args += _rate_args(slots)
         granted, wait_us = await self.guard.run(lambda: self._gcra(keys=keys, args=args))
         return bool(granted), int(wait_us) / 1e6
+
+    async def pause(self, slots: Sequence[tuple[RateKey, Rate]], seconds: float) -> None:
+        keys = [self.key("rate", slot.limit, slot.key) for slot, _ in slots]
+        args = [max(int(seconds * 1e6), 0), *_rate_args(slots)]
+        await self.guard.run(lambda: self._gcra_pause(keys=keys, args=args))
 
     # -- circuits (actions.runtime.circuit.CircuitStore) ----------------------------------
 
@@ -134,6 +139,16 @@ class RemoteState:
             )
         )
         return SharedCircuit(_STATES[int(state)], int(left_ms) / 1000, changed=bool(changed))
+
+
+def _rate_args(slots: Sequence[tuple[RateKey, Rate]]) -> list[int]:
+    """Per slot its interval in us (0 only for an unpaced key: a paced one never rounds to 0)
+    and its burst."""
+    args: list[int] = []
+    for _, rate in slots:
+        interval_us = int(rate.interval_s * 1e6)
+        args += [max(interval_us, 1) if rate.interval_s > 0 else 0, rate.burst]
+    return args
 
 
 class SharedSuccesses:

@@ -81,7 +81,7 @@ async def test_idempotent_methods_are_retried_after_a_lost_answer(
         (500, ErrorCode.OUTCOME_UNKNOWN, 1),
         (502, ErrorCode.OUTCOME_UNKNOWN, 1),
         (504, ErrorCode.OUTCOME_UNKNOWN, 1),
-        (503, ErrorCode.UPSTREAM_UNAVAILABLE, 3),
+        (503, ErrorCode.OUTCOME_UNKNOWN, 1),
         (408, ErrorCode.UPSTREAM_UNAVAILABLE, 3),
         (429, ErrorCode.RATE_LIMITED, 3),
     ],

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
+from actions import RateKey
 from actions.builtin.send_slack import CHANNEL_LIMIT, ChannelIds, SendSlack, SlackSettings
 from actions.http import HttpClient
 from actions.ratelimit import Rate, RateLimiter
@@ -55,13 +56,16 @@ class Sleeps:
 def runner(
     slack: SlackStandIn, http: HttpClient, sleep: Sleeps | None = None, **fields: Any
 ) -> ActionRunner:
+    sleep = sleep or Sleeps()
+    # A 429 pauses the limiter's keys: its waits are faked too (apart from the retry delays).
+    fields.setdefault("limiter", RateLimiter(sleep=Sleeps()))
     return ActionRunner(
         registry=ActionRegistry([SendSlack()]),
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
         settings=action_settings(SlackSettings(slack_api_url=slack.base_url)),
-        sleep=sleep or Sleeps(),
+        sleep=sleep,
         **fields,
     )
 
@@ -103,11 +107,38 @@ async def test_rate_limited_past_the_budget_is_rate_limited(
     assert envelope.error.retryable and envelope.attempts == 3 and not slack.messages
 
 
-async def test_team_added_to_org_is_retried(slack: SlackStandIn, http: HttpClient) -> None:
-    slack.error_next(1, "team_added_to_org")
+@pytest.mark.parametrize("code", ["team_added_to_org", "org_login_required"])
+async def test_a_workspace_joining_or_migrating_is_retried(
+    slack: SlackStandIn, http: HttpClient, code: str
+) -> None:
+    # org_login_required: "The workspace is undergoing an enterprise migration and will not be
+    # available until migration is complete": nothing was posted.
+    slack.error_next(1, code)
     sleeps = Sleeps()
     envelope = await post(runner(slack, http, sleeps))
     assert envelope.status == "success" and envelope.attempts == 2 and sleeps.delays == [1.0]
+    assert len(slack.messages) == 1
+
+
+async def test_rate_limited_pauses_the_channel_and_the_workspace_for_every_request(
+    slack: SlackStandIn, http: HttpClient
+) -> None:
+    sleeps = Sleeps()
+    limiter = RateLimiter(sleep=sleeps)
+    slack.rate_limit_next(1, retry_after=20)
+    envelope = await post(runner(slack, http, sleeps, limiter=limiter))
+    assert envelope.status == "success" and envelope.attempts == 2
+    # Another channel of the same workspace waits too (Slack's workspace-wide limit).
+    assert limiter.reserve([RateKey("slack.workspace", "demo")]) == pytest.approx(20, abs=0.5)
+    assert limiter.reserve([RateKey(CHANNEL_LIMIT, "demo/general")]) == pytest.approx(20, abs=0.5)
+    assert limiter.reserve([RateKey("slack.workspace", "other")]) == 0.0, "not another project"
+
+
+async def test_json_is_sent_with_its_charset(slack: SlackStandIn, http: HttpClient) -> None:
+    envelope = await post(runner(slack, http))
+    assert envelope.status == "success"
+    (request,) = slack.requests
+    assert request.headers["content-type"] == "application/json; charset=utf-8"
 
 
 @pytest.mark.parametrize("code", ["fatal_error", "internal_error"])
