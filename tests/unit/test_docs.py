@@ -232,12 +232,12 @@ def test_every_name_a_page_mentions_exists(path: Path) -> None:
             name = re.sub(r"^PURAIFY_CRED_\w+", "PURAIFY_CRED_", m.group(1))
             known = name in _settings() or _mentioned(name, whole=not name.endswith("_"))
             assert known, f"{path.name}: {name} is neither a setting nor in the code"
-        elif m := re.fullmatch(r"(?:[a-z_]+\.)*([A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*)(\.\w+)?", span):
-            owner, member = m.group(1), (m.group(2) or ".")[1:]
+        elif m := re.fullmatch(r"(?:[a-z_]+\.)*([A-Z]\w*[a-z]\w*)((?:\.\w+)*)(?:\(\))?", span):
+            owner, members = m.group(1), m.group(2).split(".")[1:]
             # A class, a header, an alert, a file: named in the code or its deploy files.
             known = owner in defined | FOREIGN or _mentioned(owner)
             assert known, f"{path.name}: no {owner!r} in the code"
-            if member and owner not in FOREIGN:
+            for member in members if owner not in FOREIGN else []:
                 assert member in defined, f"{path.name}: no {member!r} for {owner}"
         elif re.fullmatch(r"(consumer|actions|schemas|bench)(\.\w+)+", span):
             module, _, attribute = span.rpartition(".")

@@ -5,10 +5,13 @@ README's names and links too) is checked by test_docs.py."""
 from __future__ import annotations
 
 import argparse
+import json
+import re
 from pathlib import Path
 
 from consumer.cli.main import parser
 from consumer.localkafka import KAFKA_VERSION
+from schemas.envelope import ResultEnvelope
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -38,3 +41,9 @@ def test_every_command_is_in_the_commands_table() -> None:
 def test_the_readme_is_short_and_links_the_docs() -> None:
     assert len(README.splitlines()) < 250
     assert "](docs/configuration.md)" in README and "](CHANGELOG.md)" in README
+
+
+def test_the_first_envelope_is_an_envelope_as_the_engine_writes_it() -> None:
+    example = json.loads(re.findall(r"^```json\n(.*?)^```", README, flags=re.M | re.S)[0])
+    written = ResultEnvelope.model_validate(example).model_dump(mode="json")
+    assert list(example) == list(written)
