@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings
 
-from actions.registry import ActionRegistry, default_registry
+from actions.registry import ActionRegistry, builtin_actions
 from consumer.cli.main import parser
 from consumer.settings import EngineSettings
 
@@ -82,8 +82,9 @@ def _readers(cls: type, commands: dict[str, type[BaseSettings] | None]) -> str:
 
 
 def sections(registry: ActionRegistry | None = None) -> str:
-    """The generated reference: one section per settings class, then the rate limits."""
-    registry = registry or default_registry()
+    """The generated reference: one section per settings class, then the rate limits. The
+    built-in actions' only: an installed plugin documents its own (`run --help` lists them)."""
+    registry = registry or ActionRegistry(builtin_actions())
     commands = _command_settings()
     out: list[str] = []
     for cls in reversed(EngineSettings.__mro__):

@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 from pydantic_settings import BaseSettings
 
-from actions.registry import default_registry
+from actions.registry import ActionRegistry, builtin_actions
 from consumer.cli.main import parser
 from consumer.ops.metrics import EngineMetrics
 from consumer.settings import EngineSettings
@@ -102,7 +102,7 @@ def _defined_names() -> frozenset[str]:
 
 @cache
 def _settings() -> frozenset[str]:
-    registry = default_registry()
+    registry = ActionRegistry(builtin_actions())  # the page documents the engine's own
     models: list[type[BaseSettings]] = [EngineSettings, *registry.settings_models()]
     names = {
         str(field.json_schema_extra["env"])
