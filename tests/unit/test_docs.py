@@ -50,6 +50,26 @@ FOREIGN = {
     "ServiceAccount",
     "TriggerAuthentication",
 }
+# Log events are named `<room>.<what>`; the code logs each by its name.
+EVENT_ROOMS = "|".join(
+    (
+        "action",
+        "circuit",
+        "commit",
+        "dead_letter",
+        "engine",
+        "fallback",
+        "flush",
+        "library",
+        "partition",
+        "partitions",
+        "publish",
+        "request",
+        "state",
+        "tracing",
+        "transaction",
+    )
+)
 SOURCE_DIRS = ("consumer", "actions", "schemas", "bench", "scripts", "tests", "deploy")
 SOURCE_FILES = ("Makefile", "Dockerfile", "compose.yaml", "pyproject.toml")
 
@@ -245,6 +265,8 @@ def test_every_name_a_page_mentions_exists(path: Path) -> None:
             assert loaded is not None, f"{path.name}: no module {span}"
             if _module(span) is None:
                 assert hasattr(loaded, attribute), f"{path.name}: no {span}"
+        elif m := re.fullmatch(rf"(?:{EVENT_ROOMS})\.[a-z_]+", span):
+            assert f'"{span}"' in _source_text(), f"{path.name}: no log event {span}"
         elif re.fullmatch(r"execution_[a-z_]+", span):
             assert span in _metric_names(), f"{path.name}: no metric {span}"
 
