@@ -14,6 +14,7 @@ section comes from the commands themselves (each names the settings class it rea
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import sys
 from pathlib import Path
@@ -68,8 +69,21 @@ def _command_settings(
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 nested = _command_settings(sub, f"{prefix}{name} ")
-                commands.update(nested or {f"{prefix}{name}": sub.get_default("settings")})
+                commands.update(nested or {f"{prefix}{name}": _settings_class(sub)})
     return commands
+
+
+def _settings_class(command: argparse.ArgumentParser) -> type[BaseSettings] | None:
+    """The settings class a command reads: the class itself, or its name in the CLI's catalog
+    (a parser that imports no settings names them)."""
+    settings = command.get_default("settings")
+    if settings is None or isinstance(settings, type):
+        return settings
+    catalog = importlib.import_module("consumer.cli.catalog")
+    found: type[BaseSettings] = getattr(
+        importlib.import_module(catalog.SETTINGS[settings]), settings
+    )
+    return found
 
 
 def _readers(cls: type, commands: dict[str, type[BaseSettings] | None]) -> str:
