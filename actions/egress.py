@@ -243,6 +243,7 @@ def guarded_client(
     *,
     verify: ssl.SSLContext | bool = True,
     max_connections: int = 100,
+    max_connections_per_origin: int | None = None,
     timeout_s: float = 10.0,
     **options: Any,
 ) -> HttpClient:
@@ -250,23 +251,32 @@ def guarded_client(
     request (IP literals included, which no resolver sees), and every new connection goes only
     to the addresses the policy checked (a DNS answer cannot change between check and connect).
     TLS verifies the certificate against the host name, never the address. It follows no
-    redirect: the caller follows them hop by hop, each one checked again. `options` go to
-    `HttpClient` (`socket_factory` lets tests observe connection attempts)."""
+    redirect: the caller follows them hop by hop, each one checked again. A request that a
+    project names goes through `for_project(project)`: connections never shared between
+    projects. `options` go to `HttpClient` (`socket_factory` lets tests observe connection
+    attempts)."""
     return HttpClient(
         guard=policy,
         verify=verify,
         max_connections=max_connections,
+        max_connections_per_origin=max_connections_per_origin,
         timeout_s=timeout_s,
         **options,
     )
 
 
-def service_client(timeout_s: float, **options: Any) -> HttpClient:
+def service_client(timeout_s: float, *, max_in_flight: int = 100, **options: Any) -> HttpClient:
     """The client for the APIs the engine itself calls (Slack, Sheets, Notion, the Vault),
     at operator-configured base URLs. The same `HttpClient` (no cookies, headers checked,
     bodies capped) with its own pool: a connection it opened to an operator's internal
-    address is never handed to a request-chosen URL."""
-    return HttpClient(timeout_s=timeout_s, **options)
+    address is never handed to a request-chosen URL. Each API may hold `max_in_flight`
+    connections and all of them twice that, so a slow API leaves room for the others."""
+    return HttpClient(
+        timeout_s=timeout_s,
+        max_connections=2 * max_in_flight,
+        max_connections_per_origin=max_in_flight,
+        **options,
+    )
 
 
 def egress_url(raw: str, query: Mapping[str, Any] | None = None) -> URL:

@@ -200,14 +200,20 @@ class Application:
     async def _runner(self, stack: contextlib.AsyncExitStack) -> ActionRunner:
         """The HTTP clients, the credential cache and the action runner that uses them."""
         settings = self.settings
-        api_http = await stack.enter_async_context(service_client(10.0))
+        in_flight = settings.max_in_flight
+        api_http = await stack.enter_async_context(service_client(10.0, max_in_flight=in_flight))
+        # Pooled per (project, origin) (`HttpClient.for_project`): each may hold as many
+        # connections as actions run at once, all of them together twice that.
         egress_http = await stack.enter_async_context(
             guarded_client(
                 EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver),
-                max_connections=settings.max_in_flight,
+                max_connections=2 * in_flight,
+                max_connections_per_origin=in_flight,
             )
         )
-        vault_http = await stack.enter_async_context(service_client(settings.vault_timeout_s))
+        vault_http = await stack.enter_async_context(
+            service_client(settings.vault_timeout_s, max_in_flight=in_flight)
+        )
         stack.push_async_callback(self.fleet.aclose)
         fetch, forget = self.fleet.credentials(
             credential_fetch(settings, vault_http), settings.vault_cache_ttl_s

@@ -43,6 +43,9 @@ _FIELDS = re.compile(
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 Origin = tuple[str, str, int]
+# What a connection is pooled under: (partition, scheme, host, port); the partition is the
+# project for a client that serves tenant-chosen URLs, "" otherwise.
+PoolKey = tuple[str, str, str, int]
 
 
 class Closed(Exception):
@@ -58,6 +61,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
+        self.key: PoolKey = ("", *origin)
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.ended = False
