@@ -69,17 +69,20 @@ _ALWAYS_BLOCKED = tuple(
         "2001::/23",  # IETF protocol assignments (Teredo, judged by its IPv4, comes first)
         "3fff::/20",  # documentation (RFC 9637)
         "5f00::/16",  # SRv6 SIDs (RFC 9602)
+        # Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's
+        # prefix length, so what a translator would reach cannot be read off the address.
+        "64:ff9b:1::/48",
     )
 )
-# NAT64 prefixes: the last 32 bits are the IPv4 address a translator would reach.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# The well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
-    if any(address in prefix for prefix in _NAT64):
+    if address in _NAT64:
         return ipaddress.IPv4Address(address.packed[12:])
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped

@@ -209,11 +209,19 @@ class Answer:
                 raise BadResponse("the chunked body is malformed (a bad chunk size)")
             size = int(size_text, 16)
             if size == 0:
-                while await self._line():  # trailer fields, up to the empty line
-                    pass
+                await self._skip_trailers()
                 self.complete = True
                 return b""
             self._chunk_left = size
+
+    async def _skip_trailers(self) -> None:
+        """The trailer section, up to its empty line, bounded like a head (never used)."""
+        size = lines = 0
+        while line := await self._line():
+            size += len(line) + 2
+            lines += 1
+            if size > MAX_HEAD_BYTES or lines > MAX_HEADER_LINES:
+                raise BadResponse("the chunked body's trailer section is too large")
 
     async def _line(self) -> bytes:
         connection = self._connection
@@ -279,6 +287,8 @@ def _parse_head(connection: Connection, head: bytes, method: str) -> Answer | No
                 codings.append(value)
             elif lower == "connection":
                 tokens.append(value.lower())
+    if status < 100:
+        raise BadResponse("the answer's status code is below 100")
     if 100 <= status < 200:
         if status == 101:
             raise BadResponse("the server switched protocols")
@@ -288,7 +298,9 @@ def _parse_head(connection: Connection, head: bytes, method: str) -> Answer | No
     framing = _framing(lengths, codings, status, method)
     # Transfer-Encoding beside a Content-Length frames the answer (RFC 9112 6.3) but may be an
     # attempt at response splitting: the connection is not used again.
-    if framing[0] == "close" or (codings and lengths):
+    # HTTP/1.0 has no Transfer-Encoding: an answer framed with it ends its connection (RFC
+    # 9112 6.1).
+    if framing[0] == "close" or (codings and (lengths or minor == b"0")):
         keep_alive = False
     return Answer(connection, status, CIMultiDictProxy(CIMultiDict(pairs)), keep_alive, framing)
 
