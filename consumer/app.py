@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
+from actions.http import Proxies
 from actions.idempotency import IdempotencyRecords
 from consumer.broker.dead_letter_size import BATCH_BYTES, HEADER_ROOM, topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
@@ -201,7 +203,11 @@ class Application:
         """The HTTP clients, the credential cache and the action runner that uses them."""
         settings = self.settings
         in_flight = settings.max_in_flight
-        api_http = await stack.enter_async_context(service_client(10.0, max_in_flight=in_flight))
+        # CONTRACT "Egress proxy": HTTPS_PROXY / HTTP_PROXY / NO_PROXY, for every client.
+        proxies = Proxies.from_environ(os.environ)
+        api_http = await stack.enter_async_context(
+            service_client(10.0, max_in_flight=in_flight, proxies=proxies)
+        )
         # Pooled per (project, origin) (`HttpClient.for_project`): each may hold as many
         # connections as actions run at once, all of them together twice that.
         egress_http = await stack.enter_async_context(
@@ -209,10 +215,11 @@ class Application:
                 EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver),
                 max_connections=2 * in_flight,
                 max_connections_per_origin=in_flight,
+                proxies=proxies,
             )
         )
         vault_http = await stack.enter_async_context(
-            service_client(settings.vault_timeout_s, max_in_flight=in_flight)
+            service_client(settings.vault_timeout_s, max_in_flight=in_flight, proxies=proxies)
         )
         stack.push_async_callback(self.fleet.aclose)
         fetch, forget = self.fleet.credentials(

@@ -7,7 +7,8 @@ what the event loop and sockets cost per call, and the client needs none of its 
 
 What every request gets, whoever calls: headers checked before anything is sent
 (`InvalidRequest`), no redirects followed (the caller decides, hop by hop), no cookies kept
-(the client serves every project), no proxy from the environment, the body read whole but
+(the client serves every project), a forward proxy only when given one (`Proxies`, which the
+engine reads from the environment), the body read whole but
 capped and content-encoding undone within that cap (`body.read_capped`), one total timeout
 plus a connect and a read timeout, and typed failures that say whether the request had gone
 out (`HttpError.sent`). With a `ConnectGuard` (the egress policy), a host is checked before
