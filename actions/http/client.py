@@ -48,17 +48,20 @@ from actions.timeouts import bounded
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Per-project views remembered (a view is a few attributes; then they are made afresh).
+_VIEWS_KEPT = 4096
 _NO_JSON = object()
 
 
 class _Shared:
     """What a client and its per-project views share."""
 
-    __slots__ = ("connector", "pool")
+    __slots__ = ("connector", "pool", "views")
 
     def __init__(self, pool: connections.Pool, connector: Connector) -> None:
         self.pool = pool
         self.connector = connector
+        self.views: dict[str, HttpClient] = {}
 
 
 class _SendProgress:
@@ -115,8 +118,13 @@ class HttpClient:
         """This client for one project's requests: the same pool and rules, but connections
         kept apart from every other project's (see `actions.http.pool`). What a tenant's
         request names (`http_request`, `send_webhook`, a plugin's URL) goes through one."""
-        view = copy.copy(self)
-        view._partition = project
+        views = self._shared.views
+        view = views.get(project)
+        if view is None:
+            if len(views) >= _VIEWS_KEPT:
+                views.clear()
+            view = views[project] = copy.copy(self)
+            view._partition = project
         return view
 
     @property

@@ -3,13 +3,14 @@ Transfer-Encoding closes, status codes below 100 refused, local-use NAT64 blocke
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
 
 from actions import EgressPolicy, ForbiddenDestination
 from actions.egress import parse_networks
-from actions.http import BadResponse, HttpClient
+from actions.http import BadResponse, ConnectionLost, HttpClient
 from tests.unit.actions.test_http_client import raw_server
 from tests.unit.actions.test_http_wire import scripted
 
@@ -64,3 +65,31 @@ def test_local_use_nat64_is_blocked_unless_allowed(address: str) -> None:
     with pytest.raises(ForbiddenDestination):
         EgressPolicy().check_host(f"[{address}]")
     assert EgressPolicy(parse_networks("64:ff9b:1::/48")).is_allowed(ip)
+
+
+async def test_bytes_after_a_complete_answer_leave_the_answer_but_not_the_connection() -> None:
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nsmuggled!"
+    handler, _ = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + smuggled)
+    async with raw_server(handler) as (port, accepted), HttpClient() as client:
+        url = f"http://127.0.0.1:{port}/"
+        assert (await client.get(url)).body == b"ok"
+        assert (await client.get(url)).body == b"ok"  # on a new connection: never "smuggled!"
+        head = await client.request("HEAD", url)  # its head alone; the rest stays unread
+        assert head.status == 200 and head.body == b""
+    assert len(accepted) == 3
+
+
+async def test_a_head_cut_short_on_a_kept_alive_connection_is_not_sent_again() -> None:
+    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 O")  # some of an answer, then the end
+        await writer.drain()
+
+    async with raw_server(half) as (port, accepted), HttpClient() as client:
+        url = f"http://127.0.0.1:{port}/"
+        assert (await client.get(url)).body == b"ok"
+        with pytest.raises(ConnectionLost):
+            await client.get(url)
+    assert len(accepted) == 1, "an answer had begun: not sent again"
