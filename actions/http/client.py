@@ -220,12 +220,8 @@ class HttpClient:
             # Credentials in the URL are sent as Basic authentication, never in the request line.
             headers = [*headers, ("Authorization", _basic(target))]
         path = target.raw_path_qs or "/"
-        proxy = self._shared.connector.proxy_for(target.scheme, host)
-        if proxy is not None and target.scheme == "http":
-            # Through a proxy, an http request names its whole URL (RFC 9112 3.2.2).
-            path = f"http://{target.host_port_subcomponent or host}{path}"
-            if proxy.authorization is not None:
-                headers = [*headers, ("Proxy-Authorization", proxy.authorization)]
+        if self._shared.connector.proxied and target.scheme == "http":
+            path, headers = self._through_proxy(target, path, headers)
         if " " in path or not path.isprintable() or not is_token(method):
             # A request line that could be read as two (yarl quotes these; a URL made with
             # encoded=True by a caller might not): refused before anything is sent.
@@ -287,6 +283,19 @@ class HttpClient:
             finally:
                 pool.release(connection, reusable=reusable)
         raise ConnectionLost(f"the connection to {host}:{port} broke twice", sent=True)
+
+    def _through_proxy(
+        self, target: URL, path: str, headers: list[tuple[str, str]]
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """An http request's target and headers when a proxy carries it: its whole URL
+        (absolute form, RFC 9112 3.2.2) and the proxy's credentials."""
+        host = target.raw_host or ""
+        proxy = self._shared.connector.proxy_for(target.scheme, host)
+        if proxy is None:
+            return path, headers
+        if proxy.authorization is not None:
+            headers = [*headers, ("Proxy-Authorization", proxy.authorization)]
+        return f"http://{target.host_port_subcomponent or host}{path}", headers
 
     async def _connection(
         self,

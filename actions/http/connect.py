@@ -68,14 +68,14 @@ class Connector:
     ) -> None:
         self.guard = guard
         self.proxies = proxies
-        self._proxied = bool(proxies)  # asked before every request
+        self.proxied = bool(proxies)  # asked before every request
         self.opened = 0  # each new TCP connection; reuse is not counted
         self._verify = verify
         self._socket_factory = socket_factory
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
 
     def proxy_for(self, scheme: str, host: str) -> Proxy | None:
-        return self.proxies.for_origin(scheme, host) if self._proxied else None
+        return self.proxies.for_origin(scheme, host) if self.proxied else None
 
     async def open(self, origin: wire.Origin) -> wire.Connection:
         scheme, host, port = origin

@@ -159,21 +159,15 @@ class Answer:
     def begin(self, method: str) -> None:
         """Ready for the answer to a `method` request."""
         self._head_only = method == "HEAD"
-        self.status = 0
+        self.status = self._lengths = self._codings = self._trailer_bytes = 0
         self.headers: CIMultiDictProxy[str] = _NO_HEADERS
         self._raw: list[bytes] = []  # name, value, name, value...
-        self._lengths = self._codings = 0
-        self._trailer_bytes = 0
-        self._fed = 0  # bytes fed to the parser
-        self._fed_before = 0  # ... before the current feed
+        self._fed = self._fed_before = 0  # bytes fed to the parser (before the current feed)
         self._started_at = 0  # _fed_before when the current message began
-        self._head_done = False
+        self._head_done = self._keep_alive = self.complete = False
         self._framing_base: tuple[int, int] | None = None  # (_fed, _body_size) after the head
         self._body: list[bytes] = []
-        self._body_size = 0
-        self._chunks = 0
-        self._keep_alive = False
-        self.complete = False
+        self._body_size = self._chunks = 0
 
     # -- httptools callbacks
 
