@@ -155,18 +155,21 @@ class Answer:
         self._parser.set_dangerous_leniencies(lenient_chunked_length=True)
         # The parser is kept for the connection's next answer unless it was stopped.
         self.spent = False
+        self._raw: list[bytes] = []
+        self._body: list[bytes] = []
 
     def begin(self, method: str) -> None:
         """Ready for the answer to a `method` request."""
         self._head_only = method == "HEAD"
         self.status = self._lengths = self._codings = self._trailer_bytes = 0
         self.headers: CIMultiDictProxy[str] = _NO_HEADERS
-        self._raw: list[bytes] = []  # name, value, name, value...
+        self._raw.clear()  # name, value, name, value...
         self._fed = self._fed_before = 0  # bytes fed to the parser (before the current feed)
         self._started_at = 0  # _fed_before when the current message began
         self._head_done = self._keep_alive = self.complete = False
-        self._framing_base: tuple[int, int] | None = None  # (_fed, _body_size) after the head
-        self._body: list[bytes] = []
+        self._framing_fed = -1  # _fed after the feed that held the end of the head
+        self._framing_body = 0  # _body_size then
+        self._body.clear()
         self._body_size = self._chunks = 0
 
     # -- httptools callbacks
@@ -303,11 +306,10 @@ class Answer:
                 raise BadResponse("the server switched protocols") from None
             raise BadResponse(f"the answer is malformed ({_reason(exc)})") from None
         if self._head_done and not self.complete:
-            if self._framing_base is None:
-                self._framing_base = (self._fed, self._body_size)
+            if self._framing_fed < 0:
+                self._framing_fed, self._framing_body = self._fed, self._body_size
                 return
-            fed, body = self._framing_base
-            framing = (self._fed - fed) - (self._body_size - body)
+            framing = (self._fed - self._framing_fed) - (self._body_size - self._framing_body)
             if framing > MAX_HEAD_BYTES + _CHUNK_LINE_BYTES * self._chunks:
                 raise BadResponse("the chunked body's framing or trailer section is too large")
 
