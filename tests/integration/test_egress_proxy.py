@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import ssl
 from collections.abc import AsyncIterator, Iterator, Sequence
 
@@ -19,6 +20,14 @@ import trustme
 from actions import EgressPolicy, ForbiddenDestination
 from actions.egress import IPAddress, guarded_client, parse_networks
 from actions.http import ConnectFailed, Proxies
+from tests.integration.conftest import Topics, engine_settings, running_engine
+from tests.integration.kafka_io import (
+    Outgoing,
+    create_topic,
+    envelopes_by_id,
+    produce,
+    read_topic,
+)
 from tests.tinyproxy import TinyProxy, find_tinyproxy
 
 LOOPBACK = parse_networks("127.0.0.0/8")
@@ -165,3 +174,30 @@ async def test_a_refused_proxy_credential_is_never_named(proxy: TinyProxy, ca: t
     assert "refused a tunnel" in refused.value.message and "40" in refused.value.message
     assert PASSWORD not in repr(refused.value) and PASSWORD not in repr(proxies)
     assert heads == []
+
+
+async def test_the_engine_routes_http_request_through_the_proxy_its_environment_names(
+    proxy: TinyProxy,
+    kafka_bootstrap: str,
+    topics: Topics,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    async with origin() as (port, heads):
+        url = f"http://127.0.0.1:{port}/from/the/engine"
+        body = {"request_id": "proxied-1", "action": "http_request", "project": "p"}
+        await create_topic(kafka_bootstrap, topics.requests, partitions=1)
+        await produce(
+            kafka_bootstrap,
+            topics.requests,
+            [Outgoing.request({**body, "params": {"url": url}}, key="k")],
+        )
+        settings = engine_settings(kafka_bootstrap, topics, http_allowed_networks="127.0.0.0/8")
+        async with running_engine(settings):
+            results = await read_topic(kafka_bootstrap, topics.results, expect=1)
+    envelope = envelopes_by_id(results)["proxied-1"][0]
+    assert envelope["status"] == "success", envelope
+    assert heads and heads[0].startswith(b"GET /from/the/engine HTTP/1.1\r\n")
+    assert f"GET {url} HTTP/1.1" in proxy.log()
+    assert PASSWORD not in json.dumps(envelope)
