@@ -84,6 +84,9 @@ class _FakeEgress:
     def __getattr__(self, name: str) -> object:
         return getattr(self._client, name)
 
+    def for_project(self, project: str) -> _FakeEgress:
+        return self
+
     async def request(self, method: str, url: object, **options: object) -> object:
         from actions.http import HttpResponse  # noqa: PLC0415
 

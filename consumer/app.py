@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from actions.egress import (
     service_client,
     system_resolver,
 )
+from actions.http import Proxies
 from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, default_registry
 from actions.runtime.idempotency import IdempotencyRecords
@@ -218,14 +220,25 @@ class Application:
     ) -> tuple[ActionRunner, CredentialCache]:
         """The HTTP clients, the credential cache and the action runner that uses them."""
         settings = self.settings
-        api_http = await stack.enter_async_context(service_client(10.0))
+        in_flight = settings.max_in_flight
+        # CONTRACT "Egress proxy": HTTPS_PROXY / HTTP_PROXY / NO_PROXY, for every client.
+        proxies = Proxies.from_environ(os.environ)
+        api_http = await stack.enter_async_context(
+            service_client(10.0, max_in_flight=in_flight, proxies=proxies)
+        )
+        # Pooled per (project, origin) (`HttpClient.for_project`): each may hold as many
+        # connections as actions run at once, all of them together twice that.
         egress_http = await stack.enter_async_context(
             guarded_client(
                 EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver),
-                max_connections=settings.max_in_flight,
+                max_connections=2 * in_flight,
+                max_connections_per_origin=in_flight,
+                proxies=proxies,
             )
         )
-        vault_http = await stack.enter_async_context(service_client(settings.vault_timeout_s))
+        vault_http = await stack.enter_async_context(
+            service_client(settings.vault_timeout_s, max_in_flight=in_flight, proxies=proxies)
+        )
         stack.push_async_callback(self.fleet.aclose)
         fetch, forget = self.fleet.credentials(
             credential_fetch(settings, vault_http), settings.vault_cache_ttl_s

@@ -221,7 +221,8 @@ class ActionRunner:
             deadline=request.deadline,
             credentials=credentials,
             http=self.http,
-            egress_http=self.egress_http,
+            # Connections for URLs a request names are never shared between projects.
+            egress_http=self.egress_http.for_project(request.project),
             settings=self._settings,
             log=log,
             slot=slot,

@@ -343,3 +343,53 @@ async def test_total_timeout_bounds_a_trickling_answer() -> None:
         with pytest.raises(UpstreamUnavailable, match="no complete answer within 1 s"):
             await run_action(egress, url=f"http://127.0.0.2:{port}/", timeout_s=1.0)
         assert 0.9 < time.monotonic() - started < 3
+
+
+# ---------------------------------------------------------- happy eyeballs (RFC 8305)
+
+
+async def test_a_silent_first_address_does_not_cost_the_connect_timeout() -> None:
+    """A name with two checked addresses, the first one silent (its listener's backlog is
+    full, so its SYNs go unanswered): the second is tried 250 ms later and answers."""
+    live = await asyncio.start_server(_answer_ok, str(PUBLIC), 0)
+    port = live.sockets[0].getsockname()[1]
+    silent = socket.socket()
+    silent.bind(("127.0.0.3", port))
+    silent.listen(0)
+    fillers = []
+    for _ in range(4):  # fill the accept queue: later connects are never answered
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.3", port))
+        fillers.append(filler)
+    tried: list[str] = []
+
+    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
+        tried.append(addr_info[4][0])
+        return socket.socket(addr_info[0], addr_info[1], addr_info[2])
+
+    silent_address = ipaddress.ip_address("127.0.0.3")
+    resolver = ScriptedResolver({"two.test": [[silent_address, PUBLIC]]})
+    policy = EgressPolicy(parse_networks("127.0.0.2/31"), resolver)
+    try:
+        async with guarded_client(policy, socket_factory=factory, timeout_s=5.0) as client:
+            started = time.perf_counter()
+            response = await client.get(f"http://two.test:{port}/")
+            took = time.perf_counter() - started
+    finally:
+        live.close()
+        silent.close()
+        for filler in fillers:
+            filler.close()
+    assert response.text() == "ok"
+    assert tried == ["127.0.0.3", str(PUBLIC)], tried
+    assert took < 1.0, f"{took:.2f} s (the connect timeout is 5 s)"
+
+
+async def _answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+    writer.close()

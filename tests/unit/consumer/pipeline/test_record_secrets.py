@@ -29,6 +29,7 @@ from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
 from consumer.secrets.redaction import SecretRegistry
 from tests.unit.consumer.pipeline.test_processing import Channel, Record
+from tests.unit.support import plain_client
 
 TOKEN = "tok-tenant-secret-0123456789"
 Mode = Literal["data", "surrogate", "large", "error", "crash"]
@@ -70,11 +71,12 @@ class Published:
 
         self.cache = CredentialCache(fetch, secrets=self.secrets)
         actions = ActionRegistry([*default_registry(), Leaky()])
+        http = plain_client()  # never called: the action only echoes its token
         runner = ActionRunner(
             registry=actions,
             credentials=self.cache,
-            http=None,  # type: ignore[arg-type]
-            egress_http=None,  # type: ignore[arg-type]
+            http=http,
+            egress_http=http,
             idempotency=IdempotencyRecords(LocalSuccesses()),
         )
         self.renderer = OutcomeRenderer("results", "dead", max_message_bytes)
