@@ -1,8 +1,9 @@
 """`execution-engine tail results|logs|dead-letter`: read an output topic, filtered, one line each.
 
 A group-less read_committed consumer (it commits nothing and joins no group), so tailing never
-disturbs the engines. Without --follow it reads up to the topic's current end and prints the
-last N matching records in time order; with --follow it then keeps printing new ones.
+disturbs the engines. It prints the N newest matching records in time order, read backwards
+from each partition's end (`newest`: never more of the topic than that needs); with --follow
+it then keeps printing new ones.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import json
 import signal
 import sys
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from consumer.broker.settings import KafkaSettings
 from consumer.broker.topics import partitions_of
 from consumer.cli.command import Commands, add_command, moment
+from consumer.cli.newest import FETCH_BYTES, Newest, newest
 from consumer.pipeline.intake import header_text
 
 TailKind = Literal["results", "logs", "dead-letter"]
@@ -191,70 +192,59 @@ async def tail(
     wanted: TailFilter,
     out: TextIO,
     *,
-    lines: int = 10,
+    lines: int | None = 10,
     since: datetime | None = None,
     follow: bool = False,
     as_json: bool = False,
     stop: asyncio.Event | None = None,
-) -> int:
-    """Print the last `lines` matching records (0: all), then follow if asked. Returns how
-    many were printed."""
+) -> Newest[Entry]:
+    """Print the `lines` newest matching records (None: all; 0: none) in time order, then
+    follow if asked. Returns what was printed first, and how many records were read for it."""
     topic = topic_of(settings, kind)
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_options(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        max_partition_fetch_bytes=FETCH_BYTES,
     )
     await consumer.start()
-    printed = 0
 
     def show(entry: Entry) -> None:
-        nonlocal printed
         out.write((entry.raw if as_json else entry.line) + "\n")
         out.flush()
-        printed += 1
+
+    def keep(record: Any) -> Entry | None:
+        entry = read_entry(kind, record)
+        return entry if matches(entry, wanted) else None
 
     try:
         partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
-        # Explicit seeks: seek_to_beginning() can lose a race with the reset that assign()
-        # starts, and then silently reads from the end.
         if since is None:
-            for tp, offset in (await consumer.beginning_offsets(partitions)).items():
-                consumer.seek(tp, offset)
+            low = await consumer.beginning_offsets(partitions)
         else:
             found = await consumer.offsets_for_times(
                 {tp: int(since.timestamp() * 1000) for tp in partitions}
             )
-            for tp, at in found.items():
-                consumer.seek(tp, end[tp] if at is None else at.offset)
-        recent: deque[Entry] = deque(maxlen=lines or None)
-        later: list[Entry] = []  # fetched past the end while catching up: for --follow
-        behind = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
-        while behind:
-            batch = await consumer.getmany(*behind, timeout_ms=500)
-            for tp, records in batch.items():
-                for record in records:
-                    entry = read_entry(kind, record)
-                    if matches(entry, wanted):
-                        (recent.append if record.offset < end[tp] else later.append)(entry)
-            behind = {tp for tp in behind if await consumer.position(tp) < end[tp]}
-        for entry in sorted(recent, key=lambda e: e.timestamp_ms):
+            low = {tp: end[tp] if at is None else at.offset for tp, at in found.items()}
+        first = await newest(consumer, low, end, lines, keep)
+        for entry in first.items:
             show(entry)
-        for entry in later if follow else ():
-            show(entry)
+        if follow:
+            consumer.resume(*partitions)
+            for tp in partitions:
+                consumer.seek(tp, end[tp])
         while follow and not (stop is not None and stop.is_set()):
             batch = await consumer.getmany(timeout_ms=300)
             for records in batch.values():
                 for record in records:
-                    entry = read_entry(kind, record)
-                    if matches(entry, wanted):
-                        show(entry)
+                    if (found := keep(record)) is not None:
+                        show(found)
     finally:
         await consumer.stop()
-    return printed
+    return first
 
 
 def add_tail(commands: Commands) -> None:
@@ -276,17 +266,30 @@ def add_tail(commands: Commands) -> None:
     parser.add_argument("--project", default=None)
     parser.add_argument("--action", default=None)
     parser.add_argument(
-        "-n", "--lines", type=int, default=10, help="how many to print first (0: all)"
+        "-n",
+        "--lines",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="print the N newest first (default 10; 0: none, `all`: every one)",
     )
     parser.add_argument("--from", dest="since", type=moment, help="start at this time")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new ones")
     parser.add_argument("--json", action="store_true", help="print the records as JSON")
 
 
+def _count(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ... or all)")
+    return int(text)
+
+
 def _tail(args: argparse.Namespace, settings: KafkaSettings) -> int:
     wanted = TailFilter(args.request_id, args.status, args.project, args.action)
 
-    async def run() -> int:
+    async def run() -> Newest[Entry]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -296,7 +299,7 @@ def _tail(args: argparse.Namespace, settings: KafkaSettings) -> int:
             args.topic,
             wanted,
             sys.stdout,
-            lines=max(0, args.lines),
+            lines=args.lines,
             since=args.since,
             follow=args.follow,
             as_json=args.json,

@@ -123,7 +123,7 @@ async def test_tail_filters_and_pretty_prints(kafka_bootstrap: str, topics: Topi
         await asyncio.wait_for(follower, 10)
 
     logs = await asyncio.to_thread(
-        cli, kafka_bootstrap, topics, "tail", "logs", "--request-id", "t-ok", "-n", "0"
+        cli, kafka_bootstrap, topics, "tail", "logs", "--request-id", "t-ok", "-n", "all"
     )
     events = [line.split()[2] for line in logs.splitlines()]
     assert events == ["request.received", "action.started", "log_message", "action.succeeded"]
