@@ -102,6 +102,12 @@ async def test_replay_re_executes_failures_only_and_never_resends_successes(
         assert table_row(dry.stdout, "total")[1:] == ["8", "2", "3", "0", "2", "1"], dry.stdout
         assert "would replay" in dry.stdout
         assert "reading requests" in dry.stderr  # the progress indicator
+        for label in ("reading requests", "reading results"):
+            # The results topic holds transaction markers too: still, each bar ends full.
+            last = [line for line in dry.stderr.splitlines() if line.startswith(label)][-1]
+            assert last.endswith("100%"), dry.stderr
+        listed = dry.stdout.split("request_id (would replay)")[1]
+        assert "miss-1" in listed and "miss-2" in listed and "ok-1" not in listed, dry.stdout
         await asyncio.sleep(1)
         assert len(slack.messages) == 2, "a dry run executes nothing"
 
