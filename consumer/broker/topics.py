@@ -119,6 +119,14 @@ async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, t
         await asyncio.sleep(0.2)
 
 
+class MissingTopic(LookupError):
+    """A topic that does not exist (the CLI names the setting that names it)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist")
+        self.topic = topic
+
+
 async def partitions_of(
     consumer: AIOKafkaConsumer, topic: str, wait_s: float = 10.0
 ) -> list[TopicPartition]:
@@ -129,6 +137,6 @@ async def partitions_of(
         if found:
             return [TopicPartition(topic, p) for p in sorted(found)]
         if asyncio.get_running_loop().time() > deadline:
-            raise LookupError(f"topic {topic!r} does not exist")
+            raise MissingTopic(topic)
         await consumer._client.force_metadata_update()
         await asyncio.sleep(0.1)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
 from consumer.cli.command import FORMATTER
+from consumer.cli.failures import explain
 from consumer.cli.replay import add_replay
 from consumer.cli.run import add_run
 from consumer.cli.schemas import add_schemas
@@ -20,15 +20,23 @@ from consumer.settings import settings_help
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if not args.debug and args.command != "run":
+        # The client library's own lines repeat what the one line below says (the engine
+        # routes them through its own logging).
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     settings = None
-    if args.settings is not None:
-        # Only what this command reads: a bad variable it does not use cannot stop it.
-        try:
+    try:
+        if args.settings is not None:
+            # Only what this command reads: a bad variable it does not use cannot stop it.
             settings = args.settings()
-        except ValidationError as exc:
-            print(f"execution-engine: invalid settings:\n{exc}", file=sys.stderr)
-            return 2
-    result: int = args.handler(args, settings)
+        result: int = args.handler(args, settings)
+    except Exception as exc:
+        failure = None if args.debug else explain(exc, settings, args.settings)
+        if failure is None:
+            raise
+        for line in failure.lines:
+            print(f"execution-engine {args.command}: {line}", file=sys.stderr)
+        return failure.exit_code
     return result
 
 
@@ -38,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
         description="PURAIFY Execution Engine: Kafka requests in, actions run, envelopes out.",
         epilog=settings_help(),
         formatter_class=FORMATTER,
+    )
+    root.add_argument(
+        "--debug", action="store_true", help="tracebacks and the Kafka client's own log lines"
     )
     commands = root.add_subparsers(dest="command", required=True)
     for add in (add_run, add_send, add_replay, add_topics, add_tail, add_schemas):

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
         except KafkaSettingsRefused as exc:
             # A definitive refusal (credentials, TLS trust) is a settings error: exit 2 at once.
             get_logger().error("engine.kafka_refused", reason=str(exc))
-            print(f"execution-engine: {exc}", file=sys.stderr)
+            print(f"execution-engine run: {exc}", file=sys.stderr)
             return 2
     return 0
 

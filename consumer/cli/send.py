@@ -77,34 +77,34 @@ async def _send_request(
         results = AIOKafkaConsumer(
             **kafka, isolation_level="read_committed", enable_auto_commit=False
         )
-        await results.start()
-        try:
+    try:
+        if results is not None:
+            await results.start()
             partitions = await partitions_of(results, settings.results_topic)
-        except LookupError as exc:
+            results.assign(partitions)
+            await results.seek_to_end(*partitions)
+            for tp in partitions:
+                await results.position(tp)
+        producer = AIOKafkaProducer(**kafka, enable_idempotence=True)
+        try:
+            await producer.start()
+            await producer.send_and_wait(
+                settings.requests_topic,
+                json.dumps(request).encode(),
+                key=key.encode() if key else None,
+            )
+        finally:
+            await producer.stop()
+        if results is None:
+            return None
+        try:
+            return await asyncio.wait_for(_find_envelope(results, request["request_id"]), wait_s)
+        except TimeoutError:
+            return None
+    finally:
+        # Stopped also when starting failed: no "Unclosed AIOKafkaConsumer" at exit.
+        if results is not None:
             await results.stop()
-            raise SystemExit(f"execution-engine send: {exc}") from None
-        results.assign(partitions)
-        await results.seek_to_end(*partitions)
-        for tp in partitions:
-            await results.position(tp)
-    producer = AIOKafkaProducer(**kafka, enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            settings.requests_topic,
-            json.dumps(request).encode(),
-            key=key.encode() if key else None,
-        )
-    finally:
-        await producer.stop()
-    if results is None:
-        return None
-    try:
-        return await asyncio.wait_for(_find_envelope(results, request["request_id"]), wait_s)
-    except TimeoutError:
-        return None
-    finally:
-        await results.stop()
 
 
 async def _find_envelope(consumer: AIOKafkaConsumer, request_id: str) -> dict[str, Any]:

@@ -208,7 +208,6 @@ async def tail(
         isolation_level="read_committed",
         max_partition_fetch_bytes=FETCH_BYTES,
     )
-    await consumer.start()
 
     def show(entry: Entry) -> None:
         out.write((entry.raw if as_json else entry.line) + "\n")
@@ -219,6 +218,7 @@ async def tail(
         return entry if matches(entry, wanted) else None
 
     try:
+        await consumer.start()
         partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
@@ -306,9 +306,5 @@ def _tail(args: argparse.Namespace, settings: KafkaSettings) -> int:
             stop=stop,
         )
 
-    try:
-        asyncio.run(run())
-    except LookupError as exc:
-        print(f"execution-engine tail: {exc}", file=sys.stderr)
-        return 2
+    asyncio.run(run())
     return 0

@@ -108,7 +108,7 @@ def _replay(args: argparse.Namespace, settings: Any) -> int:
     )
     try:
         report = asyncio.run(replay(settings, options))
-    except (LookupError, ValueError) as exc:
+    except ValueError as exc:
         print(f"execution-engine replay: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))

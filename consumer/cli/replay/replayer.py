@@ -43,8 +43,8 @@ async def replay(
     reader = AIOKafkaConsumer(
         **kafka, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
     )
-    await reader.start()
     try:
+        await reader.start()
         # Both topics' metadata first: once partitions are assigned, the client only
         # refreshes metadata of the assigned topics.
         results = await partitions_of(reader, settings.results_topic)

@@ -81,5 +81,5 @@ def test_a_bad_variable_a_command_reads_exits_2(
     monkeypatch.setenv(variable, value)
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("execution-engine: invalid settings:")
+    assert err.startswith(f"execution-engine {argv[0]}: invalid setting")
     assert variable in err or value in err
