@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
-from consumer.broker.settings import KafkaSettings
+from consumer.broker.settings import KafkaClientSettings
 from consumer.broker.topics import MissingTopic
 
 CONFIGURATION = 2
@@ -62,7 +62,7 @@ def explain(exc: BaseException, settings: Any, schema: type[BaseSettings] | None
         return Failure([str(exc)], CONFIGURATION)
     if isinstance(exc, MissingTopic):
         return Failure([missing_topic(exc.topic, settings)], CONFIGURATION)
-    if isinstance(exc, KafkaConnectionError) and isinstance(settings, KafkaSettings):
+    if isinstance(exc, KafkaConnectionError) and isinstance(settings, KafkaClientSettings):
         return _unreachable(settings)
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return Failure(
@@ -101,7 +101,7 @@ def missing_topic(topic: str, settings: Any) -> str:
     )
 
 
-def _unreachable(settings: KafkaSettings) -> Failure:
+def _unreachable(settings: KafkaClientSettings) -> Failure:
     """ "Unable to bootstrap" is aiokafka's words for a refused password too: the preflight
     check tells the two apart."""
     try:

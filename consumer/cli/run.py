@@ -15,41 +15,15 @@ from pathlib import Path
 
 from consumer.app import Application
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
-from consumer.cli.command import Commands, add_command
+from consumer.cli.command import LOCAL_KAFKA_PORT
 from consumer.localkafka import LocalKafka, cache_dir
 from consumer.localkafka.ownership import stop_orphan
 from consumer.ops.logging import KafkaLogSink, configure_logging, get_logger
 from consumer.ops.speedups import freeze_startup_objects, warn_if_slow
 from consumer.settings import EngineSettings
 
-LOCAL_KAFKA_PORT = 9092
 
-
-def add_run(commands: Commands) -> None:
-    parser = add_command(
-        commands,
-        "run",
-        _run,
-        EngineSettings,
-        help="consume requests until SIGINT/SIGTERM",
-        description="Consume requests until SIGINT/SIGTERM, then drain in-flight work, commit "
-        "and exit 0. When KAFKA_BOOTSTRAP_SERVERS is not set and nothing answers on "
-        f"localhost:{LOCAL_KAFKA_PORT}, a local single-node Kafka is started (--local-kafka).",
-    )
-    parser.add_argument(
-        "--local-kafka",
-        choices=("auto", "never"),
-        default="auto",
-        help="auto: start a local broker when none is configured or reachable (default)",
-    )
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        help=f"start the local broker with no data (deletes {_local_data_dir_text()})",
-    )
-
-
-def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
+def command(args: argparse.Namespace, settings: EngineSettings) -> int:
     sink = KafkaLogSink()
     configure_logging(settings.log_level, sink=sink)
     warn_if_slow(get_logger())
@@ -113,10 +87,6 @@ def _broker_for_run(settings: EngineSettings, mode: str, *, fresh: bool) -> Iter
 
 def local_data_dir() -> Path:
     return cache_dir() / "local-run"
-
-
-def _local_data_dir_text() -> str:
-    return str(local_data_dir()).replace(str(Path.home()), "~", 1)
 
 
 def _say(message: str) -> None:

@@ -15,18 +15,16 @@ import signal
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer
 
-from consumer.broker.settings import KafkaSettings
+from consumer.broker.settings import KafkaClientSettings
 from consumer.broker.topics import partitions_of
-from consumer.cli.command import Commands, add_command, moment
+from consumer.cli.command import TailKind
 from consumer.cli.newest import FETCH_BYTES, Newest, newest
 from consumer.pipeline.intake import header_text
 
-TailKind = Literal["results", "logs", "dead-letter"]
-KINDS: tuple[TailKind, ...] = ("results", "logs", "dead-letter")
 _PREVIEW = 160
 # Log event fields printed in the fixed columns, not repeated among the rest.
 _LOG_COLUMNS = ("timestamp", "level", "event", "request_id", "action", "project", "service")
@@ -50,7 +48,7 @@ class Entry:
     raw: str
 
 
-def topic_of(settings: KafkaSettings, kind: TailKind) -> str:
+def topic_of(settings: KafkaClientSettings, kind: TailKind) -> str:
     return {
         "results": settings.results_topic,
         "logs": settings.logs_topic,
@@ -187,7 +185,7 @@ def _when(timestamp_ms: int) -> str:
 
 
 async def tail(
-    settings: KafkaSettings,
+    settings: KafkaClientSettings,
     kind: TailKind,
     wanted: TailFilter,
     out: TextIO,
@@ -247,46 +245,7 @@ async def tail(
     return first
 
 
-def add_tail(commands: Commands) -> None:
-    parser = add_command(
-        commands,
-        "tail",
-        _tail,
-        KafkaSettings,
-        help="print results, log events or dead letters, filtered",
-        description="Print the last records of the results, logs or dead-letter topic, one "
-        "line each (or --json), oldest first; --follow keeps printing new ones. Reads without "
-        "a consumer group: it never disturbs the engines.",
-    )
-    parser.add_argument("topic", choices=KINDS)
-    parser.add_argument("--request-id", default=None)
-    parser.add_argument(
-        "--status", default=None, help="success or error, an error code, or a log level"
-    )
-    parser.add_argument("--project", default=None)
-    parser.add_argument("--action", default=None)
-    parser.add_argument(
-        "-n",
-        "--lines",
-        type=_count,
-        default=10,
-        metavar="N",
-        help="print the N newest first (default 10; 0: none, `all`: every one)",
-    )
-    parser.add_argument("--from", dest="since", type=moment, help="start at this time")
-    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new ones")
-    parser.add_argument("--json", action="store_true", help="print the records as JSON")
-
-
-def _count(text: str) -> int | None:
-    if text == "all":
-        return None
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ... or all)")
-    return int(text)
-
-
-def _tail(args: argparse.Namespace, settings: KafkaSettings) -> int:
+def command(args: argparse.Namespace, settings: KafkaClientSettings) -> int:
     wanted = TailFilter(args.request_id, args.status, args.project, args.action)
 
     async def run() -> Newest[Entry]:

@@ -76,10 +76,10 @@ def test_a_port_in_use_names_the_setting_exit_1() -> None:
             "valid integer, unable to parse string as an integer (accepted: an integer >= 1)",
         ),
         (
-            ["tail", "results"],
+            ["topics", "create"],
             "EXECUTION_TOPIC_PARTITIONS",
             "0",
-            "execution-engine tail: invalid setting EXECUTION_TOPIC_PARTITIONS='0': should be "
+            "execution-engine topics: invalid setting EXECUTION_TOPIC_PARTITIONS='0': should be "
             "greater than or equal to 1 (accepted: an integer >= 1)",
         ),
         (
