@@ -43,18 +43,16 @@ async def big_results(kafka_bootstrap: str, topics: Topics) -> AsyncIterator[Top
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
     await producer.start()
     try:
-        for partition in range(PARTITIONS):
+        for p in range(PARTITIONS):
             batch = producer.create_batch()
             sent = []
-            for i in range(partition, RECORDS, PARTITIONS):
+            for i in range(p, RECORDS, PARTITIONS):
                 value = envelope(i)
                 if batch.append(key=None, value=value, timestamp=T0 + i) is None:
-                    sent.append(
-                        await producer.send_batch(batch, topics.results, partition=partition)
-                    )
+                    sent.append(await producer.send_batch(batch, topics.results, partition=p))
                     batch = producer.create_batch()
                     batch.append(key=None, value=value, timestamp=T0 + i)
-            sent.append(await producer.send_batch(batch, topics.results, partition))
+            sent.append(await producer.send_batch(batch, topics.results, partition=p))
             await asyncio.gather(*sent)
     finally:
         await producer.stop()
