@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +19,8 @@ from tests.integration.kafka_io import create_topic
 RECORDS = 100_000
 PARTITIONS = 6
 ERROR_EVERY = 500  # one error envelope in 500: a filter that matches rarely
-T0 = 1_780_000_000_000  # ms; record i is stamped T0 + i
+# ms; record i is stamped T0 + i: recent, or the topic's retention would delete them.
+T0 = int(time.time() * 1000) - 3_600_000
 
 
 def envelope(i: int) -> bytes:
