@@ -6,13 +6,22 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from consumer.broker.dead_letter_topic import dead_letter_topic_configs
+from consumer.broker.metadata import MissingTopic, partitions_of
 from consumer.broker.settings import KafkaSettings
 from consumer.settings import IntakeSettings
+
+__all__ = [
+    "MissingTopic",
+    "TopicStatus",
+    "create_topics",
+    "engine_topics",
+    "ensure_topics",
+    "partitions_of",
+]
 
 
 async def ensure_topics(settings: IntakeSettings) -> None:
@@ -117,26 +126,3 @@ async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, t
         if len(found) == len(names) or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(0.2)
-
-
-class MissingTopic(LookupError):
-    """A topic that does not exist (the CLI names the setting that names it)."""
-
-    def __init__(self, topic: str) -> None:
-        super().__init__(f"topic {topic!r} does not exist")
-        self.topic = topic
-
-
-async def partitions_of(
-    consumer: AIOKafkaConsumer, topic: str, wait_s: float = 10.0
-) -> list[TopicPartition]:
-    """The topic's partitions, waiting up to `wait_s` for a topic that was just created."""
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if asyncio.get_running_loop().time() > deadline:
-            raise MissingTopic(topic)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)

@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from consumer.broker.metadata import MissingTopic
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.broker.settings import KafkaClientSettings
-from consumer.broker.topics import MissingTopic
 
 CONFIGURATION = 2
 RUNTIME = 1

@@ -11,8 +11,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from consumer.broker.metadata import partitions_of
 from consumer.broker.settings import KafkaClientSettings
-from consumer.broker.topics import partitions_of
 
 
 def command(args: argparse.Namespace, settings: KafkaClientSettings) -> int:

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer
 
+from consumer.broker.metadata import partitions_of
 from consumer.broker.settings import KafkaClientSettings
-from consumer.broker.topics import partitions_of
 from consumer.cli.command import TailKind
 from consumer.cli.newest import FETCH_BYTES, Newest, newest
 from consumer.pipeline.intake import header_text

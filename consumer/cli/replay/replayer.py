@@ -9,7 +9,7 @@ from typing import TextIO
 from aiokafka import AIOKafkaConsumer
 
 from actions import ActionRegistry, default_registry
-from consumer.broker.topics import partitions_of
+from consumer.broker.metadata import partitions_of
 from consumer.cli.replay.ranges import OffsetRange, request_spans
 from consumer.cli.replay.reading import Candidate, latest_envelopes, read_requests
 from consumer.cli.replay.report import PartitionReport, ReplayReport
