@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 from consumer.broker.metadata import MissingTopic
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.broker.settings import KafkaClientSettings
+from consumer.localkafka.machine import LocalKafkaError
 
 CONFIGURATION = 2
 RUNTIME = 1
@@ -64,6 +65,15 @@ def explain(exc: BaseException, settings: Any, schema: type[BaseSettings] | None
         return Failure([missing_topic(exc.topic, settings)], CONFIGURATION)
     if isinstance(exc, KafkaConnectionError) and isinstance(settings, KafkaClientSettings):
         return _unreachable(settings)
+    if isinstance(exc, LocalKafkaError):
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Failure(
+            [
+                f"the local Kafka cannot run: {first} (set KAFKA_BOOTSTRAP_SERVERS to use "
+                "another broker; --debug shows the broker's log)"
+            ],
+            RUNTIME,
+        )
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return Failure(
             [

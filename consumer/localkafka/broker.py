@@ -24,7 +24,14 @@ from consumer.localkafka.config import (
     server_properties,
 )
 from consumer.localkafka.jvm import format_storage, java_command
-from consumer.localkafka.machine import LOOPBACK, free_port, port_is_free, print_to_stderr, tail
+from consumer.localkafka.machine import (
+    LOOPBACK,
+    LocalKafkaError,
+    free_port,
+    port_is_free,
+    print_to_stderr,
+    tail,
+)
 from consumer.localkafka.maven import KAFKA_VERSION, ensure_kafka_libs
 from consumer.localkafka.ownership import (
     BrokerRecord,
@@ -145,7 +152,7 @@ class LocalKafka:
             # A broker this data dir's previous owner left running is stopped, never reused.
             other = stop_orphan(self.data_dir, self.config_path, print_to_stderr)
             if other is not None:
-                raise RuntimeError(
+                raise LocalKafkaError(
                     f"{self.data_dir} is in use by the {other.describe()}, which still runs"
                 )
             # The one-off Maven download has its own bound; timeout_s is for the broker.
@@ -243,7 +250,7 @@ class LocalKafka:
         errors = [line for line in text.splitlines() if "] ERROR " in line or "] FATAL " in line]
         return errors[:limit]
 
-    def _failure(self, reason: str) -> RuntimeError:
+    def _failure(self, reason: str) -> LocalKafkaError:
         parts = [f"Kafka {self.version} at {self.bootstrap_servers} {reason}."]
         # The tail is often just the end of a long stack trace; the first ERROR lines
         # usually name the actual cause (port in use, bad config, ...).
@@ -255,7 +262,7 @@ class LocalKafka:
         jvm_tail = tail(self.stdout_file, 15)
         if jvm_tail:
             parts.append(f"--- last lines of {self.stdout_file} ---\n{jvm_tail}")
-        return RuntimeError("\n".join(parts))
+        return LocalKafkaError("\n".join(parts))
 
     def _wait_until_ready(self, deadline: float) -> None:
         proc = self._proc

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from consumer.cli import run as run_command
 from consumer.cli.main import main
 from consumer.localkafka import free_port
 
@@ -102,3 +103,18 @@ def test_a_bad_value_is_one_line_with_name_value_and_what_is_accepted(
     monkeypatch.setenv(variable, value)
     assert main(argv) == 2
     assert capsys.readouterr().err == expected + "\n"
+
+
+def test_a_local_kafka_that_cannot_run_is_one_line_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A bare machine (no Maven, no Java, nothing cached) and nothing on localhost:9092.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PURAIFY_CACHE_DIR", str(tmp_path / "cache"))
+    for name in ("JAVA_HOME", "KAFKA_BOOTSTRAP_SERVERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(run_command, "_answers", lambda port: False)
+    assert main(["run"]) == 1
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "cannot run" in line]
+    assert line.startswith("execution-engine run: the local Kafka cannot run: Maven ('mvn')")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in line
