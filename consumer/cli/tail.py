@@ -219,6 +219,9 @@ async def tail(
         await consumer.start()
         partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
+        # Paused until `newest` seeks: else the client long-polls the end of every partition
+        # first (fetch_max_wait_ms) and the first window waits for that fetch to return.
+        consumer.pause(*partitions)
         end = await consumer.end_offsets(partitions)
         if since is None:
             low = await consumer.beginning_offsets(partitions)
