@@ -51,8 +51,9 @@ async def read_span(
         for tp in list(open_spans):
             end = open_spans[tp][1]
             position = min(await reader.position(tp), end)
-            progress.advance(position - passed[tp])
-            passed[tp] = position
+            if position > passed[tp]:
+                progress.advance(position - passed[tp])
+                passed[tp] = position
             if position >= end:
                 del open_spans[tp]
 
