@@ -47,7 +47,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_every_metric_is_documented() -> None:
     names = set()
     for family in EngineMetrics().registry.collect():
-        suffix = "_total" if family.type == "counter" else ""
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
         names.add(family.name + suffix)
     assert len(names) >= 12
     for name in names:
@@ -114,3 +114,13 @@ def test_every_name_in_the_record_path_diagram_exists() -> None:
     defined = _defined_names()
     for owner, member in re.findall(r"\b([A-Z]\w+)\.(\w+)\b", diagram):
         assert owner in defined and member in defined, f"{owner}.{member}"
+
+
+def test_every_relative_link_points_inside_the_repository() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        resolved = (root / target).resolve()
+        assert resolved.is_relative_to(root), f"{target} points outside the repository"
+        assert resolved.exists(), f"{target} does not exist"
