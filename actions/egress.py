@@ -134,7 +134,8 @@ class EgressPolicy:
         if literal is not None:
             if not self.is_allowed(literal):
                 raise ForbiddenDestination(
-                    f"destination {host!r} is a blocked address ({literal})",
+                    f"destination {host!r} is a blocked address ({literal}; "
+                    "allow it with EXECUTION_HTTP_ALLOWED_NETWORKS)",
                     details={"host": host, "address": str(literal)},
                 )
             canonical = str(literal)
@@ -175,7 +176,8 @@ class EgressPolicy:
         refused = [a for a in addresses if not self.is_allowed(a)]
         if refused:
             raise ForbiddenDestination(
-                f"destination {host!r} resolves to a blocked address ({refused[0]})",
+                f"destination {host!r} resolves to a blocked address ({refused[0]}; "
+                "allow it with EXECUTION_HTTP_ALLOWED_NETWORKS)",
                 details={"host": host, "address": str(refused[0])},
             )
         return addresses

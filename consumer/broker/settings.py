@@ -1,7 +1,8 @@
 """Where the engine's topics are and how to reach them: the settings every Kafka command reads.
 
-`EngineSettings` extends these; `send`, `tail` and `topics` read only these, so an unrelated
-bad variable (an SMTP port, a Vault template) does not stop them.
+`EngineSettings` extends these; `send` and `tail` read only `KafkaClientSettings` (the
+connection and the topics' names), so an unrelated bad variable (an SMTP port, a Vault template,
+a partition count) does not stop them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from consumer.secrets.redaction import SECRETS
 env_field = setting
 
 
-class KafkaSettings(BaseSettings):
+class KafkaClientSettings(BaseSettings):
+    """How to reach Kafka and where the engine's topics are: what `send` and `tail` read."""
+
     model_config = SettingsConfigDict(
         extra="ignore", populate_by_name=True, frozen=True, case_sensitive=True
     )
@@ -53,16 +56,6 @@ class KafkaSettings(BaseSettings):
         "execution.dead-letter",
         "Topic for records the engine cannot understand (original bytes).",
     )
-    group_id: str = env_field("EXECUTION_GROUP_ID", "execution-engine", "Kafka consumer group.")
-    create_topics: bool = env_field(
-        "EXECUTION_CREATE_TOPICS", True, "Create the four topics at start-up when missing."
-    )
-    topic_partitions: int = env_field(
-        "EXECUTION_TOPIC_PARTITIONS", 6, "Partitions for topics the engine creates.", ge=1
-    )
-    topic_replication: int = env_field(
-        "EXECUTION_TOPIC_REPLICATION", 1, "Replication factor for topics it creates.", ge=1
-    )
 
     @field_validator("ssl_cafile")
     @classmethod
@@ -72,7 +65,7 @@ class KafkaSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _sasl_needs_credentials(self) -> KafkaSettings:
+    def _sasl_needs_credentials(self) -> KafkaClientSettings:
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_username and self.sasl_password
         ):
@@ -103,6 +96,21 @@ class KafkaSettings(BaseSettings):
     def ssl_context(self) -> ssl.SSLContext:
         context: ssl.SSLContext = create_ssl_context(cafile=self.ssl_cafile)
         return context
+
+
+class KafkaSettings(KafkaClientSettings):
+    """Plus the engine's consumer group and the topics it creates."""
+
+    group_id: str = env_field("EXECUTION_GROUP_ID", "execution-engine", "Kafka consumer group.")
+    create_topics: bool = env_field(
+        "EXECUTION_CREATE_TOPICS", True, "Create the four topics at start-up when missing."
+    )
+    topic_partitions: int = env_field(
+        "EXECUTION_TOPIC_PARTITIONS", 6, "Partitions for topics the engine creates.", ge=1
+    )
+    topic_replication: int = env_field(
+        "EXECUTION_TOPIC_REPLICATION", 1, "Replication factor for topics it creates.", ge=1
+    )
 
 
 def describe_settings(settings: type[BaseSettings], *, header: bool = True) -> str:

@@ -6,12 +6,21 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from consumer.broker.dead_letter_topic import dead_letter_topic_configs
+from consumer.broker.metadata import MissingTopic, partitions_of
 from consumer.broker.settings import KafkaSettings
+
+__all__ = [
+    "MissingTopic",
+    "TopicStatus",
+    "create_topics",
+    "engine_topics",
+    "ensure_topics",
+    "partitions_of",
+]
 
 
 async def ensure_topics(settings: KafkaSettings, max_record_bytes: int) -> None:
@@ -117,18 +126,3 @@ async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, t
         if len(found) == len(names) or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(0.2)
-
-
-async def partitions_of(
-    consumer: AIOKafkaConsumer, topic: str, wait_s: float = 10.0
-) -> list[TopicPartition]:
-    """The topic's partitions, waiting up to `wait_s` for a topic that was just created."""
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if asyncio.get_running_loop().time() > deadline:
-            raise LookupError(f"topic {topic!r} does not exist")
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
