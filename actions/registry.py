@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -76,13 +76,19 @@ class ActionRegistry:
         models = {action.settings_model for action in self if action.settings_model is not None}
         return sorted(models, key=lambda model: model.__name__)
 
-    def read_settings(self) -> ActionSettingsSet:
-        """Every declared settings model read from the environment; a bad value is a
-        `ValueError` naming the model and the variable, never echoing the value."""
+    def read_settings(self, given: Mapping[str, Any] | None = None) -> ActionSettingsSet:
+        """Every declared settings model read from the environment, with the fields `given`
+        (by field name: an engine embedded by a program, tests) in their place; a bad value is
+        a `ValueError` naming the model and the variable, never echoing the value."""
+        given = dict(given or {})
+        models = self.settings_models()
+        unknown = set(given) - {name for model in models for name in model.model_fields}
+        if unknown:
+            raise ValueError(f"no action declares the settings {sorted(unknown)}")
         values = []
-        for model in self.settings_models():
+        for model in models:
             try:
-                values.append(model())
+                values.append(model(**{k: v for k, v in given.items() if k in model.model_fields}))
             except ValidationError as exc:
                 users = ", ".join(a.name for a in self if a.settings_model is model)
                 problems = "; ".join(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -72,16 +72,19 @@ class Application:
         log_sink: KafkaLogSink | None = None,
         metrics: EngineMetrics | None = None,
         tracing: NoTracing | None = None,
+        action_settings: Mapping[str, Any] | None = None,
     ) -> None:
+        """`action_settings`: values of the actions' own settings by field name (e.g.
+        `slack_api_url`), in place of their environment variables."""
         self.settings = settings
+        self._action_settings = dict(action_settings or {})
         self.registry = registry or default_registry()
         self._resolver = resolver
         self._log_sink = log_sink
         self._log = get_logger()
         self.metrics = metrics or EngineMetrics(self.registry.names())
-        self.tracing = tracing or build_tracing(
-            settings.otlp_endpoint
-        )  # ops: OpenTelemetry, off by default
+        # ops: OpenTelemetry, off by default
+        self.tracing = tracing or build_tracing(settings.otlp_endpoint)
         # What the fleet shares (EXECUTION_STATE_URL), else per-process state (consumer/state).
         self.fleet = build_state(settings, settings.group_id, self._log, self.metrics)
         # Per-upstream circuit breakers, shared by every request of this process (and, with a
@@ -253,7 +256,7 @@ class Application:
             credentials=credentials,
             http=api_http,
             egress_http=egress_http,
-            settings=self.registry.read_settings(),
+            settings=self.registry.read_settings(self._action_settings),
             retry=settings.retry_policy(),
             attempt_timeout_s=settings.action_timeout_s,
             limiter=RateLimiter(self.registry.read_rates(), store=self.fleet.rates),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pydantic import Field
 
 from actions.egress import Resolver, system_resolver
 from actions.registry import ActionRegistry
@@ -47,7 +48,17 @@ def topics() -> Topics:
     )
 
 
-def engine_settings(bootstrap: str, topics: Topics, **overrides: Any) -> EngineSettings:
+class EngineTestSettings(EngineSettings):
+    """EngineSettings and the actions' own settings a test gives (e.g. `slack_api_url` at a
+    stand-in), which `running_engine` hands to the engine."""
+
+    action_values: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+
+ENGINE_FIELDS = frozenset(EngineSettings.model_fields)
+
+
+def engine_settings(bootstrap: str, topics: Topics, **overrides: Any) -> EngineTestSettings:
     values: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "requests_topic": topics.requests,
@@ -65,8 +76,9 @@ def engine_settings(bootstrap: str, topics: Topics, **overrides: Any) -> EngineS
         "http_host": "127.0.0.1",
         "http_port": 0,
     }
-    values.update(overrides)
-    return EngineSettings(**values)
+    values.update({k: v for k, v in overrides.items() if k in ENGINE_FIELDS})
+    actions = {k: v for k, v in overrides.items() if k not in ENGINE_FIELDS}
+    return EngineTestSettings(**values, action_values=actions)
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +91,13 @@ async def running_engine(
 ) -> AsyncIterator[Application]:
     """Start the engine, wait until it owns partitions, stop it (drain + commit) afterwards."""
     stop = asyncio.Event()
-    engine = Application(settings, registry=registry, resolver=resolver, log_sink=log_sink)
+    engine = Application(
+        settings,
+        registry=registry,
+        resolver=resolver,
+        log_sink=log_sink,
+        action_settings=settings.action_values if isinstance(settings, EngineTestSettings) else {},
+    )
     task = asyncio.create_task(engine.run(stop))
     deadline = asyncio.get_running_loop().time() + 60
     while not engine.assigned:
