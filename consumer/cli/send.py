@@ -9,11 +9,11 @@ import sys
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from consumer.broker.settings import KafkaSettings
-from consumer.broker.topics import partitions_of
 from consumer.cli.command import Commands, add_command
+from consumer.client import ExecutionClient, ReplyTimeout
 
 
 def add_send(commands: Commands) -> None:
@@ -33,6 +33,12 @@ def add_send(commands: Commands) -> None:
     parser.add_argument("--request-id", default=None, help="default: a new UUID")
     parser.add_argument("--key", default=None, help="Kafka key (ordering); default: none")
     parser.add_argument("--wait", action="store_true", help="print the envelope")
+    parser.add_argument(
+        "--reply-topic",
+        default=None,
+        help="with --wait: the reply topic to await it on (one EXECUTION_REPLY_TOPICS allows); "
+        "default: read the results topic",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
 
 
@@ -51,7 +57,16 @@ def _send(args: argparse.Namespace, settings: KafkaSettings) -> int:
     }
     if metadata is not None:
         request["metadata"] = metadata
-    envelope = asyncio.run(_send_request(settings, request, args.key, args.wait, args.timeout))
+    envelope = asyncio.run(
+        _send_request(
+            settings,
+            request,
+            key=args.key,
+            wait=args.wait,
+            wait_s=args.timeout,
+            reply_topic=args.reply_topic,
+        )
+    )
     if not args.wait:
         print(json.dumps({"request_id": request["request_id"], "sent": True}))
         return 0
@@ -67,52 +82,42 @@ def _send(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
 
 async def _send_request(
-    settings: KafkaSettings, request: dict[str, Any], key: str | None, wait: bool, wait_s: float
+    settings: KafkaSettings,
+    request: dict[str, Any],
+    *,
+    key: str | None,
+    wait: bool,
+    wait_s: float,
+    reply_topic: str | None,
 ) -> dict[str, Any] | None:
-    kafka = settings.kafka_client_options()
-    results = None
-    if wait:
-        # Position at the end of the results topic *before* sending, so the envelope cannot
-        # be missed however fast the engine is.
-        results = AIOKafkaConsumer(
-            **kafka, isolation_level="read_committed", enable_auto_commit=False
-        )
-        await results.start()
+    if not wait:
+        producer = AIOKafkaProducer(**settings.kafka_client_options(), enable_idempotence=True)
+        await producer.start()
         try:
-            partitions = await partitions_of(results, settings.results_topic)
-        except LookupError as exc:
-            await results.stop()
-            raise SystemExit(f"execution-engine send: {exc}") from None
-        results.assign(partitions)
-        await results.seek_to_end(*partitions)
-        for tp in partitions:
-            await results.position(tp)
-    producer = AIOKafkaProducer(**kafka, enable_idempotence=True)
-    await producer.start()
+            await producer.send_and_wait(
+                settings.requests_topic,
+                json.dumps(request).encode(),
+                key=key.encode() if key else None,
+            )
+        finally:
+            await producer.stop()
+        return None
+    client = ExecutionClient(settings, reply_topic=reply_topic)
     try:
-        await producer.send_and_wait(
-            settings.requests_topic,
-            json.dumps(request).encode(),
-            key=key.encode() if key else None,
+        await client.start()
+    except LookupError as exc:  # the topic it reads does not exist
+        raise SystemExit(f"execution-engine send: {exc}") from None
+    try:
+        return await client.execute(
+            request["action"],
+            request["project"],
+            request["params"],
+            timeout=wait_s,
+            request_id=request["request_id"],
+            key=key,
+            metadata=request.get("metadata"),
         )
-    finally:
-        await producer.stop()
-    if results is None:
-        return None
-    try:
-        return await asyncio.wait_for(_find_envelope(results, request["request_id"]), wait_s)
-    except TimeoutError:
+    except ReplyTimeout:
         return None
     finally:
-        await results.stop()
-
-
-async def _find_envelope(consumer: AIOKafkaConsumer, request_id: str) -> dict[str, Any]:
-    wanted = request_id.encode()
-    while True:
-        batch = await consumer.getmany(timeout_ms=500)
-        for records in batch.values():
-            for record in records:
-                if record.key == wanted:
-                    envelope: dict[str, Any] = json.loads(record.value)
-                    return envelope
+        await client.stop()
