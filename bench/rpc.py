@@ -1,0 +1,188 @@
+"""Scenario 7, rpc: a Gateway awaiting its own envelope (request -> reply latency).
+
+One engine; one `ExecutionClient` in this process calls `log_message` at a fixed rate and
+awaits each envelope, either on its own reply topic (the engine's copy, `reply-topic`) or by
+reading the shared results topic (every envelope of the platform, filtered by key: what a
+Gateway had to do before). The two alternate on the same engine and requests topic. Other
+Gateways' traffic (`background` requests/s, without a reply topic) also lands on the results
+topic, as on a shared platform; they are produced by a child process. Latency is from just
+before `execute` to its return; the client's CPU is this process's (the engine and the other
+Gateways are child processes) over the calls made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from bench.kafka_io import RunTopics, create_topics, request_bytes
+from bench.report import percentile, say
+from bench.runner import Context, output_topics
+from consumer import ExecutionClient, KafkaSettings
+
+SCENARIO = "7 rpc"
+MODES = ("reply topic", "results topic")
+
+
+@dataclass
+class Run:
+    mode: str
+    rate: float
+    latencies: list[float]
+    failed: int
+    cpu_s: float
+
+    @property
+    def calls(self) -> int:
+        return len(self.latencies)
+
+
+async def run(
+    ctx: Context, rates: list[float], seconds: float, background: float, rounds: int = 1
+) -> None:
+    say(
+        f"\n== 7. rpc: log_message calls awaited through ExecutionClient at {rates} /s for "
+        f"{seconds:g} s each, via its reply topic vs the shared results topic "
+        f"(+{background:g}/s of other Gateways' requests)"
+    )
+    requests = f"bench.requests.rpc.{uuid.uuid4().hex[:8]}"
+    replies = f"bench.replies.rpc.{uuid.uuid4().hex[:8]}"
+    topics = RunTopics.fresh(requests, "rpc")
+    await create_topics(ctx.bootstrap, [requests], 6)
+    await create_topics(ctx.bootstrap, [replies], 1)
+    await output_topics(ctx, topics, 6)
+    engine = ctx.engine("rpc-engine", topics, EXECUTION_REPLY_TOPICS=replies)
+    settings = KafkaSettings(
+        bootstrap_servers=ctx.bootstrap,
+        requests_topic=requests,
+        results_topic=topics.results,
+        logs_topic=topics.logs,
+        dead_letter_topic=topics.dead_letter,
+    )
+    runs: list[Run] = []
+    engine.start()
+    others = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.rpc", ctx.bootstrap, requests, str(background)
+    )
+    try:
+        async with ExecutionClient(settings, reply_topic=replies) as warm:
+            # The engine's group, its partitions' producers, the topics' metadata.
+            await warm.execute("log_message", "bench", {"message": "warm-up"}, timeout=120)
+        for _ in range(rounds):
+            for rate in rates:
+                for mode in MODES:
+                    reply_topic = replies if mode == MODES[0] else None
+                    result = await _measure(settings, reply_topic, mode, rate, seconds)
+                    runs.append(result)
+                    _report_run(ctx, result)
+    finally:
+        others.kill()
+        await others.wait()
+        await asyncio.to_thread(engine.stop)
+    _summary(ctx, runs)
+
+
+async def _measure(
+    settings: KafkaSettings, reply_topic: str | None, mode: str, rate: float, seconds: float
+) -> Run:
+    latencies: list[float] = []
+    failed = 0
+    async with ExecutionClient(settings, reply_topic=reply_topic) as client:
+
+        async def call(n: int) -> None:
+            nonlocal failed
+            began = time.perf_counter()
+            try:
+                envelope = await client.execute(
+                    "log_message", "bench", {"message": f"m{n}"}, timeout=30, key=f"k{n % 64}"
+                )
+            except TimeoutError:
+                failed += 1
+                return
+            latencies.append(time.perf_counter() - began)
+            if envelope.get("status") != "success":
+                failed += 1
+
+        total = round(rate * seconds)
+        calls: list[asyncio.Task[None]] = []
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        for n in range(total):
+            due = started + n / rate
+            ahead = due - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            calls.append(asyncio.create_task(call(n)))
+        await asyncio.gather(*calls)
+        cpu_s = time.process_time() - cpu_before
+    return Run(mode, rate, latencies, failed, cpu_s)
+
+
+async def _other_gateways(bootstrap: str, topic: str, rate: float) -> None:
+    """Requests nobody in this process waits for: their envelopes crowd the results topic."""
+    if rate <= 0:
+        return
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        started, n = time.perf_counter(), 0
+        while True:
+            n += 1
+            value = request_bytes(f"other-{n}", "log_message", {"message": "x"})
+            await producer.send(topic, value=value, key=f"o{n % 64}".encode())
+            ahead = started + n / rate - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    finally:
+        await producer.stop()
+
+
+def _report_run(ctx: Context, result: Run) -> None:
+    if not result.latencies:
+        ctx.report.add(SCENARIO, f"{result.rate:g}/s via {result.mode}", "no envelope", "", False)
+        return
+    p50 = percentile(result.latencies, 50) * 1000
+    p99 = percentile(result.latencies, 99) * 1000
+    per_call_us = result.cpu_s / max(result.calls + result.failed, 1) * 1e6
+    ctx.report.add(
+        SCENARIO,
+        f"{result.rate:g}/s via {result.mode}: latency p50 / p99 ({result.calls:,} calls)",
+        f"{p50:.1f} / {p99:.1f} ms",
+        "every call answered",
+        result.failed == 0,
+    )
+    ctx.report.add(
+        SCENARIO,
+        f"{result.rate:g}/s via {result.mode}: client CPU per call",
+        f"{per_call_us:.0f} us",
+    )
+
+
+def _summary(ctx: Context, runs: list[Run]) -> None:
+    """The reply topic against the results topic, as ratios, rate by rate."""
+    for rate in sorted({r.rate for r in runs}):
+        by_mode = {mode: [r for r in runs if r.rate == rate and r.mode == mode] for mode in MODES}
+        if not all(by_mode.values()) or not all(r.latencies for rs in by_mode.values() for r in rs):
+            continue
+        reply, results = (
+            [latency for r in by_mode[mode] for latency in r.latencies] for mode in MODES
+        )
+        cpu = [
+            sum(r.cpu_s for r in by_mode[mode]) / sum(r.calls for r in by_mode[mode])
+            for mode in MODES
+        ]
+        ctx.report.add(
+            SCENARIO,
+            f"{rate:g}/s: results topic / reply topic (p50, p99, CPU per call)",
+            f"{percentile(results, 50) / percentile(reply, 50):.2f}x, "
+            f"{percentile(results, 99) / percentile(reply, 99):.2f}x, {cpu[1] / cpu[0]:.2f}x",
+        )
+
+
+if __name__ == "__main__":  # the other Gateways: python -m bench.rpc BOOTSTRAP TOPIC RATE
+    asyncio.run(_other_gateways(sys.argv[1], sys.argv[2], float(sys.argv[3])))
