@@ -101,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
         default=200.0,
         help="other Gateways' requests per second (their envelopes share the results topic)",
     )
-    g.add_argument("--rpc-rounds", type=int, default=1, help="rounds of alternated runs")
+    g.add_argument("--rpc-rounds", type=int, default=2, help="rounds of alternated runs")
     g = p.add_argument_group("all scenarios")
     g.add_argument(
         "--keep-logs",
