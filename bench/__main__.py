@@ -98,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--rpc-background",
         type=float,
-        default=200.0,
+        default=100.0,
         help="other Gateways' requests per second (their envelopes share the results topic)",
     )
     g.add_argument("--rpc-rounds", type=int, default=2, help="rounds of alternated runs")

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from actions.base import NO_SLOT
+from consumer.cli.replay import replay_headers
 from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from consumer.pipeline.processing import Work
 from consumer.pipeline.reply import ReplyTo, ReplyTopics, read_reply
 from consumer.pipeline.settings import IntakeLimitSettings
+from tests.unit.consumer.cli.replay.test_republish import FakeRecord
 from tests.unit.consumer.pipeline.test_processing import Channel, Record, processor
 
 ALLOWED = ReplyTopics("gateway.replies, rpc.*")
@@ -149,3 +151,32 @@ async def test_a_dead_lettered_record_gets_its_reply_too() -> None:
     ]
     assert messages[2].value == messages[1].value
     assert messages[2].headers == [("request-id", b"requests:2:41")]
+
+
+def test_a_replayed_request_replies_where_its_headers_say_if_still_allowed() -> None:
+    original = decode_record(
+        VALID,
+        SPRING,
+        topic="t",
+        partition=0,
+        offset=3,
+        limits=IntakeLimits(10_000, reply_topics=ALLOWED),
+    )
+    assert isinstance(original, Accepted)
+    copy = replay_headers(FakeRecord(list(SPRING)), original)
+    assert copy[: len(SPRING)] == SPRING, "the reply headers travel with the replayed copy"
+
+    def replayed(allowed: ReplyTopics) -> Accepted | Rejected:
+        return decode_record(
+            VALID,
+            copy,
+            topic="t",
+            partition=0,
+            offset=9,
+            limits=IntakeLimits(10_000, reply_topics=allowed),
+        )
+
+    again = replayed(ALLOWED)
+    assert isinstance(again, Accepted) and again.reply == original.reply
+    refused = replayed(ReplyTopics("gateway.replies"))
+    assert isinstance(refused, Rejected) and "'rpc.gateway-7'" in refused.message
