@@ -1,6 +1,6 @@
 """ExecutionClient against the real engine: many concurrent calls each get their own envelope on
-the process's reply partition, a call nobody answers times out, and a call in flight when the
-engine is killed still gets exactly one envelope."""
+the process's reply partition (and `send --wait --reply-topic` its own), a call nobody answers
+times out, and a call in flight when the engine is killed still gets exactly one envelope."""
 
 from __future__ import annotations
 
@@ -63,42 +63,7 @@ async def test_many_concurrent_calls_each_get_their_own_envelope(
 
         envelopes = await asyncio.gather(*(call(i) for i in range(calls)))
         assert client.pending == 0
-    for i, envelope in enumerate(envelopes):
-        assert envelope["request_id"] == f"call-{i}"
-        expected = "error" if i % 10 == 0 else "success"
-        assert envelope["status"] == expected, envelope
-    copies = await read_topic(kafka_bootstrap, replies, expect=calls, grace_s=1)
-    assert {r.partition for r in copies} == {1}, "only the client's partition"
-    assert copies_by_id(copies) == Counter(f"call-{i}" for i in range(calls))
-
-
-async def test_a_call_nobody_answers_times_out_and_the_results_topic_mode_works(
-    kafka_bootstrap: str, topics: Topics
-) -> None:
-    await create_topic(kafka_bootstrap, topics.results, partitions=3)
-    kafka = client_settings(kafka_bootstrap, topics)
-    async with ExecutionClient(kafka) as client:
-        started = time.monotonic()
-        with pytest.raises(ReplyTimeout) as timed_out:
-            await client.execute("log_message", "p", {"message": "x"}, timeout=1.0)
-        assert 1.0 <= time.monotonic() - started < 5
-        assert client.pending == 0
-        # The engine starts later: without a reply topic the client reads the results topic.
-        async with running_engine(engine_settings(kafka_bootstrap, topics)):
-            envelope = await client.execute(
-                "log_message", "p", {"message": "y"}, timeout=60, request_id="later"
-            )
-    assert timed_out.value.request_id != "later"
-    assert envelope["request_id"] == "later" and envelope["status"] == "success"
-
-
-async def test_send_wait_awaits_its_envelope_on_a_reply_topic(
-    kafka_bootstrap: str, topics: Topics
-) -> None:
-    replies = f"test.replies.{topics.group}"
-    await create_topic(kafka_bootstrap, replies, partitions=1)
-    settings = engine_settings(kafka_bootstrap, topics, reply_topics=replies)
-    async with running_engine(settings):
+        # `send --wait --reply-topic` awaits its own the same way (on the key's partition).
         sent = await asyncio.create_subprocess_exec(
             *COMMAND[:1],
             "send",
@@ -121,8 +86,35 @@ async def test_send_wait_awaits_its_envelope_on_a_reply_topic(
         out, err = await asyncio.wait_for(sent.communicate(), 90)
     assert sent.returncode == 0, err.decode()
     assert json.loads(out)["request_id"] == "cli-1"
-    [copy] = await read_topic(kafka_bootstrap, replies, expect=1, grace_s=0.5)
-    assert json.loads(copy.value)["request_id"] == "cli-1"
+    for i, envelope in enumerate(envelopes):
+        assert envelope["request_id"] == f"call-{i}"
+        expected = "error" if i % 10 == 0 else "success"
+        assert envelope["status"] == expected, envelope
+    copies = await read_topic(kafka_bootstrap, replies, expect=calls + 1, grace_s=1)
+    by_id = copies_by_id(copies)
+    assert by_id.pop("cli-1") == 1
+    assert by_id == Counter(f"call-{i}" for i in range(calls))
+    assert {r.partition for r in copies if r.key != b"cli-1"} == {1}, "the client's partition"
+
+
+async def test_a_call_nobody_answers_times_out_and_the_results_topic_mode_works(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    await create_topic(kafka_bootstrap, topics.results, partitions=3)
+    kafka = client_settings(kafka_bootstrap, topics)
+    async with ExecutionClient(kafka) as client:
+        started = time.monotonic()
+        with pytest.raises(ReplyTimeout) as timed_out:
+            await client.execute("log_message", "p", {"message": "x"}, timeout=1.0)
+        assert 1.0 <= time.monotonic() - started < 5
+        assert client.pending == 0
+        # The engine starts later: without a reply topic the client reads the results topic.
+        async with running_engine(engine_settings(kafka_bootstrap, topics)):
+            envelope = await client.execute(
+                "log_message", "p", {"message": "y"}, timeout=60, request_id="later"
+            )
+    assert timed_out.value.request_id != "later"
+    assert envelope["request_id"] == "later" and envelope["status"] == "success"
 
 
 @pytest.fixture

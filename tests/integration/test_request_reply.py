@@ -1,6 +1,7 @@
 """Request-reply on the real broker: the envelope's copy on the reply topic and partition a
 request names (ours, and Spring Kafka's headers byte for byte as `ReplyingKafkaTemplate` writes
-them), in the same transaction as the results topic's; a topic not allowed is refused."""
+them), in the same transaction as the results topic's; a topic not allowed is refused; a
+partition that does not exist loses its copy and holds nothing up."""
 
 from __future__ import annotations
 
@@ -54,15 +55,30 @@ async def test_replies_go_to_the_named_topic_and_partition(
         Outgoing(b"{broken", b"k4", (("reply-topic", replies.encode()), ("request-id", b"bad"))),
         # Not allowed: refused, its action never runs, nothing goes to that topic.
         Outgoing(request("refused"), b"k5", (("reply-topic", b"execution.results"),)),
+        # A partition the topic lacks: the copy is dropped, the partition goes on.
+        Outgoing(
+            request("no-partition"),
+            b"k1",
+            (("reply-topic", replies.encode()), ("reply-partition", b"9")),
+        ),
+        Outgoing(request("after"), b"k1", (("reply-topic", replies.encode()),)),
     ]
     settings = engine_settings(kafka_bootstrap, topics, reply_topics="test.replies.*,other")
     async with running_engine(settings):
         await produce(kafka_bootstrap, topics.requests, records)
-        results = await read_topic(kafka_bootstrap, topics.results, expect=5, grace_s=1)
-        copies = await read_topic(kafka_bootstrap, replies, expect=4, grace_s=1)
+        results = await read_topic(kafka_bootstrap, topics.results, expect=7, grace_s=1)
+        copies = await read_topic(kafka_bootstrap, replies, expect=5, grace_s=1)
 
     by_id = {json.loads(r.value)["request_id"]: r for r in results}
-    assert sorted(by_id) == ["bad", "ours", "ours-partition", "refused", "spring"]
+    assert sorted(by_id) == [
+        "after",
+        "bad",
+        "no-partition",
+        "ours",
+        "ours-partition",
+        "refused",
+        "spring",
+    ]
     refused = json.loads(by_id["refused"].value)
     assert refused["error"]["code"] == "invalid_request" and refused["attempts"] == 0
     assert "'execution.results'" in refused["error"]["message"]
@@ -70,7 +86,8 @@ async def test_replies_go_to_the_named_topic_and_partition(
     assert json.loads(by_id["bad"].value)["error"]["code"] == "invalid_json"
 
     copy_of = {json.loads(r.value)["request_id"]: r for r in copies}
-    assert sorted(copy_of) == ["bad", "ours", "ours-partition", "spring"], "one copy each"
+    assert sorted(copy_of) == ["after", "bad", "ours", "ours-partition", "spring"], "one each"
+    assert len(copies) == 5
     for request_id, copy in copy_of.items():
         assert copy.value == by_id[request_id].value, "the same bytes as the results envelope"
         assert copy.key == request_id.encode()
@@ -81,25 +98,3 @@ async def test_replies_go_to_the_named_topic_and_partition(
     assert ("kafka_correlationId", correlation.bytes) in spring.headers
     assert json.loads(spring.value)["status"] == "success"
     assert not any(h[0] == "kafka_correlationId" for h in copy_of["ours"].headers)
-
-
-async def test_a_reply_topic_that_does_not_exist_or_lacks_the_partition_never_pins_the_partition(
-    kafka_bootstrap: str, topics: Topics
-) -> None:
-    replies = f"test.replies.{topics.group}"
-    await create_topic(kafka_bootstrap, replies, partitions=1)
-    records = [
-        Outgoing(
-            request("no-partition"),
-            b"k",
-            (("reply-topic", replies.encode()), ("reply-partition", b"9")),
-        ),
-        Outgoing(request("after"), b"k", (("reply-topic", replies.encode()),)),
-    ]
-    settings = engine_settings(kafka_bootstrap, topics, reply_topics="test.replies.*")
-    async with running_engine(settings):
-        await produce(kafka_bootstrap, topics.requests, records)
-        results = await read_topic(kafka_bootstrap, topics.results, expect=2, grace_s=0.5)
-        copies = await read_topic(kafka_bootstrap, replies, expect=1, grace_s=0.5)
-    assert sorted(json.loads(r.value)["request_id"] for r in results) == ["after", "no-partition"]
-    assert [json.loads(r.value)["request_id"] for r in copies] == ["after"]
