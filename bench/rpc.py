@@ -1,8 +1,9 @@
 """Scenario 7, rpc: a Gateway awaiting its own envelope (request -> reply latency).
 
 One engine; one `ExecutionClient` in this process calls `log_message` at a fixed rate and
-awaits each envelope, either on its own reply topic (the engine's copy, `reply-topic`) or by
-reading the shared results topic (every envelope of the platform, filtered by key: what a
+awaits each envelope, either on a reply partition it names (`reply-topic` + `reply-partition`),
+on a reply topic of its own with as many partitions as the requests topic, or by reading the
+shared results topic (every envelope of the platform, filtered by key: what a
 Gateway had to do before). The two alternate on the same engine and requests topic. Other
 Gateways' traffic (`background` requests/s, without a reply topic) also lands on the results
 topic, as on a shared platform; they are produced by a child process. Latency is from just
@@ -26,7 +27,10 @@ from bench.runner import Context, output_topics
 from consumer import ExecutionClient, KafkaSettings
 
 SCENARIO = "7 rpc"
-MODES = ("reply topic", "results topic")
+# A reply partition is written by every input partition's transactional producer; a reply
+# topic of the Gateway's own, with as many partitions as the requests topic, spreads them.
+MODES = ("reply partition", "own reply topic (6 partitions)", "results topic")
+REQUEST_PARTITIONS = 6
 WARM_UP_S = 3.0
 
 
@@ -52,12 +56,19 @@ async def run(
         f"(+{background:g}/s of other Gateways' requests)"
     )
     requests = f"bench.requests.rpc.{uuid.uuid4().hex[:8]}"
-    replies = f"bench.replies.rpc.{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex[:8]
+    replies = {
+        MODES[0]: f"bench.replies.rpc.{run_id}.shared",
+        MODES[1]: f"bench.replies.rpc.{run_id}.own",
+    }
     topics = RunTopics.fresh(requests, "rpc")
-    await create_topics(ctx.bootstrap, [requests], 6)
-    await create_topics(ctx.bootstrap, [replies], 1)
+    await create_topics(ctx.bootstrap, [requests], REQUEST_PARTITIONS)
+    await create_topics(ctx.bootstrap, [replies[MODES[0]]], 1)
+    await create_topics(ctx.bootstrap, [replies[MODES[1]]], REQUEST_PARTITIONS)
     await output_topics(ctx, topics, 6)
-    engine = ctx.engine("rpc-engine", topics, EXECUTION_REPLY_TOPICS=replies)
+    engine = ctx.engine(
+        "rpc-engine", topics, EXECUTION_REPLY_TOPICS=f"bench.replies.rpc.{run_id}.*"
+    )
     settings = KafkaSettings(
         bootstrap_servers=ctx.bootstrap,
         requests_topic=requests,
@@ -90,13 +101,17 @@ async def run(
 
 
 async def _measure(
-    settings: KafkaSettings, mode: str, replies: str, rate: float, seconds: float
+    settings: KafkaSettings, mode: str, replies: dict[str, str], rate: float, seconds: float
 ) -> Run:
     """One run with a client of its own (so its CPU is this run's alone)."""
     latencies: list[float] = []
     failed = 0
-    reply_topic = replies if mode == MODES[0] else None
-    async with ExecutionClient(settings, reply_topic=reply_topic) as client:
+    reply_topic = replies.get(mode)
+    # The shared topic's one partition is named, as a Gateway instance names its own.
+    partition = 0 if mode == MODES[0] else None
+    async with ExecutionClient(
+        settings, reply_topic=reply_topic, reply_partition=partition
+    ) as client:
         await client.execute("log_message", "bench", {"message": "first"}, timeout=120)
 
         async def call(n: int) -> None:
@@ -182,24 +197,22 @@ def _report_run(ctx: Context, result: Run) -> None:
 
 
 def _summary(ctx: Context, runs: list[Run]) -> None:
-    """The reply topic against the results topic, as ratios, rate by rate."""
+    """Each way against the results topic, as ratios, rate by rate."""
     for rate in sorted({r.rate for r in runs}):
         by_mode = {mode: [r for r in runs if r.rate == rate and r.mode == mode] for mode in MODES}
-        if not all(by_mode.values()) or not all(r.latencies for rs in by_mode.values() for r in rs):
+        if not all(r.latencies for rs in by_mode.values() for r in rs) or not all(by_mode.values()):
             continue
-        reply, results = (
-            [latency for r in by_mode[mode] for latency in r.latencies] for mode in MODES
-        )
-        cpu = [
-            sum(r.cpu_s for r in by_mode[mode]) / sum(r.calls for r in by_mode[mode])
-            for mode in MODES
-        ]
-        ctx.report.add(
-            SCENARIO,
-            f"{rate:g}/s: results topic / reply topic (p50, p99, CPU per call)",
-            f"{percentile(results, 50) / percentile(reply, 50):.2f}x, "
-            f"{percentile(results, 99) / percentile(reply, 99):.2f}x, {cpu[1] / cpu[0]:.2f}x",
-        )
+        latencies = {m: [x for r in rs for x in r.latencies] for m, rs in by_mode.items()}
+        cpu = {m: sum(r.cpu_s for r in rs) / sum(r.calls for r in rs) for m, rs in by_mode.items()}
+        base = MODES[-1]
+        for mode in MODES[:-1]:
+            ctx.report.add(
+                SCENARIO,
+                f"{rate:g}/s: {mode} / results topic (p50, p99, CPU per call)",
+                f"{percentile(latencies[mode], 50) / percentile(latencies[base], 50):.2f}x, "
+                f"{percentile(latencies[mode], 99) / percentile(latencies[base], 99):.2f}x, "
+                f"{cpu[mode] / cpu[base]:.2f}x",
+            )
 
 
 if __name__ == "__main__":  # the other Gateways: python -m bench.rpc BOOTSTRAP TOPIC RATE
