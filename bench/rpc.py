@@ -4,7 +4,7 @@ One engine; one `ExecutionClient` in this process calls `log_message` at a fixed
 awaits each envelope, either on a reply partition it names (`reply-topic` + `reply-partition`),
 on a reply topic of its own with as many partitions as the requests topic, or by reading the
 shared results topic (every envelope of the platform, filtered by key: what a
-Gateway had to do before). The two alternate on the same engine and requests topic. Other
+Gateway had to do before). The three alternate on the same engine and requests topic. Other
 Gateways' traffic (`background` requests/s, without a reply topic) also lands on the results
 topic, as on a shared platform; they are produced by a child process. Latency is from just
 before `execute` to its return; the client's CPU is this process's (the engine and the other
