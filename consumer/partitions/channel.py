@@ -311,7 +311,8 @@ class PartitionChannel:
         for offset, messages in self._ready.items():
             for index, candidate in enumerate(messages):
                 if candidate is message:
-                    if message.reply:  # the results topic still gets its envelope
+                    if message.reply and not isinstance(error, TOO_LARGE):
+                        # No such topic or partition: the results topic still gets its envelope.
                         self._log.error(
                             "reply.undeliverable",
                             offset=offset,
@@ -323,7 +324,7 @@ class PartitionChannel:
                     elif message.envelope is None:  # a dead letter: the envelope still goes out
                         self._log.error("dead_letter.too_large", offset=offset)
                         del messages[index]
-                    else:
+                    else:  # an envelope, or its reply copy: its smaller stand-in goes out
                         messages[index] = self._renderer.shrink(message)
                     return
 

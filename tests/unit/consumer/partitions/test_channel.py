@@ -298,3 +298,17 @@ async def test_a_reply_copy_that_failed_for_a_passing_reason_is_sent_again_with_
     assert not await ch.flush()
     assert await ch.flush()
     assert [[m.topic for m in batch] for batch in sink.published] == [["results", "replies"]]
+
+
+async def test_a_reply_copy_too_large_for_its_topic_is_replaced_like_the_envelope() -> None:
+    messages = with_reply(0)
+    sink = ScriptedSink([DeliveryFailed(messages[1], MessageSizeTooLargeError())])
+    ch = channel(sink, 0)
+    ch.finish(0, messages)
+    assert not await ch.flush()
+    assert await ch.flush()
+    [[result, copy]] = sink.published
+    assert (copy.topic, copy.partition, copy.reply) == ("replies", 7, True)
+    assert copy.value is not None and b"was too large to publish" in copy.value
+    assert ("kafka_correlationId", b"c") in copy.headers
+    assert b"was too large to publish" not in (result.value or b"")
