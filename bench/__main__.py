@@ -1,6 +1,6 @@
 """`python -m bench [SCENARIO ...]`: run the benchmarks and print every figure.
 
-Scenarios: passthrough, io, hol, memory, scaleout, tenants (default: all of them, in that
+Scenarios: passthrough, io, hol, memory, scaleout, tenants, rpc (default: all of them, in that
 order). `tenants` runs in process and needs no broker.
 Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
 The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/localkafka.
@@ -27,7 +27,7 @@ from bench.processes import ROOT
 from bench.report import say
 from bench.runner import Context
 
-SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants")
+SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants", "rpc")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -92,6 +92,16 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--tenant-records", type=int, default=2000, help="records per per-record measurement"
     )
+    g = p.add_argument_group("7. rpc")
+    g.add_argument("--rpc-rates", default="100,1000", help="calls per second, one run each")
+    g.add_argument("--rpc-seconds", type=float, default=10.0, help="how long each run calls")
+    g.add_argument(
+        "--rpc-background",
+        type=float,
+        default=100.0,
+        help="other Gateways' requests per second (their envelopes share the results topic)",
+    )
+    g.add_argument("--rpc-rounds", type=int, default=2, help="rounds of alternated runs")
     g = p.add_argument_group("all scenarios")
     g.add_argument(
         "--keep-logs",
@@ -138,6 +148,7 @@ def _quick(args: argparse.Namespace) -> None:
     args.steady_seconds = min(args.steady_seconds, 20.0)
     args.scale_records = min(args.scale_records, 6000)
     args.tenant_records = min(args.tenant_records, 300)
+    args.rpc_seconds = min(args.rpc_seconds, 3.0)
 
 
 def reproduce_command(argv: Sequence[str]) -> str:
@@ -186,7 +197,15 @@ async def _run(
 
 
 async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> None:
-    from bench import head_of_line, io_bound, memory, passthrough, scale_out, tenants  # noqa: PLC0415
+    from bench import (  # noqa: PLC0415
+        head_of_line,
+        io_bound,
+        memory,
+        passthrough,
+        rpc,
+        scale_out,
+        tenants,
+    )
 
     for name in chosen:
         if name == "passthrough":
@@ -208,6 +227,9 @@ async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[st
             await scale_out.run(ctx, args.scale_records, processes)
         elif name == "tenants":
             await tenants.run(ctx.report, args.tenant_records)
+        elif name == "rpc":
+            rates = [float(rate) for rate in args.rpc_rates.split(",")]
+            await rpc.run(ctx, rates, args.rpc_seconds, args.rpc_background, args.rpc_rounds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

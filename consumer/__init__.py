@@ -1,9 +1,10 @@
 """The runtime: consumes execution requests from Kafka, runs actions, publishes envelopes.
 
 The public names are re-exported here (the subpackages hold one role each: `pipeline`,
-`partitions`, `credentials`, `ops`, `broker`, `cli`, `localkafka`): run an engine with
-`Application(EngineSettings()).run(stop)` (the composition root builds the `Engine` and its
-parts), or the console command through `main`.
+`partitions`, `credentials`, `ops`, `broker`, `cli`, `client`, `localkafka`): run an engine
+with `Application(EngineSettings()).run(stop)` (the composition root builds the `Engine` and
+its parts), or the console command through `main`; a Gateway awaits its envelopes with
+`ExecutionClient`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from consumer.app import Application
     from consumer.broker.settings import KafkaSettings
     from consumer.cli.main import main
+    from consumer.client import ExecutionClient, ReplyTimeout
     from consumer.engine import Engine
     from consumer.localkafka import LocalKafka, kafka_broker
     from consumer.pipeline.intake import IntakeLimits
@@ -25,10 +27,12 @@ _HOMES = {
     "Application": "consumer.app",
     "Engine": "consumer.engine",
     "EngineSettings": "consumer.settings",
+    "ExecutionClient": "consumer.client",
     "IntakeLimits": "consumer.pipeline.intake",
     "IntakeSettings": "consumer.settings",
     "KafkaSettings": "consumer.broker.settings",
     "LocalKafka": "consumer.localkafka",
+    "ReplyTimeout": "consumer.client",
     "kafka_broker": "consumer.localkafka",
     "main": "consumer.cli.main",
 }
@@ -47,10 +51,12 @@ __all__ = [
     "Application",
     "Engine",
     "EngineSettings",
+    "ExecutionClient",
     "IntakeLimits",
     "IntakeSettings",
     "KafkaSettings",
     "LocalKafka",
+    "ReplyTimeout",
     "kafka_broker",
     "main",
 ]

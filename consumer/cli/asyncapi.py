@@ -29,6 +29,27 @@ _TRACEPARENT = {
 }
 
 
+# Request-reply (consumer/pipeline/reply.py): binary values are described, not typed.
+_REPLY_REQUEST_HEADERS = {
+    "reply-topic": {
+        "type": "string",
+        "description": "A topic `EXECUTION_REPLY_TOPICS` allows: a copy of the envelope goes "
+        "there, in the same transaction.",
+    },
+    "reply-partition": {"type": "string", "pattern": "^[0-9]+$"},
+    "kafka_replyTopic": {"type": "string", "description": "Spring Kafka's `reply-topic`."},
+    "kafka_replyPartition": {
+        "description": "Spring Kafka's `reply-partition`: a 4-byte big-endian int."
+    },
+    "kafka_correlationId": {"description": "Any bytes; echoed on the reply copy."},
+}
+_REPLY_COPY_HEADERS = {
+    "kafka_correlationId": {
+        "description": "On a reply topic's copy: the request's own, byte for byte."
+    }
+}
+
+
 def _field(name: str) -> tuple[str, Any]:
     """A setting's env var name and default."""
     info = EngineSettings.model_fields[name]
@@ -198,14 +219,22 @@ def build_asyncapi(registry: ActionRegistry | None = None) -> dict[str, Any]:
                     "Run one action for one project.",
                     {"$ref": _REF.format(model="ExecutionRequest")},
                     "Ordering key (the producer's choice; may be empty).",
-                    {"request-id": request_id_header, "traceparent": _TRACEPARENT},
+                    {
+                        "request-id": request_id_header,
+                        "traceparent": _TRACEPARENT,
+                        **_REPLY_REQUEST_HEADERS,
+                    },
                 ),
                 "ResultEnvelope": _message(
                     "ResultEnvelope",
                     "The outcome of one request record.",
                     {"$ref": _REF.format(model="ResultEnvelope")},
                     "The request_id.",
-                    {"request-id": request_id_header, "traceparent": _TRACEPARENT},
+                    {
+                        "request-id": request_id_header,
+                        "traceparent": _TRACEPARENT,
+                        **_REPLY_COPY_HEADERS,
+                    },
                 ),
                 "LogEvent": _message(
                     "LogEvent",

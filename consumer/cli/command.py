@@ -92,6 +92,12 @@ def _send(commands: Commands) -> None:
     parser.add_argument("--request-id", default=None, help="default: a new UUID")
     parser.add_argument("--key", default=None, help="Kafka key (ordering); default: none")
     parser.add_argument("--wait", action="store_true", help="print the envelope")
+    parser.add_argument(
+        "--reply-topic",
+        default=None,
+        help="with --wait: the reply topic to await it on (one EXECUTION_REPLY_TOPICS allows); "
+        "default: read the results topic",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
 
 

@@ -9,10 +9,10 @@ import sys
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from consumer.broker.metadata import partitions_of
 from consumer.broker.settings import KafkaClientSettings
+from consumer.client import ExecutionClient, ReplyTimeout
 
 
 def command(args: argparse.Namespace, settings: KafkaClientSettings) -> int:
@@ -30,7 +30,16 @@ def command(args: argparse.Namespace, settings: KafkaClientSettings) -> int:
     }
     if metadata is not None:
         request["metadata"] = metadata
-    envelope = asyncio.run(_send_request(settings, request, args.key, args.wait, args.timeout))
+    envelope = asyncio.run(
+        _send_request(
+            settings,
+            request,
+            key=args.key,
+            wait=args.wait,
+            wait_s=args.timeout,
+            reply_topic=args.reply_topic,
+        )
+    )
     if not args.wait:
         print(json.dumps({"request_id": request["request_id"], "sent": True}))
         return 0
@@ -48,29 +57,16 @@ def command(args: argparse.Namespace, settings: KafkaClientSettings) -> int:
 async def _send_request(
     settings: KafkaClientSettings,
     request: dict[str, Any],
+    *,
     key: str | None,
     wait: bool,
     wait_s: float,
+    reply_topic: str | None,
 ) -> dict[str, Any] | None:
-    kafka = settings.kafka_client_options()
-    results = None
-    if wait:
-        # Position at the end of the results topic *before* sending, so the envelope cannot
-        # be missed however fast the engine is.
-        results = AIOKafkaConsumer(
-            **kafka, isolation_level="read_committed", enable_auto_commit=False
-        )
-    try:
-        if results is not None:
-            await results.start()
-            partitions = await partitions_of(results, settings.results_topic)
-            results.assign(partitions)
-            await results.seek_to_end(*partitions)
-            for tp in partitions:
-                await results.position(tp)
-        producer = AIOKafkaProducer(**kafka, enable_idempotence=True)
+    if not wait:
+        producer = AIOKafkaProducer(**settings.kafka_client_options(), enable_idempotence=True)
+        await producer.start()
         try:
-            await producer.start()
             await producer.send_and_wait(
                 settings.requests_topic,
                 json.dumps(request).encode(),
@@ -78,24 +74,23 @@ async def _send_request(
             )
         finally:
             await producer.stop()
-        if results is None:
-            return None
-        try:
-            return await asyncio.wait_for(_find_envelope(results, request["request_id"]), wait_s)
-        except TimeoutError:
-            return None
+        return None
+    client = ExecutionClient(settings, reply_topic=reply_topic)
+    try:
+        await client.start()
+    except LookupError as exc:  # the topic it reads does not exist
+        raise SystemExit(f"execution-engine send: {exc}") from None
+    try:
+        return await client.execute(
+            request["action"],
+            request["project"],
+            request["params"],
+            timeout=wait_s,
+            request_id=request["request_id"],
+            key=key,
+            metadata=request.get("metadata"),
+        )
+    except ReplyTimeout:
+        return None
     finally:
-        # Stopped also when starting failed: no "Unclosed AIOKafkaConsumer" at exit.
-        if results is not None:
-            await results.stop()
-
-
-async def _find_envelope(consumer: AIOKafkaConsumer, request_id: str) -> dict[str, Any]:
-    wanted = request_id.encode()
-    while True:
-        batch = await consumer.getmany(timeout_ms=500)
-        for records in batch.values():
-            for record in records:
-                if record.key == wanted:
-                    envelope: dict[str, Any] = json.loads(record.value)
-                    return envelope
+        await client.stop()

@@ -25,7 +25,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import (
+    KafkaError,
+    ProducerFenced,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.structs import OffsetAndMetadata
 from structlog.typing import FilteringBoundLogger
 
@@ -37,6 +42,11 @@ from consumer.pipeline.rendering import TOO_LARGE, OutcomeRenderer, OutMessage
 ReadCommitted = Callable[[TopicPartition], Awaitable[CommitPoint | None]]
 
 _STOP_TIMEOUT_S = 5.0
+# How long a flush waits for a reply topic's metadata before dropping its copy: a requester
+# may name a topic that does not exist, and the partition's transaction waits meanwhile.
+_REPLY_METADATA_TIMEOUT_S = 5.0
+# Why a reply copy cannot be published, whatever the retries: it is dropped (and logged).
+_UNDELIVERABLE_REPLY = (*TOO_LARGE, UnknownTopicOrPartitionError, TopicAuthorizationFailedError)
 
 
 class PartitionFenced(Exception):
@@ -257,8 +267,10 @@ class PartitionChannel:
         except Exception as exc:
             if isinstance(exc, DeliveryFailed):
                 self._log.warning("publish.retrying", topic=exc.message.topic, error=str(exc))
-                if isinstance(exc.error, TOO_LARGE):
-                    self._replace(exc.message)
+                if isinstance(exc.error, TOO_LARGE) or (
+                    exc.message.reply and isinstance(exc.error, _UNDELIVERABLE_REPLY)
+                ):
+                    self._replace(exc.message, exc.error)
             else:
                 self._log.warning("publish.retrying", error=type(exc).__name__)
             if not await self._sink.settle() and await self._went_through(point):
@@ -295,14 +307,24 @@ class PartitionChannel:
             return went_through
         return False  # closing: nothing more is published from here; the next owner decides
 
-    def _replace(self, message: OutMessage) -> None:
+    def _replace(self, message: OutMessage, error: BaseException) -> None:
         for offset, messages in self._ready.items():
             for index, candidate in enumerate(messages):
                 if candidate is message:
-                    if message.envelope is None:  # a dead letter: the envelope still goes out
+                    if message.reply and not isinstance(error, TOO_LARGE):
+                        # No such topic or partition: the results topic still gets its envelope.
+                        self._log.error(
+                            "reply.undeliverable",
+                            offset=offset,
+                            topic=message.topic,
+                            reply_partition=message.partition,
+                            error=type(error).__name__,
+                        )
+                        del messages[index]
+                    elif message.envelope is None:  # a dead letter: the envelope still goes out
                         self._log.error("dead_letter.too_large", offset=offset)
                         del messages[index]
-                    else:
+                    else:  # an envelope, or its reply copy: its smaller stand-in goes out
                         messages[index] = self._renderer.shrink(message)
                     return
 
@@ -347,9 +369,19 @@ async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> N
 
     for message in messages:
         if message.size > _BATCHED_MAX_BYTES:
+            if message.reply and message.partition not in (
+                None,
+                *await _partitions_for(producer, message),
+            ):
+                error = UnknownTopicOrPartitionError(f"no partition {message.partition}")
+                raise DeliveryFailed(message, error)
             try:
                 future = await producer.send(
-                    message.topic, value=message.value, key=message.key, headers=message.headers
+                    message.topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=message.headers,
+                    partition=message.partition,
                 )
             except TOO_LARGE as exc:  # refused before sending: larger than max_request_size
                 raise DeliveryFailed(message, exc) from exc
@@ -358,8 +390,13 @@ async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> N
         topic = message.topic
         partitions = partitions_of.get(topic)
         if partitions is None:
-            partitions = partitions_of[topic] = sorted(await producer.partitions_for(topic))
-        partition = _PARTITIONER(message.key, partitions, partitions)
+            partitions = partitions_of[topic] = await _partitions_for(producer, message)
+        partition = message.partition
+        if partition is None:
+            partition = _PARTITIONER(message.key, partitions, partitions)
+        elif partition not in partitions:
+            error = UnknownTopicOrPartitionError(f"{topic} has no partition {partition}")
+            raise DeliveryFailed(message, error)
         entry = batches.get((topic, partition))
         if entry is None:
             entry = batches[(topic, partition)] = (producer.create_batch(), [])
@@ -384,6 +421,19 @@ async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> N
 
 
 _PARTITIONER = FastPartitioner()
+
+
+async def _partitions_for(producer: AIOKafkaProducer, message: OutMessage) -> list[int]:
+    if not message.reply:
+        return sorted(await producer.partitions_for(message.topic))
+    try:  # a topic the requester named: it may not exist
+        found = await asyncio.wait_for(
+            producer.partitions_for(message.topic), _REPLY_METADATA_TIMEOUT_S
+        )
+    except (TimeoutError, KafkaError) as exc:
+        error = exc if isinstance(exc, KafkaError) else UnknownTopicOrPartitionError(message.topic)
+        raise DeliveryFailed(message, error) from exc
+    return sorted(found)
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

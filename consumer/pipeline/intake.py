@@ -5,7 +5,9 @@ size (`payload_too_large`) -> UTF-8 -> JSON syntax, including numbers that are n
 nesting too deep for the parser and string escapes that are not Unicode (lone surrogates) ->
 a JSON object (all `invalid_json`) -> duplicate keys anywhere -> nesting deeper than
 `max_json_depth` (both `invalid_request`) -> params larger than `max_params_bytes`
-(`payload_too_large`) -> the request schema (`invalid_request`). The limits are one
+(`payload_too_large`) -> the request schema -> the reply headers, a reply topic that
+`reply_topics` does not allow or a malformed one (both `invalid_request`,
+`consumer.pipeline.reply`). The limits, the allowed reply topics among them, are one
 `IntakeLimits`, shared by the engine and `replay`.
 
 Duplicate keys are refused, not resolved: parsers disagree on which one wins (first, last, or
@@ -33,6 +35,7 @@ from actions.limits import (
     may_hold_surrogates,
 )
 from actions.runtime.preparation import describe_validation_error
+from consumer.pipeline.reply import NO_REPLY_TOPICS, ReplyTo, ReplyTopics, read_reply
 from consumer.pipeline.settings import IntakeLimitSettings
 from schemas import ErrorCode, ExecutionRequest
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN
@@ -55,10 +58,16 @@ class IntakeLimits:
     max_record_bytes: int
     max_json_depth: int = MAX_JSON_DEPTH
     max_params_bytes: int | None = None  # None: params are not measured
+    reply_topics: ReplyTopics = NO_REPLY_TOPICS  # the topics a request may name for its reply
 
     @classmethod
     def from_settings(cls, settings: IntakeLimitSettings) -> IntakeLimits:
-        return cls(settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes)
+        return cls(
+            settings.max_record_bytes,
+            settings.max_json_depth,
+            settings.max_params_bytes,
+            ReplyTopics(settings.reply_topics),
+        )
 
 
 class Accepted(NamedTuple):
@@ -68,6 +77,7 @@ class Accepted(NamedTuple):
     request: ExecutionRequest
     request_id: str
     traceparent: str | None
+    reply: ReplyTo | None = None  # where a copy of its envelope goes, if it asked
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,8 @@ class Rejected:
     # Echoed when the record got far enough to know them.
     action: str | None = None
     project: str | None = None
+    # A rejected record's requester still waits: it gets its copy when its reply was valid.
+    reply: ReplyTo | None = None
 
 
 def header_text(headers: Headers, name: str) -> str | None:
@@ -111,6 +123,8 @@ def decode_record(
         if header_id is not None and _REQUEST_ID.fullmatch(header_id)
         else f"{topic}:{partition}:{offset}"
     )
+    reply = read_reply(headers, limits.reply_topics) if headers else None
+    reply_to = reply if isinstance(reply, ReplyTo) else None
 
     def reject(code: ErrorCode, message: str, body: Any = None) -> Rejected:
         fields = body if isinstance(body, dict) else {}
@@ -124,6 +138,7 @@ def decode_record(
             traceparent=traceparent,
             action=_short_text(fields.get("action")),
             project=fields.get("project") if _valid_project(fields.get("project")) else None,
+            reply=reply_to,
         )
 
     if value is None:
@@ -183,7 +198,9 @@ def decode_record(
         request = ExecutionRequest.model_validate(body)
     except ValidationError as exc:
         return reject(ErrorCode.INVALID_REQUEST, describe_validation_error(exc, ""), body)
-    return Accepted(request, request.request_id or fallback_id, traceparent)
+    if isinstance(reply, str):  # its action does not run: the requester named another topic
+        return reject(ErrorCode.INVALID_REQUEST, reply, body)
+    return Accepted(request, request.request_id or fallback_id, traceparent, reply_to)
 
 
 def _reject_constant(name: str) -> Any:

@@ -130,13 +130,19 @@ class RecordProcessor:
                 traceparent = dead_letter = None
             _log_outcome(log, envelope, work.consumed_at, invalid=isinstance(decoded, Rejected))
             self._metrics.envelope(envelope)  # ops
+            # Its requester waits on the reply topic, whatever became of the record.
+            reply = decoded.reply if decoded is not None else None
             try:
                 return self._renderer.render(
-                    envelope, scope=scope, traceparent=traceparent, dead_letter=dead_letter
+                    envelope,
+                    scope=scope,
+                    traceparent=traceparent,
+                    reply=reply,
+                    dead_letter=dead_letter,
                 )
             except Exception:
                 bug = self._bug(record, "the engine could not render this record's result (bug)")
-                return self._renderer.render(bug, scope=scope, traceparent=None)
+                return self._renderer.render(bug, scope=scope, traceparent=None, reply=reply)
 
     def _bug(self, record: Any, message: str) -> ResultEnvelope:
         """Called from an `except`: the engine failed on this record; it still gets one

@@ -1,5 +1,6 @@
-"""What goes out for a record: its result envelope (keyed by request_id) and, for a record the
-engine cannot understand, its dead letter (original key, bytes and headers, plus ours).
+"""What goes out for a record: its result envelope (keyed by request_id), a copy of it on the
+reply topic its request named (`consumer.pipeline.reply`) and, for a record the engine cannot
+understand, its dead letter (original key, bytes and headers, plus ours).
 
 Publishing and committing them is `consumer.partitions.channel`'s job.
 """
@@ -16,6 +17,7 @@ from consumer.broker.dead_letter_size import wire_size
 from consumer.ops.logging import get_logger
 from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
+from consumer.pipeline.reply import SPRING_CORRELATION_ID, ReplyTo
 from consumer.secrets.redaction import RedactionScope
 from schemas import ErrorInfo, ResultEnvelope
 
@@ -149,7 +151,8 @@ def _cut(value: bytes, limit: int) -> bytes:
 
 
 class OutMessage(NamedTuple):
-    """One record to publish: an envelope or a dead letter. (A named tuple: one per record.)"""
+    """One record to publish: an envelope, its reply copy, or a dead letter. (A named tuple:
+    one per record.)"""
 
     topic: str
     key: bytes | None
@@ -157,6 +160,10 @@ class OutMessage(NamedTuple):
     headers: Headers
     # Set on envelopes: the envelope as published (scrubbed), what a replacement is made from.
     envelope: ResultEnvelope | None = None
+    partition: int | None = None  # None: the key's partition
+    # A copy for the request's reply topic: one the broker cannot take (no such topic or
+    # partition) is dropped, never retried, so a requester cannot pin the partition.
+    reply: bool = False
 
     @property
     def size(self) -> int:
@@ -194,9 +201,11 @@ class OutcomeRenderer:
         *,
         scope: RedactionScope,
         traceparent: str | None,
+        reply: ReplyTo | None,
         dead_letter: DeadLetter | None = None,
     ) -> list[OutMessage]:
-        """`scope`: the record's redaction scope, which everything published is scrubbed of."""
+        """`scope`: the record's redaction scope, which everything published is scrubbed of;
+        `reply`: where its request asked for a copy of the envelope (the same bytes)."""
         messages: list[OutMessage] = []
         if dead_letter is not None:
             letter = self._fitting_dead_letter(*dead_letter)
@@ -218,6 +227,15 @@ class OutcomeRenderer:
         if message.size > self._max_message_bytes:
             message = self.shrink(message)
         messages.append(message)
+        if reply is not None:
+            headers = result_headers
+            if reply.correlation_id is not None:
+                headers = [*result_headers, (SPRING_CORRELATION_ID, reply.correlation_id)]
+            messages.append(
+                message._replace(
+                    topic=reply.topic, headers=headers, partition=reply.partition, reply=True
+                )
+            )
         return messages
 
     def _fitting_dead_letter(
@@ -238,7 +256,7 @@ class OutcomeRenderer:
             "envelope.too_large", request_id=message.envelope.request_id, size=message.size
         )
         small = replacement(message.envelope, "was too large to publish")
-        return OutMessage(message.topic, message.key, serialised(small), message.headers, small)
+        return message._replace(value=serialised(small), envelope=small)
 
 
 def with_lone_surrogates_escaped(envelope: ResultEnvelope) -> ResultEnvelope | None:

@@ -1,4 +1,5 @@
-"""The settings the pipeline reads: the limits intake judges a record by, the scheduler's."""
+"""The settings the pipeline reads: the limits intake judges a record by (the reply topics a
+request may name among them), the scheduler's."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ class IntakeLimitSettings(BaseSettings):
         262_144,
         "Requests whose `params` (as compact JSON) are larger get `payload_too_large`.",
         ge=2,
+    )
+    reply_topics: str = _env(
+        "EXECUTION_REPLY_TOPICS",
+        "",
+        "Topics a request may name as its reply topic (`reply-topic`, `kafka_replyTopic`): "
+        "comma-separated names, or prefixes ending in `*`. Empty: none; a request naming one "
+        "gets `invalid_request`.",
     )
 
 

@@ -15,7 +15,12 @@ def test_the_layers_extend_each_other_in_order() -> None:
     engine = list(EngineSettings.model_fields)
     assert intake[: len(kafka)] == kafka
     assert engine[: len(intake)] == intake
-    assert set(intake) - set(kafka) == {"max_record_bytes", "max_json_depth", "max_params_bytes"}
+    assert set(intake) - set(kafka) == {
+        "max_record_bytes",
+        "max_json_depth",
+        "max_params_bytes",
+        "reply_topics",
+    }
 
 
 def test_kafka_settings_ignore_what_only_the_engine_reads(monkeypatch: pytest.MonkeyPatch) -> None:

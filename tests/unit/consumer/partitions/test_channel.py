@@ -11,12 +11,17 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    UnknownTopicOrPartitionError,
+)
 
 from consumer.ops.logging import get_logger
 from consumer.partitions.channel import DeliveryFailed, PartitionChannel, PartitionFenced
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from consumer.pipeline.reply import ReplyTo
 from consumer.secrets.redaction import SECRETS
 from schemas import success_envelope
 
@@ -66,7 +71,7 @@ def envelope_for(offset: int, payload: str = "") -> list[OutMessage]:
         finished_at=NOW,
         attempts=1,
     )
-    return RENDERER.render(envelope, traceparent=None, scope=SECRETS.scope())
+    return RENDERER.render(envelope, reply=None, traceparent=None, scope=SECRETS.scope())
 
 
 def channel(
@@ -187,6 +192,7 @@ async def test_an_envelope_the_broker_finds_too_large_is_replaced_then_published
 async def test_a_dead_letter_the_broker_refuses_is_dropped_and_the_envelope_still_goes() -> None:
     messages = RENDERER.render(
         envelope_for(0)[0].envelope,  # type: ignore[arg-type]
+        reply=None,
         traceparent=None,
         scope=SECRETS.scope(),
         dead_letter=(None, b"raw", []),
@@ -256,3 +262,53 @@ async def test_run_survives_flush_errors(error: BaseException) -> None:
     await ch.close()
     await asyncio.wait_for(task, 5)
     assert sink.points == [CommitPoint(1)]
+
+
+def with_reply(offset: int) -> list[OutMessage]:
+    return RENDERER.render(
+        envelope_for(offset)[0].envelope,  # type: ignore[arg-type]
+        reply=ReplyTo("replies", 7, b"c"),
+        traceparent=None,
+        scope=SECRETS.scope(),
+    )
+
+
+async def test_a_reply_copy_the_broker_cannot_place_is_dropped_and_the_envelope_goes() -> None:
+    messages = with_reply(0)
+    assert [(m.topic, m.partition, m.reply) for m in messages] == [
+        ("results", None, False),
+        ("replies", 7, True),
+    ]
+    sink = ScriptedSink([DeliveryFailed(messages[1], UnknownTopicOrPartitionError())])
+    ch = channel(sink, 0)
+    ch.finish(0, messages)
+    assert not await ch.flush()
+    assert await ch.flush()
+    [[sent]] = sink.published
+    assert sent.topic == "results"
+
+
+async def test_a_reply_copy_that_failed_for_a_passing_reason_is_sent_again_with_its_envelope() -> (
+    None
+):
+    messages = with_reply(0)
+    sink = ScriptedSink([DeliveryFailed(messages[1], KafkaConnectionError())])
+    ch = channel(sink, 0)
+    ch.finish(0, messages)
+    assert not await ch.flush()
+    assert await ch.flush()
+    assert [[m.topic for m in batch] for batch in sink.published] == [["results", "replies"]]
+
+
+async def test_a_reply_copy_too_large_for_its_topic_is_replaced_like_the_envelope() -> None:
+    messages = with_reply(0)
+    sink = ScriptedSink([DeliveryFailed(messages[1], MessageSizeTooLargeError())])
+    ch = channel(sink, 0)
+    ch.finish(0, messages)
+    assert not await ch.flush()
+    assert await ch.flush()
+    [[result, copy]] = sink.published
+    assert (copy.topic, copy.partition, copy.reply) == ("replies", 7, True)
+    assert copy.value is not None and b"was too large to publish" in copy.value
+    assert ("kafka_correlationId", b"c") in copy.headers
+    assert b"was too large to publish" not in (result.value or b"")

@@ -112,7 +112,9 @@ def test_the_topic_is_made_for_the_record_limit_plus_header_room() -> None:
 def test_a_letter_within_the_topic_goes_out_whole() -> None:
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
     letter = (b"k", b"x" * 1_048_400, headers())
-    sent = renderer.render(envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=letter)
+    sent = renderer.render(
+        envelope(), scope=SECRETS.scope(), reply=None, traceparent=None, dead_letter=letter
+    )
     assert [m.topic for m in sent] == ["dead", "results"]
     assert sent[0].value == letter[1] and sent[0].headers == letter[2]
 
@@ -127,7 +129,11 @@ def test_a_letter_whose_own_headers_do_not_fit_goes_out_without_them() -> None:
     assert wire_size(b"k", value, many) > topic_bytes_for(1_048_576)
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
     sent = renderer.render(
-        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(b"k", value, many)
+        envelope(),
+        scope=SECRETS.scope(),
+        reply=None,
+        traceparent=None,
+        dead_letter=(b"k", value, many),
     )
     assert [m.topic for m in sent] == ["dead", "results"]
     dead = sent[0]
@@ -145,7 +151,11 @@ def test_a_long_error_message_is_cut_when_the_letter_must_shrink() -> None:
     )
     renderer = OutcomeRenderer("results", "dead", 2_000_000, 60_000)
     [dead, _result] = renderer.render(
-        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v", many)
+        envelope(),
+        scope=SECRETS.scope(),
+        reply=None,
+        traceparent=None,
+        dead_letter=(None, b"v", many),
     )
     message = dict(dead.headers)["error-message"]
     assert len(message) <= 1_024 + 3
@@ -157,6 +167,7 @@ def test_a_value_that_cannot_fit_at_all_still_lets_the_envelope_out(topic_bytes:
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes)
     sent = renderer.render(
         envelope(),
+        reply=None,
         traceparent=None,
         scope=SECRETS.scope(),
         dead_letter=(None, b"v" * 100_000, headers()),
@@ -167,10 +178,18 @@ def test_a_value_that_cannot_fit_at_all_still_lets_the_envelope_out(topic_bytes:
 def test_the_dead_letter_topics_size_is_what_fits() -> None:
     renderer = OutcomeRenderer("results", "dead", 2_000_000, 100_000)
     small = renderer.render(
-        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v" * 99_000, [])
+        envelope(),
+        scope=SECRETS.scope(),
+        reply=None,
+        traceparent=None,
+        dead_letter=(None, b"v" * 99_000, []),
     )
     assert [m.topic for m in small] == ["dead", "results"]
     big = renderer.render(
-        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v" * 100_000, [])
+        envelope(),
+        scope=SECRETS.scope(),
+        reply=None,
+        traceparent=None,
+        dead_letter=(None, b"v" * 100_000, []),
     )
     assert [m.topic for m in big] == ["results"]

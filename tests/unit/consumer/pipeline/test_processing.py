@@ -45,7 +45,7 @@ class Channel:
         self.finished.append((offset, messages))
 
 
-def processor() -> RecordProcessor:
+def processor(limits: IntakeLimits | None = None) -> RecordProcessor:
     registry = default_registry()
     http = plain_client()
     credentials = FakeCredentials()
@@ -53,7 +53,7 @@ def processor() -> RecordProcessor:
     return RecordProcessor(
         runner,
         OutcomeRenderer("execution.results", "execution.dead-letter", 1_200_000),
-        IntakeLimits(1_048_576, 64, 262_144),
+        limits or IntakeLimits(1_048_576, 64, 262_144),
         metrics=EngineMetrics(registry.names()),
         tracing=NO_TRACING,
         credentials=CredentialCache(credentials.get),

@@ -44,7 +44,9 @@ def envelope(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> An
 
 def test_envelope_is_keyed_by_request_id_with_traceparent() -> None:
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    [sent] = renderer().render(envelope({"logged": True}), traceparent=trace, scope=SCOPE)
+    [sent] = renderer().render(
+        envelope({"logged": True}), reply=None, traceparent=trace, scope=SCOPE
+    )
     assert sent.topic == "results" and sent.key == b"req-1"
     assert ("traceparent", trace.encode()) in sent.headers
     assert ("request-id", b"req-1") in sent.headers
@@ -52,7 +54,9 @@ def test_envelope_is_keyed_by_request_id_with_traceparent() -> None:
 
 def test_dead_letter_goes_first_with_original_key_and_bytes() -> None:
     letter = (b"k", b"\xff not json", [("h", b"v")])
-    sent = renderer().render(envelope({}), traceparent=None, dead_letter=letter, scope=SCOPE)
+    sent = renderer().render(
+        envelope({}), reply=None, traceparent=None, dead_letter=letter, scope=SCOPE
+    )
     assert [(m.topic, m.key, m.value) for m in sent] == [
         ("dead", b"k", b"\xff not json"),
         ("results", b"req-1", sent[1].value),
@@ -62,13 +66,15 @@ def test_dead_letter_goes_first_with_original_key_and_bytes() -> None:
 
 def test_an_envelope_too_large_is_replaced_not_retried_forever() -> None:
     big = envelope({"logged": True}, metadata={"blob": "x" * 5_000})
-    [sent] = renderer(max_bytes=2_000).render(big, traceparent=None, scope=SCOPE)
+    [sent] = renderer(max_bytes=2_000).render(big, reply=None, traceparent=None, scope=SCOPE)
     assert sent.value is not None and b"blob" not in sent.value
     assert b'"internal_error"' in sent.value and b'"original_status":"success"' in sent.value
 
 
 def test_shrink_keeps_key_and_headers() -> None:
-    [sent] = renderer().render(envelope({"x": "y" * 100}), traceparent=None, scope=SCOPE)
+    [sent] = renderer().render(
+        envelope({"x": "y" * 100}), reply=None, traceparent=None, scope=SCOPE
+    )
     small = renderer().shrink(sent)
     assert small.key == sent.key and small.headers == sent.headers
     assert small.value is not None and b"was too large to publish" in small.value
@@ -76,7 +82,11 @@ def test_shrink_keeps_key_and_headers() -> None:
 
 def test_a_dead_letter_too_large_still_lets_the_envelope_out() -> None:
     sent = renderer(max_bytes=2_000).render(
-        envelope({}), traceparent=None, dead_letter=(None, b"y" * 5_000, []), scope=SCOPE
+        envelope({}),
+        reply=None,
+        traceparent=None,
+        dead_letter=(None, b"y" * 5_000, []),
+        scope=SCOPE,
     )
     assert [m.topic for m in sent] == ["results"]
 
@@ -87,6 +97,7 @@ def test_envelopes_and_dead_letter_headers_are_scrubbed_of_secrets() -> None:
     SECRETS.add_engine_secret("sk-engine-secret-123")
     [sent] = renderer().render(
         envelope({"echo": "Bearer sk-record-secret-123 sk-engine-secret-123"}),
+        reply=None,
         traceparent=None,
         scope=scope,
     )
@@ -103,7 +114,7 @@ def test_an_envelope_pydantic_cannot_render_is_replaced() -> None:
     deep: Any = 1
     for _ in range(300):
         deep = {"a": deep}
-    [sent] = renderer().render(envelope({"deep": deep}), traceparent=None, scope=SCOPE)
+    [sent] = renderer().render(envelope({"deep": deep}), reply=None, traceparent=None, scope=SCOPE)
     assert sent.value is not None
     assert b'"internal_error"' in sent.value and b"could not be rendered" in sent.value
 

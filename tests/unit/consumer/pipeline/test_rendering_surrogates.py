@@ -43,7 +43,7 @@ def rendered(data: dict[str, object]) -> bytes:
         attempts=1,
     )
     [message] = OutcomeRenderer("results", "dead", 1_000_000).render(
-        envelope, traceparent=None, scope=SECRETS.scope()
+        envelope, reply=None, traceparent=None, scope=SECRETS.scope()
     )
     assert message.value is not None
     return message.value
