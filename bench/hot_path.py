@@ -89,7 +89,7 @@ async def run(count: int) -> tuple[float, float, int]:
         metrics=EngineMetrics(registry.names()),
         tracing=NO_TRACING,
     )
-    scheduler: KeyedScheduler[Work] = KeyedScheduler(200, processor.run)
+    scheduler: KeyedScheduler[Work] = KeyedScheduler(200, processor.run, max_per_project=200)
     channel = Channel()
     batch = records(count)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -100,7 +100,7 @@ async def run(count: int) -> tuple[float, float, int]:
             if processor.is_immediate(decoded) and scheduler.lane_idle(0, key):
                 channel.finish(record.offset, processor.process_now(record, decoded))
             else:
-                scheduler.submit(0, key, Work(record, decoded, channel))
+                scheduler.submit(0, key, "proj", Work(record, decoded, channel))
         while scheduler.held:  # noqa: ASYNC110 (the jobs finish without I/O)
             await asyncio.sleep(0)
         flush_logs()

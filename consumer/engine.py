@@ -19,6 +19,7 @@ from structlog.typing import FilteringBoundLogger
 from consumer.ops.metrics import EngineMetrics
 from consumer.partitions.assignment import Partitions
 from consumer.partitions.channel import PartitionChannel
+from consumer.pipeline.intake import project_of
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.scheduler import KeyedScheduler
 
@@ -110,7 +111,7 @@ class Engine:
                     # and events dropped from the sink's bounded queue).
                     await asyncio.sleep(0)
                 continue
-            scheduler.submit(tp, key, Work(record, decoded, channel))
+            scheduler.submit(tp, key, project_of(decoded), Work(record, decoded, channel))
 
     async def _shutdown(self) -> None:
         self._log.info("engine.stopping", in_flight=self._scheduler.running, held=self.held)

@@ -75,6 +75,14 @@ class EngineSettings(StateSettings, IntakeSettings):
     max_in_flight: int = _env(
         "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
     )
+    max_in_flight_per_project: int | None = _env(
+        "EXECUTION_MAX_IN_FLIGHT_PER_PROJECT",
+        None,
+        "Actions of one project running at once (default: 90 % of EXECUTION_MAX_IN_FLIGHT, "
+        "so slots stay free for other projects; equal to it or more: no per-project share, "
+        "first come first served). Free slots go to projects with work waiting in turn.",
+        ge=1,
+    )
     max_buffered: int = _env(
         "EXECUTION_MAX_BUFFERED",
         # Finished records wait here for their partition's transaction: at 2,000 the intake
@@ -317,6 +325,13 @@ class EngineSettings(StateSettings, IntakeSettings):
     def _valid_networks(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    @property
+    def project_in_flight_limit(self) -> int:
+        """`max_in_flight_per_project`, or its default: 90 % of `max_in_flight` (at least 1)."""
+        if self.max_in_flight_per_project is not None:
+            return min(self.max_in_flight_per_project, self.max_in_flight)
+        return max(1, self.max_in_flight * 9 // 10)
 
     def action_config(self) -> ActionConfig:
         return ActionConfig(
