@@ -2,9 +2,10 @@
 
 Project A publishes `a_calls` http_request calls to a target answering after `a_latency_ms`;
 `b_delay_s` later project B publishes `b_calls` calls to another target answering at once, on
-the same partitions (3; A's keys `a-0..499`, B's one key per call). B's latency is from just
-before its records were produced to each envelope visible to a read_committed consumer; A's
-throughput from A's first action start to its last envelope visible.
+the same partitions (3), one key per call: a burst of distinct events, each ready to run. B's
+latency is from just before its records were produced to each envelope visible to a
+read_committed consumer; A's throughput from A's first action start to its last envelope
+visible.
 
 Rounds, each on a fresh engine and topics: A alone; A then B; A then B with sharing off
 (`EXECUTION_MAX_IN_FLIGHT_PER_PROJECT` = `EXECUTION_MAX_IN_FLIGHT`: one queue, first come first
@@ -27,7 +28,6 @@ from bench.report import percentile, say
 from bench.runner import Context, output_topics
 
 PARTITIONS = 3
-A_KEYS = 500
 SCENARIO = "fairness"
 
 
@@ -43,8 +43,8 @@ class Load:
     def a_records(self) -> list[tuple[bytes, bytes]]:
         out = []
         for i in range(self.a_calls):
-            key, seq = f"a-{i % A_KEYS}", i // A_KEYS
-            url = f"http://127.0.0.1:{self.a_port}/d/{self.a_latency_ms}/{key}/{seq}"
+            key = f"a-{i}"
+            url = f"http://127.0.0.1:{self.a_port}/d/{self.a_latency_ms}/{key}/0"
             out.append((key.encode(), request_bytes(f"a-{i}", "http_request", {"url": url}, "a")))
         return out
 
