@@ -129,25 +129,6 @@ class CircuitBreakers:
         """Whether `admit` could wait now (wait mode and a circuit that is not closed)."""
         return self.when_open == "wait" and self.state(upstream) != "closed"
 
-    def admit_now(self, upstream: str) -> bool | None:
-        """`admit` when its answer needs no waiting and no store round trip: False (go ahead,
-        not a probe) for breakers turned off, a closed circuit of this process, or a fleet
-        circuit seen closed without failures within the last `_SHARED_FRESH_S`; None when
-        `admit` must be awaited (a circuit that is not closed, or the store must be asked)."""
-        if self.failure_threshold <= 0:
-            return False
-        if self._store is not None:
-            known = self._circuits.get(upstream)
-            if (
-                known is not None
-                and known.state == "closed"
-                and known.shared_clean_until > self._clock()
-            ):
-                return False
-            return None
-        circuit = self._track(upstream)
-        return False if circuit.state == "closed" else None
-
     async def admit(
         self, upstream: str, log: FilteringBoundLogger, max_wait_s: float | None = None
     ) -> bool:
@@ -225,10 +206,10 @@ class CircuitBreakers:
     ) -> None:
         """`record`, on the fleet's circuit when there is a store. This process's own circuit
         counts too (silently while the store answers), so it is warm if the store goes away."""
-        if self.observe_now(upstream, probe=probe, failed=failed, log=log):
+        if self._observed_locally(upstream, probe=probe, failed=failed, log=log):
             return
         store = self._store
-        assert store is not None  # without one, observe_now did it all
+        assert store is not None  # without one, _observed_locally did it all
         known = self._circuits.get(upstream)
         if known is not None and failed:
             known.shared_clean_until = 0.0
@@ -251,12 +232,12 @@ class CircuitBreakers:
         if shared.state == "open":
             self._mirror_open(upstream, shared)
 
-    def observe_now(
+    def _observed_locally(
         self, upstream: str, *, probe: bool, failed: bool | None, log: FilteringBoundLogger
     ) -> bool:
-        """The part of `observe` that needs no store round trip, done at once: True when that
-        was all (no store; or an answer from an upstream the fleet has no failures for),
-        False when `observe` must be awaited to tell the store."""
+        """The part of `observe` that needs no store round trip: True when that was all (no
+        store; or an answer from an upstream the fleet has no failures for), False when the
+        store must be told."""
         if self.failure_threshold <= 0:
             return True
         known = self._circuits.get(upstream)

@@ -311,17 +311,12 @@ class ActionRunner:
         breakers = self.breakers
         probe = False
         if upstream is not None:
-            # A closed circuit (nearly always) answers at once: no wait bound, no coroutine.
-            admitted = breakers.admit_now(upstream)
-            if admitted is not None:
-                probe = admitted
-            else:
-                max_wait = self._max_wait_s(clock_start, ctx)
-                if breakers.may_wait(upstream):
-                    async with ctx.slot.stepped_aside():
-                        probe = await breakers.admit(upstream, ctx.log, max_wait)
-                else:
+            max_wait = self._max_wait_s(clock_start, ctx)
+            if breakers.may_wait(upstream):
+                async with ctx.slot.stepped_aside():
                     probe = await breakers.admit(upstream, ctx.log, max_wait)
+            else:
+                probe = await breakers.admit(upstream, ctx.log, max_wait)
         failed: bool | None = None
         try:
             keys = action.rate_keys(params, ctx)
@@ -355,9 +350,7 @@ class ActionRunner:
                 failed = False
             raise
         finally:
-            if upstream is not None and not breakers.observe_now(
-                upstream, probe=probe, failed=failed, log=ctx.log
-            ):
+            if upstream is not None:
                 await breakers.observe(upstream, probe=probe, failed=failed, log=ctx.log)
 
     def _max_wait_s(self, clock_start: float, ctx: ActionContext) -> float:

@@ -167,18 +167,10 @@ async def test_30000_failing_hosts_stay_within_the_bound() -> None:
         await breakers.admit("host-29999.test", LOG)
 
 
-async def test_admit_now_answers_a_closed_circuit_and_defers_the_rest_to_admit() -> None:
-    clock = Clock()
-    breakers = CircuitBreakers(2, 10.0, clock=clock)
-    assert breakers.admit_now("api.test") is False  # closed: go, not a probe
-    fail(breakers, times=2)
-    assert breakers.admit_now("api.test") is None  # open: admit decides (and raises)
-    with pytest.raises(CircuitOpen):
-        await breakers.admit("api.test", LOG)
-    clock.now += 10.0
-    assert breakers.admit_now("api.test") is None  # half-open: admit hands out the probe
-    assert await breakers.admit("api.test", LOG) is True
-    assert CircuitBreakers(0).admit_now("api.test") is False  # breakers off
+async def test_breakers_turned_off_admit_every_call() -> None:
+    breakers = CircuitBreakers(0)
+    fail(breakers, times=10)
+    assert await breakers.admit("api.test", LOG) is False
 
 
 class _Store:
@@ -198,18 +190,17 @@ class _Store:
         return SharedCircuit("closed")
 
 
-async def test_with_a_store_the_quick_answers_are_only_the_fresh_clean_ones() -> None:
+async def test_with_a_store_only_the_fresh_clean_answers_skip_it() -> None:
     clock = Clock()
     store = _Store()
     breakers = CircuitBreakers(2, 10.0, clock=clock, store=store)
-    assert breakers.admit_now("api.test") is None  # never asked: the store must be
-    assert await breakers.admit("api.test", LOG) is False
-    assert breakers.admit_now("api.test") is False  # seen clean just now
+    assert await breakers.admit("api.test", LOG) is False  # never asked: the store is
+    assert await breakers.admit("api.test", LOG) is False  # seen clean just now: it is not
     # An answer from an upstream the fleet has no failures for: nothing to tell the store.
-    assert breakers.observe_now("api.test", probe=False, failed=False, log=LOG) is True
+    await breakers.observe("api.test", probe=False, failed=False, log=LOG)
     # A failure must reach the store.
-    assert breakers.observe_now("api.test", probe=False, failed=True, log=LOG) is False
     await breakers.observe("api.test", probe=False, failed=True, log=LOG)
     assert store.calls == ["admit", "record failed=True"]
     clock.now += 1.0  # no longer fresh
-    assert breakers.admit_now("api.test") is None
+    assert await breakers.admit("api.test", LOG) is False
+    assert store.calls[-1] == "admit"
