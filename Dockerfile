@@ -50,6 +50,7 @@ LABEL org.opencontainers.image.title="PURAIFY Execution Engine" \
       org.opencontainers.image.vendor="PURAIFY" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11.14-slim-bookworm"
 ENV PATH=/opt/engine/bin:$PATH \
+    ENGINE_REVISION=${REVISION} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     EXECUTION_HTTP_PORT=8080

@@ -7,8 +7,9 @@ bootstrap:
 
 # Runs the engine. With no KAFKA_BOOTSTRAP_SERVERS and nothing on localhost:9092, it starts a
 # local single-node Kafka (Apache's artifacts from Maven Central, cached) and stops it on exit.
+# Its data is kept across runs (the engine says where); `make run ARGS=--fresh` starts clean.
 run: bootstrap
-	.venv/bin/execution-engine run
+	.venv/bin/execution-engine run $(ARGS)
 
 # The whole suite: the lock, lint, format check, types, the audit, the deploy files, unit and
 # integration tests (real Kafka).

@@ -1,170 +1,60 @@
-"""Actions: what the engine can do. Knows nothing of Kafka.
+"""The plugin SDK: what an action (built in or a plugin's) is made of. Knows nothing of Kafka.
 
-The public API, for the engine and for plugins (a plugin imports only from here): an action is
-an `Action` subclass with an `ActionParams` model; `run` gets an `ActionContext` and raises the
-errors below; `rate_keys` returns `RateKey`s; `upstream` names its circuit (`upstream_of`).
+An action is an `Action` subclass (or `SyncAction`, for one that does no I/O) with an
+`ActionParams` model; `run` gets an `ActionContext` and raises the errors below; `rate_keys`
+returns `RateKey`s of the `RateLimitSpec`s it declares; `upstream` names its circuit
+(`upstream_of`); its own settings are an `ActionSettings` model of `setting(...)` fields
+(`settings_model`), read by `ctx.settings.get(...)`. A plugin registers it under the
+`puraify.actions` entry point (`actions.registry.PLUGIN_GROUP`). The engine's runtime (runner,
+retries, circuits) is `actions.runtime`.
 """
 
-from actions.base import (
-    NO_SLOT,
-    SERVICE_PATTERN,
-    Action,
-    ActionConfig,
-    ActionContext,
-    ActionParams,
-    CredentialSource,
-    InFlightSlot,
-    ServiceName,
-    SyncAction,
-    is_safe_path_segment,
-    upstream_of,
-)
-from actions.circuit import CircuitBreakers, CircuitStore, SharedCircuit
-from actions.egress import (
-    EgressPolicy,
-    egress_url,
-    guarded_client,
-    literal_address,
-    parse_networks,
-)
+from actions.base import Action, ActionContext, ActionParams, ServiceName, SyncAction, upstream_of
 from actions.errors import (
     ActionError,
-    CircuitOpen,
     CredentialRejected,
-    DeadlineExceeded,
     ForbiddenDestination,
     InvalidParams,
     MissingCredentials,
-    NotAttempted,
     OutcomeUnknown,
     RateLimited,
-    RateLimitExhausted,
     RetryableError,
-    StateUnavailable,
     UpstreamError,
     UpstreamUnavailable,
-    VaultUnavailable,
     error_for_exception,
     error_for_status,
     parse_retry_after,
 )
-from actions.http import (
-    HttpClient,
-    HttpError,
-    HttpResponse,
-    HttpTimeout,
-)
-from actions.idempotency import Claim, LocalSuccesses, SuccessStore
-from actions.limits import MAX_JSON_DEPTH, json_depth_exceeds, upstream_json
-from actions.outcome import FALLBACK_ON
-from actions.preparation import (
-    PreparedAction,
-    PreparedRequest,
-    Unrunnable,
-    describe_validation_error,
-    prepare_request,
-)
-from actions.ratelimit import Rate, RateKey, RateLimiter, RateLimitSpec, RateStore
-from actions.registry import (
-    PLUGIN_GROUP,
-    ActionRegistry,
-    AnyAction,
-    builtin_actions,
-    default_registry,
-    plugin_actions,
-)
-from actions.request_id_header import request_id_header_value
-from actions.retry import RetryPolicy
-from actions.runner import ActionRunner
-from actions.smtp_outcome import submit_message
-from actions.webhook_signing import (
-    DEFAULT_TOLERANCE_S,
-    STANDARD_ID_HEADER,
-    STANDARD_SIGNATURE_HEADER,
-    STANDARD_TIMESTAMP_HEADER,
-    STRIPE_SIGNATURE_HEADER,
-    standard_sign,
-    stripe_sign,
-    stripe_verify,
-)
+from actions.http import HttpClient, HttpError, HttpResponse, HttpTimeout
+from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, setting
 
 __all__ = [
-    "DEFAULT_TOLERANCE_S",
-    "FALLBACK_ON",
-    "MAX_JSON_DEPTH",
-    "NO_SLOT",
-    "PLUGIN_GROUP",
-    "SERVICE_PATTERN",
-    "STANDARD_ID_HEADER",
-    "STANDARD_SIGNATURE_HEADER",
-    "STANDARD_TIMESTAMP_HEADER",
-    "STRIPE_SIGNATURE_HEADER",
     "Action",
-    "ActionConfig",
     "ActionContext",
     "ActionError",
     "ActionParams",
-    "ActionRegistry",
-    "ActionRunner",
-    "AnyAction",
-    "CircuitBreakers",
-    "CircuitOpen",
-    "CircuitStore",
-    "Claim",
+    "ActionSettings",
     "CredentialRejected",
-    "CredentialSource",
-    "DeadlineExceeded",
-    "EgressPolicy",
     "ForbiddenDestination",
     "HttpClient",
     "HttpError",
     "HttpResponse",
     "HttpTimeout",
-    "InFlightSlot",
     "InvalidParams",
-    "LocalSuccesses",
     "MissingCredentials",
-    "NotAttempted",
     "OutcomeUnknown",
-    "PreparedAction",
-    "PreparedRequest",
-    "Rate",
     "RateKey",
-    "RateLimitExhausted",
     "RateLimitSpec",
     "RateLimited",
-    "RateLimiter",
-    "RateStore",
-    "RetryPolicy",
     "RetryableError",
     "ServiceName",
-    "SharedCircuit",
-    "StateUnavailable",
-    "SuccessStore",
     "SyncAction",
-    "Unrunnable",
     "UpstreamError",
     "UpstreamUnavailable",
-    "VaultUnavailable",
-    "builtin_actions",
-    "default_registry",
-    "describe_validation_error",
-    "egress_url",
     "error_for_exception",
     "error_for_status",
-    "guarded_client",
-    "is_safe_path_segment",
-    "json_depth_exceeds",
-    "literal_address",
-    "parse_networks",
     "parse_retry_after",
-    "plugin_actions",
-    "prepare_request",
-    "request_id_header_value",
-    "standard_sign",
-    "stripe_sign",
-    "stripe_verify",
-    "submit_message",
-    "upstream_json",
+    "setting",
     "upstream_of",
 ]

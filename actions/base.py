@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
@@ -17,6 +18,7 @@ from yarl import URL
 from actions.errors import InvalidParams
 from actions.http import HttpClient, is_sendable_value
 from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, ActionSettingsSet
 
 SERVICE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 
@@ -37,12 +39,27 @@ ServiceName = Annotated[
 
 def upstream_of(url: str) -> str | None:
     """The circuit-breaker name of a URL's upstream: its host, and its port when the URL
-    names one (None if unparsable)."""
+    names one (None if unparsable). It depends only on the scheme and authority, so those are
+    parsed once per distinct authority: a flow calls the same few hosts with ever new paths."""
+    for scheme in ("http://", "https://"):
+        if url.startswith(scheme):
+            # The authority ends where yarl ends it: the first `/`, `?` or `#`.
+            end = len(url)
+            for mark in "/?#":
+                at = url.find(mark, len(scheme))
+                if 0 <= at < end:
+                    end = at
+            return _authority_upstream(url[:end])
+    return _authority_upstream(url)
+
+
+@functools.lru_cache(maxsize=1024)
+def _authority_upstream(url: str) -> str | None:
     try:
         parsed = URL(url)
-    except (ValueError, TypeError):
+        host = parsed.raw_host
+    except (ValueError, TypeError, IndexError):  # IndexError: yarl on hosts like `http://[]@`
         return None
-    host = parsed.raw_host
     if not host:
         return None
     if ":" in host:
@@ -65,6 +82,11 @@ class CredentialSource(Protocol):
         """Forget a cached token the third party rejected, so the next get() fetches anew."""
         ...
 
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        """`value` with every token this source handed out masked: what may be kept beyond
+        the request (the data of its success, repeated to a deduplicated twin)."""
+        ...
+
 
 class InFlightSlot(Protocol):
     """The concurrency slot a running request holds in the engine."""
@@ -85,32 +107,11 @@ class _NoSlot:
 NO_SLOT: InFlightSlot = _NoSlot()
 
 
-@dataclass(frozen=True)
-class ActionConfig:
-    """Operator settings the actions read (base URLs point at local stand-ins in tests)."""
-
-    slack_api_url: str = "https://slack.com/api"
-    google_sheets_api_url: str = "https://sheets.googleapis.com"
-    http_max_response_bytes: int = 256 * 1024
-    # Content-encoding layers a response may have (`gzip, gzip` is 2): more is refused.
-    http_max_content_encodings: int = 1
-    http_max_redirects: int = 5
-    http_default_timeout_s: float = 10.0
-    http_max_timeout_s: float = 60.0
-    notion_api_url: str = "https://api.notion.com"
-    # 2025-09-03: databases hold data sources; pages are created under `data_source_id`.
-    notion_version: str = "2025-09-03"
-    # How long a `Retry-After` from Notion is honoured when the request has no deadline.
-    notion_retry_after_max_s: float = 120.0
-    # How long `create_sheet` may wait out Google's per-minute quota (429) in all: a minute's
-    # window and a margin. The request's deadline bounds it too.
-    sheets_quota_wait_s: float = 65.0
-    smtp_host: str = "localhost"
-    smtp_port: int = 587
-    # "starttls" (upgrade on the submission port), "tls" (implicit TLS, port 465), "none".
-    smtp_security: str = "starttls"
-    smtp_from: str | None = None
-    smtp_timeout_s: float = 30.0
+# What an attempt needs besides the provider's answer (the credential, the connection): the
+# margin the runner adds to an action's own `attempt_timeout_s`.
+ATTEMPT_MARGIN_S = 10.0
+# The shortest provider timeout a deadline leaves: below it no call could complete.
+MIN_PROVIDER_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -146,13 +147,22 @@ class ActionContext:
     # For URLs a request names (`http_request`, `send_webhook`): every host and connection goes
     # through the egress policy (see actions.egress.guarded_client).
     egress_http: HttpClient
-    config: ActionConfig
+    # What the actions declared (`Action.settings_model`): `ctx.settings.get(MySettings)`.
+    settings: ActionSettingsSet
     log: FilteringBoundLogger
     slot: InFlightSlot = NO_SLOT
     attempt: AttemptState = field(default_factory=AttemptState)
 
     async def token(self, service: str) -> SecretStr:
         return await self.credentials.get(self.project, service)
+
+    def call_timeout_s(self, setting_s: float) -> float:
+        """A provider call's timeout: its setting, never past the request's deadline (but at
+        least `MIN_PROVIDER_TIMEOUT_S`, so a call made just before the deadline can complete)."""
+        if self.deadline is None:
+            return setting_s
+        left = (self.deadline - datetime.now(UTC)).total_seconds()
+        return max(min(setting_s, left), MIN_PROVIDER_TIMEOUT_S)
 
     async def credential_header(self, service: str, prefix: str = "Bearer ") -> str:
         """`prefix + token` of `service`, as a header value: `InvalidParams` when the stored
@@ -199,6 +209,8 @@ class Action(Generic[P]):
     # The rate limits its `rate_keys` name, each with the setting that configures it and its
     # default: the engine's settings read them from here (adding one touches no engine code).
     rate_limits: ClassVar[tuple[RateLimitSpec, ...]] = ()
+    # Its own settings (base URLs, limits), read from the environment at start-up.
+    settings_model: ClassVar[type[ActionSettings] | None] = None
 
     async def run(self, params: P, ctx: ActionContext) -> Mapping[str, Any]:
         raise NotImplementedError
@@ -210,6 +222,12 @@ class Action(Generic[P]):
 
     def upstream(self, params: P, ctx: ActionContext) -> str | None:
         """The upstream (usually a host) whose circuit breaker guards this call; None: none."""
+        return None
+
+    def attempt_timeout_s(self, params: P, ctx: ActionContext) -> float | None:
+        """How long its provider may take to answer when it documents answers slower than
+        EXECUTION_ACTION_TIMEOUT_S (Notion's 60 s, SMTP's 10 minutes for DATA): the runner
+        allows that plus `ATTEMPT_MARGIN_S`, if longer. None: the engine's setting."""
         return None
 
 

@@ -69,17 +69,20 @@ _ALWAYS_BLOCKED = tuple(
         "2001::/23",  # IETF protocol assignments (Teredo, judged by its IPv4, comes first)
         "3fff::/20",  # documentation (RFC 9637)
         "5f00::/16",  # SRv6 SIDs (RFC 9602)
+        # Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's
+        # prefix length, so what a translator would reach cannot be read off the address.
+        "64:ff9b:1::/48",
     )
 )
-# NAT64 prefixes: the last 32 bits are the IPv4 address a translator would reach.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# The well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo)."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
-    if any(address in prefix for prefix in _NAT64):
+    if address in _NAT64:
         return ipaddress.IPv4Address(address.packed[12:])
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
@@ -131,7 +134,8 @@ class EgressPolicy:
         if literal is not None:
             if not self.is_allowed(literal):
                 raise ForbiddenDestination(
-                    f"destination {host!r} is a blocked address ({literal})",
+                    f"destination {host!r} is a blocked address ({literal}; "
+                    "allow it with EXECUTION_HTTP_ALLOWED_NETWORKS)",
                     details={"host": host, "address": str(literal)},
                 )
             canonical = str(literal)
@@ -172,7 +176,8 @@ class EgressPolicy:
         refused = [a for a in addresses if not self.is_allowed(a)]
         if refused:
             raise ForbiddenDestination(
-                f"destination {host!r} resolves to a blocked address ({refused[0]})",
+                f"destination {host!r} resolves to a blocked address ({refused[0]}; "
+                "allow it with EXECUTION_HTTP_ALLOWED_NETWORKS)",
                 details={"host": host, "address": str(refused[0])},
             )
         return addresses
@@ -243,6 +248,7 @@ def guarded_client(
     *,
     verify: ssl.SSLContext | bool = True,
     max_connections: int = 100,
+    max_connections_per_origin: int | None = None,
     timeout_s: float = 10.0,
     **options: Any,
 ) -> HttpClient:
@@ -250,23 +256,32 @@ def guarded_client(
     request (IP literals included, which no resolver sees), and every new connection goes only
     to the addresses the policy checked (a DNS answer cannot change between check and connect).
     TLS verifies the certificate against the host name, never the address. It follows no
-    redirect: the caller follows them hop by hop, each one checked again. `options` go to
-    `HttpClient` (`socket_factory` lets tests observe connection attempts)."""
+    redirect: the caller follows them hop by hop, each one checked again. A request that a
+    project names goes through `for_project(project)`: connections never shared between
+    projects. `options` go to `HttpClient` (`socket_factory` lets tests observe connection
+    attempts)."""
     return HttpClient(
         guard=policy,
         verify=verify,
         max_connections=max_connections,
+        max_connections_per_origin=max_connections_per_origin,
         timeout_s=timeout_s,
         **options,
     )
 
 
-def service_client(timeout_s: float, **options: Any) -> HttpClient:
+def service_client(timeout_s: float, *, max_in_flight: int = 100, **options: Any) -> HttpClient:
     """The client for the APIs the engine itself calls (Slack, Sheets, Notion, the Vault),
     at operator-configured base URLs. The same `HttpClient` (no cookies, headers checked,
     bodies capped) with its own pool: a connection it opened to an operator's internal
-    address is never handed to a request-chosen URL."""
-    return HttpClient(timeout_s=timeout_s, **options)
+    address is never handed to a request-chosen URL. Each API may hold `max_in_flight`
+    connections and all of them twice that, so a slow API leaves room for the others."""
+    return HttpClient(
+        timeout_s=timeout_s,
+        max_connections=2 * max_in_flight,
+        max_connections_per_origin=max_in_flight,
+        **options,
+    )
 
 
 def egress_url(raw: str, query: Mapping[str, Any] | None = None) -> URL:

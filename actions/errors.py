@@ -4,14 +4,16 @@ Every failure is classified once, here: an action raises one of these, and the r
 the contract's error code (and decides whether to retry) without looking at the cause again.
 
 Retries never repeat an effect on their own (CONTRACT.md): a failure is retried when the request
-was not sent, when the provider answered that it did nothing (429, 408, 503, documented codes),
-or when the call is idempotent. A non-idempotent call that was sent and got no usable answer ends
-as `OutcomeUnknown` (`details.sent: true`) and is never sent twice by us.
+was not sent, when the provider answered that it did nothing (408, 429, and the codes a provider
+documents as "not applied", which the action names), or when the call is idempotent. A
+non-idempotent call that was sent and got no usable answer ends as `OutcomeUnknown`
+(`details.sent: true`) and is never sent twice by us.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -87,6 +89,10 @@ class RetryableError(ActionError):
     minute, a `Retry-After` the provider means): the runner then honours `retry_after_s` and
     keeps retrying until that many seconds from the first attempt, instead of its own
     Retry-After clamp and budget (longer or shorter). The request's deadline always bounds it.
+
+    `pause`: the rate-limit keys whose quota the provider said is spent (a 429): the runner
+    pauses them for `retry_after_s`, so other requests of those keys wait instead of spending
+    quota on 429s too.
     """
 
     def __init__(
@@ -96,10 +102,13 @@ class RetryableError(ActionError):
         details: dict[str, Any] | None = None,
         retry_after_s: float | None = None,
         wait_limit_s: float | None = None,
+        # `actions.ratelimit.RateKey`s (not imported: the limiter imports these errors).
+        pause: Sequence[Any] = (),
     ) -> None:
         super().__init__(message, details=details)
         self.retry_after_s = retry_after_s
         self.wait_limit_s = wait_limit_s
+        self.pause = pause
 
 
 class UpstreamUnavailable(RetryableError):
@@ -134,9 +143,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
-# RFC 9110: 408 (the server did not get the whole request), 429 (refused for rate) and 503
-# (unable to handle it now) say the request was not acted on, so even a POST may be sent again.
-NOT_APPLIED_STATUSES = frozenset({408, 429, 503})
+# RFC 9110: 408 (the server did not get the whole request) and 429 (refused for rate) say the
+# request was not acted on, so even a POST may be sent again. Not 503: providers answer it after
+# the work was done (Google: UNAVAILABLE is "not always safe to retry non-idempotent operations",
+# google/rpc/code.proto; Notion: 503 when a request "takes longer than 60 seconds"). A provider
+# that documents another status as not applied names it (`not_applied`).
+NOT_APPLIED_STATUSES = frozenset({408, 429})
 
 
 def error_for_status(
@@ -146,12 +158,14 @@ def error_for_status(
     *,
     idempotent: bool,
     provider_message: str | None = None,
+    not_applied: Collection[int] = (),
 ) -> ActionError | None:
     """Classify a non-2xx answer; None for 2xx. `details` adds provider-specific fields.
 
     `idempotent`: whether sending the call again cannot repeat its effect (RFC 9110 methods,
-    an idempotency key the provider honours). A 5xx other than 503 does not say whether the
-    call took effect: retried only when idempotent, else `OutcomeUnknown`.
+    an idempotency key the provider honours). `not_applied`: further statuses the provider
+    documents as "did nothing, ask again" (Notion's 529). Any other 5xx does not say whether
+    the call took effect: retried only when idempotent, else `OutcomeUnknown`.
     """
     status = response.status
     if 200 <= status < 300:
@@ -165,7 +179,7 @@ def error_for_status(
             details=info,
             retry_after_s=retry_after,
         )
-    if status in NOT_APPLIED_STATUSES or (status >= 500 and idempotent):
+    if status in NOT_APPLIED_STATUSES or status in not_applied or (status >= 500 and idempotent):
         return UpstreamUnavailable(
             f"{service} answered {status}{said}", details=info, retry_after_s=retry_after
         )

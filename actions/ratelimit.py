@@ -8,11 +8,17 @@ one key are served in the order they reserved, and callers of other keys never w
 A fleet of engines shares its schedules through a `RateStore` (the engine's Redis/Valkey state
 runs the same GCRA as one atomic script); when the store cannot answer, this process's own
 schedule takes over, so a store outage costs pacing accuracy, never a request.
+
+A provider's 429 with `Retry-After` says a quota is spent until then: `pause` moves the keys it
+belongs to past that moment (their `tat`), so the next calls wait instead of spending quota on
+more 429s. A key whose limit is not configured can still be paused: it takes part with a rate of
+no spacing (`UNPACED`), whose schedule only ever holds a pause.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import OrderedDict
@@ -53,6 +59,10 @@ class Rate:
         return cls(float(match.group(1)), _UNITS[match.group(2)], burst)
 
 
+# The rate of a key whose limit is not configured: no spacing, only the pauses it is given.
+UNPACED = Rate(1.0, 0.0)
+
+
 @dataclass(frozen=True)
 class RateKey:
     """Whose budget a call spends: `limit` names the configured rate, `key` the destination."""
@@ -85,6 +95,10 @@ class RateStore(Protocol):
         self, slots: Sequence[tuple[RateKey, Rate]], max_wait_s: float | None
     ) -> tuple[bool, float]: ...
 
+    async def pause(self, slots: Sequence[tuple[RateKey, Rate]], seconds: float) -> None:
+        """No slot of these keys starts within `seconds` from now (see `RateLimiter.pause`)."""
+        ...
+
 
 class RateLimiter:
     """Reserve-then-sleep per key. `limits` maps a limit name (e.g. `slack.channel`) to a Rate;
@@ -108,6 +122,8 @@ class RateLimiter:
         # lets that key's next call go at once: a bounded over-spend, never unbounded memory.
         self._max_keys = max_keys
         self._tat: OrderedDict[RateKey, float] = OrderedDict()
+        # Whether any key was ever paused: until then, unconfigured keys need no look-up.
+        self._paused_any = store is not None
 
     @property
     def limits(self) -> dict[str, Rate]:
@@ -120,7 +136,7 @@ class RateLimiter:
         `RateLimitExhausted` is raised, so a request that cannot make its deadline does not
         take a slot another request could use.
         """
-        limited = [(k, self._limits[k.limit]) for k in keys if k.limit in self._limits]
+        limited = self._slots(keys)
         if not limited:
             return 0.0
         now = self._clock()
@@ -138,19 +154,48 @@ class RateLimiter:
                 details={"limit": names, "wait_s": round(wait, 3)},
             )
         for key, rate in limited:
-            self._tat[key] = max(self._tat.get(key, now), start) + rate.interval_s
-            self._tat.move_to_end(key)
+            if rate.interval_s > 0:  # an unpaced key's schedule holds only its pauses
+                self._tat[key] = max(self._tat.get(key, now), start) + rate.interval_s
+                self._tat.move_to_end(key)
+        self._trim()
+        return wait
+
+    def _slots(self, keys: Sequence[RateKey]) -> list[tuple[RateKey, Rate]]:
+        """Each key with its configured rate; an unconfigured one is `UNPACED` (it may hold a
+        pause). Without any configured limit and any pause, none: nothing to look up."""
+        if not self._limits and not self._paused_any:
+            return []
+        return [(key, self._limits.get(key.limit, UNPACED)) for key in keys]
+
+    def _trim(self) -> None:
         while len(self._tat) > self._max_keys:
             # The least recently used schedule: usually long past, so nothing is lost.
             self._tat.popitem(last=False)
-        return wait
+
+    async def pause(self, keys: Sequence[RateKey], seconds: float) -> None:
+        """A provider said these keys' quota is spent for `seconds` (a 429's Retry-After): no
+        call of theirs starts before then, in this process and, with a store, in the fleet."""
+        if not keys or seconds <= 0:
+            return
+        self._paused_any = True
+        slots = [(key, self._limits.get(key.limit, UNPACED)) for key in keys]
+        now = self._clock()
+        for key, rate in slots:
+            # The next start allowed is `tat - (burst - 1) * interval`: put it at now + seconds.
+            until = now + seconds + (rate.burst - 1) * rate.interval_s
+            self._tat[key] = max(self._tat.get(key, now), until)
+            self._tat.move_to_end(key)
+        self._trim()
+        if self._store is not None:
+            with contextlib.suppress(StateUnavailable):
+                await self._store.pause(slots, seconds)
 
     async def take(self, keys: Sequence[RateKey], max_wait_s: float | None = None) -> float:
         """`reserve`, on the fleet's shared schedule when there is a store (this process's own
         when it cannot answer). Returns the seconds to wait for the slot."""
         if self._store is None:
             return self.reserve(keys, max_wait_s)
-        limited = [(k, self._limits[k.limit]) for k in keys if k.limit in self._limits]
+        limited = self._slots(keys)
         if not limited:
             return 0.0
         try:

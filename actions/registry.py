@@ -7,14 +7,18 @@ A separate package adds one through the `puraify.actions` entry-point group.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Any
 
+from pydantic import ValidationError
+
 import actions.builtin
 from actions.base import Action
-from actions.ratelimit import RateLimitSpec
+from actions.ratelimit import Rate, RateLimitSpec
+from actions.settings import ActionSettings, ActionSettingsSet
 
 PLUGIN_GROUP = "puraify.actions"
 
@@ -56,6 +60,36 @@ class ActionRegistry:
                         f"{spec.env} configures two limits ({known.name!r}, {spec.name!r})"
                     )
         return sorted(found.values(), key=lambda spec: spec.env)
+
+    def read_rates(self) -> dict[str, Rate | None]:
+        """Every declared rate limit as configured: its setting, else its default (None: off)."""
+        rates: dict[str, Rate | None] = {}
+        for spec in self.rate_limits():
+            try:
+                rates[spec.name] = Rate.parse(os.environ.get(spec.env, spec.default))
+            except ValueError as exc:
+                raise ValueError(f"{spec.env}: {exc}") from None
+        return rates
+
+    def settings_models(self) -> list[type[ActionSettings]]:
+        """The settings models the registered actions declare, once each."""
+        models = {action.settings_model for action in self if action.settings_model is not None}
+        return sorted(models, key=lambda model: model.__name__)
+
+    def read_settings(self) -> ActionSettingsSet:
+        """Every declared settings model read from the environment; a bad value is a
+        `ValueError` naming the model and the variable, never echoing the value."""
+        values = []
+        for model in self.settings_models():
+            try:
+                values.append(model())
+            except ValidationError as exc:
+                users = ", ".join(a.name for a in self if a.settings_model is model)
+                problems = "; ".join(
+                    f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+                )
+                raise ValueError(f"settings of {users}: {problems}") from None
+        return ActionSettingsSet(values)
 
 
 def _as_action(obj: object, origin: str) -> AnyAction:

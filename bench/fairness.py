@@ -115,9 +115,9 @@ async def _round(ctx: Context, label: str, load_: Load, *, with_b: bool, **setti
     await output_topics(ctx, topics, PARTITIONS)
     watcher = ResultsWatcher(ctx.bootstrap, topics.results, keep_values=True)
     await watcher.start()
-    engine = ctx.engine(
-        "fairness-engine", topics, EXECUTION_HTTP_ALLOWED_NETWORKS="127.0.0.0/8", **settings
-    )
+    # Engine settings only (str values): never `ctx.engine`'s own `baseline` flag.
+    env: dict[str, Any] = {"EXECUTION_HTTP_ALLOWED_NETWORKS": "127.0.0.0/8", **settings}
+    engine = ctx.engine("fairness-engine", topics, **env)
     expected = 1 + load_.a_calls + (load_.b_calls if with_b else 0)
     try:
         engine.start()

@@ -14,12 +14,19 @@ import io
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any, cast
 
+from aiokafka import TopicPartition
 from pydantic import SecretStr
 
-from actions import ActionRunner, MissingCredentials, default_registry
+from actions import MissingCredentials
 from actions.http import HttpClient
-from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs
+from actions.registry import default_registry
+from actions.runtime.runner import ActionRunner
+from consumer.credentials.cache import CredentialCache
+from consumer.engine import Engine
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging, flush_logs, get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits
@@ -38,10 +45,16 @@ class Record:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+class _Offsets:
+    def add(self, offset: int) -> bool:
+        return False  # never published before
+
+
 class Channel:
     def __init__(self) -> None:
         self.count = 0
         self.bytes = 0
+        self.offsets = _Offsets()
 
     def finish(self, offset: int, messages: list[OutMessage]) -> None:
         self.count += 1
@@ -54,6 +67,9 @@ class _NoCredentials:
 
     async def invalidate(self, project: str, service: str) -> None:
         return None
+
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        return value  # it hands out no token
 
 
 def records(count: int) -> list[Record]:
@@ -79,28 +95,35 @@ async def run(count: int) -> tuple[float, float, int]:
     configure_logging("info", sink=sink, stream=io.StringIO())
     registry = default_registry()
     http = HttpClient()
-    runner = ActionRunner(
-        registry=registry, credentials=_NoCredentials(), http=http, egress_http=http
-    )
+    credentials = _NoCredentials()
+    runner = ActionRunner(registry=registry, credentials=credentials, http=http, egress_http=http)
+    metrics = EngineMetrics(registry.names())
     processor = RecordProcessor(
         runner,
         OutcomeRenderer("execution.results", "execution.dead-letter", 1_200_000),
         IntakeLimits(1_048_576, 64, 262_144),
-        metrics=EngineMetrics(registry.names()),
+        metrics=metrics,
         tracing=NO_TRACING,
+        credentials=CredentialCache(credentials.get),
     )
     scheduler: KeyedScheduler[Work] = KeyedScheduler(200, processor.run, max_per_project=200)
+    # The engine's own record path (`Engine.take`); it needs no consumer or partitions.
+    engine = Engine(
+        cast(Any, None),
+        cast(Any, None),
+        scheduler,
+        processor,
+        max_buffered=count,
+        drain_timeout_s=1.0,
+        metrics=metrics,
+        log=get_logger(),
+    )
+    tp = TopicPartition("execution.requests", 0)
     channel = Channel()
     batch = records(count)
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, count, 500):
-        for record in batch[start : start + 500]:
-            key = record.key
-            decoded = processor.intake(record)
-            if processor.is_immediate(decoded) and scheduler.lane_idle(0, key):
-                channel.finish(record.offset, processor.process_now(record, decoded))
-            else:
-                scheduler.submit(0, key, "proj", Work(record, decoded, channel))
+        await engine.take(tp, cast(Any, channel), batch[start : start + 500])
         while scheduler.held:  # noqa: ASYNC110 (the jobs finish without I/O)
             await asyncio.sleep(0)
         flush_logs()

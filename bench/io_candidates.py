@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-from actions import EgressPolicy, guarded_client, parse_networks
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 
 Get = Callable[[str], Awaitable[None]]
 

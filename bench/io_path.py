@@ -20,21 +20,18 @@ import subprocess
 import sys
 import time
 
-from actions import (
-    ActionRunner,
-    EgressPolicy,
-    default_registry,
-    guarded_client,
-    parse_networks,
-)
-from actions.circuit import CircuitBreakers
-from actions.idempotency import IdempotencyRecords, LocalSuccesses
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.ratelimit import RateLimiter
+from actions.registry import default_registry
+from actions.runtime.circuit import CircuitBreakers
+from actions.runtime.idempotency import IdempotencyRecords, LocalSuccesses
+from actions.runtime.runner import ActionRunner
 from bench.hot_path import Channel as _Channel
 from bench.hot_path import Record
 from bench.processes import cpu_seconds, free_port
 from consumer.credentials.cache import CredentialCache
-from consumer.ops.logging import KafkaLogSink, configure_logging, flush_logs
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging, flush_logs
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits
@@ -87,6 +84,9 @@ class _FakeEgress:
     def __getattr__(self, name: str) -> object:
         return getattr(self._client, name)
 
+    def for_project(self, project: str) -> _FakeEgress:
+        return self
+
     async def request(self, method: str, url: object, **options: object) -> object:
         from actions.http import HttpResponse  # noqa: PLC0415
 
@@ -129,7 +129,7 @@ async def engine_path(
         async def feed(batch: list[Record]) -> None:
             for record in batch:
                 decoded = processor.intake(record)
-                scheduler.submit(0, record.key, "proj", Work(record, decoded, channel))
+                scheduler.submit(0, record.key, "proj", Work(record, decoded, channel, time.time()))
             while scheduler.held:
                 await asyncio.sleep(0.005)
                 flush_logs()

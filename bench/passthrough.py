@@ -15,6 +15,7 @@ KINDS = ("engine", "raw", "faststream")
 QUIET = "engine-quiet"
 LABELS = {
     "engine": "engine",
+    "baseline": "engine of BENCH_BASELINE",
     "raw": "raw aiokafka floor",
     "faststream": "FastStream",
     QUIET: "engine at log level warning (no per-record log events)",
@@ -78,6 +79,8 @@ async def _one(
     args = [ctx.bootstrap, topics.requests, topics.results, topics.group]
     if kind == "engine":
         child = ctx.engine(name, topics)
+    elif kind == "baseline":
+        child = ctx.engine(name, topics, baseline=True)
     elif kind == QUIET:
         child = ctx.engine(name, topics, EXECUTION_LOG_LEVEL="warning")
     elif kind == "raw":

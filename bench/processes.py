@@ -16,6 +16,9 @@ from bench.kafka_io import RunTopics
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_CLI = Path(sys.executable).with_name("execution-engine")
+# A checkout (with its own .venv) whose engine the `baseline` kind runs, for A/B figures in one
+# run: `BENCH_BASELINE=/tmp/base python -m bench passthrough --kinds engine,baseline,raw`.
+BASELINE = os.environ.get("BENCH_BASELINE")
 
 
 def free_port() -> int:
@@ -86,6 +89,7 @@ class Child:
     # py-spy attaches and writes collapsed stacks to `<log_dir>/<name>.pyspy.txt`.
     profile: bool = False
     sample_every_s: float = 0.05
+    cwd: Path = ROOT
     proc: subprocess.Popen[bytes] | None = None
     # (seconds since start, RSS MB)
     rss: list[tuple[float, float]] = field(default_factory=list)
@@ -104,7 +108,7 @@ class Child:
             self.proc = subprocess.Popen(
                 self.argv,
                 env=self.env,
-                cwd=ROOT,
+                cwd=self.cwd,
                 stdout=out or subprocess.DEVNULL,
                 stderr=err,
             )
@@ -194,15 +198,24 @@ def engine(
     *,
     keep_stdout: bool = False,
     profile: bool = False,
+    baseline: bool = False,
     **settings: str,
 ) -> Child:
+    """The engine of this checkout, or (`baseline`) the one of `BENCH_BASELINE`."""
+    root, cli = ROOT, ENGINE_CLI
+    if baseline:
+        if not BASELINE:
+            raise SystemExit("the baseline kind needs BENCH_BASELINE=<a checkout with .venv>")
+        root = Path(BASELINE).resolve()
+        cli = root / ".venv" / "bin" / "execution-engine"
     return Child(
         name,
-        [str(ENGINE_CLI), "run", "--local-kafka", "never"],
+        [str(cli), "run", "--local-kafka", "never"],
         engine_env(bootstrap, topics, **settings),
         log_dir,
         keep_stdout,
         profile,
+        cwd=root,
     )
 
 

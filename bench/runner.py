@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,9 @@ class Context:
     # Attach py-spy to every engine process (collapsed stacks in the run directory).
     profile: bool = False
 
-    def engine(self, name: str, topics: RunTopics, **settings: str) -> Child:
+    def engine(
+        self, name: str, topics: RunTopics, *, baseline: bool = False, **settings: str
+    ) -> Child:
         return engine(
             name,
             self.bootstrap,
@@ -33,6 +36,8 @@ class Context:
             self.log_dir,
             keep_stdout=self.keep_stdout,
             profile=self.profile,
+            # BENCH_ENGINE=baseline: every scenario's engine is BENCH_BASELINE's (A/B runs).
+            baseline=baseline or os.environ.get("BENCH_ENGINE") == "baseline",
             **{**self.engine_env, **settings},
         )
 

@@ -24,18 +24,20 @@ from multidict import CIMultiDict
 from pydantic import SecretStr
 from yarl import URL
 
-from actions import NO_SLOT, ActionRunner, default_registry
+from actions.base import NO_SLOT
 from actions.http import HttpClient, HttpResponse, checked_headers
 from actions.ratelimit import RateLimiter
+from actions.registry import default_registry
+from actions.runtime.runner import ActionRunner
 from bench.report import Report, say
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import configure_logging, reset_logging
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import RedactionScope, SecretRegistry
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from consumer.secrets.redaction import RedactionScope, SecretRegistry
 from consumer.settings import EngineSettings
 
 SIZES = (1, 100, 1_000, 10_000)
@@ -190,7 +192,6 @@ def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, Htt
         credentials=cache,
         http=http,
         egress_http=http,
-        config=settings.action_config(),
         retry=settings.retry_policy(),
         limiter=RateLimiter(),  # no limits: they would only add waiting, not work
         breakers=settings.circuit_breakers(),
@@ -207,12 +208,8 @@ def _processor(tokens: dict[tuple[str, str], str]) -> tuple[RecordProcessor, Htt
 
 
 async def _take(processor: RecordProcessor, record: _Record, channel: _Channel) -> None:
-    """One record as the consume loop takes it: immediate, or processed as a scheduled job."""
-    decoded = processor.intake(record)
-    if processor.is_immediate(decoded):
-        channel.finish(record.offset, processor.process_now(record, decoded))
-    else:
-        await processor.run(Work(record, decoded, channel), NO_SLOT)
+    """One record processed as a scheduled job (every record of this scenario does I/O)."""
+    await processor.run(Work(record, processor.intake(record), channel, time.time()), NO_SLOT)
 
 
 async def _per_record_us(processor: RecordProcessor, records: list[_Record]) -> float:

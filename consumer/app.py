@@ -11,23 +11,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
-from actions.egress import Resolver, parse_networks, service_client, system_resolver
-from actions.idempotency import IdempotencyRecords
+from actions.egress import (
+    EgressPolicy,
+    Resolver,
+    guarded_client,
+    parse_networks,
+    service_client,
+    system_resolver,
+)
+from actions.http import Proxies
+from actions.ratelimit import RateLimiter
+from actions.registry import ActionRegistry, default_registry
+from actions.runtime.idempotency import IdempotencyRecords
+from actions.runtime.runner import ActionRunner
 from consumer.broker.dead_letter_size import BATCH_BYTES, HEADER_ROOM, topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
+from consumer.broker.partitioner import FastPartitioner
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
 from consumer.engine import Engine
 from consumer.ops.health import group_readiness
-from consumer.ops.logging import KafkaLogSink, flush_logs, get_logger
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import flush_logs, get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.server import OpsServer, serve_ops
 from consumer.ops.tracing import NoTracing, build_tracing
@@ -38,7 +51,6 @@ from consumer.partitions.assignment import (
     RebalanceListener,
 )
 from consumer.partitions.channel import AtLeastOnceSink, CommitSink, TransactionalSink
-from consumer.partitions.partitioner import FastPartitioner
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer
@@ -67,7 +79,9 @@ class Application:
         self._log_sink = log_sink
         self._log = get_logger()
         self.metrics = metrics or EngineMetrics(self.registry.names())
-        self.tracing = tracing or build_tracing(settings)  # ops: OpenTelemetry, off by default
+        self.tracing = tracing or build_tracing(
+            settings.otlp_endpoint
+        )  # ops: OpenTelemetry, off by default
         # What the fleet shares (EXECUTION_STATE_URL), else per-process state (consumer/state).
         self.fleet = build_state(settings, settings.group_id, self._log, self.metrics)
         # Per-upstream circuit breakers, shared by every request of this process (and, with a
@@ -103,11 +117,15 @@ class Application:
             )
             stack.callback(self.tracing.shutdown)
             if settings.create_topics:
-                await ensure_topics(settings)
+                await ensure_topics(settings, settings.max_record_bytes)
             # A dead-letter topic too small for the record limit lowers the limit (logged).
-            settings, dead_letter_bytes = await fit_record_limit(settings)
-            self.settings = settings
-            runner = await self._runner(stack)
+            record_limit, dead_letter_bytes = await fit_record_limit(
+                settings, settings.max_record_bytes, log
+            )
+            settings = self.settings = settings.model_copy(
+                update={"max_record_bytes": record_limit}
+            )
+            runner, credentials = await self._runner(stack)
             # Log events (and, with exactly-once off, envelopes) go through this producer.
             producer = AIOKafkaProducer(**self._producer_options(), enable_idempotence=True)
             await producer.start()
@@ -132,7 +150,7 @@ class Application:
                 IntakeLimits.from_settings(settings),
                 metrics=self.metrics,
                 tracing=self.tracing,
-                credentials=self.credentials,
+                credentials=credentials,
             )
             scheduler = self.scheduler = KeyedScheduler(
                 settings.max_in_flight,
@@ -205,17 +223,30 @@ class Application:
                 await self._bounded(consumer.stop, "consumer.stop")
                 log.info("engine.stopped")
 
-    async def _runner(self, stack: contextlib.AsyncExitStack) -> ActionRunner:
+    async def _runner(
+        self, stack: contextlib.AsyncExitStack
+    ) -> tuple[ActionRunner, CredentialCache]:
         """The HTTP clients, the credential cache and the action runner that uses them."""
         settings = self.settings
-        api_http = await stack.enter_async_context(service_client(10.0))
+        in_flight = settings.max_in_flight
+        # CONTRACT "Egress proxy": HTTPS_PROXY / HTTP_PROXY / NO_PROXY, for every client.
+        proxies = Proxies.from_environ(os.environ)
+        api_http = await stack.enter_async_context(
+            service_client(10.0, max_in_flight=in_flight, proxies=proxies)
+        )
+        # Pooled per (project, origin) (`HttpClient.for_project`): each may hold as many
+        # connections as actions run at once, all of them together twice that.
         egress_http = await stack.enter_async_context(
             guarded_client(
                 EgressPolicy(parse_networks(settings.http_allowed_networks), self._resolver),
-                max_connections=settings.max_in_flight,
+                max_connections=2 * in_flight,
+                max_connections_per_origin=in_flight,
+                proxies=proxies,
             )
         )
-        vault_http = await stack.enter_async_context(service_client(settings.vault_timeout_s))
+        vault_http = await stack.enter_async_context(
+            service_client(settings.vault_timeout_s, max_in_flight=in_flight, proxies=proxies)
+        )
         stack.push_async_callback(self.fleet.aclose)
         fetch, forget = self.fleet.credentials(
             credential_fetch(settings, vault_http), settings.vault_cache_ttl_s
@@ -225,20 +256,21 @@ class Application:
         )
         self.metrics.watch_credentials(credentials)  # ops
         self.credentials = credentials
-        return ActionRunner(
+        runner = ActionRunner(
             registry=self.registry,
             credentials=credentials,
             http=api_http,
             egress_http=egress_http,
-            config=settings.action_config(),
+            settings=self.registry.read_settings(),
             retry=settings.retry_policy(),
             attempt_timeout_s=settings.action_timeout_s,
-            limiter=settings.rate_limiter(self.registry, self.fleet.rates),
+            limiter=RateLimiter(self.registry.read_rates(), store=self.fleet.rates),
             breakers=self.circuit_breakers,
             idempotency=IdempotencyRecords(
                 self.fleet.successes, settings.idempotency_ttl_s, settings.idempotency_lease_s
             ),
         )
+        return runner, credentials
 
     def _sink_factory(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer

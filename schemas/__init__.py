@@ -9,11 +9,12 @@ from schemas.envelope import (
     success_envelope,
 )
 from schemas.errors import ErrorCode
-from schemas.log_event import EVENT_NAMES, LogEvent, LogLevel
+from schemas.log_event import EVENT_NAMES, OUTCOME_EVENTS, LogEvent, LogLevel
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN, ExecutionRequest, Fallback
 
 __all__ = [
     "EVENT_NAMES",
+    "OUTCOME_EVENTS",
     "PROJECT_PATTERN",
     "REQUEST_ID_PATTERN",
     "ErrorCode",

@@ -1,4 +1,8 @@
-"""A log event: one JSON object per event on the logs topic (and on stdout)."""
+"""A log event: one JSON object per event on the logs topic (and on stdout).
+
+Every request yields one outcome event at `info` or above (`action.succeeded`, `action.failed`
+or `request.invalid`: the canonical log line) carrying the fields below; `request.received`
+and `action.started` are `debug` events."""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
+# How a request ended: exactly one of these per request.
+OUTCOME_EVENTS = ("action.succeeded", "action.failed", "request.invalid")
+
 EVENT_NAMES = (
+    *OUTCOME_EVENTS,
     "request.received",
-    "request.invalid",
     "action.started",
     "action.retrying",
-    "action.succeeded",
-    "action.failed",
     "log_message",
     "engine.started",
     "engine.stopping",
@@ -38,3 +43,25 @@ class LogEvent(BaseModel):
     project: str | None = None
     duration_ms: float | None = None
     traceparent: str | None = Field(default=None, description="W3C traceparent, when given.")
+    partition: int | None = Field(
+        default=None, description="The request record's partition (a record's events)."
+    )
+    offset: int | None = Field(
+        default=None, description="The request record's offset (a record's events)."
+    )
+    attempts: int | None = Field(
+        default=None, description="Outcome events: how many times the action ran."
+    )
+    queued_ms: float | None = Field(
+        default=None, description="Outcome events: from consumed to started (ms)."
+    )
+    deduplicated: bool | None = Field(
+        default=None, description="Outcome events: present (true) when it was not run again."
+    )
+    error_code: str | None = Field(
+        default=None, description="Failed outcomes and retries: the contract's error code."
+    )
+    error_message: str | None = Field(default=None, description="Failed outcomes: why.")
+    retryable: bool | None = Field(
+        default=None, description="Failed outcomes: whether sending it again may succeed."
+    )

@@ -1,9 +1,13 @@
 """`create_sheet`: append one row with Google Sheets `spreadsheets.values.append`.
 
-`values.append` has no idempotency key: once sent, a call is never sent again by us (a lost
-answer or a 5xx other than 503 ends `outcome_unknown`). A 429 means the per-minute quota is
-spent and nothing was written: it waits for the quota window (Google: "after 1 minute you can
-execute requests again"), within `GOOGLE_SHEETS_QUOTA_WAIT_S` and the request's deadline.
+`values.append` has no idempotency key: once sent, a call is never sent again by us. A lost
+answer and every 5xx end `outcome_unknown`: Google's 503 `UNAVAILABLE` is "not always safe to
+retry non-idempotent operations" (google/rpc/code.proto), so an append answered 503 may have
+written its row. A 429 `RESOURCE_EXHAUSTED` means the per-minute quota is spent and nothing was
+written: it waits for the quota window (Google: "after 1 minute you can execute requests
+again"), within `GOOGLE_SHEETS_QUOTA_WAIT_S` and the request's deadline, and pauses the quota's
+rate key (the project's for a per-user quota, every project's for the Cloud project's) so the
+other appends wait too instead of spending 429s.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from actions.errors import (
 )
 from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, setting
 
 SERVICE = "google_sheets"
 # Google's write quotas: per spreadsheet (we space writes to one sheet), per user (a project's
@@ -79,8 +84,30 @@ class CreateSheetParams(ActionParams):
     )
 
 
+class SheetsSettings(ActionSettings):
+    google_sheets_api_url: str = setting(
+        "GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com", "Google Sheets API base URL."
+    )
+    sheets_quota_wait_s: float = setting(
+        "GOOGLE_SHEETS_QUOTA_WAIT_S",
+        # A minute's quota window and a margin.
+        65.0,
+        "How long one `create_sheet` may wait out Google's per-minute quota (429) in all; the "
+        "request's deadline bounds it too.",
+        ge=0,
+    )
+    google_sheets_timeout_s: float = setting(
+        "GOOGLE_SHEETS_TIMEOUT_S",
+        # Google documents no server time limit: the attempt's own 30 s.
+        30.0,
+        "How long an append's answer is awaited (the request's deadline bounds it too).",
+        gt=0,
+    )
+
+
 class CreateSheet(Action[CreateSheetParams]):
     name = "create_sheet"
+    settings_model = SheetsSettings
     params_model = CreateSheetParams
     service = SERVICE
     description = "Appends one row to a Google Sheets spreadsheet."
@@ -94,12 +121,12 @@ class CreateSheet(Action[CreateSheetParams]):
         )
 
     def upstream(self, params: CreateSheetParams, ctx: ActionContext) -> str | None:
-        return upstream_of(ctx.config.google_sheets_api_url)
+        return upstream_of(ctx.settings.get(SheetsSettings).google_sheets_api_url)
 
     async def run(self, params: CreateSheetParams, ctx: ActionContext) -> Mapping[str, Any]:
         authorization = await ctx.credential_header(SERVICE)
         url = (
-            f"{ctx.config.google_sheets_api_url.rstrip('/')}/v4/spreadsheets/"
+            f"{ctx.settings.get(SheetsSettings).google_sheets_api_url.rstrip('/')}/v4/spreadsheets/"
             f"{params.spreadsheet_id}/values/{quote(params.range or FIRST_SHEET_RANGE, safe='')}"
             ":append"
         )
@@ -113,6 +140,9 @@ class CreateSheet(Action[CreateSheetParams]):
                 },
                 json={"majorDimension": "ROWS", "values": [_row(params)]},
                 headers={"Authorization": authorization},
+                timeout_s=ctx.call_timeout_s(
+                    ctx.settings.get(SheetsSettings).google_sheets_timeout_s
+                ),
             )
         except HttpError as exc:
             raise error_for_exception("Google Sheets", exc, idempotent=False) from None
@@ -127,6 +157,7 @@ class CreateSheet(Action[CreateSheetParams]):
             provider_message=details.get("message"),
         )
         if isinstance(error, RateLimited):
+            error.pause = (_spent_quota(details.get("message"), ctx),)
             raise _quota_wait(error, ctx)
         if error is not None:
             raise error
@@ -155,8 +186,17 @@ def _quota_wait(error: RateLimited, ctx: ActionContext) -> RateLimited:
     a random second), which covers one per-minute quota window within five attempts."""
     if error.retry_after_s is None:
         error.retry_after_s = 2.0 ** (ctx.attempt.number + 1) + random.random()
-    error.wait_limit_s = ctx.config.sheets_quota_wait_s
+    error.wait_limit_s = ctx.settings.get(SheetsSettings).sheets_quota_wait_s
     return error
+
+
+def _spent_quota(message: object, ctx: ActionContext) -> RateKey:
+    """The rate key of the quota a 429 names: Google's message says "... per minute per user"
+    for the per-user quota (a project's credential is one user), else the Cloud project's,
+    which every project's appends share."""
+    if isinstance(message, str) and "per user" in message.lower():
+        return RateKey(PROJECT_LIMIT, ctx.project)
+    return RateKey(TOTAL_LIMIT, "")
 
 
 def _google_error_details(response: HttpResponse) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json as jsonlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pydantic import Field, model_validator
 from yarl import URL
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
+from actions.builtin.request_id_header import request_id_header_value
 from actions.egress import egress_url, literal_address
 from actions.errors import (
     CredentialRejected,
@@ -32,7 +32,7 @@ from actions.errors import (
 )
 from actions.http import HttpError, HttpResponse, HttpTimeout
 from actions.limits import json_depth_exceeds, upstream_json
-from actions.request_id_header import request_id_header_value
+from actions.settings import ActionSettings, setting
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -119,13 +119,39 @@ class _Outgoing:
             self.headers = {k: v for k, v in self.headers.items() if k.lower() != "content-type"}
 
 
+class HttpRequestSettings(ActionSettings):
+    http_max_response_bytes: int = setting(
+        "EXECUTION_HTTP_MAX_RESPONSE_BYTES", 262_144, "`http_request` body cap (decoded).", ge=0
+    )
+    http_max_content_encodings: int = setting(
+        "EXECUTION_HTTP_MAX_CONTENT_ENCODINGS",
+        1,
+        "Content-encoding layers decoded (`gzip, gzip` is 2); more is refused.",
+        ge=0,
+        le=4,
+    )
+    http_max_redirects: int = setting(
+        "EXECUTION_HTTP_MAX_REDIRECTS", 5, "Redirects `http_request` follows.", ge=0, le=20
+    )
+    http_default_timeout_s: float = setting(
+        "EXECUTION_HTTP_DEFAULT_TIMEOUT_S",
+        10.0,
+        "`http_request`'s time limit when the request names none.",
+        gt=0,
+    )
+    http_max_timeout_s: float = setting(
+        "EXECUTION_HTTP_MAX_TIMEOUT_S", 60.0, "The longest `timeout_s` a request may ask.", gt=0
+    )
+
+
 class HttpRequest(Action[HttpRequestParams]):
     name = "http_request"
+    settings_model = HttpRequestSettings
     params_model = HttpRequestParams
     description = "Makes one HTTP request through the egress policy; non-2xx is an error."
 
     def upstream(self, params: HttpRequestParams, ctx: ActionContext) -> str | None:
-        return url_upstream(params.url)
+        return upstream_of(params.url)
 
     async def run(self, params: HttpRequestParams, ctx: ActionContext) -> Mapping[str, Any]:
         outgoing = await self._prepare(params, ctx)
@@ -163,8 +189,9 @@ class HttpRequest(Action[HttpRequestParams]):
             headers.setdefault("Content-Type", "application/json")
         elif params.body is not None:
             content = params.body.encode()
+        settings = ctx.settings.get(HttpRequestSettings)
         timeout_s = min(
-            params.timeout_s or ctx.config.http_default_timeout_s, ctx.config.http_max_timeout_s
+            params.timeout_s or settings.http_default_timeout_s, settings.http_max_timeout_s
         )
         idempotent = params.method in IDEMPOTENT_METHODS or params.honours_idempotency_key
         return _Outgoing(
@@ -175,7 +202,8 @@ class HttpRequest(Action[HttpRequestParams]):
         self, ctx: ActionContext, out: _Outgoing, deadline: float
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        for _hop in range(ctx.config.http_max_redirects + 1):
+        settings = ctx.settings.get(HttpRequestSettings)
+        for _hop in range(settings.http_max_redirects + 1):
             left = deadline - loop.time()
             if left <= 0:
                 # The hops before were answered in full; this one never went out.
@@ -188,8 +216,8 @@ class HttpRequest(Action[HttpRequestParams]):
                     headers=out.headers,
                     content=out.content,
                     timeout_s=left,
-                    max_body_bytes=ctx.config.http_max_response_bytes,
-                    max_content_codings=ctx.config.http_max_content_encodings,
+                    max_body_bytes=settings.http_max_response_bytes,
+                    max_content_codings=settings.http_max_content_encodings,
                 )
             except HttpTimeout:
                 raise
@@ -203,37 +231,9 @@ class HttpRequest(Action[HttpRequestParams]):
                 continue
             return _result(response, out)
         raise UpstreamError(
-            f"more than {ctx.config.http_max_redirects} redirects",
+            f"more than {settings.http_max_redirects} redirects",
             details={"status_code": response.status},
         )
-
-
-def url_upstream(url: str) -> str | None:
-    """`upstream_of(url)`, cached by the URL's scheme and authority (all it depends on): a
-    flow calls the same few hosts with ever different paths, and parsing the whole URL again
-    for its circuit's name cost more than the circuit check."""
-    for scheme in ("http://", "https://"):
-        if url.startswith(scheme):
-            # The authority ends where urlsplit (and yarl) end it: the first `/`, `?` or `#`.
-            end = len(url)
-            for mark in "/?#":
-                at = url.find(mark, len(scheme))
-                if 0 <= at < end:
-                    end = at
-            return _authority_upstream(url[:end])
-    return _upstream_or_none(url)
-
-
-@functools.lru_cache(maxsize=1024)
-def _authority_upstream(prefix: str) -> str | None:
-    return _upstream_or_none(prefix)
-
-
-def _upstream_or_none(url: str) -> str | None:
-    try:
-        return upstream_of(url)
-    except IndexError:  # yarl fails so on some malformed hosts (`http://[]@`): no upstream
-        return None
 
 
 def _valid_host(host: str | None) -> bool:

@@ -2,7 +2,8 @@
 
 The server (`SMTP_HOST`, `SMTP_PORT`, `SMTP_SECURITY`) is a setting, not a param: a request
 cannot point the engine at an SMTP server of its choosing. The project's `smtp` credential is
-`username:password` for SMTP AUTH.
+`username:password` for SMTP AUTH. Up to 150 recipients (`to`, `cc`, `bcc`), sent in
+transactions of at most 100 (`actions.smtp_outcome`); a deferred recipient is sent again alone.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import re
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from actions.base import Action, ActionContext, ActionParams
+from actions.builtin.request_id_header import request_id_header_value
+from actions.builtin.smtp_outcome import DEFERRED_RETRY_DELAYS_S, submit_message
 from actions.errors import InvalidParams, MissingCredentials
-from actions.request_id_header import request_id_header_value
-from actions.smtp_outcome import submit_message
+from actions.settings import ActionSettings, setting
 
 SERVICE = "smtp"
 # Deliberately plain: an address with no whitespace, no control character and one "@".
@@ -68,17 +70,49 @@ class SendEmailParams(ActionParams):
         return self
 
 
+class SmtpSettings(ActionSettings):
+    smtp_host: str = setting("SMTP_HOST", "localhost", "SMTP server `send_email` submits to.")
+    smtp_port: int = setting("SMTP_PORT", 587, "SMTP server port.", ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = setting(
+        "SMTP_SECURITY",
+        "starttls",
+        "`starttls` (required upgrade), `tls` (implicit TLS, usually port 465) or `none`.",
+    )
+    smtp_from: str | None = setting(
+        "SMTP_FROM", None, "Default sender of `send_email` when the request names none."
+    )
+    smtp_timeout_s: float = setting(
+        "SMTP_TIMEOUT_S", 30.0, "SMTP connection and reply timeout.", gt=0
+    )
+    smtp_data_timeout_s: float = setting(
+        "SMTP_DATA_TIMEOUT_S",
+        # RFC 5321 4.5.3.2.6: wait 10 minutes for the reply to DATA's final dot ("an early
+        # timeout would typically result in delivery of multiple copies").
+        600.0,
+        "How long a mail's transaction may take, the reply to DATA's final dot included.",
+        gt=0,
+    )
+
+
 class SendEmail(Action[SendEmailParams]):
     name = "send_email"
+    settings_model = SmtpSettings
     params_model = SendEmailParams
     service = SERVICE
     description = "Sends an email through the configured SMTP server."
 
     def upstream(self, params: SendEmailParams, ctx: ActionContext) -> str | None:
-        return f"smtp://{ctx.config.smtp_host}:{ctx.config.smtp_port}"
+        settings = ctx.settings.get(SmtpSettings)
+        return f"smtp://{settings.smtp_host}:{settings.smtp_port}"
+
+    def attempt_timeout_s(self, params: SendEmailParams, ctx: ActionContext) -> float:
+        # The reply to DATA's dot may take 10 minutes (RFC 5321 4.5.3.2.6), and a deferred
+        # recipient is sent again within the attempt.
+        settings = ctx.settings.get(SmtpSettings)
+        return settings.smtp_data_timeout_s + sum(DEFERRED_RETRY_DELAYS_S)
 
     async def run(self, params: SendEmailParams, ctx: ActionContext) -> Mapping[str, Any]:
-        sender = params.from_address or ctx.config.smtp_from
+        sender = params.from_address or ctx.settings.get(SmtpSettings).smtp_from
         if sender is None:
             raise InvalidParams("params.from: required when SMTP_FROM is not set")
         username, separator, password = (await ctx.token(SERVICE)).get_secret_value().partition(":")
@@ -87,8 +121,8 @@ class SendEmail(Action[SendEmailParams]):
                 "the smtp credential must be 'username:password'", details={"service": SERVICE}
             )
         message = _message(params, sender, ctx.request_id)
-        config = ctx.config
-        outcome = await submit_message(
+        config = ctx.settings.get(SmtpSettings)
+        submission = await submit_message(
             message,
             sender=sender,
             recipients=[*params.to, *params.cc, *params.bcc],
@@ -98,9 +132,10 @@ class SendEmail(Action[SendEmailParams]):
             username=username,
             password=password,
             timeout_s=config.smtp_timeout_s,
+            data_timeout_s=ctx.call_timeout_s(config.smtp_data_timeout_s),
             service=SERVICE,
         )
-        return {"message_id": message["Message-ID"], "refused": outcome["refused"]}
+        return {"message_id": message["Message-ID"], **submission.data()}
 
 
 def _message(params: SendEmailParams, sender: str, request_id: str) -> EmailMessage:

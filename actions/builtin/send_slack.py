@@ -1,4 +1,12 @@
-"""`send_slack`: Slack Web API `chat.postMessage` with the project's `slack` token."""
+"""`send_slack`: Slack Web API `chat.postMessage` with the project's `slack` token.
+
+chat.postMessage has no idempotency key: once sent, a call is never sent again by us. Slack
+answers API errors as HTTP 200 `{"ok": false, "error": <code>}`, classified as its method page
+documents them (see `_slack_error`); an HTTP 5xx or a lost answer is `outcome_unknown`. Rate
+limits: "one message per second per channel, while also maintaining a workspace-wide limit"
+(api.slack.com/apis/rate-limits); a project's token is one workspace, so a 429 / `ratelimited`
+pauses both the channel's and the workspace's keys for its Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +31,10 @@ from actions.errors import (
 )
 from actions.http import HttpError, HttpResponse
 from actions.ratelimit import RateKey, RateLimitSpec
+from actions.settings import ActionSettings, setting
 
 SERVICE = "slack"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 # Slack allows chat.postMessage about one message per second per channel, short bursts aside.
 CHANNEL_LIMIT = "slack.channel"
 CHANNEL_RATE = RateLimitSpec(
@@ -33,6 +43,16 @@ CHANNEL_RATE = RateLimitSpec(
     "1/s",
     "`send_slack` messages per channel (per project), evenly spaced: `N/s`, `N/min` or "
     "`N/h`, optionally `burst B`; `off` for none.",
+)
+# Slack keeps a workspace-wide limit beside the per-channel one, without a published number: off
+# by default, but a key all the same, which a 429 pauses (a project's token is one workspace).
+WORKSPACE_LIMIT = "slack.workspace"
+WORKSPACE_RATE = RateLimitSpec(
+    WORKSPACE_LIMIT,
+    "SLACK_RATE_LIMIT_PER_WORKSPACE",
+    "off",
+    "`send_slack` messages per project (one Slack workspace), all channels together (same "
+    "syntax); a 429 pauses it whatever its setting.",
 )
 # Slack's documented pace when it says `rate_limited` without a Retry-After: 1 message/s.
 SLACK_PACE_S = 1.0
@@ -46,6 +66,9 @@ _RATE_ERRORS = frozenset({"ratelimited", "rate_limited"})
 _TRY_LATER_ERRORS = frozenset(
     {
         "team_added_to_org",  # "intermittently unavailable" while a workspace joins an org
+        # "The workspace is undergoing an enterprise migration and will not be available until
+        # migration is complete": nothing was posted, and it ends.
+        "org_login_required",
         "service_unavailable",  # "the service is temporarily unavailable"
         "request_timeout",  # "the POST data was either missing or truncated": not applied
     }
@@ -98,25 +121,42 @@ class SendSlackParams(ActionParams):
     blocks: list[dict[str, Any]] | None = Field(default=None, max_length=50)
 
 
+class SlackSettings(ActionSettings):
+    slack_api_url: str = setting(
+        "SLACK_API_URL", "https://slack.com/api", "Slack Web API base URL."
+    )
+    slack_timeout_s: float = setting(
+        "SLACK_TIMEOUT_S",
+        # Slack documents no server time limit: the attempt's own 30 s.
+        30.0,
+        "How long `chat.postMessage`'s answer is awaited (the request's deadline bounds it too).",
+        gt=0,
+    )
+
+
 class SendSlack(Action[SendSlackParams]):
     name = "send_slack"
+    settings_model = SlackSettings
     params_model = SendSlackParams
     service = SERVICE
     description = "Posts a message with Slack chat.postMessage."
-    rate_limits = (CHANNEL_RATE,)
+    rate_limits = (CHANNEL_RATE, WORKSPACE_RATE)
 
     def __init__(self) -> None:
         self.channel_ids = ChannelIds()
 
     def rate_keys(self, params: SendSlackParams, ctx: ActionContext) -> Sequence[RateKey]:
         # A channel name is only unique within a workspace, and each project has its own.
-        return tuple(
-            RateKey(CHANNEL_LIMIT, f"{ctx.project}/{key}")
-            for key in self.channel_ids.keys(ctx.project, params.channel)
+        return (
+            *(
+                RateKey(CHANNEL_LIMIT, f"{ctx.project}/{key}")
+                for key in self.channel_ids.keys(ctx.project, params.channel)
+            ),
+            RateKey(WORKSPACE_LIMIT, ctx.project),
         )
 
     def upstream(self, params: SendSlackParams, ctx: ActionContext) -> str | None:
-        return upstream_of(ctx.config.slack_api_url)
+        return upstream_of(ctx.settings.get(SlackSettings).slack_api_url)
 
     async def run(self, params: SendSlackParams, ctx: ActionContext) -> Mapping[str, Any]:
         authorization = await ctx.credential_header(SERVICE)
@@ -129,9 +169,11 @@ class SendSlack(Action[SendSlackParams]):
         ctx.attempt.sending(idempotent=False)
         try:
             response = await ctx.http.post(
-                f"{ctx.config.slack_api_url.rstrip('/')}/chat.postMessage",
+                f"{ctx.settings.get(SlackSettings).slack_api_url.rstrip('/')}/chat.postMessage",
                 json=body,
-                headers={"Authorization": authorization},
+                # Slack warns `missing_charset` on JSON sent without one.
+                headers={"Authorization": authorization, "Content-Type": JSON_CONTENT_TYPE},
+                timeout_s=ctx.call_timeout_s(ctx.settings.get(SlackSettings).slack_timeout_s),
             )
         except HttpError as exc:
             raise error_for_exception("Slack", exc, idempotent=False) from None
@@ -140,6 +182,8 @@ class SendSlack(Action[SendSlackParams]):
                 SERVICE, "Slack rejected the token", details={"status_code": 401}
             )
         error = error_for_status("Slack", response, idempotent=False)
+        if isinstance(error, RateLimited):
+            error.pause = tuple(self.rate_keys(params, ctx))
         if error is not None:
             raise error
         try:
@@ -150,7 +194,10 @@ class SendSlack(Action[SendSlackParams]):
             raise OutcomeUnknown("Slack answered with an unexpected body")
         self.channel_ids.learn(ctx.project, params.channel, answer.get("channel"))
         if answer.get("ok") is not True:
-            raise _slack_error(str(answer.get("error", "unknown_error")), response)
+            error = _slack_error(str(answer.get("error", "unknown_error")), response)
+            if isinstance(error, RateLimited):
+                error.pause = tuple(self.rate_keys(params, ctx))
+            raise error
         return {"slack_message_id": answer.get("ts"), "channel": answer.get("channel")}
 
 

@@ -1,16 +1,18 @@
 """`send_webhook`: POST a JSON event to a URL, signed with HMAC-SHA256.
 
-Signed as Standard Webhooks by default (`webhook-id` = the request id, `webhook-timestamp`,
-`webhook-signature: v1,<base64>` over `id.timestamp.body`; `whsec_` secrets), or Stripe-style
-with `signature: "stripe"` (`Puraify-Signature: t=…,v1=<hex>`); `actions.webhook_signing` has
-both signers and the receivers' verifiers. The secret is the project's credential of
-`secret_service` (default `webhook`) in the Vault. The URL comes from the request, so the call
-goes through the egress policy like `http_request`.
+Signed as Standard Webhooks by default (`webhook-id` derived from the project and the request
+id, `webhook-timestamp`, `webhook-signature: v1,<base64>` over `id.timestamp.body`; secrets
+decoded as the reference library does), or Stripe-style with `signature: "stripe"`
+(`Puraify-Signature: t=…,v1=<hex>`); `actions.builtin.webhook_signing` has both signers and the
+receivers' verifiers. The secret is the project's credential of `secret_service` (default
+`webhook`) in the Vault. The URL comes from the request, so the call goes through the egress
+policy like `http_request`.
 
-Deliveries are retried after a lost answer or a 5xx: every attempt carries the same
-`webhook-id` and `Idempotency-Key` (the request id), by which a receiver de-duplicates, as the
-Standard Webhooks specification asks of it. A 410 Gone means "stop sending here":
-`upstream_error` with `details.disable: true`.
+Deliveries are retried after a lost answer or a 5xx: the Standard Webhooks specification asks
+the sender to retry failed deliveries ("timeouts, connection resets", non-2xx) and the
+receiver to "use the `webhook-id` header as an idempotency key"; every attempt carries the same
+`webhook-id` and `Idempotency-Key` (that id), and `Puraify-Delivery` (the request id). A 410 Gone
+means "stop sending here": `upstream_error` with `details.disable: true`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actions.base import Action, ActionContext, ActionParams, ServiceName, upstream_of
+from actions.builtin.request_id_header import request_id_header_value
+from actions.builtin.webhook_signing import (
+    DEFAULT_TOLERANCE_S,
+    STANDARD_ID_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    STANDARD_TIMESTAMP_HEADER,
+    STRIPE_SIGNATURE_HEADER,
+    delivery_id,
+    standard_sign,
+    stripe_sign,
+    stripe_verify,
+)
 from actions.egress import egress_url
 from actions.errors import (
     CredentialRejected,
@@ -31,17 +45,6 @@ from actions.errors import (
     error_for_status,
 )
 from actions.http import HttpError
-from actions.request_id_header import request_id_header_value
-from actions.webhook_signing import (
-    DEFAULT_TOLERANCE_S,
-    STANDARD_ID_HEADER,
-    STANDARD_SIGNATURE_HEADER,
-    STANDARD_TIMESTAMP_HEADER,
-    STRIPE_SIGNATURE_HEADER,
-    standard_sign,
-    stripe_sign,
-    stripe_verify,
-)
 
 # The Stripe-style names this module always exported.
 SIGNATURE_HEADER = STRIPE_SIGNATURE_HEADER
@@ -60,6 +63,10 @@ _SIGNATURE_HEADERS = frozenset(
         STRIPE_SIGNATURE_HEADER.lower(),
     }
 )
+
+
+# Seconds a delivery may take when the request names no `timeout_s`.
+_DEFAULT_TIMEOUT_S = 10.0
 
 
 class SendWebhookParams(ActionParams):
@@ -97,26 +104,26 @@ class SendWebhook(Action[SendWebhookParams]):
         body = json.dumps(params.payload, separators=(",", ":"), ensure_ascii=False).encode()
         # Signed at each attempt: a retry carries a fresh timestamp over the same id and body.
         timestamp = int(time.time())
-        delivery_id = request_id_header_value(ctx.request_id)
+        message_id = delivery_id(ctx.project, ctx.request_id)
         headers = {
             k: v
             for k, v in params.headers.items()
             if k.lower() not in _RESERVED_HEADERS | _SIGNATURE_HEADERS
         } | {
             "Content-Type": "application/json",
-            "Idempotency-Key": delivery_id,
-            "Puraify-Delivery": delivery_id,
+            "Idempotency-Key": message_id,
+            "Puraify-Delivery": request_id_header_value(ctx.request_id),
         }
         key = secret.get_secret_value()
         if params.signature == "standard":
-            headers[STANDARD_ID_HEADER] = delivery_id
+            headers[STANDARD_ID_HEADER] = message_id
             headers[STANDARD_TIMESTAMP_HEADER] = str(timestamp)
-            headers[STANDARD_SIGNATURE_HEADER] = standard_sign(key, delivery_id, timestamp, body)
+            headers[STANDARD_SIGNATURE_HEADER] = standard_sign(key, message_id, timestamp, body)
         else:
             headers[STRIPE_SIGNATURE_HEADER] = stripe_sign(key, timestamp, body)
         if params.event is not None:
             headers["Puraify-Event"] = params.event
-        timeout = min(params.timeout_s or ctx.config.http_default_timeout_s, 60.0)
+        timeout = min(params.timeout_s or _DEFAULT_TIMEOUT_S, 60.0)
         try:
             # The receiver's body is not needed, nor buffered (max_body_bytes=0).
             response = await ctx.egress_http.request(

@@ -9,7 +9,8 @@ Failures are `HttpError`s carrying `sent` (had the request gone out?); `error_fo
 in `actions.errors` maps them to the contract's codes.
 """
 
-from actions.http.client import DEFAULT_MAX_BODY_BYTES, ConnectGuard, HttpClient
+from actions.http.client import DEFAULT_MAX_BODY_BYTES, HttpClient
+from actions.http.connect import ConnectGuard
 from actions.http.errors import (
     BadResponse,
     ConnectFailed,
@@ -19,6 +20,7 @@ from actions.http.errors import (
     InvalidRequest,
 )
 from actions.http.headers import checked_headers, is_sendable_value
+from actions.http.proxy import Proxies, Proxy
 from actions.http.response import HttpResponse
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "HttpResponse",
     "HttpTimeout",
     "InvalidRequest",
+    "Proxies",
+    "Proxy",
     "checked_headers",
     "is_sendable_value",
 ]

@@ -7,7 +7,8 @@ what the event loop and sockets cost per call, and the client needs none of its 
 
 What every request gets, whoever calls: headers checked before anything is sent
 (`InvalidRequest`), no redirects followed (the caller decides, hop by hop), no cookies kept
-(the client serves every project), no proxy from the environment, the body read whole but
+(the client serves every project), a forward proxy only when given one (`Proxies`, which the
+engine reads from the environment), the body read whole but
 capped and content-encoding undone within that cap (`body.read_capped`), one total timeout
 plus a connect and a read timeout, and typed failures that say whether the request had gone
 out (`HttpError.sent`). With a `ConnectGuard` (the egress policy), a host is checked before
@@ -18,57 +19,49 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import ipaddress
+import copy
 import json as jsonlib
 import re
-import socket
 import ssl
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 from yarl import URL
 
 from actions.http import pool as connections
 from actions.http import wire
 from actions.http.body import ACCEPT_ENCODING, read_capped
+from actions.http.connect import ConnectGuard, Connector, SocketFactory
 from actions.http.errors import (
-    ConnectFailed,
     ConnectionLost,
     HttpError,
     HttpTimeout,
     InvalidRequest,
 )
 from actions.http.headers import checked_headers, is_token
+from actions.http.proxy import Proxies
 from actions.http.response import HttpResponse
-from actions.timeouts import bounded
+from actions.http.timeouts import bounded
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
-# Called with each address a new connection tries (aiohappyeyeballs' AddrInfoType): returns
-# the socket to connect with. Tests record attempts through it; the client counts connections.
-SocketFactory = Callable[[tuple[Any, ...]], socket.socket]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Per-project views remembered (a view is a few attributes; then they are made afresh).
+_VIEWS_KEPT = 4096
 _NO_JSON = object()
 
 
-class ConnectGuard(Protocol):
-    """Decides where requests may go (implemented by `actions.egress.EgressPolicy`)."""
+class _Shared:
+    """What a client and its per-project views share."""
 
-    def check_host(self, host: str) -> str | None:
-        """Refuse (ForbiddenDestination) a host that is a blocked IP literal, or neither a
-        literal nor a name. Called before every request: a literal never reaches a resolver.
-        Returns an allowed literal's canonical address (what is connected to), None for a
-        name."""
-        ...
+    __slots__ = ("connector", "pool", "views")
 
-    async def connect_addresses(self, host: str, port: int) -> Sequence[IPAddress]:
-        """Every address of `host`, all of them allowed; else ForbiddenDestination, or
-        ConnectFailed when the name has no answer."""
-        ...
+    def __init__(self, pool: connections.Pool, connector: Connector) -> None:
+        self.pool = pool
+        self.connector = connector
+        self.views: dict[str, HttpClient] = {}
 
 
 class _SendProgress:
@@ -84,9 +77,6 @@ _DEFAULT_HEADERS = [
     ("Accept-Encoding", ACCEPT_ENCODING),
     ("User-Agent", f"Python/{sys.version_info[0]}.{sys.version_info[1]} puraify-execution-engine"),
 ]
-# How long a name's addresses are reused without asking the system again (unguarded clients
-# only: a guarded one asks its guard for every new connection).
-_DNS_TTL_S = 10.0
 
 
 class HttpClient:
@@ -103,11 +93,13 @@ class HttpClient:
         guard: ConnectGuard | None = None,
         verify: ssl.SSLContext | bool = True,
         max_connections: int = 100,
+        max_connections_per_origin: int | None = None,
         timeout_s: float = 10.0,
         connect_timeout_s: float = 10.0,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_content_codings: int = 1,
         socket_factory: SocketFactory | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
         self.guard = guard
         self.timeout_s = timeout_s
@@ -115,12 +107,34 @@ class HttpClient:
         self.max_body_bytes = max_body_bytes
         self.max_content_codings = max_content_codings
         self.max_connections = max_connections
-        # Connections this client opened (each new TCP connection; reuse is not counted).
-        self.connections_opened = 0
-        self._verify = verify
-        self._socket_factory = socket_factory
-        self._pool = connections.Pool(max_connections)
-        self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        self.max_connections_per_origin = max_connections_per_origin or max_connections
+        self._shared = _Shared(
+            connections.Pool(max_connections, self.max_connections_per_origin),
+            Connector(guard, verify, socket_factory, proxies or Proxies()),
+        )
+        self._partition = ""
+
+    def for_project(self, project: str) -> HttpClient:
+        """This client for one project's requests: the same pool and rules, but connections
+        kept apart from every other project's (see `actions.http.pool`). What a tenant's
+        request names (`http_request`, `send_webhook`, a plugin's URL) goes through one."""
+        views = self._shared.views
+        view = views.get(project)
+        if view is None:
+            if len(views) >= _VIEWS_KEPT:
+                views.clear()
+            view = views[project] = copy.copy(self)
+            view._partition = project
+        return view
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections this client opened (each new TCP connection; reuse is not counted)."""
+        return self._shared.connector.opened
+
+    @property
+    def _pool(self) -> connections.Pool:
+        return self._shared.pool
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -134,15 +148,9 @@ class HttpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        self._pool.close()
-        self._pool = connections.Pool(self.max_connections)  # usable again, like a fresh client
-
-    def _open_socket(self, addr_info: tuple[Any, ...]) -> socket.socket:
-        self.connections_opened += 1
-        if self._socket_factory is not None:
-            return self._socket_factory(addr_info)
-        family, kind, proto, _canonical, _address = addr_info
-        return socket.socket(family=family, type=kind, proto=proto)
+        self._shared.pool.close()
+        # Usable again, like a fresh client.
+        self._shared.pool = connections.Pool(self.max_connections, self.max_connections_per_origin)
 
     async def request(
         self,
@@ -207,11 +215,13 @@ class HttpClient:
         total_s, cap, codings = limits
         host = target.raw_host or ""
         port = target.port or (443 if target.scheme == "https" else 80)
-        origin = (target.scheme, host, port)
+        key = (self._partition, target.scheme, host, port)
         if target.user is not None and not any(n.lower() == "authorization" for n, _ in headers):
             # Credentials in the URL are sent as Basic authentication, never in the request line.
             headers = [*headers, ("Authorization", _basic(target))]
         path = target.raw_path_qs or "/"
+        if self._shared.connector.proxied and target.scheme == "http":
+            path, headers = self._through_proxy(target, path, headers)
         if " " in path or not path.isprintable() or not is_token(method):
             # A request line that could be read as two (yarl quotes these; a URL made with
             # encoded=True by a caller might not): refused before anything is sent.
@@ -231,12 +241,12 @@ class HttpClient:
         connect_s = self.connect_timeout_s if self.connect_timeout_s < total_s else None
         pool = self._pool  # released to the pool it came from, even if aclose() ran meanwhile
         for attempt in (0, 1):
-            idle = None if attempt else pool.take_idle(origin)
+            idle = None if attempt else pool.take_idle(key)
             if idle is not None:
                 connection, reused = idle, True
             else:
                 connection, reused = await self._connection(
-                    pool, target, origin, connect_s, fresh=attempt == 1
+                    pool, key, connect_s, fresh=attempt == 1
                 )
             reusable = False
             try:
@@ -259,7 +269,12 @@ class HttpClient:
                     data, truncated = await read_capped(
                         answer, answer.headers.get("Content-Encoding"), cap, codings
                     )
-                reusable = answer.reusable and not truncated
+                # Kept only when the answer was read whole and the request written whole:
+                # an upstream that answers early leaves the rest of the body queued, and the
+                # next request would go out behind it.
+                reusable = (
+                    answer.reusable and not truncated and not transport.get_write_buffer_size()
+                )
                 return HttpResponse(answer.status, answer.headers, data, truncated, str(target))
             except wire.Closed:
                 raise ConnectionLost(
@@ -269,126 +284,45 @@ class HttpClient:
                 pool.release(connection, reusable=reusable)
         raise ConnectionLost(f"the connection to {host}:{port} broke twice", sent=True)
 
+    def _through_proxy(
+        self, target: URL, path: str, headers: list[tuple[str, str]]
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """An http request's target and headers when a proxy carries it: its whole URL
+        (absolute form, RFC 9112 3.2.2) and the proxy's credentials."""
+        host = target.raw_host or ""
+        proxy = self._shared.connector.proxy_for(target.scheme, host)
+        if proxy is None:
+            return path, headers
+        if proxy.authorization is not None:
+            headers = [*headers, ("Proxy-Authorization", proxy.authorization)]
+        return f"http://{target.host_port_subcomponent or host}{path}", headers
+
     async def _connection(
         self,
         pool: connections.Pool,
-        target: URL,
-        origin: wire.Origin,
+        key: wire.PoolKey,
         connect_s: float | None,
         *,
         fresh: bool,
     ) -> tuple[wire.Connection, bool]:
         """A pooled connection, or a new one; `connect_s` bounds the wait and the connect."""
+        origin = key[1:]
+        connect = self._shared.connector.open
         if connect_s is None:
-            return await pool.acquire(origin, lambda: self._connect(target, origin), fresh=fresh)
+            return await pool.acquire(key, lambda: connect(origin), fresh=fresh)
         try:
             async with asyncio.timeout(connect_s):
-                return await pool.acquire(
-                    origin, lambda: self._connect(target, origin), fresh=fresh
-                )
+                return await pool.acquire(key, lambda: connect(origin), fresh=fresh)
         except TimeoutError:
             raise HttpTimeout(
                 f"connecting to {origin[1]}:{origin[2]} timed out", sent=False
             ) from None
-
-    async def _connect(self, target: URL, origin: wire.Origin) -> wire.Connection:
-        scheme, host, port = origin
-        where = f"{host}:{port}"
-        loop = asyncio.get_running_loop()
-        if _is_literal(host):
-            addresses = [host]
-        elif self.guard is not None:
-            addresses = [str(a) for a in await self.guard.connect_addresses(host, port)]
-        else:
-            addresses = await self._resolve(host, port)
-        reason = "no address"
-        sock: socket.socket | None = None
-        for address in addresses:
-            info = connections.addr_info(address, port)
-            try:
-                candidate = self._open_socket(info)
-            except OSError as exc:
-                reason = exc.strerror or type(exc).__name__
-                continue
-            try:
-                candidate.setblocking(False)
-                await loop.sock_connect(candidate, info[4])
-            except OSError as exc:
-                candidate.close()
-                reason = exc.strerror or type(exc).__name__
-                continue
-            except BaseException:
-                candidate.close()
-                raise
-            sock = candidate
-            break
-        if sock is None:
-            raise ConnectFailed(f"cannot connect to {where} ({reason})")
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        tls = connections.tls_context(self._verify) if scheme == "https" else None
-        try:
-            _, connection = await loop.create_connection(
-                lambda: wire.Connection(origin),
-                sock=sock,
-                ssl=tls,
-                # The certificate is checked against the URL's host name, never the address.
-                server_hostname=host if tls is not None else None,
-            )
-        except ssl.SSLCertVerificationError:
-            sock.close()
-            raise ConnectFailed(
-                f"the TLS certificate of {where} did not verify for that host name"
-            ) from None
-        except ssl.SSLError:
-            sock.close()
-            raise ConnectFailed(f"TLS with {where} failed") from None
-        except OSError as exc:
-            sock.close()
-            raise ConnectFailed(
-                f"cannot connect to {where} ({exc.strerror or type(exc).__name__})"
-            ) from None
-        except BaseException:
-            sock.close()
-            raise
-        return connection
-
-    async def _resolve(self, host: str, port: int) -> list[str]:
-        loop = asyncio.get_running_loop()
-        known = self._dns.get((host, port))
-        if known is not None and known[0] > loop.time():
-            return known[1]
-        try:
-            infos = await loop.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-            )
-        except (OSError, UnicodeError):
-            raise ConnectFailed(f"cannot resolve {host!r}") from None
-        addresses: list[str] = []
-        for _family, _type, _proto, _canon, sockaddr in infos:
-            address = str(sockaddr[0])
-            if address not in addresses:
-                addresses.append(address)
-        if not addresses:
-            raise ConnectFailed(f"cannot resolve {host!r}")
-        if len(self._dns) > 1024:
-            self._dns.clear()
-        self._dns[(host, port)] = (loop.time() + _DNS_TTL_S, addresses)
-        return addresses
 
     async def get(self, url: str | URL, **options: Any) -> HttpResponse:
         return await self.request("GET", url, **options)
 
     async def post(self, url: str | URL, **options: Any) -> HttpResponse:
         return await self.request("POST", url, **options)
-
-
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _basic(target: URL) -> str:

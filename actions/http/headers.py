@@ -4,7 +4,7 @@ A header name is an RFC 9110 token. A value may hold any character but line brea
 the other control characters (a tab aside), and no leading or trailing space (a receiver strips
 those, so what it reads would differ from what was meant). Non-ASCII values are sent as UTF-8
 bytes (RFC 9110 5.5 lets a field carry them as opaque octets); a header that must stay ASCII
-is the caller's to encode (`actions.request_id_header` does the request id). A violation is
+is the caller's to encode (`actions.builtin.request_id_header` does the request id). A violation is
 the request's own fault: `InvalidRequest`, raised before a connection is made, and the message
 never holds the value.
 """

@@ -1,8 +1,19 @@
-"""The kept-alive connections of `HttpClient` (per origin, at most `limit` in use at once),
-and what a new connection is made with (the TLS context, the socket's address info).
+"""The kept-alive connections of `HttpClient`, and what a new connection is made with (the
+TLS context, the socket's address info).
 
-Waiters for a place are served first come, first served; an idle connection is closed after
-`IDLE_S`.
+Connections are pooled per key: (partition, scheme, host, port). The partition is the project
+for a client that serves tenant-chosen URLs (`HttpClient.for_project`), so a connection one
+project's request used never carries another project's: HTTP/1.1 gives a client no way to see
+that an upstream read part of one request as the start of the next (a body it did not read,
+"CL.0"), and only keeping tenants' connections apart stops one tenant's bytes from capturing
+another's request.
+
+Every open connection counts, idle or in use: at most `per_origin` per key and `limit` in
+all. When the total is reached, a new connection first closes the least recently used idle
+one of another key; when none is idle, the callers wait, and a freed place goes to the keys
+with waiters in turn (one waiter per key per round), each key's waiters first come, first
+served. With `per_origin` below `limit`, a slow origin holding all of its places leaves the
+rest to the others. An idle connection is closed after `IDLE_S`.
 """
 
 from __future__ import annotations
@@ -15,119 +26,217 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actions.http.wire import Connection, Origin
+from actions.http.wire import Connection, PoolKey
 
 # An idle kept-alive connection is closed after this long (aiohttp's keepalive_timeout).
 IDLE_S = 15.0
 
 
-class Pool:
-    """Kept-alive connections per origin; at most `limit` in use at once."""
+class _Slot:
+    """One key's connections: idle ones (most recent last), how many are in use, waiters."""
 
-    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+    __slots__ = ("busy", "idle", "waiters")
+
+    def __init__(self) -> None:
+        self.idle: list[Connection] = []
+        self.busy = 0
+        # A waiter is handed an idle connection, or None: a place to open a new one.
+        self.waiters: deque[asyncio.Future[Connection | None]] = deque()
+
+
+class Pool:
+    """Kept-alive connections per key; `per_origin` open per key and `limit` open in all."""
+
+    def __init__(
+        self,
+        limit: int,
+        per_origin: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._limit = max(limit, 1)
+        self._per_origin = max(min(per_origin or self._limit, self._limit), 1)
         self._clock = clock
-        self._idle: dict[Origin, list[Connection]] = {}
-        self._in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._slots: dict[PoolKey, _Slot] = {}
+        self.open = 0  # connections open (idle or in use) or being opened
+        # Every idle connection, least recently used first (what makes room is closed first).
+        self._idle: dict[Connection, None] = {}
+        # Keys with waiters, in the order they are served (one waiter each per round).
+        self._waiting: dict[PoolKey, None] = {}
         self._next_sweep = 0.0
         self.closed = False
 
-    def take_idle(self, origin: Origin) -> Connection | None:
-        """`acquire` without waiting and without a coroutine, when a place is free and a
-        kept-alive connection to `origin` is idle (the usual case under load); else None."""
-        idle = self._idle.get(origin)
-        if not idle or self._in_use >= self._limit or self._waiters:
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    @property
+    def in_use(self) -> int:
+        return self.open - len(self._idle)
+
+    def take_idle(self, key: PoolKey) -> Connection | None:
+        """`acquire` without waiting and without a coroutine, when a kept-alive connection
+        of `key` is idle and no caller waits for one (the usual case under load); else None."""
+        slot = self._slots.get(key)
+        if slot is None or not slot.idle or slot.waiters:
             return None
-        now = self._clock()
-        while idle:
-            connection = idle.pop()
-            if connection.usable and now - connection.idle_since < IDLE_S:
-                self._in_use += 1
-                return connection
-            connection.close()
-        return None
+        connection = self._pop_idle(slot)
+        if connection is None:
+            self._forget(key, slot)
+        return connection
 
     async def acquire(
         self,
-        origin: Origin,
+        key: PoolKey,
         connect: Callable[[], Awaitable[Connection]],
         *,
         fresh: bool = False,
     ) -> tuple[Connection, bool]:
-        """A connection to `origin` (kept-alive unless `fresh`) and whether it was reused."""
-        await self._turn()
-        try:
+        """A connection for `key` (kept-alive unless `fresh`) and whether it was reused."""
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        if not slot.waiters:
+            idle = None if fresh else self._pop_idle(slot)
+            if idle is not None:
+                return idle, True
+            handed = None if self._reserve(key, slot) else await self._wait(key, slot)
+        else:
+            handed = await self._wait(key, slot)
+        if handed is not None:
             if not fresh:
-                idle = self._idle.get(origin)
-                now = self._clock()
-                while idle:
-                    connection = idle.pop()
-                    if connection.usable and now - connection.idle_since < IDLE_S:
-                        return connection, True
-                    connection.close()
-            return await connect(), False
-        except BaseException:
-            self._in_use -= 1
-            self._wake_next()
-            raise
-
-    async def _turn(self) -> None:
-        """One of the `limit` places; waiters get theirs in the order they came."""
-        if self._in_use < self._limit and not self._waiters:
-            self._in_use += 1
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+                return handed, True
+            handed.close()  # its place is kept for the new connection
         try:
-            await waiter  # _wake_next counted this caller in before waking it
+            connection = await connect()
+        except BaseException:
+            self._give_back(slot, key)
+            raise
+        connection.key = key
+        return connection, False
+
+    def _reserve(self, key: PoolKey, slot: _Slot) -> bool:
+        """A place for a new connection of `key`, closing an idle one to make room."""
+        if slot.busy + len(slot.idle) >= self._per_origin:
+            if not slot.idle:
+                return False
+            self._close_idle(slot.idle[0])
+        if self.open >= self._limit:
+            if not self._idle:
+                return False
+            self._close_idle(next(iter(self._idle)))
+        slot.busy += 1
+        self.open += 1
+        self._slots[key] = slot  # closing an idle connection may have let the slot go
+        return True
+
+    async def _wait(self, key: PoolKey, slot: _Slot) -> Connection | None:
+        waiter: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
+        slot.waiters.append(waiter)
+        self._waiting[key] = None
+        self._dispatch()  # an idle connection of this key, or a place, may be there already
+        try:
+            return await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                self._in_use -= 1  # handed a place it will not use: to the next
-                self._wake_next()
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
+                # Handed a connection or a place it will not use: to the next caller.
+                handed = waiter.result()
+                if handed is not None:
+                    self.release(handed, reusable=True)
+                else:
+                    self._give_back(slot, key)
+            else:
+                if waiter in slot.waiters:
+                    slot.waiters.remove(waiter)
+                if not slot.waiters:
+                    self._waiting.pop(key, None)
+                self._forget(key, slot)
             raise
 
+    def _give_back(self, slot: _Slot, key: PoolKey) -> None:
+        """A reserved place that was not used (the connect failed, the caller gave up)."""
+        slot.busy -= 1
+        self.open -= 1
+        self._forget(key, slot)
+        self._dispatch()
+
+    def _pop_idle(self, slot: _Slot) -> Connection | None:
+        """The most recently used idle connection of `slot` still fit for use, counted in use."""
+        idle = slot.idle
+        now = self._clock()
+        while idle:
+            connection = idle.pop()
+            del self._idle[connection]
+            if connection.usable and now - connection.idle_since < IDLE_S:
+                slot.busy += 1
+                return connection
+            connection.close()
+            self.open -= 1
+        return None
+
+    def _close_idle(self, connection: Connection) -> None:
+        slot = self._slots[connection.key]
+        slot.idle.remove(connection)
+        del self._idle[connection]
+        connection.close()
+        self.open -= 1
+        self._forget(connection.key, slot)
+
     def release(self, connection: Connection, *, reusable: bool) -> None:
-        self._in_use -= 1
+        """Back from a request: kept (`reusable`: its request was written whole and its
+        answer read whole) or closed; a waiter is served either way."""
+        key = connection.key
+        slot = self._slots[key]
+        slot.busy -= 1
         if reusable and connection.usable and not self.closed:
-            connection.idle_since = self._clock()
-            self._idle.setdefault(connection.origin, []).append(connection)
-            self._sweep(connection.idle_since)
+            connection.idle_since = now = self._clock()
+            slot.idle.append(connection)
+            self._idle[connection] = None
+            if now >= self._next_sweep:
+                self._sweep(now)
         else:
             connection.close()
-        self._wake_next()
+            self.open -= 1
+            self._forget(key, slot)
+        if self._waiting:
+            self._dispatch()
 
-    def _wake_next(self) -> None:
-        while self._waiters and self._in_use < self._limit:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._in_use += 1
-                waiter.set_result(None)
-                return
+    def _dispatch(self) -> None:
+        """Serve waiting keys in turn, one waiter each per round, while places are free."""
+        progress = True
+        while progress and self._waiting:
+            progress = False
+            for key in list(self._waiting):
+                slot = self._slots[key]
+                waiters = slot.waiters
+                while waiters and waiters[0].done():
+                    waiters.popleft()  # cancelled while waiting
+                if not waiters:
+                    del self._waiting[key]
+                    continue
+                handed = self._pop_idle(slot)
+                if handed is not None or self._reserve(key, slot):
+                    waiters.popleft().set_result(handed)
+                    progress = True
+                    del self._waiting[key]
+                    if waiters:
+                        self._waiting[key] = None  # served: to the back of the line
+
+    def _forget(self, key: PoolKey, slot: _Slot) -> None:
+        if not slot.busy and not slot.idle and not slot.waiters:
+            self._slots.pop(key, None)
 
     def _sweep(self, now: float) -> None:
         """Close connections idle longer than IDLE_S (once per IDLE_S at most)."""
-        if now < self._next_sweep:
-            return
         self._next_sweep = now + IDLE_S
-        for origin, idle in list(self._idle.items()):
-            keep = [c for c in idle if c.usable and now - c.idle_since < IDLE_S]
-            for connection in idle:
-                if connection not in keep:
-                    connection.close()
-            if keep:
-                self._idle[origin] = keep
-            else:
-                del self._idle[origin]
+        for connection in list(self._idle):
+            if connection.usable and now - connection.idle_since < IDLE_S:
+                break  # the rest were used more recently
+            self._close_idle(connection)
 
     def close(self) -> None:
         self.closed = True
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
-        self._idle.clear()
+        for connection in list(self._idle):
+            self._close_idle(connection)
 
 
 _DEFAULT_CONTEXT: ssl.SSLContext | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
+from structlog.typing import FilteringBoundLogger
 
 from consumer.broker.dead_letter_size import (
     MAX_MESSAGE_BYTES,
@@ -22,17 +23,16 @@ from consumer.broker.dead_letter_size import (
     smallest_topic_bytes,
     topic_bytes_for,
 )
-from consumer.ops.logging import get_logger
-from consumer.settings import EngineSettings, IntakeSettings
+from consumer.broker.settings import KafkaSettings
 
 
 class DeadLetterTopicTooSmall(Exception):
     """The dead-letter topic cannot take the engine's batches: its transactions would fail."""
 
 
-def dead_letter_topic_configs(settings: IntakeSettings) -> dict[str, str]:
+def dead_letter_topic_configs(max_record_bytes: int) -> dict[str, str]:
     """The topic configuration the engine creates the dead-letter topic with."""
-    return {MAX_MESSAGE_BYTES: str(topic_bytes_for(settings.max_record_bytes))}
+    return {MAX_MESSAGE_BYTES: str(topic_bytes_for(max_record_bytes))}
 
 
 async def topic_max_message_bytes(admin: AIOKafkaAdminClient, topic: str) -> int | None:
@@ -48,10 +48,11 @@ async def topic_max_message_bytes(admin: AIOKafkaAdminClient, topic: str) -> int
     return None
 
 
-async def fit_record_limit(settings: EngineSettings) -> tuple[EngineSettings, int | None]:
-    """The settings to run with (the record limit lowered when the topic is too small) and the
-    topic's `max.message.bytes` (None when it could not be read)."""
-    log = get_logger()
+async def fit_record_limit(
+    settings: KafkaSettings, max_record_bytes: int, log: FilteringBoundLogger
+) -> tuple[int, int | None]:
+    """The record limit to run with (`max_record_bytes`, lowered when the topic is too small)
+    and the topic's `max.message.bytes` (None when it could not be read)."""
     topic = settings.dead_letter_topic
     try:
         admin = AIOKafkaAdminClient(**settings.kafka_client_options())
@@ -62,17 +63,17 @@ async def fit_record_limit(settings: EngineSettings) -> tuple[EngineSettings, in
             await admin.close()
     except (KafkaError, OSError) as exc:
         log.warning("dead_letter.topic_unchecked", topic=topic, error=type(exc).__name__)
-        return settings, None
+        return max_record_bytes, None
     if topic_bytes is None:
         log.warning("dead_letter.topic_unchecked", topic=topic, error="no max.message.bytes")
-        return settings, None
-    needed = topic_bytes_for(settings.max_record_bytes)
+        return max_record_bytes, None
+    needed = topic_bytes_for(max_record_bytes)
     if topic_bytes >= needed:
-        return settings, topic_bytes
+        return max_record_bytes, topic_bytes
     limit = record_limit_for(topic_bytes)
     message = (
         f"the dead-letter topic {topic!r} has {MAX_MESSAGE_BYTES}={topic_bytes}, below the "
-        f"{needed} that EXECUTION_MAX_RECORD_BYTES={settings.max_record_bytes} needs (the "
+        f"{needed} that EXECUTION_MAX_RECORD_BYTES={max_record_bytes} needs (the "
         f"record plus header room): raise the topic's {MAX_MESSAGE_BYTES} to {needed} or more"
     )
     if topic_bytes < smallest_topic_bytes():
@@ -89,4 +90,4 @@ async def fit_record_limit(settings: EngineSettings) -> tuple[EngineSettings, in
         max_record_bytes=limit,
         message=f"{message}; until then records over {limit} bytes get payload_too_large",
     )
-    return settings.model_copy(update={"max_record_bytes": limit}), topic_bytes
+    return limit, topic_bytes

@@ -22,14 +22,14 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from consumer.broker.settings import KafkaSettings
+from consumer.broker.settings import KafkaClientSettings
 
 
 class KafkaSettingsRefused(Exception):
     """The broker answered, and refused these settings (credentials, mechanism, TLS trust)."""
 
 
-async def check_kafka_settings(settings: KafkaSettings, timeout_s: float = 15.0) -> None:
+async def check_kafka_settings(settings: KafkaClientSettings, timeout_s: float = 15.0) -> None:
     """Raise KafkaSettingsRefused when the first broker that answers refuses our settings."""
     options = settings.kafka_client_options()
     for server in settings.bootstrap_servers.split(","):

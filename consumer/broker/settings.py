@@ -1,7 +1,8 @@
 """Where the engine's topics are and how to reach them: the settings every Kafka command reads.
 
-`EngineSettings` extends these; `send`, `tail` and `topics` read only these, so an unrelated
-bad variable (an SMTP port, a Vault template) does not stop them.
+`EngineSettings` extends these; `send` and `tail` read only `KafkaClientSettings` (the
+connection and the topics' names), so an unrelated bad variable (an SMTP port, a Vault template,
+a partition count) does not stop them.
 """
 
 from __future__ import annotations
@@ -11,24 +12,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumer.ops.redaction import SECRETS
+from actions.settings import setting
+from consumer.secrets.redaction import SECRETS
+
+# A setting read from an environment variable (and named so in --help): the one helper the
+# engine's rooms and the actions' settings share.
+env_field = setting
 
 
-def env_field(name: str, default: Any, description: str, **kwargs: Any) -> Any:
-    """A setting read from the environment variable `name` (and named so in --help)."""
-    return Field(
-        default=default,
-        validation_alias=AliasChoices(name),
-        description=description,
-        json_schema_extra={"env": name},
-        **kwargs,
-    )
+class KafkaClientSettings(BaseSettings):
+    """How to reach Kafka and where the engine's topics are: what `send` and `tail` read."""
 
-
-class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="ignore", populate_by_name=True, frozen=True, case_sensitive=True
     )
@@ -59,16 +56,6 @@ class KafkaSettings(BaseSettings):
         "execution.dead-letter",
         "Topic for records the engine cannot understand (original bytes).",
     )
-    group_id: str = env_field("EXECUTION_GROUP_ID", "execution-engine", "Kafka consumer group.")
-    create_topics: bool = env_field(
-        "EXECUTION_CREATE_TOPICS", True, "Create the four topics at start-up when missing."
-    )
-    topic_partitions: int = env_field(
-        "EXECUTION_TOPIC_PARTITIONS", 6, "Partitions for topics the engine creates.", ge=1
-    )
-    topic_replication: int = env_field(
-        "EXECUTION_TOPIC_REPLICATION", 1, "Replication factor for topics it creates.", ge=1
-    )
 
     @field_validator("ssl_cafile")
     @classmethod
@@ -78,7 +65,7 @@ class KafkaSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _sasl_needs_credentials(self) -> KafkaSettings:
+    def _sasl_needs_credentials(self) -> KafkaClientSettings:
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_username and self.sasl_password
         ):
@@ -111,9 +98,24 @@ class KafkaSettings(BaseSettings):
         return context
 
 
-def describe_settings(settings: type[BaseSettings]) -> str:
+class KafkaSettings(KafkaClientSettings):
+    """Plus the engine's consumer group and the topics it creates."""
+
+    group_id: str = env_field("EXECUTION_GROUP_ID", "execution-engine", "Kafka consumer group.")
+    create_topics: bool = env_field(
+        "EXECUTION_CREATE_TOPICS", True, "Create the four topics at start-up when missing."
+    )
+    topic_partitions: int = env_field(
+        "EXECUTION_TOPIC_PARTITIONS", 6, "Partitions for topics the engine creates.", ge=1
+    )
+    topic_replication: int = env_field(
+        "EXECUTION_TOPIC_REPLICATION", 1, "Replication factor for topics it creates.", ge=1
+    )
+
+
+def describe_settings(settings: type[BaseSettings], *, header: bool = True) -> str:
     """Every setting of `settings`, its default and meaning: a command's `--help` epilog."""
-    lines = ["settings (environment variables):"]
+    lines = ["settings (environment variables):"] if header else []
     for field in settings.model_fields.values():
         extra = field.json_schema_extra
         name = extra["env"] if isinstance(extra, dict) else "?"

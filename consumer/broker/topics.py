@@ -6,16 +6,24 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from consumer.broker.dead_letter_topic import dead_letter_topic_configs
+from consumer.broker.metadata import MissingTopic, partitions_of
 from consumer.broker.settings import KafkaSettings
-from consumer.settings import IntakeSettings
+
+__all__ = [
+    "MissingTopic",
+    "TopicStatus",
+    "create_topics",
+    "engine_topics",
+    "ensure_topics",
+    "partitions_of",
+]
 
 
-async def ensure_topics(settings: IntakeSettings) -> None:
+async def ensure_topics(settings: KafkaSettings, max_record_bytes: int) -> None:
     """Create the engine's topics when missing (idempotent; a production cluster may pre-create)."""
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
@@ -32,7 +40,7 @@ async def ensure_topics(settings: IntakeSettings) -> None:
                 name,
                 settings.topic_partitions,
                 settings.topic_replication,
-                topic_configs=_own_configs(settings, name),
+                topic_configs=_own_configs(settings, max_record_bytes, name),
             )
             for name in wanted
             if name not in existing
@@ -44,9 +52,9 @@ async def ensure_topics(settings: IntakeSettings) -> None:
         await admin.close()
 
 
-def _own_configs(settings: IntakeSettings, name: str) -> dict[str, str]:
+def _own_configs(settings: KafkaSettings, max_record_bytes: int, name: str) -> dict[str, str]:
     """What the engine sets on a topic it creates: room for every record's dead letter."""
-    return dead_letter_topic_configs(settings) if name == settings.dead_letter_topic else {}
+    return dead_letter_topic_configs(max_record_bytes) if name == settings.dead_letter_topic else {}
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,8 @@ def engine_topics(settings: KafkaSettings) -> list[str]:
 
 
 async def create_topics(
-    settings: IntakeSettings,
+    settings: KafkaSettings,
+    max_record_bytes: int,
     partitions: int,
     replication: int,
     configs: dict[str, str] | None = None,
@@ -80,7 +89,7 @@ async def create_topics(
         created = set()
         for name in engine_topics(settings):
             # The operator's --config wins; start-up reports a dead-letter topic too small.
-            topic_configs = _own_configs(settings, name) | dict(configs or {})
+            topic_configs = _own_configs(settings, max_record_bytes, name) | dict(configs or {})
             topic = NewTopic(name, partitions, replication, topic_configs=topic_configs)
             response = await admin.create_topics([topic])
             # Per-topic errors come back in the response, not as exceptions.
@@ -117,18 +126,3 @@ async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, t
         if len(found) == len(names) or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(0.2)
-
-
-async def partitions_of(
-    consumer: AIOKafkaConsumer, topic: str, wait_s: float = 10.0
-) -> list[TopicPartition]:
-    """The topic's partitions, waiting up to `wait_s` for a topic that was just created."""
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if asyncio.get_running_loop().time() > deadline:
-            raise LookupError(f"topic {topic!r} does not exist")
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)

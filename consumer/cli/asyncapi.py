@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from actions import ActionRegistry, default_registry
+from actions.registry import ActionRegistry, default_registry
 from consumer.settings import EngineSettings
 from schemas import ExecutionRequest, LogEvent, ResultEnvelope
 from schemas.errors import ErrorCode

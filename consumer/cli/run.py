@@ -6,46 +6,37 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+from actions.registry import default_registry
 from consumer.app import Application
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
-from consumer.cli.command import Commands, add_command
+from consumer.cli.command import LOCAL_KAFKA_PORT
 from consumer.localkafka import LocalKafka, cache_dir
-from consumer.ops.logging import KafkaLogSink, configure_logging, get_logger
+from consumer.localkafka.ownership import stop_orphan
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging, get_logger
 from consumer.ops.speedups import freeze_startup_objects, warn_if_slow
 from consumer.settings import EngineSettings
 
-LOCAL_KAFKA_PORT = 9092
 
-
-def add_run(commands: Commands) -> None:
-    parser = add_command(
-        commands,
-        "run",
-        _run,
-        EngineSettings,
-        help="consume requests until SIGINT/SIGTERM",
-        description="Consume requests until SIGINT/SIGTERM, then drain in-flight work, commit "
-        "and exit 0. When KAFKA_BOOTSTRAP_SERVERS is not set and nothing answers on "
-        f"localhost:{LOCAL_KAFKA_PORT}, a local single-node Kafka is started (--local-kafka).",
-    )
-    parser.add_argument(
-        "--local-kafka",
-        choices=("auto", "never"),
-        default="auto",
-        help="auto: start a local broker when none is configured or reachable (default)",
-    )
-
-
-def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
+def command(args: argparse.Namespace, settings: EngineSettings) -> int:
+    registry = default_registry()
+    try:  # what the actions declare, checked before anything starts
+        registry.read_settings()
+        registry.read_rates()
+    except ValueError as exc:
+        print(f"execution-engine run: invalid settings: {exc}", file=sys.stderr)
+        return 2
     sink = KafkaLogSink()
     configure_logging(settings.log_level, sink=sink)
     warn_if_slow(get_logger())
-    with _broker_for_run(settings, args.local_kafka) as bootstrap:
+    with _broker_for_run(settings, args.local_kafka, fresh=args.fresh) as bootstrap:
         if bootstrap != settings.bootstrap_servers:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
         try:
@@ -54,7 +45,7 @@ def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
         except KafkaSettingsRefused as exc:
             # A definitive refusal (credentials, TLS trust) is a settings error: exit 2 at once.
             get_logger().error("engine.kafka_refused", reason=str(exc))
-            print(f"execution-engine: {exc}", file=sys.stderr)
+            print(f"execution-engine run: {exc}", file=sys.stderr)
             return 2
     return 0
 
@@ -62,25 +53,53 @@ def _run(args: argparse.Namespace, settings: EngineSettings) -> int:
 async def _run_engine(settings: EngineSettings, sink: KafkaLogSink) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too (a closed terminal): drained and stopped, the local broker with it.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     await check_kafka_settings(settings)
     await Application(settings, log_sink=sink).run(stop)
 
 
 @contextlib.contextmanager
-def _broker_for_run(settings: EngineSettings, mode: str) -> Iterator[str]:
-    if mode == "never" or "KAFKA_BOOTSTRAP_SERVERS" in os.environ or _answers(LOCAL_KAFKA_PORT):
+def _broker_for_run(settings: EngineSettings, mode: str, *, fresh: bool) -> Iterator[str]:
+    if mode == "never" or "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
         yield settings.bootstrap_servers
         return
-    data_dir = cache_dir() / "local-run"
-    print(
-        f"execution-engine: no broker configured or answering; starting a local Kafka on "
-        f"127.0.0.1:{LOCAL_KAFKA_PORT} (data in {data_dir})",
-        file=sys.stderr,
-    )
-    with LocalKafka(port=LOCAL_KAFKA_PORT, data_dir=data_dir) as broker:
+    broker = LocalKafka(port=LOCAL_KAFKA_PORT, data_dir=local_data_dir())
+    # One left running by an engine that is gone is stopped; one whose engine runs is shared.
+    other = stop_orphan(broker.data_dir, broker.config_path, _say)
+    if other is not None:
+        if fresh:
+            _say(f"--fresh: the local data is in use by the {other.describe()}; stop it first")
+            raise SystemExit(2)
+        _say(f"using the local {other.describe()} (it stops when that engine does)")
         yield broker.bootstrap_servers
+        return
+    if _answers(LOCAL_KAFKA_PORT):
+        _say(
+            f"using the broker answering on localhost:{LOCAL_KAFKA_PORT}, not started by an "
+            "engine (set KAFKA_BOOTSTRAP_SERVERS to choose one)"
+        )
+        yield settings.bootstrap_servers
+        return
+    if fresh:
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+        broker = LocalKafka(port=LOCAL_KAFKA_PORT, data_dir=local_data_dir())
+    _say(
+        f"no broker configured or answering; starting a local Kafka on 127.0.0.1:"
+        f"{LOCAL_KAFKA_PORT}, data in {broker.data_dir} "
+        + ("(fresh)" if fresh else "(kept across runs; `--fresh` starts with none)")
+    )
+    with broker:
+        yield broker.bootstrap_servers
+
+
+def local_data_dir() -> Path:
+    return cache_dir() / "local-run"
+
+
+def _say(message: str) -> None:
+    print(f"execution-engine: {message}", file=sys.stderr, flush=True)
 
 
 def _answers(port: int) -> bool:

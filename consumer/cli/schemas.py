@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import schemas
-from actions import ActionRegistry, default_registry
+from actions.registry import ActionRegistry, default_registry
 from consumer.cli.asyncapi import build_asyncapi
-from consumer.cli.command import Commands, add_command
 from schemas import ExecutionRequest, LogEvent, ResultEnvelope
 
 SCHEMA_DIR = Path(schemas.__file__).parent / "json"
@@ -78,28 +77,13 @@ def stale_schemas(
     return stale
 
 
-def add_schemas(commands: Commands) -> None:
-    # Reads no settings: it writes what the code defines, whatever the environment holds.
-    parser = add_command(
-        commands,
-        "schemas",
-        _schemas,
-        None,
-        help="write the JSON Schemas and the AsyncAPI document into schemas/json",
-        description="Write the JSON Schemas generated from the models (request, envelope, log "
-        "event, each action's params) and the AsyncAPI 3.0 document of the four topics "
-        "(asyncapi.json).",
-    )
-    parser.add_argument("--out", type=Path, default=SCHEMA_DIR)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
-
-
-def _schemas(args: argparse.Namespace, settings: None) -> int:
+def command(args: argparse.Namespace, settings: None) -> int:
+    out = SCHEMA_DIR if args.out is None else Path(args.out)
     if args.check:
-        stale = stale_schemas(args.out)
+        stale = stale_schemas(out)
         for name in stale:
             print(f"stale: {name} (run `execution-engine schemas`)", file=sys.stderr)
         return 1 if stale else 0
-    for path in write_schemas(args.out):
+    for path in write_schemas(out):
         print(path)
     return 0

@@ -11,32 +11,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from consumer.broker.settings import KafkaSettings
-from consumer.broker.topics import partitions_of
-from consumer.cli.command import Commands, add_command
+from consumer.broker.metadata import partitions_of
+from consumer.broker.settings import KafkaClientSettings
 
 
-def add_send(commands: Commands) -> None:
-    parser = add_command(
-        commands,
-        "send",
-        _send,
-        KafkaSettings,
-        help="publish one request (and with --wait, print its envelope)",
-        description="Publish one execution request. Exit status with --wait: 0 success "
-        "envelope, 1 error envelope, 3 no envelope within --timeout.",
-    )
-    parser.add_argument("action")
-    parser.add_argument("--project", required=True)
-    parser.add_argument("--params", default="{}", help="JSON object (default {})")
-    parser.add_argument("--metadata", default=None, help="JSON object echoed in the envelope")
-    parser.add_argument("--request-id", default=None, help="default: a new UUID")
-    parser.add_argument("--key", default=None, help="Kafka key (ordering); default: none")
-    parser.add_argument("--wait", action="store_true", help="print the envelope")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
-
-
-def _send(args: argparse.Namespace, settings: KafkaSettings) -> int:
+def command(args: argparse.Namespace, settings: KafkaClientSettings) -> int:
     try:
         params = json.loads(args.params)
         metadata = json.loads(args.metadata) if args.metadata else None
@@ -67,7 +46,11 @@ def _send(args: argparse.Namespace, settings: KafkaSettings) -> int:
 
 
 async def _send_request(
-    settings: KafkaSettings, request: dict[str, Any], key: str | None, wait: bool, wait_s: float
+    settings: KafkaClientSettings,
+    request: dict[str, Any],
+    key: str | None,
+    wait: bool,
+    wait_s: float,
 ) -> dict[str, Any] | None:
     kafka = settings.kafka_client_options()
     results = None
@@ -77,34 +60,34 @@ async def _send_request(
         results = AIOKafkaConsumer(
             **kafka, isolation_level="read_committed", enable_auto_commit=False
         )
-        await results.start()
-        try:
+    try:
+        if results is not None:
+            await results.start()
             partitions = await partitions_of(results, settings.results_topic)
-        except LookupError as exc:
+            results.assign(partitions)
+            await results.seek_to_end(*partitions)
+            for tp in partitions:
+                await results.position(tp)
+        producer = AIOKafkaProducer(**kafka, enable_idempotence=True)
+        try:
+            await producer.start()
+            await producer.send_and_wait(
+                settings.requests_topic,
+                json.dumps(request).encode(),
+                key=key.encode() if key else None,
+            )
+        finally:
+            await producer.stop()
+        if results is None:
+            return None
+        try:
+            return await asyncio.wait_for(_find_envelope(results, request["request_id"]), wait_s)
+        except TimeoutError:
+            return None
+    finally:
+        # Stopped also when starting failed: no "Unclosed AIOKafkaConsumer" at exit.
+        if results is not None:
             await results.stop()
-            raise SystemExit(f"execution-engine send: {exc}") from None
-        results.assign(partitions)
-        await results.seek_to_end(*partitions)
-        for tp in partitions:
-            await results.position(tp)
-    producer = AIOKafkaProducer(**kafka, enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            settings.requests_topic,
-            json.dumps(request).encode(),
-            key=key.encode() if key else None,
-        )
-    finally:
-        await producer.stop()
-    if results is None:
-        return None
-    try:
-        return await asyncio.wait_for(_find_envelope(results, request["request_id"]), wait_s)
-    except TimeoutError:
-        return None
-    finally:
-        await results.stop()
 
 
 async def _find_envelope(consumer: AIOKafkaConsumer, request_id: str) -> dict[str, Any]:

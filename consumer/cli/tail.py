@@ -1,8 +1,9 @@
 """`execution-engine tail results|logs|dead-letter`: read an output topic, filtered, one line each.
 
 A group-less read_committed consumer (it commits nothing and joins no group), so tailing never
-disturbs the engines. Without --follow it reads up to the topic's current end and prints the
-last N matching records in time order; with --follow it then keeps printing new ones.
+disturbs the engines. It prints the N newest matching records in time order, read backwards
+from each partition's end (`newest`: never more of the topic than that needs); with --follow
+it then keeps printing new ones.
 """
 
 from __future__ import annotations
@@ -12,20 +13,18 @@ import asyncio
 import json
 import signal
 import sys
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer
 
-from consumer.broker.settings import KafkaSettings
-from consumer.broker.topics import partitions_of
-from consumer.cli.command import Commands, add_command, moment
+from consumer.broker.metadata import partitions_of
+from consumer.broker.settings import KafkaClientSettings
+from consumer.cli.command import TailKind
+from consumer.cli.newest import FETCH_BYTES, Newest, newest
 from consumer.pipeline.intake import header_text
 
-TailKind = Literal["results", "logs", "dead-letter"]
-KINDS: tuple[TailKind, ...] = ("results", "logs", "dead-letter")
 _PREVIEW = 160
 # Log event fields printed in the fixed columns, not repeated among the rest.
 _LOG_COLUMNS = ("timestamp", "level", "event", "request_id", "action", "project", "service")
@@ -49,7 +48,7 @@ class Entry:
     raw: str
 
 
-def topic_of(settings: KafkaSettings, kind: TailKind) -> str:
+def topic_of(settings: KafkaClientSettings, kind: TailKind) -> str:
     return {
         "results": settings.results_topic,
         "logs": settings.logs_topic,
@@ -186,107 +185,73 @@ def _when(timestamp_ms: int) -> str:
 
 
 async def tail(
-    settings: KafkaSettings,
+    settings: KafkaClientSettings,
     kind: TailKind,
     wanted: TailFilter,
     out: TextIO,
     *,
-    lines: int = 10,
+    lines: int | None = 10,
     since: datetime | None = None,
     follow: bool = False,
     as_json: bool = False,
     stop: asyncio.Event | None = None,
-) -> int:
-    """Print the last `lines` matching records (0: all), then follow if asked. Returns how
-    many were printed."""
+) -> Newest[Entry]:
+    """Print the `lines` newest matching records (None: all; 0: none) in time order, then
+    follow if asked. Returns what was printed first, and how many records were read for it."""
     topic = topic_of(settings, kind)
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_options(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        max_partition_fetch_bytes=FETCH_BYTES,
     )
-    await consumer.start()
-    printed = 0
 
     def show(entry: Entry) -> None:
-        nonlocal printed
         out.write((entry.raw if as_json else entry.line) + "\n")
         out.flush()
-        printed += 1
+
+    def keep(record: Any) -> Entry | None:
+        entry = read_entry(kind, record)
+        return entry if matches(entry, wanted) else None
 
     try:
+        await consumer.start()
         partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
+        # Paused until `newest` seeks: else the client long-polls the end of every partition
+        # first (fetch_max_wait_ms) and the first window waits for that fetch to return.
+        consumer.pause(*partitions)
         end = await consumer.end_offsets(partitions)
-        # Explicit seeks: seek_to_beginning() can lose a race with the reset that assign()
-        # starts, and then silently reads from the end.
         if since is None:
-            for tp, offset in (await consumer.beginning_offsets(partitions)).items():
-                consumer.seek(tp, offset)
+            low = await consumer.beginning_offsets(partitions)
         else:
             found = await consumer.offsets_for_times(
                 {tp: int(since.timestamp() * 1000) for tp in partitions}
             )
-            for tp, at in found.items():
-                consumer.seek(tp, end[tp] if at is None else at.offset)
-        recent: deque[Entry] = deque(maxlen=lines or None)
-        later: list[Entry] = []  # fetched past the end while catching up: for --follow
-        behind = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
-        while behind:
-            batch = await consumer.getmany(*behind, timeout_ms=500)
-            for tp, records in batch.items():
-                for record in records:
-                    entry = read_entry(kind, record)
-                    if matches(entry, wanted):
-                        (recent.append if record.offset < end[tp] else later.append)(entry)
-            behind = {tp for tp in behind if await consumer.position(tp) < end[tp]}
-        for entry in sorted(recent, key=lambda e: e.timestamp_ms):
+            low = {tp: end[tp] if at is None else at.offset for tp, at in found.items()}
+        first = await newest(consumer, low, end, lines, keep)
+        for entry in first.items:
             show(entry)
-        for entry in later if follow else ():
-            show(entry)
+        if follow:
+            consumer.resume(*partitions)
+            for tp in partitions:
+                consumer.seek(tp, end[tp])
         while follow and not (stop is not None and stop.is_set()):
             batch = await consumer.getmany(timeout_ms=300)
             for records in batch.values():
                 for record in records:
-                    entry = read_entry(kind, record)
-                    if matches(entry, wanted):
-                        show(entry)
+                    if (found := keep(record)) is not None:
+                        show(found)
     finally:
         await consumer.stop()
-    return printed
+    return first
 
 
-def add_tail(commands: Commands) -> None:
-    parser = add_command(
-        commands,
-        "tail",
-        _tail,
-        KafkaSettings,
-        help="print results, log events or dead letters, filtered",
-        description="Print the last records of the results, logs or dead-letter topic, one "
-        "line each (or --json), oldest first; --follow keeps printing new ones. Reads without "
-        "a consumer group: it never disturbs the engines.",
-    )
-    parser.add_argument("topic", choices=KINDS)
-    parser.add_argument("--request-id", default=None)
-    parser.add_argument(
-        "--status", default=None, help="success or error, an error code, or a log level"
-    )
-    parser.add_argument("--project", default=None)
-    parser.add_argument("--action", default=None)
-    parser.add_argument(
-        "-n", "--lines", type=int, default=10, help="how many to print first (0: all)"
-    )
-    parser.add_argument("--from", dest="since", type=moment, help="start at this time")
-    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new ones")
-    parser.add_argument("--json", action="store_true", help="print the records as JSON")
-
-
-def _tail(args: argparse.Namespace, settings: KafkaSettings) -> int:
+def command(args: argparse.Namespace, settings: KafkaClientSettings) -> int:
     wanted = TailFilter(args.request_id, args.status, args.project, args.action)
 
-    async def run() -> int:
+    async def run() -> Newest[Entry]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -296,16 +261,12 @@ def _tail(args: argparse.Namespace, settings: KafkaSettings) -> int:
             args.topic,
             wanted,
             sys.stdout,
-            lines=max(0, args.lines),
+            lines=args.lines,
             since=args.since,
             follow=args.follow,
             as_json=args.json,
             stop=stop,
         )
 
-    try:
-        asyncio.run(run())
-    except LookupError as exc:
-        print(f"execution-engine tail: {exc}", file=sys.stderr)
-        return 2
+    asyncio.run(run())
     return 0

@@ -8,10 +8,10 @@ from actions.http import HttpClient
 from consumer.credentials.cache import Fetch, VaultEngineClient
 from consumer.credentials.env import EnvCredentials
 from consumer.credentials.hashicorp import HashiCorpVaultClient
-from consumer.settings import EngineSettings
+from consumer.credentials.settings import CredentialSettings
 
 
-def credential_fetch(settings: EngineSettings, http: HttpClient) -> Fetch:
+def credential_fetch(settings: CredentialSettings, http: HttpClient) -> Fetch:
     """The fetch function the credential cache sits in front of."""
     if settings.vault_backend == "hashicorp":
         return HashiCorpVaultClient(

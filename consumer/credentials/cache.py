@@ -3,7 +3,7 @@
 The cache key is (project, service), so one project's token is never served to another. A
 fetch is single-flight: a burst of requests for a cold key makes one Vault call, not hundreds.
 
-Each cached token is held for redaction (`consumer.ops.redaction`) while it is cached; a
+Each cached token is held for redaction (`consumer.secrets.redaction`) while it is cached; a
 record's own view of the cache (`for_record()`) adds every token the record fetched to that
 record's redaction scope, which holds it until the record's outputs are rendered.
 """
@@ -16,15 +16,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from actions import InvalidParams, MissingCredentials, VaultUnavailable
+from actions import InvalidParams, MissingCredentials
 from actions.base import is_safe_path_segment
+from actions.errors import VaultUnavailable
 from actions.http import HttpClient, HttpError, HttpTimeout, InvalidRequest
-from consumer.ops.matching import Secret
-from consumer.ops.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem
+from consumer.secrets.matching import Secret
+from consumer.secrets.redaction import SECRETS, RedactionScope, SecretRegistry, credential_problem
 
 Fetch = Callable[[str, str], Awaitable[SecretStr]]
 # Told when a token is invalidated (the fleet's shared cache forgets it too).
@@ -164,6 +166,17 @@ class CredentialCache:
         if not future.cancelled():
             future.exception()  # retrieved: its waiters (if any are left) have it
 
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        """`value` scrubbed of every token cached now (the cache used as one shared source)."""
+        scope = self._secrets.scope()
+        for entry in self._entries.values():
+            scope.add(entry.secret)
+        try:
+            scrubbed: dict[str, Any] = scope.scrub_value(value)
+            return scrubbed
+        finally:
+            scope.close()
+
     async def invalidate(self, project: str, service: str) -> None:
         key = (project, service)
         self._drop(key)
@@ -177,7 +190,7 @@ class CredentialCache:
         problem = credential_problem(token.get_secret_value())
         if problem is not None:
             project, service = key
-            # Never cached, never a redaction pattern: see consumer.ops.redaction.
+            # Never cached, never a redaction pattern: see consumer.secrets.redaction.
             raise MissingCredentials(
                 f"the {service} credential of project {project!r} {problem}: not usable as a token",
                 details={"service": service},
@@ -229,6 +242,10 @@ class RecordCredentials:
 
     async def invalidate(self, project: str, service: str) -> None:
         await self._cache.invalidate(project, service)
+
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        scrubbed: dict[str, Any] = self.scope.scrub_value(value)
+        return scrubbed
 
     def close(self) -> None:
         self.scope.close()

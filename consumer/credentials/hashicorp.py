@@ -20,12 +20,12 @@ from urllib.parse import quote
 from pydantic import SecretStr
 from yarl import URL
 
-from actions import InvalidParams, MissingCredentials, VaultUnavailable
+from actions import InvalidParams, MissingCredentials
 from actions.base import is_safe_path_segment
-from actions.errors import parse_retry_after
+from actions.errors import VaultUnavailable, parse_retry_after
 from actions.http import HttpClient, HttpError, HttpResponse, HttpTimeout, InvalidRequest
 from consumer.credentials.cache import VaultRefused
-from consumer.ops.redaction import SECRETS
+from consumer.secrets.redaction import SECRETS
 
 _PLACEHOLDERS = {"project", "service"}
 _MOUNT = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")

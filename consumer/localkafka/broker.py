@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import signal
 import subprocess
@@ -23,8 +24,22 @@ from consumer.localkafka.config import (
     server_properties,
 )
 from consumer.localkafka.jvm import format_storage, java_command
-from consumer.localkafka.machine import LOOPBACK, free_port, port_is_free, tail
+from consumer.localkafka.machine import (
+    LOOPBACK,
+    LocalKafkaError,
+    free_port,
+    port_is_free,
+    print_to_stderr,
+    tail,
+)
 from consumer.localkafka.maven import KAFKA_VERSION, ensure_kafka_libs
+from consumer.localkafka.ownership import (
+    BrokerRecord,
+    clear_record,
+    start_watchdog,
+    stop_orphan,
+    write_record,
+)
 from consumer.localkafka.readiness import accepts_connections, metadata_ok
 
 _STOP_TIMEOUT_S = 30.0
@@ -80,6 +95,7 @@ class LocalKafka:
             _reuse_or_free(old_listeners, "SASL_SSL") if sasl and sasl.keystore_pem else None
         )
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self._lock = threading.Lock()
 
@@ -133,6 +149,12 @@ class LocalKafka:
         with self._lock:
             if self.running:
                 return
+            # A broker this data dir's previous owner left running is stopped, never reused.
+            other = stop_orphan(self.data_dir, self.config_path, print_to_stderr)
+            if other is not None:
+                raise LocalKafkaError(
+                    f"{self.data_dir} is in use by the {other.describe()}, which still runs"
+                )
             # The one-off Maven download has its own bound; timeout_s is for the broker.
             libs = ensure_kafka_libs(self.version)
             deadline = time.monotonic() + timeout_s
@@ -215,6 +237,8 @@ class LocalKafka:
                 # stop the broker cleanly, instead of killing the JVM mid-write.
                 start_new_session=True,
             )
+        self._watchdog = start_watchdog(self._proc.pid, self.data_dir)
+        write_record(self.data_dir, BrokerRecord(self._proc.pid, os.getpid(), self.port))
 
     def _first_errors(self, limit: int = 3) -> list[str]:
         try:
@@ -226,7 +250,7 @@ class LocalKafka:
         errors = [line for line in text.splitlines() if "] ERROR " in line or "] FATAL " in line]
         return errors[:limit]
 
-    def _failure(self, reason: str) -> RuntimeError:
+    def _failure(self, reason: str) -> LocalKafkaError:
         parts = [f"Kafka {self.version} at {self.bootstrap_servers} {reason}."]
         # The tail is often just the end of a long stack trace; the first ERROR lines
         # usually name the actual cause (port in use, bad config, ...).
@@ -238,7 +262,7 @@ class LocalKafka:
         jvm_tail = tail(self.stdout_file, 15)
         if jvm_tail:
             parts.append(f"--- last lines of {self.stdout_file} ---\n{jvm_tail}")
-        return RuntimeError("\n".join(parts))
+        return LocalKafkaError("\n".join(parts))
 
     def _wait_until_ready(self, deadline: float) -> None:
         proc = self._proc
@@ -260,6 +284,11 @@ class LocalKafka:
         proc = self._proc
         if proc is None:
             return
+        # The watchdog first: it must never signal a pid this process has already reaped.
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
         if proc.poll() is None:
             if graceful:
                 proc.send_signal(signal.SIGTERM)
@@ -271,4 +300,5 @@ class LocalKafka:
                 proc.kill()
             proc.wait()
         self._proc = None
+        clear_record(self.data_dir)
         _live_brokers.discard(self)

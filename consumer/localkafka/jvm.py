@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from consumer.localkafka.config import SaslListeners, random_cluster_id
-from consumer.localkafka.machine import LOG_TAIL_LINES
+from consumer.localkafka.machine import LOG_TAIL_LINES, LocalKafkaError
 
 
 def java() -> str:
@@ -18,7 +18,7 @@ def java() -> str:
         return str(Path(java_home) / "bin" / "java")
     found = shutil.which("java")
     if found is None:
-        raise RuntimeError("Java 17+ ('java') is needed to run the local Kafka broker")
+        raise LocalKafkaError("Java 17+ ('java') is needed to run the local Kafka broker")
     return found
 
 
@@ -72,9 +72,9 @@ def format_storage(
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"formatting Kafka storage in {kafka_data} timed out") from exc
+        raise LocalKafkaError(f"formatting Kafka storage in {kafka_data} timed out") from exc
     if proc.returncode != 0:
         output = "\n".join((proc.stdout + proc.stderr).splitlines()[-LOG_TAIL_LINES:])
-        raise RuntimeError(
+        raise LocalKafkaError(
             f"kafka.tools.StorageTool format failed (exit {proc.returncode}):\n{output}"
         )

@@ -14,6 +14,11 @@ LOG_TAIL_LINES = 40
 Logger = Callable[[str], None]
 
 
+class LocalKafkaError(RuntimeError):
+    """The local broker cannot run here: no Java or Maven, its jars not resolved, the broker
+    failed to start (the message's first line says which; the rest quotes its log)."""
+
+
 def print_to_stderr(message: str) -> None:
     print(f"[local_kafka] {message}", file=sys.stderr, flush=True)
 

@@ -12,7 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from consumer.localkafka.machine import LOG_TAIL_LINES, Logger, cache_dir, print_to_stderr
+from consumer.localkafka.machine import (
+    LOG_TAIL_LINES,
+    LocalKafkaError,
+    Logger,
+    cache_dir,
+    print_to_stderr,
+)
 
 # Newest release verified with aiokafka 0.14.0 (incl. transactions, fencing and
 # send_offsets_to_transaction) by tests/integration/test_local_kafka.py.
@@ -110,7 +116,7 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION, *, log: Logger = print_to_st
             return libs
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise RuntimeError(
+            raise LocalKafkaError(
                 "Maven ('mvn') is not on PATH; it is needed once to download the Kafka "
                 "broker jars (alternatively set KAFKA_BOOTSTRAP_SERVERS or run Docker)"
             )
@@ -126,7 +132,7 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION, *, log: Logger = print_to_st
         if proc.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
             shutil.rmtree(staging, ignore_errors=True)
             output = "\n".join((proc.stdout + proc.stderr).splitlines()[-LOG_TAIL_LINES:])
-            raise RuntimeError(
+            raise LocalKafkaError(
                 f"Maven failed to resolve org.apache.kafka:kafka_2.13:{version} "
                 f"(exit {proc.returncode}):\n{output}"
             )
@@ -164,6 +170,6 @@ def _copy_dependencies(mvn: str, version: str, staging: Path) -> subprocess.Comp
             )
         except subprocess.TimeoutExpired as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise RuntimeError(
+            raise LocalKafkaError(
                 f"Maven did not resolve Kafka {version} within {_MAVEN_TIMEOUT_S:.0f}s"
             ) from exc

@@ -2,7 +2,8 @@
 
 The engine calls a handful of hooks (`consumed`, `envelope`, `committed`) and hands over the
 objects whose state is read at scrape time (`watch_consumer`, `watch_credentials`, gauges set
-with `set_function`). Every name starts with `execution_`.
+with `set_function`). Every name of ours starts with `execution_`; beside them, the process
+collector's standard `process_*` series (CPU, memory, open files, start time).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -29,7 +32,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from schemas import ResultEnvelope
+from consumer.ops.build import build_info
+from schemas import ErrorCode, ResultEnvelope
 
 # The `*_created` timestamp series double the output and no dashboard of ours reads them.
 # (A process-wide switch of prometheus-client; it only affects exposition.)
@@ -119,6 +123,32 @@ class EngineMetrics:
             "Store calls answered from this process's own state (store away, slow or failing).",
             registry=registry,
         )
+        self.dead_letters = Counter(
+            "execution_dead_letters",
+            "Request records the engine could not understand, sent unchanged to the dead-letter "
+            "topic, by error code (one too large for that topic is logged "
+            "`dead_letter.too_large` instead).",
+            ["error_code"],
+            registry=registry,
+        )
+        for code in ErrorCode:  # every code's series from the start: 0 until one comes
+            if code.dead_letters:
+                self.dead_letters.labels(code.value)
+        build = build_info()
+        Info(
+            "execution_build",
+            "The engine's version, the commit it was built from, Python's and aiokafka's "
+            "versions (always 1).",
+            registry=registry,
+        ).info(
+            {
+                "version": build.version,
+                "commit": build.commit,
+                "python": build.python,
+                "aiokafka": build.aiokafka,
+            }
+        )
+        ProcessCollector(registry=registry)
         self._consumer: Any = None
         self._credentials: CacheCounters | None = None
         self._log_sink: DropCounter | None = None
@@ -137,6 +167,8 @@ class EngineMetrics:
     def envelope(self, envelope: ResultEnvelope) -> None:
         action = envelope.action if envelope.action in self._actions else UNKNOWN_ACTION
         error = envelope.error
+        if error is not None and error.code.dead_letters:
+            self.dead_letters.labels(error.code.value).inc()
         self._envelopes.count(
             action,
             envelope.status,

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from consumer.ops.health import Readiness
 from consumer.ops.logging import get_logger
 from consumer.ops.metrics import EngineMetrics
-from consumer.settings import EngineSettings
+from consumer.ops.settings import OpsSettings
 
 # generate_latest() writes the classic text format (names escaped with underscores), which every
 # Prometheus version reads under this type; newer clients label it 1.0.0, which 2.x rejects.
@@ -109,7 +109,7 @@ def _response(status: int, content_type: str, body: bytes, *, with_body: bool = 
 
 @contextlib.asynccontextmanager
 async def serve_ops(
-    settings: EngineSettings, metrics: EngineMetrics, readiness: Callable[[], Readiness]
+    settings: OpsSettings, metrics: EngineMetrics, readiness: Callable[[], Readiness]
 ) -> AsyncIterator[OpsServer | None]:
     """The ops server for the duration of the engine's run (None when disabled): it is handed
     what it observes, never the engine."""

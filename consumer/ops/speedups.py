@@ -3,9 +3,8 @@
 aiokafka falls back, silently, to pure-Python record encoding and decoding when its C
 extensions are missing (no wheel for the platform, a source build without a compiler, or
 AIOKAFKA_NO_EXTENSIONS set): everything still works, several times slower per record. The same
-holds for the json module's C accelerator, and for aiohttp's HTTP parser (aiohttp is no longer
-the data plane, `actions.http.wire` is; the check stays while aiohttp is installed for its
-other users). Say so once, loudly, at start-up.
+holds for the json module's C accelerator. Say so once, loudly, at start-up. (httptools, the
+HTTP parser, has no pure-Python fallback: without its compiled module it does not import.)
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import gc
 import json.decoder
 import json.encoder
 
-from aiohttp import http_parser
 from aiokafka.record import default_records, legacy_records, memory_records
 from structlog.typing import FilteringBoundLogger
 
@@ -36,7 +34,6 @@ def speedups() -> dict[str, bool]:
         # Not in typeshed: the C hooks are private names of the json package.
         "json_c_accelerator": getattr(json.encoder, "c_make_encoder", None) is not None
         and getattr(json.decoder, "c_scanstring", None) is not None,
-        "aiohttp_c_parser": http_parser.HttpResponseParser.__module__ == "aiohttp._http_parser",
     }
 
 
@@ -47,8 +44,7 @@ def warn_if_slow(log: FilteringBoundLogger) -> dict[str, bool]:
         log.warning(
             "engine.slow_path",
             missing=missing,
-            hint="install aiokafka and aiohttp from binary wheels and unset "
-            "AIOKAFKA_NO_EXTENSIONS and AIOHTTP_NO_EXTENSIONS",
+            hint="install aiokafka from a binary wheel and unset AIOKAFKA_NO_EXTENSIONS",
         )
     return found
 

@@ -15,19 +15,22 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from consumer.ops.logging import get_logger
-from consumer.pipeline.intake import Accepted
-from schemas import ResultEnvelope
+from schemas import ExecutionRequest, ResultEnvelope
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-
-    from consumer.settings import EngineSettings
 
 SERVICE_NAME = "execution-engine"
 
 
 class NoTracing:
-    async def run(self, request: Accepted, execution: Awaitable[ResultEnvelope]) -> ResultEnvelope:
+    async def run(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        traceparent: str | None,
+        execution: Awaitable[ResultEnvelope],
+    ) -> ResultEnvelope:
         return await execution
 
     def shutdown(self) -> None:
@@ -51,20 +54,22 @@ class OtelTracing(NoTracing):
         self._kind = SpanKind.CONSUMER
         self._error = (Status, StatusCode.ERROR)
 
-    async def run(self, request: Accepted, execution: Awaitable[ResultEnvelope]) -> ResultEnvelope:
-        parent = (
-            self._propagator.extract({"traceparent": request.traceparent})
-            if request.traceparent
-            else None
-        )
+    async def run(
+        self,
+        request: ExecutionRequest,
+        request_id: str,
+        traceparent: str | None,
+        execution: Awaitable[ResultEnvelope],
+    ) -> ResultEnvelope:
+        parent = self._propagator.extract({"traceparent": traceparent}) if traceparent else None
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
-            "execution.request_id": request.request_id,
-            "execution.action": request.request.action,
-            "execution.project": request.request.project,
+            "execution.request_id": request_id,
+            "execution.action": request.action,
+            "execution.project": request.project,
         }
         with self._tracer.start_as_current_span(
-            f"execute {request.request.action}",
+            f"execute {request.action}",
             context=parent,
             kind=self._kind,
             attributes=attributes,
@@ -82,9 +87,8 @@ class OtelTracing(NoTracing):
         self._provider.shutdown()  # flushes what the batch processor still holds
 
 
-def build_tracing(settings: EngineSettings) -> NoTracing:
+def build_tracing(endpoint: str | None) -> NoTracing:
     """NO_TRACING unless an OTLP endpoint is configured."""
-    endpoint = settings.otlp_endpoint
     if not endpoint:
         return NO_TRACING
     try:

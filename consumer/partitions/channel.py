@@ -29,9 +29,9 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 from structlog.typing import FilteringBoundLogger
 
+from consumer.broker.partitioner import FastPartitioner
 from consumer.partitions.commit_metadata import MAX_METADATA_CHARS
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
-from consumer.partitions.partitioner import FastPartitioner
 from consumer.pipeline.rendering import TOO_LARGE, OutcomeRenderer, OutMessage
 
 ReadCommitted = Callable[[TopicPartition], Awaitable[CommitPoint | None]]

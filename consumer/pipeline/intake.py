@@ -11,11 +11,8 @@ a JSON object (all `invalid_json`) -> duplicate keys anywhere -> nesting deeper 
 Duplicate keys are refused, not resolved: parsers disagree on which one wins (first, last, or
 an error), so the Gateway and the engine could read two different requests from one record.
 
-Two parsers, one judgement: orjson reads a record first (~1 us against ~5 for the exact
-decoder), and its result is kept only when it is certainly what the exact decoder (the
-stdlib's, with the checks above) would have read: no duplicate key, no integer orjson would
-turn into a float. Anything orjson refuses, or cannot vouch for, goes through the exact
-decoder, which names the failure; a property test holds the two paths equal.
+One decoder reads every record: the stdlib's, with an object hook that notes duplicate keys and
+number hooks that refuse what JSON cannot carry back out; it names every failure.
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import orjson
 from pydantic import ValidationError
 
 from actions.limits import (
@@ -36,8 +32,8 @@ from actions.limits import (
     json_depth_exceeds,
     may_hold_surrogates,
 )
-from actions.preparation import describe_validation_error
-from consumer.settings import IntakeSettings
+from actions.runtime.preparation import describe_validation_error
+from consumer.pipeline.settings import IntakeLimitSettings
 from schemas import ErrorCode, ExecutionRequest
 from schemas.request import PROJECT_PATTERN, REQUEST_ID_PATTERN
 
@@ -61,7 +57,7 @@ class IntakeLimits:
     max_params_bytes: int | None = None  # None: params are not measured
 
     @classmethod
-    def from_settings(cls, settings: IntakeSettings) -> IntakeLimits:
+    def from_settings(cls, settings: IntakeLimitSettings) -> IntakeLimits:
         return cls(settings.max_record_bytes, settings.max_json_depth, settings.max_params_bytes)
 
 
@@ -144,25 +140,23 @@ def decode_record(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"the record is {len(value)} bytes; the limit is {limits.max_record_bytes}",
         )
-    body = _quick_body(value)
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return reject(ErrorCode.INVALID_JSON, f"the value is not UTF-8 (byte {exc.start})")
     duplicates: list[str] = []
-    if body is None:  # the exact decoder judges it
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return reject(ErrorCode.INVALID_JSON, f"the value is not UTF-8 (byte {exc.start})")
-        _OBJECTS.duplicates = duplicates
-        try:
-            body = _DECODER.decode(text)
-        except RecursionError:
-            return reject(ErrorCode.INVALID_JSON, "the JSON is nested too deeply")
-        except ValueError as exc:
-            return reject(ErrorCode.INVALID_JSON, f"the value is not JSON: {exc}")
-        if may_hold_surrogates(text) and holds_lone_surrogate(body):
-            return reject(
-                ErrorCode.INVALID_JSON,
-                "the JSON holds a string that is not Unicode (lone surrogate)",
-            )
+    _OBJECTS.duplicates = duplicates
+    try:
+        body = _DECODER.decode(text)
+    except RecursionError:
+        return reject(ErrorCode.INVALID_JSON, "the JSON is nested too deeply")
+    except ValueError as exc:
+        return reject(ErrorCode.INVALID_JSON, f"the value is not JSON: {exc}")
+    if may_hold_surrogates(text) and holds_lone_surrogate(body):
+        return reject(
+            ErrorCode.INVALID_JSON,
+            "the JSON holds a string that is not Unicode (lone surrogate)",
+        )
     if not isinstance(body, dict):
         return reject(
             ErrorCode.INVALID_JSON, f"the value is JSON but not an object ({type(body).__name__})"
@@ -197,33 +191,6 @@ def decode_record(
     except ValidationError as exc:
         return reject(ErrorCode.INVALID_REQUEST, describe_validation_error(exc, ""), body)
     return Accepted(request, request.request_id or fallback_id, traceparent)
-
-
-# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float. Found
-# by mapping every digit to 0 and the rest to a space, then one substring search (a regex
-# tries at every digit: five times slower).
-_DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
-_LONG_DIGITS = b"0" * 19
-
-
-def _quick_body(value: bytes) -> Any:
-    """The record's JSON as orjson reads it, when that is certainly what the exact decoder
-    reads; None when orjson refuses it (invalid UTF-8 or JSON, a lone surrogate, a number
-    beyond a double, nesting past its limits) or cannot vouch for it.
-
-    A duplicate key leaves no trace in orjson's result (the last one wins), so the pairs are
-    counted: every colon in a JSON text separates a key from its value or is a colon inside
-    a string. orjson renders the result back with every colon as it is, so the two texts hold
-    as many colons unless a pair went missing, or escaped colons (`\\u003a`) in strings made
-    up for it: a record with such an escape is left to the exact decoder."""
-    if b"\\u003" in value or _LONG_DIGITS in value.translate(_DIGITS_AS_ZEROS):
-        return None
-    try:
-        body = orjson.loads(value)
-        colons = orjson.dumps(body).count(b":")
-    except (orjson.JSONDecodeError, TypeError):  # TypeError: nested deeper than orjson writes
-        return None
-    return body if value.count(b":") == colons else None
 
 
 def _reject_constant(name: str) -> Any:

@@ -7,20 +7,17 @@ Publishing and committing them is `consumer.partitions.channel`'s job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, NamedTuple
 
-import orjson
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
-from pydantic import BaseModel
 
 from actions.limits import escape_lone_surrogates, holds_lone_surrogate
 from consumer.broker.dead_letter_size import wire_size
 from consumer.ops.logging import get_logger
-from consumer.ops.redaction import SECRETS, RedactionScope
 from consumer.pipeline.envelopes import replacement
 from consumer.pipeline.intake import Rejected
-from schemas import ErrorInfo, ResultEnvelope, format_timestamp
+from consumer.secrets.redaction import RedactionScope
+from schemas import ErrorInfo, ResultEnvelope
 
 Headers = list[tuple[str, bytes]]
 # (original key, original value, headers)
@@ -30,17 +27,32 @@ DeadLetter = tuple[bytes | None, bytes | None, Headers]
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
-def envelope_bytes(envelope: ResultEnvelope, scope: RedactionScope | None = None) -> bytes:
-    """The envelope as JSON, scrubbed of `scope`'s secrets (default: the engine's own) on its
-    values before rendering, and rendered as `model_dump_json` renders it (a test holds them
-    equal field for field) at a fraction of its cost: orjson on the model's fields. What
-    orjson cannot encode as pydantic would (integers beyond 64 bits, lone surrogates, keys
-    that are not strings, types outside JSON) goes through `model_dump_json`."""
-    scrubbed = scrubbed_envelope(envelope, SECRETS.engine_scope if scope is None else scope)
+def render_envelope(
+    envelope: ResultEnvelope, scope: RedactionScope
+) -> tuple[ResultEnvelope, bytes]:
+    """The envelope as published: scrubbed of `scope`'s secrets (the record's: its credentials
+    and the engine's own), then rendered. Whatever the later steps make (an envelope with its
+    lone surrogates escaped, a replacement) is made from the scrubbed one."""
+    published = scrubbed_envelope(envelope, scope)
     try:
-        return orjson.dumps(_envelope_fields(scrubbed), option=_ORJSON_OPTIONS)
-    except (TypeError, orjson.JSONEncodeError):
-        return scrubbed.model_dump_json().encode()
+        return published, serialised(published)
+    except ValueError:  # pydantic cannot render it (a lone surrogate, nesting past its limit)
+        pass
+    escaped = with_lone_surrogates_escaped(published)
+    if escaped is not None:  # an action kept an upstream's lone surrogate as it came
+        return escaped, serialised(escaped)
+    get_logger().error("envelope.unrenderable", request_id=envelope.request_id)
+    small = replacement(published, "could not be rendered as JSON")
+    return small, serialised(small)
+
+
+def serialised(published: ResultEnvelope) -> bytes:
+    """An envelope's JSON. Only for envelopes that are published as they are: scrubbed by
+    `render_envelope`, or made from one that was."""
+    return _SERIALISER.to_json(published)
+
+
+_SERIALISER = ResultEnvelope.__pydantic_serializer__
 
 
 def scrubbed_envelope(envelope: ResultEnvelope, scope: RedactionScope) -> ResultEnvelope:
@@ -72,46 +84,6 @@ def _scrubbed_error(error: ErrorInfo | None, scope: RedactionScope) -> ErrorInfo
     if message is error.message and details is error.details:
         return error
     return error.model_copy(update={"message": message, "details": details})
-
-
-# Datetimes and dataclasses in `data` are not rendered by orjson's rules: they raise (no
-# `default`), and the envelope goes through pydantic's serialiser instead.
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-# Fields the model leaves out while unset (`Field(exclude_if=...)`): "true when present".
-_ABSENT_WHEN_NONE = frozenset({"deduplicated"})
-
-
-def _envelope_fields(envelope: ResultEnvelope) -> dict[str, Any]:
-    """`_fields` of an envelope, written out for its known shape (every record renders one)."""
-    fields = dict(envelope.__dict__)
-    started, finished = fields["started_at"], fields["finished_at"]
-    if type(started) is not datetime or type(finished) is not datetime:
-        return _fields(envelope)
-    fields["started_at"] = format_timestamp(started)
-    fields["finished_at"] = format_timestamp(finished)
-    for name in ("error", "fallback"):
-        value = fields[name]
-        if value is not None:
-            fields[name] = _fields(value)
-    if fields["deduplicated"] is None:
-        del fields["deduplicated"]
-    return fields
-
-
-def _fields(model: BaseModel) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for name, value in model.__dict__.items():
-        if value is None and name in _ABSENT_WHEN_NONE:
-            continue
-        if isinstance(value, BaseModel):
-            fields[name] = _fields(value)
-        elif isinstance(value, datetime):
-            fields[name] = format_timestamp(value)
-        else:
-            fields[name] = value
-    return fields
 
 
 # The dead-letter headers only the engine writes. A record's own header of one of these names,
@@ -147,12 +119,13 @@ def dead_letter_headers(
     topic: str,
     partition: int,
     offset: int,
+    scope: RedactionScope,
 ) -> Headers:
     """The engine's headers first, then the record's own (renamed where they would pass for
-    the engine's)."""
+    the engine's); the error message scrubbed with the record's `scope`."""
     return [
         ("error-code", rejected.code.value.encode()),
-        ("error-message", SECRETS.scrub(rejected.message).encode()),
+        ("error-message", scope.scrub_text(rejected.message).encode()),
         ("source-topic", topic.encode()),
         ("source-partition", str(partition).encode()),
         ("source-offset", str(offset).encode()),
@@ -182,7 +155,8 @@ class OutMessage(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Headers
-    envelope: ResultEnvelope | None = None  # set on envelopes: what a replacement is made from
+    # Set on envelopes: the envelope as published (scrubbed), what a replacement is made from.
+    envelope: ResultEnvelope | None = None
 
     @property
     def size(self) -> int:
@@ -218,11 +192,11 @@ class OutcomeRenderer:
         self,
         envelope: ResultEnvelope,
         *,
+        scope: RedactionScope,
         traceparent: str | None,
         dead_letter: DeadLetter | None = None,
-        scope: RedactionScope | None = None,
     ) -> list[OutMessage]:
-        """`scope`: the record's redaction scope (default: the engine's secrets only)."""
+        """`scope`: the record's redaction scope, which everything published is scrubbed of."""
         messages: list[OutMessage] = []
         if dead_letter is not None:
             letter = self._fitting_dead_letter(*dead_letter)
@@ -237,20 +211,10 @@ class OutcomeRenderer:
         result_headers: Headers = [("request-id", envelope.request_id.encode())]
         if traceparent is not None:
             result_headers.append(("traceparent", traceparent.encode()))
-        key = envelope.request_id.encode()
-        try:
-            value = envelope_bytes(envelope, scope)
-        except ValueError as exc:  # pydantic cannot render it (e.g. nested past its limit)
-            escaped = with_lone_surrogates_escaped(envelope)
-            if escaped is not None:  # an action kept an upstream's lone surrogate as it came
-                envelope = escaped
-                value = envelope_bytes(envelope)
-            else:
-                self._log.error(
-                    "envelope.unrenderable", request_id=envelope.request_id, error=str(exc)
-                )
-                value = envelope_bytes(replacement(envelope, "could not be rendered as JSON"))
-        message = OutMessage(self._results_topic, key, value, result_headers, envelope)
+        published, value = render_envelope(envelope, scope)
+        message = OutMessage(
+            self._results_topic, envelope.request_id.encode(), value, result_headers, published
+        )
         if message.size > self._max_message_bytes:
             message = self.shrink(message)
         messages.append(message)
@@ -267,13 +231,14 @@ class OutcomeRenderer:
         return None
 
     def shrink(self, message: OutMessage) -> OutMessage:
-        """The smaller stand-in for an envelope the producer or broker refused as too large."""
+        """The smaller stand-in for an envelope the producer or broker refused as too large,
+        made from the envelope as published (scrubbed with its record's scope when rendered)."""
         assert message.envelope is not None
         self._log.error(
             "envelope.too_large", request_id=message.envelope.request_id, size=message.size
         )
         small = replacement(message.envelope, "was too large to publish")
-        return OutMessage(message.topic, message.key, envelope_bytes(small), message.headers, small)
+        return OutMessage(message.topic, message.key, serialised(small), message.headers, small)
 
 
 def with_lone_surrogates_escaped(envelope: ResultEnvelope) -> ResultEnvelope | None:

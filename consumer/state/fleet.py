@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from structlog.typing import FilteringBoundLogger
 
-from actions.circuit import CircuitStore
-from actions.idempotency import LocalSuccesses, SuccessStore
 from actions.ratelimit import RateStore
+from actions.runtime.circuit import CircuitStore
+from actions.runtime.idempotency import LocalSuccesses, SuccessStore
 from consumer.credentials.cache import Fetch, Forget
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import SECRETS
+from consumer.secrets.redaction import SECRETS
 from consumer.state.credentials import SharedCredentials, TokenSeal
 from consumer.state.guard import StateGuard
 from consumer.state.settings import StateSettings, decode_encryption_key

@@ -18,11 +18,11 @@ from urllib.parse import unquote, urlsplit
 
 import valkey.asyncio as aiovalkey
 
-from actions.circuit import CircuitState, SharedCircuit
 from actions.errors import StateUnavailable
-from actions.idempotency import Claim, LocalSuccesses
 from actions.ratelimit import Rate, RateKey
-from consumer.ops.redaction import SECRETS, current_scope
+from actions.runtime.circuit import CircuitState, SharedCircuit
+from actions.runtime.idempotency import Claim, LocalSuccesses
+from consumer.secrets.redaction import SECRETS, current_scope
 from consumer.state import scripts
 from consumer.state.guard import StateGuard
 
@@ -79,6 +79,7 @@ class RemoteState:
         self.guard = guard
         self.prefix = prefix
         self._gcra = client.register_script(scripts.GCRA_RESERVE)
+        self._gcra_pause = client.register_script(scripts.GCRA_PAUSE)
         self._admit = client.register_script(scripts.CIRCUIT_ADMIT)
         self._record = client.register_script(scripts.CIRCUIT_RECORD)
 
@@ -101,12 +102,16 @@ class RemoteState:
     ) -> tuple[bool, float]:
         keys = [self.key("rate", slot.limit, slot.key) for slot, _ in slots]
         args: list[int] = [-1 if max_wait_s is None else max(int(max_wait_s * 1e6), 0)]
-        for _, rate in slots:
-            args += [max(int(rate.interval_s * 1e6), 1), rate.burst]
+        args += _rate_args(slots)
         granted, wait_us = await self.guard.run(lambda: self._gcra(keys=keys, args=args))
         return bool(granted), int(wait_us) / 1e6
 
-    # -- circuits (actions.circuit.CircuitStore) --------------------------------------------
+    async def pause(self, slots: Sequence[tuple[RateKey, Rate]], seconds: float) -> None:
+        keys = [self.key("rate", slot.limit, slot.key) for slot, _ in slots]
+        args = [max(int(seconds * 1e6), 0), *_rate_args(slots)]
+        await self.guard.run(lambda: self._gcra_pause(keys=keys, args=args))
+
+    # -- circuits (actions.runtime.circuit.CircuitStore) ----------------------------------
 
     async def admit(self, upstream: str, open_s: float) -> SharedCircuit:
         keys = [self.key("circuit", upstream), self.key("probe", upstream)]
@@ -136,8 +141,18 @@ class RemoteState:
         return SharedCircuit(_STATES[int(state)], int(left_ms) / 1000, changed=bool(changed))
 
 
+def _rate_args(slots: Sequence[tuple[RateKey, Rate]]) -> list[int]:
+    """Per slot its interval in us (0 only for an unpaced key: a paced one never rounds to 0)
+    and its burst."""
+    args: list[int] = []
+    for _, rate in slots:
+        interval_us = int(rate.interval_s * 1e6)
+        args += [max(interval_us, 1) if rate.interval_s > 0 else 0, rate.burst]
+    return args
+
+
 class SharedSuccesses:
-    """`actions.idempotency.SuccessStore` on the fleet's store, with this process's own
+    """`actions.runtime.idempotency.SuccessStore` on the fleet's store, with this process's own
     `LocalSuccesses` beside it: every success is written to both, so while the store is away
     the check still covers what this process saw. Never raises."""
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 # GCRA over several keys at once (`actions.ratelimit.RateLimiter.reserve`, server-side).
 # KEYS: one per slot. ARGV[1]: max wait in us (-1: none); then per slot its interval (us) and
-# burst. Returns {granted (1/0), wait in us}. A key's value is its theoretical arrival time.
+# burst. Returns {granted (1/0), wait in us}. A key's value is its theoretical arrival time. An
+# interval of 0 is a key without a configured rate: it is only read (it may hold a pause).
 GCRA_RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -26,12 +27,34 @@ end
 local wait = start - now
 if max_wait >= 0 and wait > max_wait then return {0, wait} end
 for i, key in ipairs(KEYS) do
-  local tat = tats[i]
-  if start > tat then tat = start end
-  tat = tat + tonumber(ARGV[2 * i])
-  redis.call('SET', key, string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+  local interval = tonumber(ARGV[2 * i])
+  if interval > 0 then
+    local tat = tats[i]
+    if start > tat then tat = start end
+    tat = tat + interval
+    redis.call('SET', key, string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+  end
 end
 return {1, wait}
+"""
+
+# A provider's 429 (`actions.ratelimit.RateLimiter.pause`): no slot of these keys starts within
+# ARGV[1] us. KEYS as GCRA_RESERVE's; then per key its interval (us) and burst. The next start
+# a key allows is `tat - (burst - 1) * interval`, so its tat moves to at least now + pause + that.
+GCRA_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local pause = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  local tat = now + pause + (burst - 1) * interval
+  local old = tonumber(redis.call('GET', key) or now)
+  if tat > old then
+    redis.call('SET', key, string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+  end
+end
+return 1
 """
 
 # Circuit states as the scripts return them.

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from actions import ActionRegistry
 from actions.egress import Resolver, system_resolver
+from actions.registry import ActionRegistry
 from consumer.app import Application
 from consumer.localkafka import kafka_broker
-from consumer.ops.logging import KafkaLogSink
+from consumer.ops.log_sink import KafkaLogSink
 from consumer.settings import EngineSettings
 
 

@@ -148,3 +148,11 @@ def test_schemas_reads_no_settings() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_sighup_drains_and_exits_zero(engine_process: subprocess.Popen[str]) -> None:
+    # A closed terminal: stopped like SIGTERM, so a local broker it started stops with it.
+    engine_process.send_signal(signal.SIGHUP)
+    assert engine_process.wait(timeout=30) == 0
+    assert engine_process.stdout is not None
+    assert '"engine.stopped"' in engine_process.stdout.read()

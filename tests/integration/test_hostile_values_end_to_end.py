@@ -75,7 +75,8 @@ async def test_unusual_values_end_to_end(kafka_bootstrap: str, topics: Topics) -
     }
     assert by_id["café-1"][0]["status"] == "success", by_id["café-1"]
     assert by_id["café-2"][0]["status"] == "success", by_id["café-2"]
-    keys = [r.headers["idempotency-key"] for r in received]
+    # http_request's Idempotency-Key, send_webhook's Puraify-Delivery: the request id, ASCII.
+    keys = [r.headers.get("puraify-delivery", r.headers["idempotency-key"]) for r in received]
     assert keys == ["UTF-8''caf%C3%A9-1", "UTF-8''caf%C3%A9-2"]
     for refused in ("mail-nul", "mail-u2028", "mail-nel"):
         error = by_id[refused][0]["error"]

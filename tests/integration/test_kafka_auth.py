@@ -158,3 +158,25 @@ def test_an_untrusted_broker_certificate_stops_the_engine_at_start_up(
     assert ran.returncode == 2, ran.stderr
     assert "is not trusted" in ran.stderr and "KAFKA_SSL_CAFILE" in ran.stderr
     assert PASSWORD not in ran.stderr + ran.stdout
+
+
+@pytest.mark.parametrize("argv", [["send", "log_message", "--project", "p"], ["tail", "results"]])
+def test_wrong_credentials_stop_a_command_in_one_line(
+    secured: SecuredBroker, topics: Topics, argv: list[str]
+) -> None:
+    wrong = "not-the-password-77aa"
+    env = secured_env(
+        secured,
+        topics,
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
+        KAFKA_SASL_PASSWORD=wrong,
+    )
+    ran = subprocess.run(
+        [*COMMAND, *argv], env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+    assert ran.returncode == 2, ran.stderr
+    [line] = ran.stderr.splitlines()
+    assert line.startswith(f"execution-engine {argv[0]}: Kafka at ")
+    assert "refused to authenticate user 'engine'" in line and "KAFKA_SASL_PASSWORD" in line
+    assert wrong not in ran.stderr + ran.stdout

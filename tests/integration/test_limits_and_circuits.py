@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumer.ops.logging import KafkaLogSink, configure_logging
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, envelopes_by_id, produce, read_topic
 from tests.standins import HttpTargetStandIn, SlackStandIn, VaultStandIn

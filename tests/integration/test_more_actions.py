@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actions.webhook_signing import standard_verify
+from actions.builtin.webhook_signing import delivery_id, standard_verify
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, create_topic, envelopes_by_id, produce, read_topic
 from tests.standins import HttpTargetStandIn, NotionStandIn, VaultStandIn
@@ -74,7 +74,7 @@ async def test_webhook_email_and_notion_end_to_end(kafka_bootstrap: str, topics:
     assert by_id["hook"][0]["status"] == "success", by_id["hook"]
     (hook,) = hook_requests
     assert standard_verify(WEBHOOK_SECRET, hook.headers, hook.body)
-    assert hook.headers["webhook-id"] == "hook"
+    assert hook.headers["webhook-id"] == delivery_id("proj-a", "hook")
     assert json.loads(hook.body) == {"user": "ada"}
 
     assert by_id["mail"][0]["status"] == "success", by_id["mail"]

@@ -26,7 +26,7 @@ def scrape(port: int) -> Samples:
     assert response.headers["content-type"].startswith("text/plain; version=")
     samples: Samples = {}
     for family in text_string_to_metric_families(response.text):
-        assert family.name.startswith("execution_"), family.name
+        assert family.name.startswith(("execution_", "process_")), family.name
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
@@ -106,6 +106,9 @@ async def test_metrics_after_a_run(
     unknown = {"action": "_unknown", "status": "error"}
     assert value(samples, envelopes, **unknown, error_code="unknown_action") == 1
     assert value(samples, envelopes, **unknown, error_code="invalid_json") == 1
+    assert value(samples, "execution_dead_letters_total", error_code="invalid_json") == 1
+    assert value(samples, "execution_dead_letters_total", error_code="invalid_request") == 0
+    assert value(samples, "process_resident_memory_bytes") > 0
     assert total(samples, envelopes) == 7
     assert value(samples, "execution_action_retries_total", action="send_slack") == 1
     duration = "execution_action_duration_seconds_count"

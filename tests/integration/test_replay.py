@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 from collections.abc import Iterator
@@ -10,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from consumer.broker.topics import partitions_of
 from consumer.cli.replay import REPLAY_HEADER, OffsetRange, ReplayOptions, Verdict, replay
+from consumer.cli.replay.reading import latest_envelopes
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import (
     Outgoing,
@@ -102,6 +106,12 @@ async def test_replay_re_executes_failures_only_and_never_resends_successes(
         assert table_row(dry.stdout, "total")[1:] == ["8", "2", "3", "0", "2", "1"], dry.stdout
         assert "would replay" in dry.stdout
         assert "reading requests" in dry.stderr  # the progress indicator
+        for label in ("reading requests", "reading results"):
+            # The results topic holds transaction markers too: still, each bar ends full.
+            last = [line for line in dry.stderr.splitlines() if line.startswith(label)][-1]
+            assert last.endswith("100%"), dry.stderr
+        listed = dry.stdout.split("request_id (would replay)")[1]
+        assert "miss-1" in listed and "miss-2" in listed and "ok-1" not in listed, dry.stdout
         await asyncio.sleep(1)
         assert len(slack.messages) == 2, "a dry run executes nothing"
 
@@ -238,3 +248,32 @@ async def test_replay_refuses_what_the_engine_refused_under_the_same_settings(
     assert done.returncode == 0, done.stderr
     # total: scanned, would replay, skipped: succeeded, filtered, invalid, duplicate
     assert table_row(done.stdout, "total")[1:] == ["3", "0", "0", "0", "3", "0"], done.stdout
+
+
+async def test_the_latest_envelopes_are_read_from_a_time_not_the_beginning(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    await create_topic(kafka_bootstrap, topics.results, partitions=1)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for request_id, status, at in (("old", "success", now - 7_200_000), ("new", "error", now)):
+            body = json.dumps({"request_id": request_id, "status": status, "error": None})
+            await producer.send_and_wait(
+                topics.results, body.encode(), key=request_id.encode(), timestamp_ms=at
+            )
+    finally:
+        await producer.stop()
+    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        partitions = await partitions_of(reader, topics.results)
+        end = await reader.end_offsets(partitions)
+        latest = await latest_envelopes(
+            reader, partitions, end, {"old", "new"}, io.StringIO(), since_ms=now - 3_600_000
+        )
+    finally:
+        await reader.stop()
+    # The envelope from before the cut was never read: the topic is not read from its start.
+    assert set(latest) == {"new"} and latest["new"].status == "error"

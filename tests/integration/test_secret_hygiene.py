@@ -56,7 +56,7 @@ SECRETS = {
 
 
 def needles(secret: str, core: str) -> set[bytes]:
-    """The test's own list of spellings (independent of consumer.ops.redaction)."""
+    """The test's own list of spellings (independent of consumer.secrets.redaction)."""
     texts = {
         secret,
         core,

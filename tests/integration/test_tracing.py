@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from consumer.ops.logging import KafkaLogSink, configure_logging
+from consumer.ops.log_sink import KafkaLogSink
+from consumer.ops.logging import configure_logging
 from tests.integration.conftest import Topics, engine_settings, running_engine
 from tests.integration.kafka_io import Outgoing, produce, read_topic
 from tests.standins.base import RecordedRequest, Response, StandInServer
@@ -48,7 +49,7 @@ async def test_traceparent_reaches_envelope_and_logs_and_spans_are_exported(
     # Stopping the engine flushes the span batch.
     assert dict(envelope.headers)["traceparent"] == TRACEPARENT.encode()
     events = [json.loads(r.value) for r in logs if r.key == b"traced"]
-    assert {e["event"] for e in events} >= {"request.received", "action.succeeded"}
+    assert {e["event"] for e in events} >= {"log_message", "action.succeeded"}
     assert all(e["traceparent"] == TRACEPARENT for e in events), events
 
     [export] = collector.wait_for_requests(1, timeout=10)

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from actions import Action, ActionContext, ActionParams, ActionRegistry
-from actions.registry import builtin_actions
+from actions import Action, ActionContext, ActionParams
+from actions.registry import ActionRegistry, builtin_actions
 
 
 class CrashParams(ActionParams):

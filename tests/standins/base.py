@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -60,6 +60,16 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Scripted:
+    """One scripted answer: `response` (None: the normal answer), after applying the request's
+    effect first (`apply_first`), held back `delay_s` seconds after the effect."""
+
+    response: Response | None
+    apply_first: bool = False
+    delay_s: float = 0.0
 
 
 def parse_bearer(value: str | None) -> str | None:
@@ -214,7 +224,7 @@ class StandInServer:
         self._requests_changed = threading.Condition(self._lock)
         self._requests: list[RecordedRequest] = []
         # Scripted answers consumed in FIFO order before normal handling.
-        self._injected: list[Response] = []
+        self._injected: list[_Scripted] = []
         self._server: _Server | None = None
         self._connections_opened = 0
         self._thread: threading.Thread | None = None
@@ -337,15 +347,37 @@ class StandInServer:
         """
         self.inject(count, _to_response(status, headers, body))
 
-    def inject(self, count: int, response: Response) -> None:
-        """Queue ``count`` copies of an arbitrary response (base of ``fail_next``)."""
+    def inject(self, count: int, response: Response, *, apply_first: bool = False) -> None:
+        """Queue ``count`` copies of an arbitrary response (base of ``fail_next``);
+        ``apply_first``: the request's effect is applied (``handle``) before it is answered."""
+        self._script(
+            count,
+            lambda: _Scripted(
+                Response(response.status, response.body, dict(response.headers)), apply_first
+            ),
+        )
+
+    def fail_after_applying(
+        self,
+        count: int,
+        status: int,
+        headers: dict[str, str] | None = None,
+        body: bytes | dict[str, Any] | None = None,
+    ) -> None:
+        """The next ``count`` requests take effect (the row is written, the page created) and
+        are then answered with this failure, as a provider whose 5xx came after the work."""
+        self.inject(count, _to_response(status, headers, body), apply_first=True)
+
+    def answer_late(self, count: int, delay_s: float) -> None:
+        """The next ``count`` requests take effect at once, and their answer comes
+        ``delay_s`` later: a client that times out first never learns that it worked."""
+        self._script(count, lambda: _Scripted(None, apply_first=True, delay_s=delay_s))
+
+    def _script(self, count: int, make: Callable[[], _Scripted]) -> None:
         if count < 0:
             raise ValueError("count must be >= 0")
         with self._lock:
-            self._injected.extend(
-                Response(response.status, response.body, dict(response.headers))
-                for _ in range(count)
-            )
+            self._injected.extend(make() for _ in range(count))
 
     @property
     def pending_failures(self) -> int:
@@ -361,8 +393,14 @@ class StandInServer:
             self._requests_changed.notify_all()
         if self.delay_s > 0:
             time.sleep(self.delay_s)
-        if injected is not None:
-            return injected
+        if injected is None:
+            return self._handled(request)
+        applied = self._handled(request) if injected.apply_first else None
+        if injected.delay_s > 0:
+            time.sleep(injected.delay_s)
+        return injected.response or applied or self._handled(request)
+
+    def _handled(self, request: RecordedRequest) -> Response:
         try:
             return self.handle(request)
         except Exception as exc:  # a stand-in bug must surface as a visible 500, not a hang

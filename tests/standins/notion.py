@@ -5,6 +5,11 @@ Errors are Notion's error object, `{"object": "error", "status", "code", "messag
 `Notion-Version` header, 400 `invalid_json` / `validation_error` for a bad body, 404
 `object_not_found` for a parent the integration cannot see. Success is a page object.
 
+Scripted with `overload_next`: 529 `service_overload` with `Retry-After`, which Notion documents
+beside 429 ("handle HTTP 429 and 529 responses and respect the Retry-After", request-limits);
+`fail_after_applying(1, 503, ...)` creates the page and then answers 503, as Notion does when a
+request "takes longer than 60 seconds".
+
 Parents are `database_id`, `data_source_id` (Notion-Version 2025-09-03) or `page_id`. A
 database's properties have names and ids; the title property's id is always `title`, the others'
 ids are their names here. Property keys must be a name or an id of the parent's schema (400
@@ -67,6 +72,12 @@ class NotionStandIn(StandInServer):
             _canonical(ds): _canonical(db) for ds, db in (data_sources or {}).items()
         }
         self.created: list[dict[str, Any]] = []
+
+    def overload_next(self, count: int, retry_after: int = 1) -> None:
+        """The next ``count`` calls get 529 `service_overload` with ``Retry-After`` seconds."""
+        answer = notion_error(529, "service_overload", "Notion is overloaded, try again later.")
+        answer.headers["Retry-After"] = str(retry_after)
+        self.inject(count, answer)
 
     def _schema(self, parent: dict[str, Any]) -> dict[str, str] | Response | None:
         """The parent's property schema; a Response when Notion would refuse the parent."""

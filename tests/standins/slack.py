@@ -19,7 +19,8 @@ from urllib.parse import parse_qs
 from tests.standins.base import RecordedRequest, Response, StandInServer, json_response
 
 DEFAULT_CHANNELS = {"#general": "C024BE91L"}
-# Slack rejects texts above this many characters with msg_too_long.
+# Slack truncates texts above this many characters, posts them, and warns `message_truncated`
+# (api.slack.com/changelog/2018-04-truncating-really-long-messages).
 MAX_TEXT_LENGTH = 40_000
 # First ts handed out; Slack ts values are "<unix seconds>.<6-digit sequence>" strings.
 _FIRST_TS_MICROS = 1_732_600_000_000_100
@@ -212,7 +213,8 @@ class SlackStandIn(StandInServer):
         if not text and not blocks and not attachments:
             return _error("no_text", warnings)
         if isinstance(text, str) and len(text) > MAX_TEXT_LENGTH:
-            return _error("msg_too_long", warnings)
+            args["text"] = text[:MAX_TEXT_LENGTH]
+            warnings.append("message_truncated")
 
         ts, message = self._post(args, channel_id, token)
         return _ok({"channel": channel_id, "ts": ts, "message": message}, warnings)

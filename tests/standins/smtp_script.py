@@ -1,6 +1,8 @@
 """A scripted SMTP server on loopback for the cases a well-behaved aiosmtpd does not produce:
 a server that offers no AUTH or no SMTPUTF8, a 454 temporary authentication failure, a 4yz
-reply to DATA, and a connection cut after the message was sent (its 250 never comes).
+reply to DATA, a connection cut after the message was sent (its 250 never comes), and a reply
+to DATA's final dot that takes its time (a server scanning the message: RFC 5321 4.5.3.2.6
+gives it 10 minutes).
 
 It speaks just enough ESMTP (RFC 5321) for aiosmtplib: greeting, EHLO with the scripted
 extensions, AUTH PLAIN/LOGIN answered with the scripted reply, MAIL, RCPT, DATA, QUIT.
@@ -23,6 +25,8 @@ class SmtpScript:
     auth_reply: str = "235 2.7.0 Authentication successful"
     # After the message's final ".": a reply line, or None to cut the connection unanswered.
     data_reply: str | None = "250 2.0.0 queued"
+    # Seconds between the final "." and its reply.
+    data_reply_delay_s: float = 0.0
 
 
 class ScriptedSmtpServer:
@@ -87,6 +91,8 @@ class ScriptedSmtpServer:
                     while (await reader.readline()) not in (b".\r\n", b""):
                         pass
                     self.messages += 1
+                    if self.script.data_reply_delay_s:
+                        await asyncio.sleep(self.script.data_reply_delay_s)
                     if self.script.data_reply is None:
                         return  # cut: the message was sent, its answer never comes
                     await reply(self.script.data_reply)

@@ -16,9 +16,11 @@ from multidict import CIMultiDict
 from pydantic import SecretStr
 from yarl import URL
 
-from actions import ActionConfig, ActionContext, MissingCredentials
+from actions import ActionContext, MissingCredentials
 from actions.egress import IPAddress, Resolver
 from actions.http import HttpClient, HttpResponse, checked_headers
+from actions.registry import default_registry
+from actions.settings import ActionSettings, ActionSettingsSet
 
 # Hosts the unit tests may ever contact: loopback only.
 LOOPBACK = "127.0.0.1"
@@ -31,6 +33,10 @@ class FakeCredentials:
         self.tokens = tokens
         self.gets: list[tuple[str, str]] = []
         self.invalidations: list[tuple[str, str]] = []
+
+    def scrubbed(self, value: dict[str, Any]) -> dict[str, Any]:
+        tokens = self.tokens.values() if self.tokens is not None else ()
+        return {k: "[REDACTED]" if v in tokens else v for k, v in value.items()}
 
     async def get(self, project: str, service: str) -> SecretStr:
         self.gets.append((project, service))
@@ -45,12 +51,19 @@ class FakeCredentials:
         self.invalidations.append((project, service))
 
 
+def action_settings(*overrides: ActionSettings) -> ActionSettingsSet:
+    """Every built-in action's settings at their defaults, with `overrides` in their place."""
+    given: dict[type[ActionSettings], ActionSettings] = {type(v): v for v in overrides}
+    defaults = [model() for model in default_registry().settings_models() if model not in given]
+    return ActionSettingsSet([*defaults, *given.values()])
+
+
 def make_context(
     *,
     http: HttpClient,
     egress_http: HttpClient | None = None,
     credentials: FakeCredentials | None = None,
-    config: ActionConfig | None = None,
+    settings: ActionSettingsSet | None = None,
     request_id: str = "req-1",
     project: str = "demo-project",
 ) -> ActionContext:
@@ -61,7 +74,7 @@ def make_context(
         credentials=credentials or FakeCredentials(),
         http=http,
         egress_http=egress_http or http,
-        config=config or ActionConfig(),
+        settings=settings or action_settings(),
         log=structlog.get_logger(),
     )
 

@@ -61,10 +61,21 @@ def test_actions_exports_all_a_builtin_action_imports() -> None:
     # A built-in action is what a plugin is: what one imports, a plugin may need.
     import actions  # noqa: PLC0415
 
+    # Except the egress machinery of the actions that call a URL the request names.
+    internal = ("actions.builtin", "actions.egress", "actions.limits")
     needed: set[str] = set()
     for path in (ROOT / "actions" / "builtin").glob("*.py"):
         for module, names in imports_from(path):
-            if module.startswith("actions.") and not module.startswith("actions.builtin"):
+            if module.startswith("actions.") and not module.startswith(internal):
                 needed.update(name for name in names if not name.startswith("_"))
     assert needed, "the built-ins import from actions' modules"
     assert needed <= set(actions.__all__), needed - set(actions.__all__)
+
+
+def test_the_plugin_sdk_is_small_and_holds_no_runtime_internals() -> None:
+    import actions  # noqa: PLC0415
+
+    assert len(actions.__all__) <= 28
+    exported = [getattr(actions, name) for name in actions.__all__]
+    modules = {getattr(value, "__module__", "actions") for value in exported}
+    assert not [module for module in modules if module.startswith("actions.runtime")]

@@ -5,20 +5,25 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pydantic_settings import BaseSettings
+
+from actions.registry import default_registry
 from consumer.localkafka import KAFKA_VERSION
 from consumer.ops.metrics import EngineMetrics
-from consumer.settings import EngineSettings, declared_rate_limits
+from consumer.settings import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    for field in EngineSettings.model_fields.values():
-        assert isinstance(field.json_schema_extra, dict)
-        assert f"| `{field.json_schema_extra['env']}` |" in README
+    models: list[type[BaseSettings]] = [EngineSettings, *default_registry().settings_models()]
+    for model in models:
+        for field in model.model_fields.values():
+            assert isinstance(field.json_schema_extra, dict)
+            assert f"| `{field.json_schema_extra['env']}` |" in README
     # The rate limits the built-in actions declare are settings too (contract names).
-    declared = declared_rate_limits()
+    declared = default_registry().rate_limits()
     assert {spec.env for spec in declared} >= {
         "SLACK_RATE_LIMIT_PER_CHANNEL",
         "GOOGLE_SHEETS_RATE_LIMIT_PER_SPREADSHEET",
@@ -42,7 +47,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_every_metric_is_documented() -> None:
     names = set()
     for family in EngineMetrics().registry.collect():
-        suffix = "_total" if family.type == "counter" else ""
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
         names.add(family.name + suffix)
     assert len(names) >= 12
     for name in names:
@@ -90,6 +95,7 @@ def test_every_name_the_architecture_section_mentions_exists() -> None:
                     "broker",
                     "localkafka",
                     "state",
+                    "secrets",
                 )
             ]
             assert any(c.exists() for c in candidates), f"no such file or folder: {name}"
@@ -108,3 +114,13 @@ def test_every_name_in_the_record_path_diagram_exists() -> None:
     defined = _defined_names()
     for owner, member in re.findall(r"\b([A-Z]\w+)\.(\w+)\b", diagram):
         assert owner in defined and member in defined, f"{owner}.{member}"
+
+
+def test_every_relative_link_points_inside_the_repository() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        resolved = (root / target).resolve()
+        assert resolved.is_relative_to(root), f"{target} points outside the repository"
+        assert resolved.exists(), f"{target} does not exist"

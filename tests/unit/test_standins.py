@@ -349,7 +349,6 @@ def test_slack_channel_resolution(
         ({"text": "x"}, "xoxb-good", "channel_not_found"),
         ({"channel": "#general"}, "xoxb-good", "no_text"),
         ({"channel": "#general", "text": ""}, "xoxb-good", "no_text"),
-        ({"channel": "#general", "text": "x" * 40_001}, "xoxb-good", "msg_too_long"),
     ],
 )
 def test_slack_api_errors_are_http_200(
@@ -363,6 +362,14 @@ def test_slack_api_errors_are_http_200(
     assert response.status_code == 200
     assert response.json() == {"ok": False, "error": error}
     assert slack.messages == []
+
+
+def test_slack_truncates_a_long_text_posts_it_and_warns(
+    slack: SlackStandIn, client: httpx.Client
+) -> None:
+    body = post_message(client, slack, {"channel": "#general", "text": "x" * 40_001}).json()
+    assert body["ok"] is True and body["response_metadata"]["warnings"] == ["message_truncated"]
+    assert [len(m["text"]) for m in slack.messages] == [40_000]
 
 
 def test_slack_blocks_without_text_is_accepted(slack: SlackStandIn, client: httpx.Client) -> None:

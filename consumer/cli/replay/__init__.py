@@ -20,10 +20,9 @@ unknown action, invalid params, of the request or its fallback: intake with the 
 Modules, one job each: `selection` (a record's verdict), `ranges` (which offsets), `reading`
 (requests and latest envelopes), `republish` (the copies, and waiting for their envelopes),
 `report` (progress and the summary), `replayer` (`replay()`, in that order), `command` (the
-CLI).
+command's handler; its arguments are in `consumer.cli.command`).
 """
 
-from consumer.cli.replay.command import add_replay
 from consumer.cli.replay.ranges import OffsetRange, parse_offset_range
 from consumer.cli.replay.replayer import ReplayOptions, replay
 from consumer.cli.replay.report import PartitionReport, Progress, ReplayReport, format_report
@@ -40,7 +39,6 @@ __all__ = [
     "ReplayReport",
     "Selection",
     "Verdict",
-    "add_replay",
     "decide",
     "format_report",
     "parse_offset_range",

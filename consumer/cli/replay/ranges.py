@@ -7,7 +7,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumer.broker.topics import partitions_of
+from consumer.broker.metadata import partitions_of
 
 # Per partition, the offsets to read: [start, end).
 Spans = dict[TopicPartition, tuple[int, int]]

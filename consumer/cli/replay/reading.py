@@ -27,14 +27,19 @@ class Candidate:
 
 
 async def read_span(
-    reader: AIOKafkaConsumer, spans: Spans, on_records: Callable[[list[Any]], None]
+    reader: AIOKafkaConsumer,
+    spans: Spans,
+    on_records: Callable[[list[Any]], None],
+    progress: Progress,
 ) -> None:
-    """Every record in the spans (read_committed: aborted ones and markers are skipped)."""
+    """Every record in the spans (read_committed: aborted ones and markers are skipped).
+    Progress counts offsets passed, markers and aborted records included, so it ends at 100 %."""
     open_spans = {tp: span for tp, span in spans.items() if span[0] < span[1]}
     if not open_spans:
         return
     reader.assign(list(open_spans))
-    for tp, (start, _) in open_spans.items():
+    passed = {tp: start for tp, (start, _) in open_spans.items()}
+    for tp, start in passed.items():
         reader.seek(tp, start)
     while open_spans:
         batch = await reader.getmany(*open_spans, timeout_ms=_FETCH_TIMEOUT_MS)
@@ -44,7 +49,12 @@ async def read_span(
             if inside:
                 on_records(inside)
         for tp in list(open_spans):
-            if await reader.position(tp) >= open_spans[tp][1]:
+            end = open_spans[tp][1]
+            position = min(await reader.position(tp), end)
+            if position > passed[tp]:
+                progress.advance(position - passed[tp])
+                passed[tp] = position
+            if position >= end:
                 del open_spans[tp]
 
 
@@ -63,7 +73,6 @@ async def read_requests(
     until_ms = ms(until) if until else None
 
     def take(records: list[Any]) -> None:
-        progress.advance(len(records))
         for record in records:
             # Offsets chose the span; the time bounds also hold inside it.
             if (since_ms is not None and record.timestamp < since_ms) or (
@@ -80,7 +89,7 @@ async def read_requests(
             )
             candidates.append(Candidate(record, decoded))
 
-    await read_span(reader, spans, take)
+    await read_span(reader, spans, take, progress)
     progress.close()
     return candidates
 
@@ -91,17 +100,23 @@ async def latest_envelopes(
     end: dict[TopicPartition, int],
     wanted: set[str],
     stream: TextIO | None,
+    *,
+    since_ms: int,
 ) -> dict[str, Latest]:
+    """The latest envelope of each wanted request, read from the results published since
+    `since_ms` (found with offsets_for_times), not from the topic's beginning."""
     latest: dict[str, Latest] = {}
     if not wanted:
         return latest
-    beginning = await reader.beginning_offsets(partitions)
-    spans = {tp: (beginning[tp], end[tp]) for tp in partitions}
+    found = await reader.offsets_for_times({tp: since_ms for tp in partitions})
+    spans = {
+        tp: (end[tp] if at is None else min(at.offset, end[tp]), end[tp])
+        for tp, at in found.items()
+    }
     progress = Progress("reading results ", sum(b - a for a, b in spans.values()), stream)
     keys = {request_id.encode(): request_id for request_id in wanted}
 
     def take(records: list[Any]) -> None:
-        progress.advance(len(records))
         for record in records:
             request_id = keys.get(record.key or b"")
             if request_id is None:
@@ -110,6 +125,6 @@ async def latest_envelopes(
             if found is not None:
                 latest[request_id] = found  # later offsets overwrite earlier ones
 
-    await read_span(reader, spans, take)
+    await read_span(reader, spans, take, progress)
     progress.close()
     return latest

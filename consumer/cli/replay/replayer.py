@@ -8,8 +8,8 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer
 
-from actions import ActionRegistry, default_registry
-from consumer.broker.topics import partitions_of
+from actions.registry import ActionRegistry, default_registry
+from consumer.broker.metadata import partitions_of
 from consumer.cli.replay.ranges import OffsetRange, request_spans
 from consumer.cli.replay.reading import Candidate, latest_envelopes, read_requests
 from consumer.cli.replay.report import PartitionReport, ReplayReport
@@ -17,6 +17,8 @@ from consumer.cli.replay.republish import republish, wait_for_envelopes
 from consumer.cli.replay.selection import Latest, Selection, Verdict, decide
 from consumer.pipeline.intake import IntakeLimits
 from consumer.settings import IntakeSettings
+
+CLOCK_SKEW_MS = 15 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ async def replay(
     reader = AIOKafkaConsumer(
         **kafka, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
     )
-    await reader.start()
     try:
+        await reader.start()
         # Both topics' metadata first: once partitions are assigned, the client only
         # refreshes metadata of the assigned topics.
         results = await partitions_of(reader, settings.results_topic)
@@ -59,12 +61,23 @@ async def replay(
             stream=progress_stream,
         )
         wanted = {c.decoded.request_id for c in candidates}
-        latest = await latest_envelopes(reader, results, results_end, wanted, progress_stream)
+        # An envelope follows its request: results older than the oldest candidate (less a
+        # margin for the producers' clocks) cannot be any candidate's.
+        oldest = min((c.record.timestamp for c in candidates), default=0)
+        latest = await latest_envelopes(
+            reader,
+            results,
+            results_end,
+            wanted,
+            progress_stream,
+            since_ms=max(0, oldest - CLOCK_SKEW_MS),
+        )
     finally:
         await reader.stop()
 
     report = ReplayReport(dry_run=options.dry_run)
     selected = _choose(candidates, latest, options.selection, registry, report)
+    report.chosen = [(c.record.partition, c.record.offset, c.decoded.request_id) for c in selected]
     for tp in spans:
         report.partitions.setdefault(tp.partition, PartitionReport(tp.partition))
     if options.dry_run or not selected:

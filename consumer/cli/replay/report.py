@@ -30,6 +30,8 @@ class ReplayReport:
     # Filled when waiting: (status, error code or "") -> count; "no envelope" when none came.
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     waited: bool = False
+    # The records chosen (partition, offset, request_id): a dry run lists them.
+    chosen: list[tuple[int, int, str]] = field(default_factory=list)
 
     def total(self, verdict: Verdict) -> int:
         return sum(p.verdicts[verdict] for p in self.partitions.values())
@@ -95,6 +97,10 @@ def format_report(report: ReplayReport) -> str:
             for (status, code), count in sorted(report.outcomes.items())
         ]
         lines += _table(["outcome", "error code", "requests"], outcome_rows)
+    if report.dry_run and report.chosen:
+        lines.append("")
+        rows = [[str(p), str(o), request_id] for p, o, request_id in sorted(report.chosen)]
+        lines += _table(["partition", "offset", "request_id (would replay)"], rows)
     return "\n".join(lines)
 
 

@@ -56,9 +56,9 @@ async def republish(
         acks="all",
         max_request_size=max(1_048_576, settings.max_record_bytes) + 65_536,
     )
-    await producer.start()
     progress = Progress("republishing    ", len(selected), stream)
     try:
+        await producer.start()
         for chunk in _chunks(selected, 500):
             deliveries = []
             for candidate in chunk:
@@ -100,8 +100,8 @@ async def wait_for_envelopes(
         enable_auto_commit=False,
         isolation_level="read_committed",
     )
-    await reader.start()
     try:
+        await reader.start()
         reader.assign(partitions)
         for tp in partitions:
             reader.seek(tp, start[tp])

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
-from actions import ActionRegistry, Unrunnable, prepare_request
+from actions.registry import ActionRegistry
+from actions.runtime.preparation import Unrunnable, prepare_request
 from consumer.pipeline.intake import Accepted, Rejected
 
 

@@ -66,7 +66,7 @@ def test_408_and_5xx_of_an_idempotent_call_are_upstream_unavailable(status: int)
 
 
 def test_503_with_retry_after_carries_it() -> None:
-    error = error_for_status("svc", response(503, {"Retry-After": "7"}), idempotent=False)
+    error = error_for_status("svc", response(503, {"Retry-After": "7"}), idempotent=True)
     assert isinstance(error, UpstreamUnavailable)
     assert error.retry_after_s == 7.0
 
@@ -129,14 +129,18 @@ def test_parse_retry_after_http_date_uses_the_clock() -> None:
     assert seconds is not None and 50 <= seconds <= 60
 
 
-@pytest.mark.parametrize("status", [408, 503])
-def test_408_and_503_say_nothing_was_done_so_even_a_post_is_retried(status: int) -> None:
-    error = error_for_status("svc", response(status), idempotent=False)
+def test_408_says_nothing_was_done_so_even_a_post_is_retried() -> None:
+    error = error_for_status("svc", response(408), idempotent=False)
     assert type(error) is UpstreamUnavailable
-    assert error.details == {"status_code": status}
+    assert error.details == {"status_code": 408}
 
 
-@pytest.mark.parametrize("status", [500, 502, 504, 599])
+def test_a_status_the_provider_documents_as_not_applied_is_retried() -> None:
+    error = error_for_status("svc", response(529), idempotent=False, not_applied=(529,))
+    assert type(error) is UpstreamUnavailable
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
 def test_other_5xx_of_a_non_idempotent_call_is_outcome_unknown(status: int) -> None:
     error = error_for_status("Slack", response(status), {"provider_code": "x"}, idempotent=False)
     assert type(error) is OutcomeUnknown

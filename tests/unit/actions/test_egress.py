@@ -7,8 +7,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from actions import EgressPolicy, ForbiddenDestination, UpstreamUnavailable, parse_networks
-from actions.egress import IPAddress, embedded_ipv4, guarded_client
+from actions import UpstreamUnavailable
+from actions.egress import EgressPolicy, IPAddress, embedded_ipv4, guarded_client, parse_networks
+from actions.errors import ForbiddenDestination
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import loopback_resolver
 
@@ -128,6 +129,12 @@ async def test_checked_address_refuses_a_mixed_answer_whole() -> None:
     with pytest.raises(ForbiddenDestination) as info:
         await policy.checked_address("mixed.test", 80)
     assert info.value.details == {"host": "mixed.test", "address": "169.254.169.254"}
+    assert "EXECUTION_HTTP_ALLOWED_NETWORKS" in str(info.value)  # the setting that allows it
+
+
+async def test_a_refused_literal_address_names_the_setting_that_allows_it() -> None:
+    with pytest.raises(ForbiddenDestination, match="with EXECUTION_HTTP_ALLOWED_NETWORKS"):
+        await EgressPolicy(resolver=loopback_resolver({})).checked_address("127.0.0.1", 80)
 
 
 async def test_checked_address_empty_answer_is_unavailable() -> None:

@@ -20,21 +20,14 @@ from typing import Any
 import pytest
 import trustme
 
-from actions import (
-    ActionConfig,
-    EgressPolicy,
-    ForbiddenDestination,
-    InvalidParams,
-    UpstreamError,
-    UpstreamUnavailable,
-    guarded_client,
-    parse_networks,
-)
-from actions.builtin.http_request import ACTION, HttpRequestParams
-from actions.egress import IPAddress
+from actions import InvalidParams, UpstreamError, UpstreamUnavailable
+from actions.builtin.http_request import ACTION, HttpRequestParams, HttpRequestSettings
+from actions.egress import EgressPolicy, IPAddress, guarded_client, parse_networks
+from actions.errors import ForbiddenDestination
 from actions.http import ConnectFailed, HttpClient
+from actions.settings import ActionSettingsSet
 from tests.standins import HttpTargetStandIn
-from tests.unit.support import FakeCredentials, FakeHttpClient, make_context
+from tests.unit.support import FakeCredentials, FakeHttpClient, action_settings, make_context
 
 PUBLIC = ipaddress.ip_address("127.0.0.2")  # plays a public address
 PRIVATE = ipaddress.ip_address("127.0.0.1")  # plays what a rebinding answer points at
@@ -76,10 +69,12 @@ def twins() -> Iterator[tuple[HttpTargetStandIn, HttpTargetStandIn]]:
 
 
 async def run_action(
-    egress: HttpClient, config: ActionConfig | None = None, **fields: Any
+    egress: HttpClient, settings: ActionSettingsSet | None = None, **fields: Any
 ) -> dict[str, Any]:
     never = FakeHttpClient()  # http_request must not use the trusted client
-    ctx = make_context(http=never, egress_http=egress, config=config, credentials=FakeCredentials())
+    ctx = make_context(
+        http=never, egress_http=egress, settings=settings, credentials=FakeCredentials()
+    )
     async with never:
         return dict(await ACTION.run(HttpRequestParams.model_validate(fields), ctx))
 
@@ -140,12 +135,12 @@ async def test_redirects_are_capped_and_credentials_stay_with_their_origin(
     resolver = ScriptedResolver({name: [[PUBLIC]] for name in names})
     for name in names[1:]:
         public.fail_next(1, 302, headers={"Location": f"http://{name}:{port}/next"})
-    config = ActionConfig(http_max_redirects=4)
+    settings = action_settings(HttpRequestSettings(http_max_redirects=4))
     async with guarded_client(EgressPolicy(OPEN, resolver), timeout_s=5.0) as egress:
         with pytest.raises(UpstreamError, match="more than 4 redirects"):
             await run_action(
                 egress,
-                config=config,
+                settings=settings,
                 url=f"http://hop0.test:{port}/start",
                 headers={"Cookie": "session=1", "X-Trace": "t"},
                 credential={"service": "target", "header": "X-Api-Key", "prefix": ""},
@@ -283,7 +278,9 @@ async def test_a_response_that_never_ends_is_cut_at_the_cap() -> None:
     ):
         started = time.monotonic()
         data = await run_action(
-            egress, ActionConfig(http_max_response_bytes=cap), url=f"http://127.0.0.2:{port}/"
+            egress,
+            action_settings(HttpRequestSettings(http_max_response_bytes=cap)),
+            url=f"http://127.0.0.2:{port}/",
         )
     assert time.monotonic() - started < 5
     assert data["body_truncated"] is True and len(data["body"]) == cap
@@ -346,3 +343,53 @@ async def test_total_timeout_bounds_a_trickling_answer() -> None:
         with pytest.raises(UpstreamUnavailable, match="no complete answer within 1 s"):
             await run_action(egress, url=f"http://127.0.0.2:{port}/", timeout_s=1.0)
         assert 0.9 < time.monotonic() - started < 3
+
+
+# ---------------------------------------------------------- happy eyeballs (RFC 8305)
+
+
+async def test_a_silent_first_address_does_not_cost_the_connect_timeout() -> None:
+    """A name with two checked addresses, the first one silent (its listener's backlog is
+    full, so its SYNs go unanswered): the second is tried 250 ms later and answers."""
+    live = await asyncio.start_server(_answer_ok, str(PUBLIC), 0)
+    port = live.sockets[0].getsockname()[1]
+    silent = socket.socket()
+    silent.bind(("127.0.0.3", port))
+    silent.listen(0)
+    fillers = []
+    for _ in range(4):  # fill the accept queue: later connects are never answered
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.3", port))
+        fillers.append(filler)
+    tried: list[str] = []
+
+    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
+        tried.append(addr_info[4][0])
+        return socket.socket(addr_info[0], addr_info[1], addr_info[2])
+
+    silent_address = ipaddress.ip_address("127.0.0.3")
+    resolver = ScriptedResolver({"two.test": [[silent_address, PUBLIC]]})
+    policy = EgressPolicy(parse_networks("127.0.0.2/31"), resolver)
+    try:
+        async with guarded_client(policy, socket_factory=factory, timeout_s=5.0) as client:
+            started = time.perf_counter()
+            response = await client.get(f"http://two.test:{port}/")
+            took = time.perf_counter() - started
+    finally:
+        live.close()
+        silent.close()
+        for filler in fillers:
+            filler.close()
+    assert response.text() == "ok"
+    assert tried == ["127.0.0.3", str(PUBLIC)], tried
+    assert took < 1.0, f"{took:.2f} s (the connect timeout is 5 s)"
+
+
+async def _answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+    writer.close()

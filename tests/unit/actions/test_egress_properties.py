@@ -18,8 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actions import EgressPolicy, ForbiddenDestination, parse_networks
-from actions.egress import IPAddress, embedded_ipv4, guarded_client, literal_address
+from actions.egress import (
+    EgressPolicy,
+    IPAddress,
+    embedded_ipv4,
+    guarded_client,
+    literal_address,
+    parse_networks,
+)
+from actions.errors import ForbiddenDestination
 from actions.http import ConnectFailed, InvalidRequest
 
 V4_BLOCKED = [

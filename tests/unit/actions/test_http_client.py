@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from actions import ActionConfig, EgressPolicy, ForbiddenDestination, UpstreamError
-from actions.builtin.http_request import ACTION, HttpRequestParams
-from actions.egress import IPAddress, guarded_client, parse_networks
+from actions import UpstreamError
+from actions.builtin.http_request import ACTION, HttpRequestParams, HttpRequestSettings
+from actions.egress import EgressPolicy, IPAddress, guarded_client, parse_networks
+from actions.errors import ForbiddenDestination
 from actions.http import (
     BadResponse,
     ConnectFailed,
@@ -30,7 +31,14 @@ from actions.http import (
     HttpTimeout,
     InvalidRequest,
 )
-from tests.unit.support import FakeCredentials, FakeHttpClient, closed_port, make_context
+from actions.settings import ActionSettingsSet
+from tests.unit.support import (
+    FakeCredentials,
+    FakeHttpClient,
+    action_settings,
+    closed_port,
+    make_context,
+)
 
 LOOPBACK = parse_networks("127.0.0.0/8")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -72,9 +80,9 @@ def answer_with(body: bytes, headers: str = "") -> Handler:
     return handler
 
 
-async def run_action(egress: HttpClient, config: ActionConfig, url: str) -> dict[str, Any]:
+async def run_action(egress: HttpClient, settings: ActionSettingsSet, url: str) -> dict[str, Any]:
     ctx = make_context(
-        http=FakeHttpClient(), egress_http=egress, config=config, credentials=FakeCredentials()
+        http=FakeHttpClient(), egress_http=egress, settings=settings, credentials=FakeCredentials()
     )
     return dict(await ACTION.run(HttpRequestParams.model_validate({"url": url}), ctx))
 
@@ -111,7 +119,9 @@ async def test_a_gzip_bomb_is_decoded_only_up_to_the_cap(bomb: bytes) -> None:
     ):
         data, peak = await peak_while(
             run_action(
-                egress, ActionConfig(http_max_response_bytes=CAP), f"http://127.0.0.1:{port}/"
+                egress,
+                action_settings(HttpRequestSettings(http_max_response_bytes=CAP)),
+                f"http://127.0.0.1:{port}/",
             )
         )
     assert isinstance(data, dict), data
@@ -127,7 +137,7 @@ async def test_two_content_encoding_layers_are_refused_by_default(bomb: bytes) -
         guarded_client(EgressPolicy(LOOPBACK)) as egress,
     ):
         error, peak = await peak_while(
-            run_action(egress, ActionConfig(), f"http://127.0.0.1:{port}/")
+            run_action(egress, action_settings(), f"http://127.0.0.1:{port}/")
         )
     assert isinstance(error, UpstreamError), error
     assert error.code.value == "upstream_error" and "content-encoding layers" in error.message
@@ -142,7 +152,9 @@ async def test_more_layers_when_allowed_are_decoded_within_the_cap(bomb: bytes) 
         ) as (port, _),
         guarded_client(EgressPolicy(LOOPBACK)) as egress,
     ):
-        config = ActionConfig(http_max_content_encodings=2, http_max_response_bytes=CAP)
+        config = action_settings(
+            HttpRequestSettings(http_max_content_encodings=2, http_max_response_bytes=CAP)
+        )
         data = await run_action(egress, config, f"http://127.0.0.1:{port}/")
         assert data["body"] == {"ok": True}
     async with (

@@ -37,7 +37,7 @@ async def test_at_most_the_limit_is_in_use_and_waiters_are_served_in_order() -> 
         assert isinstance(results[4], asyncio.CancelledError)
         assert started == [0, 1, 2, 3, 5, 6, 7] or sorted(started[3:]) == [3, 5, 6, 7]
         assert len(accepted) == 3
-        assert client._pool._in_use == 0
+        assert client._pool.in_use == 0
 
 
 class _Transport:
@@ -46,10 +46,10 @@ class _Transport:
 
 
 async def test_take_idle_hands_out_a_kept_alive_connection_within_the_limit_only() -> None:
-    origin = ("http", "h.test", 80)
+    origin = ("", "http", "h.test", 80)
 
     async def connect() -> wire.Connection:
-        connection = wire.Connection(origin)
+        connection = wire.Connection(origin[1:])
         connection.transport = _Transport()  # type: ignore[assignment]
         return connection
 
@@ -58,7 +58,7 @@ async def test_take_idle_hands_out_a_kept_alive_connection_within_the_limit_only
     first, reused = await pool.acquire(origin, connect)
     assert not reused
     pool.release(first, reusable=True)
-    assert pool.take_idle(("http", "other.test", 80)) is None  # another origin's
+    assert pool.take_idle(("", "http", "other.test", 80)) is None  # another origin's
     assert pool.take_idle(origin) is first
     pool.release(first, reusable=True)
     taken, reused = await pool.acquire(origin, connect)
@@ -71,4 +71,4 @@ async def test_take_idle_hands_out_a_kept_alive_connection_within_the_limit_only
     assert pool.take_idle(origin) is None
     handed, _ = await waiter
     pool.release(handed, reusable=False)
-    assert pool._in_use == 0
+    assert pool.open == 0

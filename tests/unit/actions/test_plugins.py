@@ -17,12 +17,18 @@ from pathlib import Path
 
 import pytest
 import structlog
-from pydantic import ValidationError
 
-from actions import ActionRegistry, ActionRunner, Rate, RateLimiter
-from actions.registry import PLUGIN_GROUP, builtin_actions, default_registry, plugin_actions
+from actions.ratelimit import Rate, RateLimiter
+from actions.registry import (
+    PLUGIN_GROUP,
+    ActionRegistry,
+    builtin_actions,
+    default_registry,
+    plugin_actions,
+)
+from actions.runtime.runner import ActionRunner
 from consumer.cli.schemas import build_schemas
-from consumer.settings import EngineSettings, settings_help
+from consumer.settings import settings_help
 from schemas import ExecutionRequest
 from tests.unit.support import FakeCredentials, plain_client
 
@@ -114,16 +120,15 @@ async def test_a_plugin_declares_its_own_rate_limit_and_the_engine_reads_it(
     """Issue 11: adding a rate-limited action is one file; no engine setting is edited."""
     monkeypatch.delenv("EXAMPLE_GREET_RATE_LIMIT", raising=False)
     assert "EXAMPLE_GREET_RATE_LIMIT" in settings_help()
-    assert EngineSettings().rate_limiter().limits["example_greet.name"] == Rate(2, 1.0)
+    assert default_registry().read_rates()["example_greet.name"] == Rate(2, 1.0)
     monkeypatch.setenv("EXAMPLE_GREET_RATE_LIMIT", "1/min")
-    settings = EngineSettings()
-    limiter = settings.rate_limiter()
-    assert limiter.limits["example_greet.name"] == Rate(1, 60.0)
+    rates = default_registry().read_rates()
+    assert rates["example_greet.name"] == Rate(1, 60.0)
     # The built-ins' contract settings are read the same way, unchanged.
-    assert limiter.limits["slack.channel"] == Rate(1, 1.0)
+    assert rates["slack.channel"] == Rate(1, 1.0)
     monkeypatch.setenv("EXAMPLE_GREET_RATE_LIMIT", "fast please")
-    with pytest.raises(ValidationError, match="EXAMPLE_GREET_RATE_LIMIT"):
-        EngineSettings()
+    with pytest.raises(ValueError, match="EXAMPLE_GREET_RATE_LIMIT"):
+        default_registry().read_rates()
     monkeypatch.setenv("EXAMPLE_GREET_RATE_LIMIT", "1/s")
     sleeps: list[float] = []
 
@@ -136,7 +141,7 @@ async def test_a_plugin_declares_its_own_rate_limit_and_the_engine_reads_it(
             FakeCredentials(),
             http,
             http,
-            limiter=RateLimiter(EngineSettings().rate_limiter().limits, sleep=sleep),
+            limiter=RateLimiter(default_registry().read_rates(), sleep=sleep),
         )
         for request_id in ("g1", "g2"):
             greeted = await runner.execute(
@@ -148,6 +153,28 @@ async def test_a_plugin_declares_its_own_rate_limit_and_the_engine_reads_it(
             )
             assert greeted.status == "success"
     assert len(sleeps) == 1 and 0.9 < sleeps[0] <= 1.0, "the second greeting of Ada waited"
+
+
+async def test_a_plugin_declares_its_own_setting_and_the_engine_reads_it(
+    installed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXAMPLE_GREETING", "Ahoy")
+    assert "EXAMPLE_GREETING" in settings_help()
+    async with plain_client() as http:
+        # The runner reads every declared settings model from the environment, as the engine's
+        # composition root does (`registry.read_settings()`).
+        runner = ActionRunner(default_registry(), FakeCredentials(), http, http)
+        greeted = await runner.execute(
+            ExecutionRequest.model_validate(
+                {"action": "example_greet", "project": "p", "params": {"name": "Ada"}}
+            ),
+            "g-1",
+            structlog.get_logger(),
+        )
+    assert greeted.data == {"greeting": "Ahoy, Ada.", "project": "p"}
+    monkeypatch.setenv("EXAMPLE_GREETING", "")
+    with pytest.raises(ValueError, match="example_greet: EXAMPLE_GREETING: String should"):
+        default_registry().read_settings()
 
 
 def test_a_plugin_cannot_take_a_builtin_name() -> None:

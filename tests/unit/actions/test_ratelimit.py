@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from actions import Rate, RateKey, RateLimiter, RateLimitExhausted
+from actions import RateKey
+from actions.errors import RateLimitExhausted
+from actions.ratelimit import Rate, RateLimiter
 from schemas import ErrorCode
 
 
@@ -149,3 +151,20 @@ def test_schedules_are_an_lru_of_bounded_size() -> None:
     # The most recent keep their schedule; the least recently used were forgotten.
     assert rl.reserve([RateKey("chan", "host-29999")]) == 3600.0
     assert rl.reserve([RateKey("chan", "host-0")]) == 0.0
+
+
+async def test_a_pause_holds_back_the_keys_named_even_unconfigured_ones() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter({"chan": Rate(1, 1.0, burst=3)}, clock=clock)
+    channel, workspace, other = RateKey("chan", "a"), RateKey("ws", "p"), RateKey("chan", "b")
+    assert limiter.reserve([workspace]) == 0.0
+    await limiter.pause([channel, workspace], 5.0)
+    assert limiter.reserve([channel]) == pytest.approx(5.0), "the burst is spent: 5 s"
+    assert limiter.reserve([workspace]) == pytest.approx(5.0), "no rate configured: paused"
+    assert limiter.reserve([workspace]) == pytest.approx(5.0), "and only paused, not spaced"
+    assert limiter.reserve([other]) == 0.0, "another key is not"
+    clock.now += 5.0
+    assert limiter.reserve([workspace]) == 0.0
+    await limiter.pause([workspace], 1.0)
+    await limiter.pause([workspace], 0.5)
+    assert limiter.reserve([workspace]) == pytest.approx(1.0), "a shorter pause never shortens"

@@ -9,9 +9,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from actions import CircuitBreakers, CircuitOpen, Rate, RateKey, RateLimiter, RateLimitExhausted
-from actions.circuit import SharedCircuit
-from actions.errors import StateUnavailable
+from actions import RateKey
+from actions.errors import CircuitOpen, RateLimitExhausted, StateUnavailable
+from actions.ratelimit import UNPACED, Rate, RateLimiter
+from actions.runtime.circuit import CircuitBreakers, SharedCircuit
 
 LOG = structlog.get_logger()
 CHANNEL = RateKey("chan", "#general")
@@ -21,6 +22,7 @@ class FakeRates:
     def __init__(self, answers: list[tuple[bool, float] | None]) -> None:
         self.answers = answers
         self.asked: list[tuple[list[tuple[RateKey, Rate]], float | None]] = []
+        self.paused: list[tuple[list[tuple[RateKey, Rate]], float]] = []
 
     async def reserve(
         self, slots: Sequence[tuple[RateKey, Rate]], max_wait_s: float | None
@@ -31,19 +33,32 @@ class FakeRates:
             raise StateUnavailable("down")
         return answer
 
+    async def pause(self, slots: Sequence[tuple[RateKey, Rate]], seconds: float) -> None:
+        self.paused.append((list(slots), seconds))
+
 
 async def test_the_store_schedules_and_the_local_schedule_takes_over() -> None:
-    store = FakeRates([(True, 2.5), None, (False, 9.0)])
+    store = FakeRates([(True, 2.5), None, (False, 9.0), (True, 0.0)])
     limiter = RateLimiter({"chan": Rate(1, 1.0)}, store=store)
-    assert await limiter.take([CHANNEL, RateKey("unconfigured", "x")], 5.0) == 2.5
-    assert store.asked[0] == ([(CHANNEL, Rate(1, 1.0))], 5.0), "only configured limits go"
+    unconfigured = RateKey("unconfigured", "x")
+    assert await limiter.take([CHANNEL, unconfigured], 5.0) == 2.5
+    # An unconfigured key goes unpaced: the fleet may have paused it (a provider's 429).
+    assert store.asked[0] == ([(CHANNEL, Rate(1, 1.0)), (unconfigured, UNPACED)], 5.0)
     assert await limiter.take([CHANNEL], 5.0) == 0.0, "store away: this process's schedule"
     assert limiter.reserve([CHANNEL]) == pytest.approx(1.0, abs=0.01), "which it kept"
     with pytest.raises(RateLimitExhausted) as info:
         await limiter.take([CHANNEL], 5.0)
     assert info.value.details == {"limit": "chan", "wait_s": 9.0}
-    assert await limiter.take([RateKey("unconfigured", "x")]) == 0.0
-    assert len(store.asked) == 3, "nothing to ask for unlimited keys"
+    assert await limiter.take([unconfigured]) == 0.0
+    assert len(store.asked) == 4
+
+
+async def test_a_pause_reaches_the_store_with_each_keys_rate() -> None:
+    store = FakeRates([])
+    limiter = RateLimiter({"chan": Rate(1, 1.0)}, store=store)
+    unconfigured = RateKey("unconfigured", "x")
+    await limiter.pause([CHANNEL, unconfigured], 3.0)
+    assert store.paused == [([(CHANNEL, Rate(1, 1.0)), (unconfigured, UNPACED)], 3.0)]
 
 
 class FakeCircuits:

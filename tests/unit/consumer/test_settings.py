@@ -6,13 +6,21 @@ import ssl
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
-from consumer.ops.redaction import MASK, SECRETS
+from actions.builtin.create_sheet import SheetsSettings
+from actions.builtin.http_request import HttpRequestSettings
+from actions.builtin.send_slack import SlackSettings
+from actions.registry import default_registry
+from consumer.secrets.redaction import MASK, SECRETS
 from consumer.settings import EngineSettings, settings_help
 
+# The engine's settings, and what its built-in actions declare for themselves.
+MODELS: list[type[BaseSettings]] = [EngineSettings, *default_registry().settings_models()]
 ENV_NAMES = [
     str(field.json_schema_extra["env"])  # type: ignore[index]
-    for field in EngineSettings.model_fields.values()
+    for model in MODELS
+    for field in model.model_fields.values()
 ]
 CONTRACT_NAMES = {
     "EXECUTION_REQUESTS_TOPIC",
@@ -51,8 +59,8 @@ def test_defaults_per_the_contract() -> None:
     assert settings.group_id == "execution-engine"
     assert settings.bootstrap_servers == "localhost:9092"
     assert settings.security_protocol == "PLAINTEXT"
-    assert settings.slack_api_url == "https://slack.com/api"
-    assert settings.google_sheets_api_url == "https://sheets.googleapis.com"
+    assert SlackSettings().slack_api_url == "https://slack.com/api"
+    assert SheetsSettings().google_sheets_api_url == "https://sheets.googleapis.com"
     assert settings.http_allowed_networks == ""
     assert settings.vault_token is None
 
@@ -93,10 +101,10 @@ def test_env_vars_are_read_by_contract_names(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.max_in_flight == 7
     assert settings.create_topics is False
     assert settings.log_level == "debug"
-    config = settings.action_config()
-    assert config.slack_api_url == "http://127.0.0.1:1/api"
-    assert config.google_sheets_api_url == "http://127.0.0.1:2"
-    assert config.http_max_response_bytes == 1000
+    declared = default_registry().read_settings()
+    assert declared.get(SlackSettings).slack_api_url == "http://127.0.0.1:1/api"
+    assert declared.get(SheetsSettings).google_sheets_api_url == "http://127.0.0.1:2"
+    assert declared.get(HttpRequestSettings).http_max_response_bytes == 1000
     assert settings.retry_policy().max_attempts == 2
 
 

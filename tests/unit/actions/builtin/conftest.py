@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
+from actions import HttpClient
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 from tests.standins import HttpTargetStandIn
 
 

@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from actions import ActionConfig, CredentialRejected, RateLimited, UpstreamError
-from actions.builtin.create_sheet import ACTION, CreateSheetParams
+from actions import RateLimited, UpstreamError
+from actions.builtin.create_sheet import ACTION, CreateSheetParams, SheetsSettings
+from actions.errors import CredentialRejected
 from actions.http import HttpClient
+from actions.settings import ActionSettingsSet
 from schemas import ErrorCode
 from tests.standins import SheetsStandIn
 from tests.standins.sheets import google_error
-from tests.unit.support import FakeCredentials, make_context, plain_client
+from tests.unit.support import FakeCredentials, action_settings, make_context, plain_client
 
 TOKEN = "token-demo-project-google_sheets"
 SHEET_ID = "1AbC-def_GHI"
@@ -42,13 +44,13 @@ def params(**fields: object) -> CreateSheetParams:
     )
 
 
-def config(sheets: SheetsStandIn) -> ActionConfig:
-    return ActionConfig(google_sheets_api_url=sheets.base_url)
+def config(sheets: SheetsStandIn) -> ActionSettingsSet:
+    return action_settings(SheetsSettings(google_sheets_api_url=sheets.base_url))
 
 
 async def test_success(sheets: SheetsStandIn, http: HttpClient) -> None:
     credentials = FakeCredentials()
-    ctx = make_context(http=http, credentials=credentials, config=config(sheets))
+    ctx = make_context(http=http, credentials=credentials, settings=config(sheets))
     data = await ACTION.run(params(), ctx)
     assert data == {"updated_range": "Sheet1!A1:E1", "updated_rows": 1}
     assert credentials.gets == [("demo-project", "google_sheets")]
@@ -69,7 +71,7 @@ async def test_success(sheets: SheetsStandIn, http: HttpClient) -> None:
 async def test_range_is_url_encoded_and_option_sent(
     sheets: SheetsStandIn, http: HttpClient
 ) -> None:
-    ctx = make_context(http=http, config=config(sheets))
+    ctx = make_context(http=http, settings=config(sheets))
     data = await ACTION.run(params(range="My Sheet!B2", value_input_option="RAW"), ctx)
     [request] = sheets.requests
     assert request.path == f"/v4/spreadsheets/{SHEET_ID}/values/My%20Sheet%21B2:append"
@@ -83,7 +85,7 @@ async def test_range_is_url_encoded_and_option_sent(
 async def test_slash_and_question_mark_in_range_stay_in_the_segment(
     sheets: SheetsStandIn, http: HttpClient
 ) -> None:
-    ctx = make_context(http=http, config=config(sheets))
+    ctx = make_context(http=http, settings=config(sheets))
     await ACTION.run(params(range="a/b?c#d"), ctx)
     [request] = sheets.requests
     assert request.path == f"/v4/spreadsheets/{SHEET_ID}/values/a%2Fb%3Fc%23d:append"
@@ -92,7 +94,7 @@ async def test_slash_and_question_mark_in_range_stay_in_the_segment(
 async def test_google_error_object_is_upstream_error(
     sheets: SheetsStandIn, http: HttpClient
 ) -> None:
-    ctx = make_context(http=http, config=config(sheets))
+    ctx = make_context(http=http, settings=config(sheets))
     with pytest.raises(UpstreamError) as info:
         await ACTION.run(params(spreadsheet_id="unknown-sheet"), ctx)
     assert info.value.code is ErrorCode.UPSTREAM_ERROR
@@ -106,7 +108,7 @@ async def test_google_error_object_is_upstream_error(
 async def test_permission_denied(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.inject(1, google_error(403, "PERMISSION_DENIED", "The caller does not have permission"))
     with pytest.raises(UpstreamError) as info:
-        await ACTION.run(params(), make_context(http=http, config=config(sheets)))
+        await ACTION.run(params(), make_context(http=http, settings=config(sheets)))
     assert info.value.details is not None
     assert info.value.details["provider_code"] == "PERMISSION_DENIED"
     assert info.value.details["status_code"] == 403
@@ -116,7 +118,7 @@ async def test_permission_denied(sheets: SheetsStandIn, http: HttpClient) -> Non
 async def test_401_is_credential_rejected(sheets: SheetsStandIn, http: HttpClient) -> None:
     ctx = make_context(
         http=http,
-        config=config(sheets),
+        settings=config(sheets),
         credentials=FakeCredentials({("demo-project", "google_sheets"): "wrong-token"}),
     )
     with pytest.raises(CredentialRejected) as info:
@@ -129,7 +131,7 @@ async def test_401_is_credential_rejected(sheets: SheetsStandIn, http: HttpClien
 async def test_429_is_rate_limited(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.rate_limit_next(1, retry_after=2)
     with pytest.raises(RateLimited) as info:
-        await ACTION.run(params(), make_context(http=http, config=config(sheets)))
+        await ACTION.run(params(), make_context(http=http, settings=config(sheets)))
     assert info.value.retry_after_s == 2.0
     assert info.value.details is not None
     assert info.value.details["provider_code"] == "RESOURCE_EXHAUSTED"

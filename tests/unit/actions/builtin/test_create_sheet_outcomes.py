@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RateLimiter, RetryPolicy
-from actions.builtin.create_sheet import ACTION
+from actions import RateKey
+from actions.builtin.create_sheet import ACTION, SheetsSettings
 from actions.http import HttpClient
-from consumer.settings import EngineSettings
+from actions.ratelimit import RateLimiter
+from actions.registry import ActionRegistry, default_registry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
+from actions.settings import ActionSettingsSet
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SheetsStandIn
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 SHEET_ID = "1AbC-def_GHI"
 
@@ -63,7 +67,7 @@ async def append(
     http: HttpClient,
     sleep: Sleeps | None = None,
     deadline: datetime | None = None,
-    config: ActionConfig | None = None,
+    settings: ActionSettingsSet | None = None,
     limiter: RateLimiter | None = None,
     **params: Any,
 ) -> ResultEnvelope:
@@ -73,12 +77,12 @@ async def append(
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=config or ActionConfig(google_sheets_api_url=sheets.base_url),
+        settings=settings or action_settings(SheetsSettings(google_sheets_api_url=sheets.base_url)),
         sleep=sleep,
         clock=sleep.clock,
         now=sleep.now,
         retry=RetryPolicy(),
-        limiter=limiter or RateLimiter(),
+        limiter=limiter if limiter is not None else RateLimiter(clock=sleep.clock, sleep=sleep),
     )
     request = ExecutionRequest.model_validate(
         {
@@ -168,7 +172,9 @@ async def test_past_the_retry_budget_the_rate_limit_slots_are_still_waited_for(
     # all): the fifth attempt, 60 s in, must still get its slots, not "no slot within -30 s".
     sheets.rate_limit_next(4)
     sleeps = Sleeps()
-    limiter = EngineSettings().rate_limiter()
+    # On the runner's clock: a 429 pauses the quota's key until the retry's moment.
+    limits = default_registry().read_rates()
+    limiter = RateLimiter(limits, clock=sleeps.clock, sleep=sleeps)
     envelope = await append(sheets, http, sleeps, limiter=limiter)
     assert envelope.status == "success", envelope.error
     assert envelope.attempts == 5 and len(sheets.appends) == 1
@@ -188,14 +194,16 @@ async def test_the_quota_wait_stops_at_the_deadline(
 async def test_the_quota_wait_is_a_setting(sheets: SheetsStandIn, http: HttpClient) -> None:
     sheets.rate_limit_next(5)
     sleeps = Sleeps()
-    config = ActionConfig(google_sheets_api_url=sheets.base_url, sheets_quota_wait_s=14.5)
-    envelope = await append(sheets, http, sleeps, config=config)
+    settings = action_settings(
+        SheetsSettings(google_sheets_api_url=sheets.base_url, sheets_quota_wait_s=14.5)
+    )
+    envelope = await append(sheets, http, sleeps, settings=settings)
     assert envelope.error is not None and envelope.error.code is ErrorCode.RATE_LIMITED
     assert [int(d) for d in sleeps.delays] == [4, 8]
 
 
-@pytest.mark.parametrize("status", [500, 502, 504])
-async def test_a_5xx_other_than_503_is_outcome_unknown_and_not_repeated(
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_5xx_is_outcome_unknown_and_not_repeated(
     sheets: SheetsStandIn, http: HttpClient, status: int
 ) -> None:
     sheets.fail_next(1, status, body={"error": {"code": status, "status": "INTERNAL"}})
@@ -205,14 +213,32 @@ async def test_a_5xx_other_than_503_is_outcome_unknown_and_not_repeated(
     assert len(sheets.requests) == 1
 
 
-async def test_503_is_retried(sheets: SheetsStandIn, http: HttpClient) -> None:
-    sheets.fail_next(1, 503, body={"error": {"code": 503, "status": "UNAVAILABLE"}})
+async def test_an_append_answered_503_after_it_was_written_is_not_repeated(
+    sheets: SheetsStandIn, http: HttpClient
+) -> None:
+    # Google: UNAVAILABLE is "not always safe to retry non-idempotent operations".
+    sheets.fail_after_applying(1, 503, body={"error": {"code": 503, "status": "UNAVAILABLE"}})
     envelope = await append(sheets, http)
-    assert envelope.status == "success" and envelope.attempts == 2
+    assert envelope.error is not None and envelope.error.code is ErrorCode.OUTCOME_UNKNOWN
+    assert envelope.attempts == 1 and sheets.rows[SHEET_ID] == [["ada", 1]], "one row"
+
+
+async def test_a_429_pauses_the_quota_it_names_for_every_append(
+    sheets: SheetsStandIn, http: HttpClient
+) -> None:
+    limiter = RateLimiter(clock=lambda: 0.0, sleep=Sleeps())  # the pause's moment, held still
+    sheets.rate_limit_next(1, retry_after=20)
+    first = await append(sheets, http, limiter=limiter)
+    assert first.status == "success" and first.attempts == 2
+    # The quota was per user: the project's appends wait out the 20 s, another project's not.
+    assert limiter.reserve([RateKey("google_sheets.project", "demo")]) == pytest.approx(20)
+    assert limiter.reserve([RateKey("google_sheets.project", "other")]) == 0.0
 
 
 def test_the_per_cloud_project_quota_is_on_by_default() -> None:
-    limits = EngineSettings().rate_limiter().limits
-    assert limits["google_sheets.total"].count == 300
-    assert limits["google_sheets.total"].period_s == 60
-    assert limits["google_sheets.project"].count == 60
+    limits = default_registry().read_rates()
+    total, project = limits["google_sheets.total"], limits["google_sheets.project"]
+    assert total is not None and project is not None
+    assert total.count == 300
+    assert total.period_s == 60
+    assert project.count == 60

@@ -11,25 +11,18 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    CredentialRejected,
-    EgressPolicy,
-    ForbiddenDestination,
-    RateLimited,
-    RetryPolicy,
-    UpstreamError,
-    UpstreamUnavailable,
-    guarded_client,
-    parse_networks,
-)
-from actions.builtin.http_request import ACTION, HttpRequestParams
+from actions import RateLimited, UpstreamError, UpstreamUnavailable
+from actions.builtin.http_request import ACTION, HttpRequestParams, HttpRequestSettings
+from actions.egress import EgressPolicy, guarded_client, parse_networks
+from actions.errors import CredentialRejected, ForbiddenDestination
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
+from actions.settings import ActionSettingsSet
 from schemas import ErrorCode, ExecutionRequest, success_envelope
 from tests.standins import HttpTargetStandIn
-from tests.unit.support import FakeCredentials, FakeHttpClient, make_context
+from tests.unit.support import FakeCredentials, FakeHttpClient, action_settings, make_context
 
 CREDENTIAL = {"service": "target", "header": "X-Api-Key", "prefix": "Key "}
 TOKEN = "token-demo-project-target"
@@ -63,14 +56,14 @@ async def trusted() -> AsyncIterator[HttpClient]:
 async def run(
     trusted: HttpClient,
     egress: HttpClient,
-    config: ActionConfig | None = None,
+    settings: ActionSettingsSet | None = None,
     credentials: FakeCredentials | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     ctx = make_context(
         http=trusted,
         egress_http=egress,
-        config=config,
+        settings=settings,
         credentials=credentials,
         request_id="req-42",
     )
@@ -311,7 +304,7 @@ async def test_more_redirects_than_allowed_is_upstream_error(
         await run(
             trusted,
             egress,
-            config=ActionConfig(http_max_redirects=2),
+            settings=action_settings(HttpRequestSettings(http_max_redirects=2)),
             url=f"{target.base_url}/start",
         )
     assert info.value.details == {"status_code": 302}
@@ -341,11 +334,11 @@ async def test_redirect_to_a_blocked_address_is_refused(
 async def test_response_body_is_capped(
     target: HttpTargetStandIn, trusted: HttpClient, egress: HttpClient
 ) -> None:
-    config = ActionConfig(http_max_response_bytes=100)
-    data = await run(trusted, egress, config=config, url=f"{target.base_url}/bytes/100000")
+    settings = action_settings(HttpRequestSettings(http_max_response_bytes=100))
+    data = await run(trusted, egress, settings=settings, url=f"{target.base_url}/bytes/100000")
     assert data["body"] == "a" * 100
     assert data["body_truncated"] is True
-    exact = await run(trusted, egress, config=config, url=f"{target.base_url}/bytes/100")
+    exact = await run(trusted, egress, settings=settings, url=f"{target.base_url}/bytes/100")
     assert exact["body"] == "a" * 100
     assert "body_truncated" not in exact
 

@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import (
-    ActionRegistry,
-    ActionRunner,
-    RetryPolicy,
-)
 from actions.builtin.http_request import ACTION
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, FakeHttpClient, closed_port
@@ -83,7 +81,7 @@ async def test_idempotent_methods_are_retried_after_a_lost_answer(
         (500, ErrorCode.OUTCOME_UNKNOWN, 1),
         (502, ErrorCode.OUTCOME_UNKNOWN, 1),
         (504, ErrorCode.OUTCOME_UNKNOWN, 1),
-        (503, ErrorCode.UPSTREAM_UNAVAILABLE, 3),
+        (503, ErrorCode.OUTCOME_UNKNOWN, 1),
         (408, ErrorCode.UPSTREAM_UNAVAILABLE, 3),
         (429, ErrorCode.RATE_LIMITED, 3),
     ],

@@ -11,9 +11,10 @@ import structlog
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from actions import ActionRegistry, ActionRunner
 from actions.builtin.log_message import ACTION, LogMessageParams
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.runner import ActionRunner
 from schemas import ExecutionRequest
 from tests.unit.support import FakeCredentials, make_context, plain_client
 

@@ -10,22 +10,17 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    CredentialRejected,
-    OutcomeUnknown,
-    RateLimited,
-    RetryPolicy,
-    UpstreamError,
-)
-from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams
+from actions import CredentialRejected, OutcomeUnknown, RateKey, RateLimited, UpstreamError
+from actions.builtin.notion_create_page import ACTION, NotionCreatePageParams, NotionSettings
 from actions.errors import UpstreamUnavailable
 from actions.http import HttpClient
+from actions.ratelimit import RateLimiter
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ExecutionRequest
 from tests.standins import NotionStandIn
-from tests.unit.support import FakeCredentials, make_context, plain_client
+from tests.unit.support import FakeCredentials, action_settings, make_context, plain_client
 
 TOKEN = "secret_notion_0001"
 DATABASE = "d9824bdc84454327be8b5b47500af6ce"
@@ -71,7 +66,7 @@ async def create(
     ctx = make_context(
         http=http,
         credentials=FakeCredentials({("demo-project", "notion"): token}),
-        config=ActionConfig(notion_api_url=notion.base_url),
+        settings=action_settings(NotionSettings(notion_api_url=notion.base_url)),
     )
     return dict(await ACTION.run(NotionCreatePageParams.model_validate(params), ctx))
 
@@ -146,8 +141,8 @@ async def test_a_database_parent_with_two_data_sources_is_refused_as_notion_does
     assert "data_source_id" in info.value.message and not notion.created
 
 
-@pytest.mark.parametrize("status", [500, 504])
-async def test_a_5xx_other_than_503_is_outcome_unknown(
+@pytest.mark.parametrize("status", [500, 503, 504])
+async def test_a_5xx_is_outcome_unknown(
     notion: NotionStandIn, http: HttpClient, status: int
 ) -> None:
     notion.fail_next(1, status, body={"object": "error", "status": status, "code": "x"})
@@ -162,6 +157,13 @@ async def test_retry_after_is_honoured_past_the_engine_clamp_up_to_the_deadline(
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
+    paused: list[float] = []
+
+    async def limiter_sleep(seconds: float) -> None:
+        paused.append(seconds)
+
+    # The 429 pauses the project's key for 45 s too: other pages of the project wait.
+    limiter = RateLimiter(sleep=limiter_sleep)
     with NotionStandIn({TOKEN}, pages={PAGE}) as server:
         body = {"object": "error", "status": 429, "code": "rate_limited", "message": "m"}
         server.fail_next(1, 429, headers={"Retry-After": "45"}, body=body)
@@ -171,9 +173,10 @@ async def test_retry_after_is_honoured_past_the_engine_clamp_up_to_the_deadline(
                 credentials=FakeCredentials({("demo-project", "notion"): TOKEN}),
                 http=client,
                 egress_http=client,
-                config=ActionConfig(notion_api_url=server.base_url),
+                settings=action_settings(NotionSettings(notion_api_url=server.base_url)),
                 retry=RetryPolicy(max_retry_after_s=30.0, budget_s=30.0),
                 sleep=sleep,
+                limiter=limiter,
             )
             request = ExecutionRequest.model_validate(
                 {
@@ -186,6 +189,47 @@ async def test_retry_after_is_honoured_past_the_engine_clamp_up_to_the_deadline(
             envelope = await runner.execute(request, "r-1", structlog.get_logger())
     assert envelope.status == "success" and envelope.attempts == 2
     assert sleeps == [45.0], "Notion's Retry-After, not cut at the engine's 30 s clamp"
+    assert limiter.reserve([RateKey("notion.project", "demo-project")]) > 40
+
+
+async def test_529_service_overload_is_retried_after_retry_after(
+    notion: NotionStandIn, http: HttpClient
+) -> None:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    notion.overload_next(1, retry_after=2)
+    runner = ActionRunner(
+        registry=ActionRegistry([ACTION]),
+        credentials=FakeCredentials({("demo-project", "notion"): TOKEN}),
+        http=http,
+        egress_http=http,
+        settings=action_settings(NotionSettings(notion_api_url=notion.base_url)),
+        sleep=sleep,
+    )
+    request = ExecutionRequest.model_validate(
+        {
+            "action": "notion_create_page",
+            "project": "demo-project",
+            "params": {"page_id": PAGE, "title": "x"},
+        }
+    )
+    envelope = await runner.execute(request, "r-529", structlog.get_logger())
+    assert envelope.status == "success" and envelope.attempts == 2, envelope.error
+    assert sleeps == [2.0] and len(notion.created) == 1
+
+
+async def test_a_page_created_then_answered_503_is_not_created_again(
+    notion: NotionStandIn, http: HttpClient
+) -> None:
+    # Notion: 503 when a request "takes longer than 60 seconds": the page may exist.
+    body = {"object": "error", "status": 503, "code": "service_unavailable", "message": "m"}
+    notion.fail_after_applying(1, 503, body=body)
+    with pytest.raises(OutcomeUnknown):
+        await create(notion, http, page_id=PAGE, title="x")
+    assert len(notion.created) == 1
 
 
 async def test_a_refused_token_is_credential_rejected(
@@ -211,7 +255,8 @@ async def test_an_unknown_parent_is_an_upstream_error_with_notions_code(
     [
         (429, "rate_limited", RateLimited),
         (409, "conflict_error", UpstreamUnavailable),
-        (503, "service_unavailable", UpstreamUnavailable),
+        (529, "service_overload", UpstreamUnavailable),
+        (503, "service_unavailable", OutcomeUnknown),
         (400, "validation_error", UpstreamError),
     ],
 )
@@ -224,7 +269,7 @@ async def test_notion_error_codes(
         await create(notion, http, page_id=PAGE, title="x")
     assert info.value.details is not None  # type: ignore[attr-defined]
     assert info.value.details["provider_code"] == code  # type: ignore[attr-defined]
-    if status == 429:
+    if status in (429, 529):
         assert info.value.retry_after_s == 2.0  # type: ignore[attr-defined]
 
 

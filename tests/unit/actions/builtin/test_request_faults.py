@@ -11,23 +11,19 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    CircuitBreakers,
-    EgressPolicy,
-    RetryPolicy,
-    guarded_client,
-    parse_networks,
-)
 from actions.builtin.http_request import ACTION as HTTP_REQUEST
 from actions.builtin.send_slack import ACTION as SEND_SLACK
+from actions.builtin.send_slack import SlackSettings
 from actions.builtin.send_webhook import ACTION as SEND_WEBHOOK
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.circuit import CircuitBreakers
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import HttpTargetStandIn
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 
 @pytest.fixture
@@ -54,7 +50,7 @@ def runner(
         credentials=credentials or FakeCredentials(),
         http=http,
         egress_http=egress,
-        config=ActionConfig(slack_api_url=target.base_url),
+        settings=action_settings(SlackSettings(slack_api_url=target.base_url)),
         retry=RetryPolicy(max_attempts=5),
         sleep=no_wait,
         # One counted failure would open it: a request's own fault must count none.
@@ -191,7 +187,8 @@ async def test_a_non_ascii_request_id_is_an_rfc_8187_value_in_the_engines_header
     assert http.status == "success" and hook.status == "success", (http.error, hook.error)
     first, second = target.requests
     assert first.headers["idempotency-key"] == "UTF-8''caf%C3%A9-1"
-    assert second.headers["idempotency-key"] == "UTF-8''caf%C3%A9-1"
+    # A webhook's key is its delivery id (`webhook-id`): ASCII, and per project.
+    assert second.headers["idempotency-key"] == second.headers["webhook-id"]
     assert second.headers["puraify-delivery"] == "UTF-8''caf%C3%A9-1"
 
 

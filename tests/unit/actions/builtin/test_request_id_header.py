@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from actions import HttpClient
 from actions.builtin import http_request, send_webhook
-from actions.request_id_header import request_id_from_header_value, request_id_header_value
+from actions.builtin.request_id_header import request_id_from_header_value, request_id_header_value
+from actions.builtin.webhook_signing import delivery_id
 from schemas.request import REQUEST_ID_PATTERN
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, make_context, plain_client
@@ -71,7 +72,9 @@ async def test_send_webhook_sends_a_non_ascii_id(
         data = await send_webhook.ACTION.run(params, ctx)
     assert data["status_code"] == 200
     (request,) = target.requests
-    assert request.headers["idempotency-key"] == SENT_AS
+    # The key a receiver de-duplicates on is the delivery's id (ASCII whatever the request id);
+    # Puraify-Delivery carries the request id itself.
+    assert request.headers["idempotency-key"] == delivery_id("demo-project", NON_ASCII_ID)
     assert request.headers["puraify-delivery"] == SENT_AS
     assert send_webhook.verify_signature(
         "whsec_0123456789", request.headers["puraify-signature"], request.body

@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from actions import (
-    ActionConfig,
-    CredentialRejected,
-    InvalidParams,
-    MissingCredentials,
-    UpstreamError,
-    UpstreamUnavailable,
-)
-from actions.builtin.send_email import ACTION, SendEmailParams
+from actions import InvalidParams, MissingCredentials, UpstreamError, UpstreamUnavailable
+from actions.builtin.send_email import ACTION, SendEmailParams, SmtpSettings
+from actions.errors import CredentialRejected
 from actions.http import HttpClient
 from tests.standins.smtp import SmtpStandIn
-from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
+from tests.unit.support import (
+    FakeCredentials,
+    action_settings,
+    closed_port,
+    make_context,
+    plain_client,
+)
 
 USER, PASSWORD = "mailer@puraify.test", "smtp-secret-0001"
 
@@ -54,12 +54,14 @@ async def send(
     ctx = make_context(
         http=http,
         credentials=FakeCredentials({("demo-project", "smtp"): credential}),
-        config=ActionConfig(
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_security="none",
-            smtp_from=smtp_from,
-            smtp_timeout_s=5,
+        settings=action_settings(
+            SmtpSettings(
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                smtp_security="none",
+                smtp_from=smtp_from,
+                smtp_timeout_s=5,
+            )
         ),
     )
     return dict(await ACTION.run(SendEmailParams.model_validate(values), ctx))
@@ -167,8 +169,8 @@ async def test_starttls_required_never_falls_back_to_cleartext(
     ctx = make_context(
         http=http,
         credentials=FakeCredentials({("demo-project", "smtp"): f"{USER}:{PASSWORD}"}),
-        config=ActionConfig(
-            smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from="n@puraify.test"
+        settings=action_settings(
+            SmtpSettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from="n@puraify.test")
         ),  # smtp_security defaults to starttls; this server offers no STARTTLS
     )
     params = SendEmailParams.model_validate({"to": ["a@b.test"], "subject": "s", "text": "t"})

@@ -12,11 +12,14 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, HttpClient, RetryPolicy
-from actions.builtin.send_email import ACTION, SendEmailParams
+from actions import HttpClient
+from actions.builtin.send_email import ACTION, SendEmailParams, SmtpSettings
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins.smtp import SmtpStandIn
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 USER, PASSWORD = "mailer@puraify.test", "smtp-secret-0002"
 SCHEMA = Path(__file__).parents[4] / "schemas" / "json" / "params" / "send_email.schema.json"
@@ -58,12 +61,14 @@ def runner(smtp: SmtpStandIn, http: HttpClient) -> ActionRunner:
         credentials=FakeCredentials({("demo-project", "smtp"): f"{USER}:{PASSWORD}"}),
         http=http,
         egress_http=http,
-        config=ActionConfig(
-            smtp_host="127.0.0.1",
-            smtp_port=smtp.port,
-            smtp_security="none",
-            smtp_from="noreply@puraify.test",
-            smtp_timeout_s=5,
+        settings=action_settings(
+            SmtpSettings(
+                smtp_host="127.0.0.1",
+                smtp_port=smtp.port,
+                smtp_security="none",
+                smtp_from="noreply@puraify.test",
+                smtp_timeout_s=5,
+            )
         ),
         retry=RetryPolicy(max_attempts=1),
     )

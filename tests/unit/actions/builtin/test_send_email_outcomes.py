@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
-from actions.builtin.send_email import ACTION
+from actions.builtin.send_email import ACTION, SmtpSettings
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins.smtp_script import ScriptedSmtpServer, SmtpScript
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 
 @pytest.fixture
@@ -32,12 +34,14 @@ async def send(server: ScriptedSmtpServer, http: HttpClient, **params: Any) -> R
         credentials=FakeCredentials({("demo", "smtp"): "mailer:secret"}),
         http=http,
         egress_http=http,
-        config=ActionConfig(
-            smtp_host="127.0.0.1",
-            smtp_port=server.port,
-            smtp_security="none",
-            smtp_from="noreply@puraify.test",
-            smtp_timeout_s=2.0,
+        settings=action_settings(
+            SmtpSettings(
+                smtp_host="127.0.0.1",
+                smtp_port=server.port,
+                smtp_security="none",
+                smtp_from="noreply@puraify.test",
+                smtp_timeout_s=2.0,
+            )
         ),
         sleep=no_wait,
         retry=RetryPolicy(max_attempts=3),

@@ -9,20 +9,26 @@ import structlog
 from pydantic import SecretStr
 
 from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
     CredentialRejected,
     OutcomeUnknown,
     RateLimited,
     UpstreamError,
     UpstreamUnavailable,
 )
-from actions.builtin.send_slack import ACTION, SendSlackParams
+from actions.builtin.send_slack import ACTION, SendSlackParams, SlackSettings
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.runner import ActionRunner
+from actions.settings import ActionSettingsSet
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins import SlackStandIn
-from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
+from tests.unit.support import (
+    FakeCredentials,
+    action_settings,
+    closed_port,
+    make_context,
+    plain_client,
+)
 
 TOKEN = "token-demo-project-slack"
 
@@ -46,8 +52,8 @@ async def http() -> AsyncIterator[HttpClient]:
         yield client
 
 
-def config(slack: SlackStandIn) -> ActionConfig:
-    return ActionConfig(slack_api_url=slack.base_url + "/")
+def config(slack: SlackStandIn) -> ActionSettingsSet:
+    return action_settings(SlackSettings(slack_api_url=slack.base_url + "/"))
 
 
 def params(**fields: object) -> SendSlackParams:
@@ -56,7 +62,7 @@ def params(**fields: object) -> SendSlackParams:
 
 async def test_success(slack: SlackStandIn, http: HttpClient) -> None:
     credentials = FakeCredentials()
-    ctx = make_context(http=http, credentials=credentials, config=config(slack))
+    ctx = make_context(http=http, credentials=credentials, settings=config(slack))
     data = await ACTION.run(params(message="New user signed up!"), ctx)
     assert data == {"slack_message_id": "1732600000.000100", "channel": "C024BE91L"}
     [message] = slack.messages
@@ -72,7 +78,7 @@ async def test_success(slack: SlackStandIn, http: HttpClient) -> None:
 
 
 async def test_thread_and_blocks_are_sent(slack: SlackStandIn, http: HttpClient) -> None:
-    ctx = make_context(http=http, config=config(slack))
+    ctx = make_context(http=http, settings=config(slack))
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
     await ACTION.run(params(thread_ts="1732600000.000100", blocks=blocks), ctx)
     [request] = slack.requests
@@ -81,7 +87,7 @@ async def test_thread_and_blocks_are_sent(slack: SlackStandIn, http: HttpClient)
 
 
 async def test_channel_not_found_is_upstream_error(slack: SlackStandIn, http: HttpClient) -> None:
-    ctx = make_context(http=http, config=config(slack))
+    ctx = make_context(http=http, settings=config(slack))
     with pytest.raises(UpstreamError) as info:
         await ACTION.run(params(channel="#nope"), ctx)
     assert info.value.code is ErrorCode.UPSTREAM_ERROR
@@ -91,7 +97,7 @@ async def test_channel_not_found_is_upstream_error(slack: SlackStandIn, http: Ht
 
 async def test_invalid_auth_is_credential_rejected(slack: SlackStandIn, http: HttpClient) -> None:
     slack.revoke(TOKEN)
-    ctx = make_context(http=http, config=config(slack))
+    ctx = make_context(http=http, settings=config(slack))
     with pytest.raises(CredentialRejected) as info:
         await ACTION.run(params(), ctx)
     assert info.value.service == "slack"
@@ -102,31 +108,24 @@ async def test_invalid_auth_is_credential_rejected(slack: SlackStandIn, http: Ht
 async def test_http_401_is_credential_rejected(slack: SlackStandIn, http: HttpClient) -> None:
     slack.fail_next(1, 401, body={"ok": False, "error": "not_authed"})
     with pytest.raises(CredentialRejected):
-        await ACTION.run(params(), make_context(http=http, config=config(slack)))
+        await ACTION.run(params(), make_context(http=http, settings=config(slack)))
 
 
 async def test_429_is_rate_limited_with_retry_after(slack: SlackStandIn, http: HttpClient) -> None:
     slack.rate_limit_next(1, retry_after=7)
     with pytest.raises(RateLimited) as info:
-        await ACTION.run(params(), make_context(http=http, config=config(slack)))
+        await ACTION.run(params(), make_context(http=http, settings=config(slack)))
     assert info.value.retry_after_s == 7.0
     assert info.value.details == {"status_code": 429}
 
 
-async def test_503_is_upstream_unavailable(slack: SlackStandIn, http: HttpClient) -> None:
-    slack.fail_next(1, 503)
-    with pytest.raises(UpstreamUnavailable) as info:
-        await ACTION.run(params(), make_context(http=http, config=config(slack)))
-    assert info.value.details == {"status_code": 503}
-
-
-@pytest.mark.parametrize("status", [500, 502, 504])
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_other_5xx_is_outcome_unknown(
     slack: SlackStandIn, http: HttpClient, status: int
 ) -> None:
     slack.fail_next(1, status)
     with pytest.raises(OutcomeUnknown) as info:
-        await ACTION.run(params(), make_context(http=http, config=config(slack)))
+        await ACTION.run(params(), make_context(http=http, settings=config(slack)))
     assert info.value.details == {"status_code": status, "sent": True}
 
 
@@ -135,19 +134,20 @@ async def test_slack_transient_error_is_upstream_unavailable(
 ) -> None:
     slack.fail_next(1, 200, body={"ok": False, "error": "service_unavailable"})
     with pytest.raises(UpstreamUnavailable) as info:
-        await ACTION.run(params(), make_context(http=http, config=config(slack)))
+        await ACTION.run(params(), make_context(http=http, settings=config(slack)))
     assert info.value.details == {"provider_code": "service_unavailable"}
 
 
 async def test_non_json_answer_is_outcome_unknown(slack: SlackStandIn, http: HttpClient) -> None:
     slack.fail_next(1, 200, headers={"Content-Type": "text/html"}, body=b"<html>")
     with pytest.raises(OutcomeUnknown):
-        await ACTION.run(params(), make_context(http=http, config=config(slack)))
+        await ACTION.run(params(), make_context(http=http, settings=config(slack)))
 
 
 async def test_connection_refused_is_upstream_unavailable(http: HttpClient) -> None:
     ctx = make_context(
-        http=http, config=ActionConfig(slack_api_url=f"http://127.0.0.1:{closed_port()}")
+        http=http,
+        settings=action_settings(SlackSettings(slack_api_url=f"http://127.0.0.1:{closed_port()}")),
     )
     with pytest.raises(UpstreamUnavailable, match="connection failed"):
         await ACTION.run(params(), ctx)
@@ -170,7 +170,7 @@ async def test_through_the_runner_rotated_token_is_refetched(
         credentials=credentials,
         http=http,
         egress_http=http,
-        config=config(slack),
+        settings=config(slack),
     )
     request = ExecutionRequest.model_validate(
         {

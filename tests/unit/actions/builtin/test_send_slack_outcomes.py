@@ -12,12 +12,16 @@ from typing import Any
 import pytest
 import structlog
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, Rate, RateLimiter, RetryPolicy
-from actions.builtin.send_slack import CHANNEL_LIMIT, ChannelIds, SendSlack
+from actions import RateKey
+from actions.builtin.send_slack import CHANNEL_LIMIT, ChannelIds, SendSlack, SlackSettings
 from actions.http import HttpClient
+from actions.ratelimit import Rate, RateLimiter
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope
 from tests.standins import SlackStandIn
-from tests.unit.support import FakeCredentials, plain_client
+from tests.unit.support import FakeCredentials, action_settings, plain_client
 
 CHANNELS = {"#general": "C024BE91L", "#private": "G0PRIVATE1", "#old": "C0ARCHIVED"}
 
@@ -52,13 +56,16 @@ class Sleeps:
 def runner(
     slack: SlackStandIn, http: HttpClient, sleep: Sleeps | None = None, **fields: Any
 ) -> ActionRunner:
+    sleep = sleep or Sleeps()
+    # A 429 pauses the limiter's keys: its waits are faked too (apart from the retry delays).
+    fields.setdefault("limiter", RateLimiter(sleep=Sleeps()))
     return ActionRunner(
         registry=ActionRegistry([SendSlack()]),
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=ActionConfig(slack_api_url=slack.base_url),
-        sleep=sleep or Sleeps(),
+        settings=action_settings(SlackSettings(slack_api_url=slack.base_url)),
+        sleep=sleep,
         **fields,
     )
 
@@ -100,11 +107,38 @@ async def test_rate_limited_past_the_budget_is_rate_limited(
     assert envelope.error.retryable and envelope.attempts == 3 and not slack.messages
 
 
-async def test_team_added_to_org_is_retried(slack: SlackStandIn, http: HttpClient) -> None:
-    slack.error_next(1, "team_added_to_org")
+@pytest.mark.parametrize("code", ["team_added_to_org", "org_login_required"])
+async def test_a_workspace_joining_or_migrating_is_retried(
+    slack: SlackStandIn, http: HttpClient, code: str
+) -> None:
+    # org_login_required: "The workspace is undergoing an enterprise migration and will not be
+    # available until migration is complete": nothing was posted.
+    slack.error_next(1, code)
     sleeps = Sleeps()
     envelope = await post(runner(slack, http, sleeps))
     assert envelope.status == "success" and envelope.attempts == 2 and sleeps.delays == [1.0]
+    assert len(slack.messages) == 1
+
+
+async def test_rate_limited_pauses_the_channel_and_the_workspace_for_every_request(
+    slack: SlackStandIn, http: HttpClient
+) -> None:
+    sleeps = Sleeps()
+    limiter = RateLimiter(sleep=sleeps)
+    slack.rate_limit_next(1, retry_after=20)
+    envelope = await post(runner(slack, http, sleeps, limiter=limiter))
+    assert envelope.status == "success" and envelope.attempts == 2
+    # Another channel of the same workspace waits too (Slack's workspace-wide limit).
+    assert limiter.reserve([RateKey("slack.workspace", "demo")]) == pytest.approx(20, abs=0.5)
+    assert limiter.reserve([RateKey(CHANNEL_LIMIT, "demo/general")]) == pytest.approx(20, abs=0.5)
+    assert limiter.reserve([RateKey("slack.workspace", "other")]) == 0.0, "not another project"
+
+
+async def test_json_is_sent_with_its_charset(slack: SlackStandIn, http: HttpClient) -> None:
+    envelope = await post(runner(slack, http))
+    assert envelope.status == "success"
+    (request,) = slack.requests
+    assert request.headers["content-type"] == "application/json; charset=utf-8"
 
 
 @pytest.mark.parametrize("code", ["fatal_error", "internal_error"])
@@ -171,7 +205,7 @@ async def test_a_refused_connection_is_retried_since_nothing_was_sent(
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=ActionConfig(slack_api_url=url),
+        settings=action_settings(SlackSettings(slack_api_url=url)),
         sleep=Sleeps(),
         retry=RetryPolicy(max_attempts=3),
     )
@@ -190,7 +224,7 @@ async def test_one_channel_has_one_budget_whatever_its_spelling(
         credentials=FakeCredentials(),
         http=http,
         egress_http=http,
-        config=ActionConfig(slack_api_url=slack.base_url),
+        settings=action_settings(SlackSettings(slack_api_url=slack.base_url)),
         limiter=limiter,
     )
     started = time.monotonic()

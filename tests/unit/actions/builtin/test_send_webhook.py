@@ -14,12 +14,10 @@ import pytest
 
 from actions import (
     CredentialRejected,
-    EgressPolicy,
     ForbiddenDestination,
     RateLimited,
     UpstreamError,
     UpstreamUnavailable,
-    guarded_client,
 )
 from actions.builtin.send_webhook import (
     ACTION,
@@ -28,8 +26,9 @@ from actions.builtin.send_webhook import (
     sign,
     verify_signature,
 )
+from actions.builtin.webhook_signing import delivery_id, standard_sign, standard_verify
+from actions.egress import EgressPolicy, guarded_client
 from actions.http import HttpClient
-from actions.webhook_signing import standard_sign, standard_verify
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import FakeCredentials, closed_port, make_context, plain_client
 
@@ -93,11 +92,55 @@ def test_standard_signature_is_base64_hmac_of_id_dot_timestamp_dot_body() -> Non
     digest = hmac.new(KEY, b"msg_1.1732600000." + body, hashlib.sha256).digest()
     expected = "v1," + base64.b64encode(digest).decode()
     assert standard_sign(STANDARD_SECRET, "msg_1", 1732600000, body) == expected
-    # A secret without the prefix is its own UTF-8 bytes.
+    # A secret that is no base64 at all (5 characters) is its own UTF-8 bytes.
     plain = hmac.new(b"plain", b"msg_1.1732600000." + body, hashlib.sha256).digest()
     assert standard_sign("plain", "msg_1", 1732600000, body).endswith(
         base64.b64encode(plain).decode()
     )
+
+
+def reference_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The Standard Webhooks reference verifier's algorithm (standard-webhooks/standard-webhooks,
+    libraries/python/standardwebhooks/webhooks.py, `Webhook.__init__` and `verify`): `whsec_`
+    stripped when present, the rest decoded with `base64.b64decode(rest + "==")`; HMAC-SHA256
+    over `{id}.{timestamp}.{body}`, compared with each `v1,` signature."""
+    rest = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
+    key = base64.b64decode(rest + "==")
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = hmac.new(key, signed, hashlib.sha256).digest()
+    candidates = (item.partition(",") for item in headers["webhook-signature"].split())
+    return any(
+        version == "v1" and hmac.compare_digest(base64.b64decode(sig), expected)
+        for version, _, sig in candidates
+    )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        STANDARD_SECRET,  # whsec_, padded
+        "whsec_" + base64.b64encode(b"0123456789abcdef0123456").decode().rstrip("="),  # unpadded
+        base64.b64encode(KEY).decode(),  # no prefix
+        "whsec_integration_0001",  # `_` is no base64: the reference skips it, so do we
+        "my-webhook-secret",  # a plain word: the reference decodes it all the same
+    ],
+)
+async def test_the_reference_verifier_accepts_every_secret_spelling(
+    receiver: HttpTargetStandIn, egress: HttpClient, secret: str
+) -> None:
+    credentials = FakeCredentials({("demo-project", "webhook"): secret})
+    await send(egress, f"{receiver.base_url}/echo", credentials)
+    (request,) = receiver.requests
+    assert reference_verify(secret, request.headers, request.body)
+    assert standard_verify(secret, request.headers, request.body)
+
+
+def test_the_webhook_id_is_per_project_stable_and_has_no_dot() -> None:
+    first = delivery_id("proj-a", "order.created.42")
+    assert first == delivery_id("proj-a", "order.created.42"), "the same on every retry"
+    assert first != delivery_id("proj-b", "order.created.42"), "two projects: two ids"
+    assert "." not in first and first.startswith("msg_")
+    assert delivery_id("a", "b\x00c") != delivery_id("a\x00b", "c")
 
 
 def test_standard_verify() -> None:
@@ -134,14 +177,15 @@ async def test_the_receiver_can_verify_what_was_sent(
     (request,) = receiver.requests
     assert request.method == "POST"
     assert json.loads(request.body) == {"user": "ada", "n": 1}
-    assert request.headers["webhook-id"] == "req-77", "the request id: stable across retries"
+    assert request.headers["webhook-id"] == delivery_id("demo-project", "req-77")
     assert standard_verify(STANDARD_SECRET, request.headers, request.body)
     signed_at = int(request.headers["webhook-timestamp"])
     assert signed_at == data["signed_at"]
     assert before <= signed_at <= int(time.time())
     assert request.headers["content-type"] == "application/json"
     assert request.headers["puraify-event"] == "user.registered"
-    assert request.headers["idempotency-key"] == "req-77"
+    assert request.headers["idempotency-key"] == request.headers["webhook-id"]
+    assert request.headers["puraify-delivery"] == "req-77"
     assert SIGNATURE_HEADER.lower() not in request.headers
     assert STANDARD_SECRET not in json.dumps(request.headers)
 
@@ -172,7 +216,7 @@ async def test_caller_headers_cannot_override_the_signature_or_type(
     (request,) = receiver.requests
     assert request.headers["x-tenant"] == "t1"
     assert request.headers["content-type"] == "application/json"
-    assert request.headers["webhook-id"] == "req-77"
+    assert request.headers["webhook-id"] == delivery_id("demo-project", "req-77")
     assert SIGNATURE_HEADER.lower() not in request.headers
     assert standard_verify(SECRET, request.headers, request.body)
 

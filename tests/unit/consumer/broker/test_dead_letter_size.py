@@ -26,7 +26,7 @@ def test_sizes() -> None:
     assert topic_bytes_for(1_048_576) == 1_114_112
     assert topic_bytes_for(64) == smallest_topic_bytes() == BATCH_BYTES + HEADER_ROOM
     assert record_limit_for(1_114_112) == 1_048_576
-    assert dead_letter_topic_configs(EngineSettings(max_record_bytes=3_000_000)) == {
+    assert dead_letter_topic_configs(3_000_000) == {
         "max.message.bytes": str(3_000_000 + HEADER_ROOM)
     }
 

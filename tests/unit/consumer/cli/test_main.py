@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic_settings import BaseSettings
 
-from consumer.broker.settings import KafkaSettings
-from consumer.cli.main import main, parser
+from consumer.broker.settings import KafkaClientSettings
+from consumer.cli.catalog import SETTINGS
+from consumer.cli.main import load, main, parser
 from consumer.settings import EngineSettings, IntakeSettings
 
 # Unrelated to every command but `run`: each one makes EngineSettings() fail.
@@ -18,8 +19,8 @@ ENGINE_ONLY = {"SMTP_PORT": "not-a-port", "EXECUTION_HTTP_ALLOWED_NETWORKS": "no
     [
         (["run"], EngineSettings),
         (["replay", "--all"], IntakeSettings),
-        (["send", "log_message", "--project", "p"], KafkaSettings),
-        (["tail", "results"], KafkaSettings),
+        (["send", "log_message", "--project", "p"], KafkaClientSettings),
+        (["tail", "results"], KafkaClientSettings),
         (["topics", "create"], IntakeSettings),
         (["schemas"], None),
     ],
@@ -27,7 +28,8 @@ ENGINE_ONLY = {"SMTP_PORT": "not-a-port", "EXECUTION_HTTP_ALLOWED_NETWORKS": "no
 def test_each_command_names_the_settings_it_reads(
     argv: list[str], settings: type[BaseSettings] | None
 ) -> None:
-    assert parser().parse_args(argv).settings is settings
+    name = parser().parse_args(argv).settings
+    assert (None if name is None else load(SETTINGS[name], name)) is settings
 
 
 def test_schemas_runs_whatever_the_environment_holds(
@@ -81,5 +83,5 @@ def test_a_bad_variable_a_command_reads_exits_2(
     monkeypatch.setenv(variable, value)
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("execution-engine: invalid settings:")
+    assert err.startswith(f"execution-engine {argv[0]}: invalid setting")
     assert variable in err or value in err

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from actions import ActionError, InvalidParams, MissingCredentials, VaultUnavailable
+from actions import ActionError, InvalidParams, MissingCredentials
+from actions.errors import VaultUnavailable
 from actions.http import HttpClient
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import VaultEngineClient, VaultRefused
@@ -20,7 +21,7 @@ from consumer.credentials.hashicorp import (
     check_mount,
     check_path_template,
 )
-from consumer.ops.redaction import SECRETS
+from consumer.secrets.redaction import SECRETS
 from consumer.settings import EngineSettings
 from schemas import ErrorCode
 from tests.standins import HashiCorpVaultStandIn

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pydantic import SecretStr
 
-from actions import ActionError, InvalidParams, MissingCredentials, VaultUnavailable
+from actions import ActionError, InvalidParams, MissingCredentials
+from actions.errors import VaultUnavailable
 from actions.http import HttpClient
 from consumer.credentials.cache import CredentialCache, VaultEngineClient, VaultRefused
-from consumer.ops.redaction import MASK, SECRETS, SecretRegistry
+from consumer.secrets.redaction import MASK, SECRETS, SecretRegistry
 from schemas import ErrorCode
 from tests.standins import VaultStandIn
 from tests.unit.support import closed_port, plain_client

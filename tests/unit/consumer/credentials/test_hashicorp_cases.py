@@ -9,20 +9,17 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from actions import (
-    ActionConfig,
-    ActionRegistry,
-    ActionRunner,
-    MissingCredentials,
-    VaultUnavailable,
-)
-from actions.builtin.send_slack import SendSlack
+from actions import MissingCredentials
+from actions.builtin.send_slack import SendSlack, SlackSettings
+from actions.errors import VaultUnavailable
 from actions.http import HttpClient
+from actions.registry import ActionRegistry
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache, VaultRefused
 from consumer.credentials.hashicorp import HashiCorpVaultClient
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins import HashiCorpVaultStandIn, SlackStandIn
-from tests.unit.support import plain_client
+from tests.unit.support import action_settings, plain_client
 
 CLIENT_TOKEN = "hvs.engine-client-token-0002"
 SLACK_TOKEN = "xoxb-from-kv-0002"
@@ -141,7 +138,7 @@ async def test_412_and_429_are_retried_then_succeed(
             credentials=CredentialCache(client(kv, http).fetch),
             http=http,
             egress_http=http,
-            config=ActionConfig(slack_api_url=slack.base_url),
+            settings=action_settings(SlackSettings(slack_api_url=slack.base_url)),
             sleep=sleep,
         )
         request = ExecutionRequest.model_validate(

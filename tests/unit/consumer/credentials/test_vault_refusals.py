@@ -6,12 +6,14 @@ from __future__ import annotations
 import structlog
 from pydantic import SecretStr
 
-from actions import ActionConfig, ActionRegistry, ActionRunner, RetryPolicy
-from actions.builtin.send_slack import SendSlack
+from actions.builtin.send_slack import SendSlack, SlackSettings
+from actions.registry import ActionRegistry
+from actions.runtime.retry import RetryPolicy
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache, VaultEngineClient
 from schemas import ErrorCode, ExecutionRequest
 from tests.standins import SlackStandIn, VaultStandIn
-from tests.unit.support import plain_client
+from tests.unit.support import action_settings, plain_client
 
 
 async def test_a_refused_engine_token_is_retried_then_vault_unavailable() -> None:
@@ -31,7 +33,7 @@ async def test_a_refused_engine_token_is_retried_then_vault_unavailable() -> Non
                 credentials=CredentialCache(fetch),
                 http=http,
                 egress_http=http,
-                config=ActionConfig(slack_api_url=slack.base_url),
+                settings=action_settings(SlackSettings(slack_api_url=slack.base_url)),
                 retry=RetryPolicy(max_attempts=3),
                 sleep=sleep,
             )

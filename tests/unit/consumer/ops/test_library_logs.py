@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from consumer.ops.logging import configure_logging, flush_logs
-from consumer.ops.redaction import SECRETS
+from consumer.secrets.redaction import SECRETS
 from tests.standins import HttpTargetStandIn
 from tests.unit.support import plain_client
 

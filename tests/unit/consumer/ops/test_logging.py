@@ -16,15 +16,10 @@ import pytest
 import structlog
 from aiokafka.partitioner import DefaultPartitioner
 
-from consumer.ops.logging import (
-    KafkaLogSink,
-    LogBatch,
-    configure_logging,
-    flush_logs,
-    get_logger,
-    render_line,
-)
-from consumer.ops.redaction import SECRETS, RedactionScope, current_scope
+from consumer.ops.log_lines import render_line
+from consumer.ops.log_sink import KafkaLogSink, LogBatch
+from consumer.ops.logging import configure_logging, flush_logs, get_logger
+from consumer.secrets.redaction import SECRETS, RedactionScope, current_scope
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.app import Application
 from consumer.ops import metrics as metrics_module
-from consumer.ops.logging import KafkaLogSink
+from consumer.ops.log_sink import KafkaLogSink
 from consumer.ops.metrics import NO_ERROR, UNKNOWN_ACTION, EngineMetrics
 from consumer.settings import EngineSettings
 from schemas import ErrorCode, error_envelope, success_envelope
@@ -31,7 +31,7 @@ def test_every_metric_is_prefixed_and_registries_are_separate() -> None:
     first, second = EngineMetrics(["log_message"]), EngineMetrics(["log_message"])
     first.consumed("requests", 0, 5)
     names = {name for name, _ in samples(first)}
-    assert names and all(name.startswith("execution_") for name in names)
+    assert names and all(name.startswith(("execution_", "process_")) for name in names)
     assert (
         samples(first)[
             ("execution_records_consumed_total", (("partition", "0"), ("topic", "requests")))
@@ -235,3 +235,44 @@ def test_the_envelope_tally_exposes_what_prometheus_client_would() -> None:
     }
     got = samples(metrics)
     assert wanted and {key: got.get(key) for key in wanted} == wanted
+
+
+def test_process_series_and_the_build_info() -> None:
+    got = samples(EngineMetrics(["log_message"]))
+    names = {name for name, _ in got}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
+    [(labels, value)] = [
+        (dict(lbl), v) for (n, lbl), v in got.items() if n == "execution_build_info"
+    ]
+    assert value == 1
+    assert set(labels) == {"version", "commit", "python", "aiokafka"}
+    assert labels["python"].count(".") == 2 and labels["aiokafka"].startswith("0.")
+
+
+def test_dead_letters_are_counted_by_code() -> None:
+    metrics = EngineMetrics(["log_message"])
+    for code in (ErrorCode.INVALID_JSON, ErrorCode.INVALID_JSON, ErrorCode.PAYLOAD_TOO_LARGE):
+        metrics.envelope(error_envelope("r", code, "bad", started_at=T0, finished_at=T0))
+    metrics.envelope(
+        error_envelope(
+            "r",
+            ErrorCode.UPSTREAM_ERROR,
+            "no",
+            action="log_message",
+            project="p",
+            started_at=T0,
+            finished_at=T0,
+        )
+    )
+    got = samples(metrics)
+
+    def dead(code: str) -> float:
+        return got[("execution_dead_letters_total", (("error_code", code),))]
+
+    assert dead("invalid_json") == 2 and dead("payload_too_large") == 1
+    assert dead("invalid_request") == 0  # exposed before the first one, for alerts
+    assert not [
+        lbl
+        for (n, lbl) in got
+        if n == "execution_dead_letters_total" and ("error_code", "upstream_error") in lbl
+    ]

@@ -24,7 +24,6 @@ def test_this_environment_uses_the_compiled_paths() -> None:
     assert speedups() == {
         "aiokafka_c_extensions": True,
         "json_c_accelerator": True,
-        "aiohttp_c_parser": True,
     }
 
 

@@ -12,8 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from consumer.ops.tracing import NO_TRACING, OtelTracing, build_tracing
-from consumer.pipeline.intake import Accepted
-from consumer.settings import EngineSettings
 from schemas import ErrorCode, ExecutionRequest, ResultEnvelope, error_envelope, success_envelope
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -21,9 +19,7 @@ PARENT_ID = "b7ad6b7169203331"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-def accepted(traceparent: str | None) -> Accepted:
-    request = ExecutionRequest(action="send_slack", project="demo", params={})
-    return Accepted(request, "r-1", traceparent)
+REQUEST = ExecutionRequest(action="send_slack", project="demo", params={})
 
 
 async def finished(envelope: ResultEnvelope) -> ResultEnvelope:
@@ -42,7 +38,7 @@ async def test_a_span_continues_the_requests_trace() -> None:
     envelope = success_envelope(
         "r-1", {}, action="send_slack", project="demo", started_at=NOW, finished_at=NOW, attempts=1
     )
-    result = await tracing.run(accepted(f"00-{TRACE_ID}-{PARENT_ID}-01"), finished(envelope))
+    result = await tracing.run(REQUEST, "r-1", f"00-{TRACE_ID}-{PARENT_ID}-01", finished(envelope))
     assert result is envelope
     [span] = exporter.get_finished_spans()
     assert span.name == "execute send_slack"
@@ -61,7 +57,7 @@ async def test_an_error_envelope_marks_the_span_and_no_traceparent_starts_a_trac
     envelope = error_envelope(
         "r-1", ErrorCode.RATE_LIMITED, "429", started_at=NOW, finished_at=NOW, attempts=5
     )
-    await tracing.run(accepted(None), finished(envelope))
+    await tracing.run(REQUEST, "r-1", None, finished(envelope))
     [span] = exporter.get_finished_spans()
     assert span.parent is None
     assert span.status.status_code is StatusCode.ERROR
@@ -72,10 +68,8 @@ async def test_an_error_envelope_marks_the_span_and_no_traceparent_starts_a_trac
 
 
 def test_tracing_is_off_without_an_endpoint() -> None:
-    assert build_tracing(EngineSettings(otlp_endpoint=None)) is NO_TRACING
-    assert isinstance(
-        build_tracing(EngineSettings(otlp_endpoint="http://127.0.0.1:9")), OtelTracing
-    )
+    assert build_tracing(None) is NO_TRACING
+    assert isinstance(build_tracing("http://127.0.0.1:9"), OtelTracing)
 
 
 def test_off_means_opentelemetry_is_never_imported() -> None:

@@ -17,6 +17,7 @@ from consumer.ops.logging import get_logger
 from consumer.partitions.channel import DeliveryFailed, PartitionChannel, PartitionFenced
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from consumer.secrets.redaction import SECRETS
 from schemas import success_envelope
 
 TP = TopicPartition("requests", 0)
@@ -65,7 +66,7 @@ def envelope_for(offset: int, payload: str = "") -> list[OutMessage]:
         finished_at=NOW,
         attempts=1,
     )
-    return RENDERER.render(envelope, traceparent=None)
+    return RENDERER.render(envelope, traceparent=None, scope=SECRETS.scope())
 
 
 def channel(
@@ -187,6 +188,7 @@ async def test_a_dead_letter_the_broker_refuses_is_dropped_and_the_envelope_stil
     messages = RENDERER.render(
         envelope_for(0)[0].envelope,  # type: ignore[arg-type]
         traceparent=None,
+        scope=SECRETS.scope(),
         dead_letter=(None, b"raw", []),
     )
     sink = ScriptedSink([DeliveryFailed(messages[0], MessageSizeTooLargeError())])

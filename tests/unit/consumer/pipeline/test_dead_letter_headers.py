@@ -22,6 +22,7 @@ from consumer.pipeline.rendering import (
     dead_letter_headers,
     kept_header_name,
 )
+from consumer.secrets.redaction import SECRETS
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -40,7 +41,9 @@ FORGED = [
 
 
 def headers() -> list[tuple[str, bytes]]:
-    return dead_letter_headers(FORGED, REJECTED, topic="requests", partition=2, offset=41)
+    return dead_letter_headers(
+        FORGED, REJECTED, topic="requests", partition=2, offset=41, scope=SECRETS.scope()
+    )
 
 
 def test_only_the_engine_writes_its_header_names() -> None:
@@ -109,7 +112,7 @@ def test_the_topic_is_made_for_the_record_limit_plus_header_room() -> None:
 def test_a_letter_within_the_topic_goes_out_whole() -> None:
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
     letter = (b"k", b"x" * 1_048_400, headers())
-    sent = renderer.render(envelope(), traceparent=None, dead_letter=letter)
+    sent = renderer.render(envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=letter)
     assert [m.topic for m in sent] == ["dead", "results"]
     assert sent[0].value == letter[1] and sent[0].headers == letter[2]
 
@@ -117,11 +120,15 @@ def test_a_letter_within_the_topic_goes_out_whole() -> None:
 def test_a_letter_whose_own_headers_do_not_fit_goes_out_without_them() -> None:
     # 60,000 tiny headers named like the engine's: renaming adds 9 bytes to each.
     flood = [("error-code", b"x")] * 60_000
-    many = dead_letter_headers(flood, REJECTED, topic="requests", partition=0, offset=5)
+    many = dead_letter_headers(
+        flood, REJECTED, topic="requests", partition=0, offset=5, scope=SECRETS.scope()
+    )
     value = b"v" * 1_000_000
     assert wire_size(b"k", value, many) > topic_bytes_for(1_048_576)
     renderer = OutcomeRenderer("results", "dead", 2_000_000, topic_bytes_for(1_048_576))
-    sent = renderer.render(envelope(), traceparent=None, dead_letter=(b"k", value, many))
+    sent = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(b"k", value, many)
+    )
     assert [m.topic for m in sent] == ["dead", "results"]
     dead = sent[0]
     assert dead.key == b"k" and dead.value == value  # the original bytes, unchanged
@@ -133,9 +140,13 @@ def test_a_letter_whose_own_headers_do_not_fit_goes_out_without_them() -> None:
 
 def test_a_long_error_message_is_cut_when_the_letter_must_shrink() -> None:
     long = Rejected("r-1", ErrorCode.INVALID_REQUEST, "é" * 5_000, None)
-    many = dead_letter_headers([("x", b"y" * 70_000)], long, topic="t", partition=0, offset=1)
+    many = dead_letter_headers(
+        [("x", b"y" * 70_000)], long, topic="t", partition=0, offset=1, scope=SECRETS.scope()
+    )
     renderer = OutcomeRenderer("results", "dead", 2_000_000, 60_000)
-    [dead, _result] = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v", many))
+    [dead, _result] = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v", many)
+    )
     message = dict(dead.headers)["error-message"]
     assert len(message) <= 1_024 + 3
     assert message.decode("utf-8").endswith("…")
@@ -147,6 +158,7 @@ def test_a_value_that_cannot_fit_at_all_still_lets_the_envelope_out(topic_bytes:
     sent = renderer.render(
         envelope(),
         traceparent=None,
+        scope=SECRETS.scope(),
         dead_letter=(None, b"v" * 100_000, headers()),
     )
     assert [m.topic for m in sent] == ["results"]
@@ -154,7 +166,11 @@ def test_a_value_that_cannot_fit_at_all_still_lets_the_envelope_out(topic_bytes:
 
 def test_the_dead_letter_topics_size_is_what_fits() -> None:
     renderer = OutcomeRenderer("results", "dead", 2_000_000, 100_000)
-    small = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v" * 99_000, []))
+    small = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v" * 99_000, [])
+    )
     assert [m.topic for m in small] == ["dead", "results"]
-    big = renderer.render(envelope(), traceparent=None, dead_letter=(None, b"v" * 100_000, []))
+    big = renderer.render(
+        envelope(), scope=SECRETS.scope(), traceparent=None, dead_letter=(None, b"v" * 100_000, [])
+    )
     assert [m.topic for m in big] == ["results"]

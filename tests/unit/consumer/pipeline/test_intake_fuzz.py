@@ -13,13 +13,9 @@ import os
 import re
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 
-from actions.limits import holds_lone_surrogate
-from consumer.pipeline import intake
 from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from schemas import ErrorCode, ResultEnvelope, error_envelope
 from schemas.request import REQUEST_ID_PATTERN
@@ -96,59 +92,3 @@ def test_every_hostile_record_gets_its_code() -> None:
     assert set(seen) == set(KINDS), seen
     assert min(seen.values()) >= EXAMPLES // 100, seen
     assert sum(seen.values()) >= EXAMPLES
-
-
-def exact_body(value: bytes) -> tuple[Any, list[str]] | None:
-    """What the exact decoder reads from `value` (and the duplicate keys it saw); None when
-    it refuses the text."""
-    duplicates: list[str] = []
-    intake._OBJECTS.duplicates = duplicates
-    try:
-        return intake._DECODER.decode(value.decode("utf-8")), duplicates
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-
-
-def assert_quick_is_exact(value: bytes) -> None:
-    quick = intake._quick_body(value)
-    if quick is None:
-        return  # the exact decoder judges it
-    exact = exact_body(value)
-    assert exact is not None, value
-    body, duplicates = exact
-    assert not duplicates, value
-    assert not holds_lone_surrogate(body), value
-    # Equal, and of the same types (an integer read as a float would compare equal).
-    assert json.dumps(quick) == json.dumps(body), value
-
-
-def test_what_orjson_reads_is_what_the_exact_decoder_reads() -> None:
-    @HOSTILE_RUNS
-    @given(hostile_records(LIMITS))
-    def property_(record: Hostile) -> None:
-        if record.value is not None:
-            assert_quick_is_exact(record.value)
-
-    property_()
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        b'{"a":1,"a":2}',
-        b'{"a":1,"\\u0061":2}',  # the same key, spelled twice
-        b'{"a":"x","a":"y:z","b":"\\u003a"}',  # a dropped colon made up for by an escape
-        b'{"a":{"b":1,"b":{"c":1}}}',
-        b'{"n":123456789012345678901234567890}',  # beyond 64 bits: orjson reads a float
-        b'{"n":-9223372036854775809}',
-        b'{"n":1e999}',
-        b'{"s":"\\ud800"}',
-        b"[" * 1000 + b"]" * 1000,  # deeper than Python walks, not than orjson parses
-        b'{"ok":"a:b","list":[{"k:1":"v"}]}',
-    ],
-)
-def test_records_orjson_cannot_vouch_for_go_to_the_exact_decoder(value: bytes) -> None:
-    assert_quick_is_exact(value)
-    exact = exact_body(value)
-    if exact is None or exact[1] or holds_lone_surrogate(exact[0]) or b"e999" in value:
-        assert intake._quick_body(value) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,16 +13,17 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from actions import NO_SLOT, ActionRegistry, ActionRunner, default_registry
-from actions.base import Action, ActionContext, ActionParams
+from actions.base import NO_SLOT, Action, ActionContext, ActionParams
+from actions.registry import ActionRegistry, default_registry
+from actions.runtime.runner import ActionRunner
 from consumer.credentials.cache import CredentialCache
 from consumer.ops.logging import configure_logging, flush_logs, reset_logging
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import SecretRegistry
 from consumer.ops.tracing import NO_TRACING
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer, OutMessage
+from consumer.secrets.redaction import SecretRegistry
 from tests.unit.support import FakeCredentials, plain_client
 
 
@@ -46,15 +48,15 @@ class Channel:
 def processor() -> RecordProcessor:
     registry = default_registry()
     http = plain_client()
-    runner = ActionRunner(
-        registry=registry, credentials=FakeCredentials(), http=http, egress_http=http
-    )
+    credentials = FakeCredentials()
+    runner = ActionRunner(registry=registry, credentials=credentials, http=http, egress_http=http)
     return RecordProcessor(
         runner,
         OutcomeRenderer("execution.results", "execution.dead-letter", 1_200_000),
         IntakeLimits(1_048_576, 64, 262_144),
         metrics=EngineMetrics(registry.names()),
         tracing=NO_TRACING,
+        credentials=CredentialCache(credentials.get),
     )
 
 
@@ -67,7 +69,7 @@ def envelope_of(messages: list[OutMessage]) -> dict[str, Any]:
 
 async def run(subject: RecordProcessor, record: Record) -> list[OutMessage]:
     channel = Channel()
-    work = Work(record, subject.intake(record), channel)
+    work = Work(record, subject.intake(record), channel, time.time())
     await subject.run(work, NO_SLOT)
     [(offset, messages)] = channel.finished
     assert offset == record.offset
@@ -80,14 +82,25 @@ async def test_an_unreadable_record_gets_its_envelope_and_dead_letter() -> None:
     assert envelope_of(messages)["error"]["code"] == "invalid_json"
 
 
-def test_a_rejection_is_immediate_and_yields_the_same_messages() -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xff",
+        b'{"action": "log_message", "project": "p", "params": {"message": "hi"}}',
+        b'{"action": "no_such_action", "project": "p", "params": {}}',
+    ],
+)
+def test_an_immediate_record_finishes_without_waiting(value: bytes) -> None:
     subject = processor()
-    record = Record(b"\xff")
+    record = Record(value)
     decoded = subject.intake(record)
     assert subject.is_immediate(decoded)
-    messages = subject.process_now(record, decoded)
-    assert [m.topic for m in messages] == ["execution.dead-letter", "execution.results"]
-    assert envelope_of(messages)["error"]["code"] == "invalid_json"
+    coroutine = subject.process(Work(record, decoded, Channel(), time.time()), NO_SLOT)
+    with pytest.raises(StopIteration) as done:
+        coroutine.send(None)  # one step: it never suspends
+    messages = done.value.value
+    assert [m.topic for m in messages][-1] == "execution.results"
+    assert envelope_of(messages)["request_id"] == "requests:2:41"
 
 
 async def test_a_valid_request_runs_its_action() -> None:
@@ -111,7 +124,7 @@ async def test_a_bug_while_running_still_yields_one_internal_error_envelope(
     async def broken(*args: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(subject, "_executed", broken)
+    monkeypatch.setattr(subject._runner, "execute", broken)
     request = {"action": "log_message", "project": "p", "params": {"message": "hi"}}
     envelope = envelope_of(await run(subject, Record(json.dumps(request).encode())))
     assert envelope["request_id"] == "requests:2:41"
@@ -120,7 +133,7 @@ async def test_a_bug_while_running_still_yields_one_internal_error_envelope(
 
 async def test_a_failed_intake_still_yields_one_internal_error_envelope() -> None:
     channel = Channel()
-    await processor().run(Work(Record(b"{}"), None, channel), NO_SLOT)
+    await processor().run(Work(Record(b"{}"), None, channel, time.time()), NO_SLOT)
     [(_, messages)] = channel.finished
     envelope = envelope_of(messages)
     assert envelope["request_id"] == "requests:2:41"
@@ -206,3 +219,62 @@ async def test_a_record_is_scrubbed_of_its_own_credentials_and_not_of_others() -
     assert envelope_of(messages_b)["status"] == "success"
     # Rendered: the invalidated token was this record's only holder, and it has left.
     assert not registry.holds(token_a) and len(registry) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "event", "code"),
+    [
+        (
+            b'{"action": "log_message", "project": "p", "params": {"message": "hi"}}',
+            "action.succeeded",
+            None,
+        ),
+        (b'{"action": "nope", "project": "p", "params": {}}', "action.failed", "unknown_action"),
+        (b"\xff", "request.invalid", "invalid_json"),
+    ],
+)
+async def test_every_request_yields_one_outcome_event_with_its_fields(
+    value: bytes, event: str, code: str | None
+) -> None:
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    try:
+        await run(processor(), Record(value, headers=[("traceparent", TRACE.encode())]))
+        flush_logs()
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        reset_logging()
+    # At info: the outcome event and what the action logs itself; nothing else.
+    assert [e["event"] for e in lines if e["event"] != "log_message"] == [event]
+    [outcome] = [e for e in lines if e["event"] == event]
+    assert outcome["request_id"] == "requests:2:41"
+    assert (outcome["partition"], outcome["offset"]) == (2, 41)
+    assert outcome["traceparent"] == TRACE
+    assert outcome["attempts"] == (1 if code is None else 0)
+    assert outcome["duration_ms"] >= 0 and outcome["queued_ms"] >= 0
+    if code is None:
+        assert outcome["level"] == "info" and "error_code" not in outcome
+    else:
+        assert outcome["level"] == "warning" and outcome["error_code"] == code
+        assert outcome["error_message"] and outcome["retryable"] is False
+
+
+async def test_received_and_started_are_debug_events() -> None:
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    try:
+        request = b'{"action": "log_message", "project": "p", "params": {"message": "hi"}}'
+        await run(processor(), Record(request))
+        flush_logs()
+    finally:
+        reset_logging()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["event"], e["level"]) for e in events] == [
+        ("request.received", "debug"),
+        ("action.started", "debug"),
+        ("log_message", "info"),
+        ("action.succeeded", "info"),
+    ]
+
+
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

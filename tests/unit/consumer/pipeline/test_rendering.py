@@ -9,12 +9,20 @@ from typing import Any
 
 import pytest
 
-from consumer.ops.redaction import SECRETS
 from consumer.pipeline.intake import Rejected
-from consumer.pipeline.rendering import OutcomeRenderer, dead_letter_headers, envelope_bytes
+from consumer.pipeline.rendering import OutcomeRenderer, dead_letter_headers, render_envelope
+from consumer.secrets.redaction import SECRETS
 from schemas import ErrorCode, ResultEnvelope, error_envelope, success_envelope
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+# A record's scope holding none of its own secrets: what every render takes.
+SCOPE = SECRETS.scope()
+
+
+def envelope_bytes(subject: ResultEnvelope) -> bytes:
+    return render_envelope(subject, SCOPE)[1]
 
 
 def renderer(max_bytes: int = 1_000_000) -> OutcomeRenderer:
@@ -36,7 +44,7 @@ def envelope(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> An
 
 def test_envelope_is_keyed_by_request_id_with_traceparent() -> None:
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    [sent] = renderer().render(envelope({"logged": True}), traceparent=trace)
+    [sent] = renderer().render(envelope({"logged": True}), traceparent=trace, scope=SCOPE)
     assert sent.topic == "results" and sent.key == b"req-1"
     assert ("traceparent", trace.encode()) in sent.headers
     assert ("request-id", b"req-1") in sent.headers
@@ -44,7 +52,7 @@ def test_envelope_is_keyed_by_request_id_with_traceparent() -> None:
 
 def test_dead_letter_goes_first_with_original_key_and_bytes() -> None:
     letter = (b"k", b"\xff not json", [("h", b"v")])
-    sent = renderer().render(envelope({}), traceparent=None, dead_letter=letter)
+    sent = renderer().render(envelope({}), traceparent=None, dead_letter=letter, scope=SCOPE)
     assert [(m.topic, m.key, m.value) for m in sent] == [
         ("dead", b"k", b"\xff not json"),
         ("results", b"req-1", sent[1].value),
@@ -54,13 +62,13 @@ def test_dead_letter_goes_first_with_original_key_and_bytes() -> None:
 
 def test_an_envelope_too_large_is_replaced_not_retried_forever() -> None:
     big = envelope({"logged": True}, metadata={"blob": "x" * 5_000})
-    [sent] = renderer(max_bytes=2_000).render(big, traceparent=None)
+    [sent] = renderer(max_bytes=2_000).render(big, traceparent=None, scope=SCOPE)
     assert sent.value is not None and b"blob" not in sent.value
     assert b'"internal_error"' in sent.value and b'"original_status":"success"' in sent.value
 
 
 def test_shrink_keeps_key_and_headers() -> None:
-    [sent] = renderer().render(envelope({"x": "y" * 100}), traceparent=None)
+    [sent] = renderer().render(envelope({"x": "y" * 100}), traceparent=None, scope=SCOPE)
     small = renderer().shrink(sent)
     assert small.key == sent.key and small.headers == sent.headers
     assert small.value is not None and b"was too large to publish" in small.value
@@ -68,7 +76,7 @@ def test_shrink_keeps_key_and_headers() -> None:
 
 def test_a_dead_letter_too_large_still_lets_the_envelope_out() -> None:
     sent = renderer(max_bytes=2_000).render(
-        envelope({}), traceparent=None, dead_letter=(None, b"y" * 5_000, [])
+        envelope({}), traceparent=None, dead_letter=(None, b"y" * 5_000, []), scope=SCOPE
     )
     assert [m.topic for m in sent] == ["results"]
 
@@ -85,7 +93,7 @@ def test_envelopes_and_dead_letter_headers_are_scrubbed_of_secrets() -> None:
     assert sent.value is not None and b"sk-record-secret-123" not in sent.value
     assert b"sk-engine-secret-123" not in sent.value
     rejected = Rejected("r", ErrorCode.INVALID_JSON, "saw sk-engine-secret-123", None)
-    headers = dict(dead_letter_headers([], rejected, topic="t", partition=1, offset=7))
+    headers = dict(dead_letter_headers([], rejected, topic="t", partition=1, offset=7, scope=scope))
     assert b"sk-engine-secret-123" not in headers["error-message"]
     assert headers["source-offset"] == b"7" and headers["error-code"] == b"invalid_json"
     scope.close()
@@ -95,7 +103,7 @@ def test_an_envelope_pydantic_cannot_render_is_replaced() -> None:
     deep: Any = 1
     for _ in range(300):
         deep = {"a": deep}
-    [sent] = renderer().render(envelope({"deep": deep}), traceparent=None)
+    [sent] = renderer().render(envelope({"deep": deep}), traceparent=None, scope=SCOPE)
     assert sent.value is not None
     assert b'"internal_error"' in sent.value and b"could not be rendered" in sent.value
 
@@ -112,7 +120,7 @@ def test_an_envelope_pydantic_cannot_render_is_replaced() -> None:
         {"set": {1}},  # not JSON: pydantic renders it
     ],
 )
-def test_fast_envelope_bytes_equal_pydantic_field_for_field(data: dict[str, Any]) -> None:
+def test_envelope_bytes_are_pydantic_s_rendering(data: dict[str, Any]) -> None:
     for subject in (
         envelope(data, metadata={"flow": "x"}),
         error_envelope(
@@ -127,14 +135,14 @@ def test_fast_envelope_bytes_equal_pydantic_field_for_field(data: dict[str, Any]
         assert json.loads(envelope_bytes(subject)) == json.loads(subject.model_dump_json())
 
 
-def test_fast_envelope_bytes_keep_every_field_of_the_schema() -> None:
+def test_envelope_bytes_keep_every_field_of_the_schema() -> None:
     rendered = json.loads(envelope_bytes(envelope({"logged": True})))
     # `deduplicated` is absent unless true ("true when present", the contract says).
     assert set(rendered) == set(ResultEnvelope.model_fields) - {"deduplicated"}
     assert rendered["started_at"] == "2026-11-26T09:00:00.000Z"
 
 
-def test_deduplicated_is_absent_unless_true_on_both_paths() -> None:
+def test_deduplicated_is_absent_unless_true() -> None:
     plain = envelope({"ok": True})
     marked = plain.model_copy(update={"deduplicated": True, "attempts": 0})
     assert "deduplicated" not in json.loads(envelope_bytes(plain))

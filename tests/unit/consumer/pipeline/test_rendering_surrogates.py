@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from actions import EgressPolicy, HttpClient, guarded_client, parse_networks
+from actions import HttpClient
 from actions.builtin.http_request import ACTION, HttpRequestParams
+from actions.egress import EgressPolicy, guarded_client, parse_networks
 from consumer.pipeline.rendering import OutcomeRenderer
+from consumer.secrets.redaction import SECRETS
 from schemas import ResultEnvelope, success_envelope
 from tests.standins.surrogate_json import KEPT, SurrogateJsonStandIn
 from tests.unit.support import make_context, plain_client
@@ -40,7 +42,9 @@ def rendered(data: dict[str, object]) -> bytes:
         finished_at=now,
         attempts=1,
     )
-    [message] = OutcomeRenderer("results", "dead", 1_000_000).render(envelope, traceparent=None)
+    [message] = OutcomeRenderer("results", "dead", 1_000_000).render(
+        envelope, traceparent=None, scope=SECRETS.scope()
+    )
     assert message.value is not None
     return message.value
 

@@ -114,3 +114,21 @@ async def test_a_failed_probe_opens_the_circuit_again(state_server: ValkeyServer
     assert view.state == "half_open" and not view.changed
     assert (await state.admit(upstream, 0.2)).probe, "the probe was given back"
     await state.aclose()
+
+
+async def test_a_pause_holds_back_every_engine_paced_or_not(state_server: ValkeyServer) -> None:
+    a = remote_state(state_server)
+    b = remote_state(state_server, a.prefix)
+    workspace = RateKey("slack.workspace", "proj")
+    unpaced = Rate(1.0, 0.0)
+    await a.pause([(CHANNEL, ONE_PER_S), (workspace, unpaced)], 2.0)
+    granted, wait = await b.reserve([(CHANNEL, ONE_PER_S)], None)
+    assert granted and wait == pytest.approx(2.0, abs=0.25), "a paced key starts after it"
+    granted, wait = await b.reserve([(workspace, unpaced)], None)
+    assert granted and wait == pytest.approx(2.0, abs=0.25), "so does a key of no rate"
+    granted, wait = await b.reserve([(workspace, unpaced)], None)
+    assert wait == pytest.approx(2.0, abs=0.25), "an unpaced key is only read: no spacing"
+    await a.pause([(workspace, unpaced)], 0.5)
+    assert (await b.reserve([(workspace, unpaced)], None))[1] == pytest.approx(2.0, abs=0.25)
+    await a.aclose()
+    await b.aclose()

@@ -11,7 +11,7 @@ import structlog
 from pydantic import SecretStr, ValidationError
 
 from consumer.ops.metrics import EngineMetrics
-from consumer.ops.redaction import MASK, SECRETS
+from consumer.secrets.redaction import MASK, SECRETS
 from consumer.settings import EngineSettings
 from consumer.state import InProcessState, ValkeyState, build_state
 from consumer.state.remote import connect

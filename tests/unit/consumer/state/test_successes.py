@@ -10,8 +10,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from actions.errors import StateUnavailable
-from actions.idempotency import LocalSuccesses
-from consumer.ops.redaction import MASK, SECRETS
+from actions.runtime.idempotency import LocalSuccesses
+from consumer.secrets.redaction import MASK, SECRETS
 from consumer.state.guard import StateGuard
 from consumer.state.remote import SharedSuccesses
 from tests.unit.consumer.state.support import remote_state

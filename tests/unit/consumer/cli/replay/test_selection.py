@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from actions import default_registry
+from actions.registry import default_registry
 from consumer.cli.replay import Latest, Selection, Verdict, decide
 from consumer.pipeline.intake import Accepted, IntakeLimits, Rejected, decode_record
 from consumer.settings import IntakeSettings
