@@ -1,7 +1,7 @@
 """`python -m bench [SCENARIO ...]`: run the benchmarks and print every figure.
 
-Scenarios: passthrough, io, hol, memory, scaleout, tenants, rpc (default: all of them, in that
-order). `tenants` runs in process and needs no broker.
+Scenarios: passthrough, io, hol, memory, scaleout, tenants, rpc, fairness (default: all of them,
+in that order). `tenants` runs in process and needs no broker.
 Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
 The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/localkafka.
 Exactly-once's own costs (on vs off, slow-key latency): `python -m bench.exactly_once --help`.
@@ -27,7 +27,7 @@ from bench.processes import ROOT
 from bench.report import say
 from bench.runner import Context
 
-SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants", "rpc")
+SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants", "rpc", "fairness")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -102,6 +102,19 @@ def parser() -> argparse.ArgumentParser:
         help="other Gateways' requests per second (their envelopes share the results topic)",
     )
     g.add_argument("--rpc-rounds", type=int, default=2, help="rounds of alternated runs")
+    g = p.add_argument_group("8. fairness")
+    g.add_argument("--fair-a-calls", type=int, default=2000, help="project A's slow calls")
+    g.add_argument("--fair-a-latency-ms", type=int, default=2000, help="A's target's answer delay")
+    g.add_argument("--fair-b-calls", type=int, default=60, help="project B's quick calls")
+    g.add_argument(
+        "--fair-b-delay-s", type=float, default=1.0, help="B publishes this long after A"
+    )
+    g.add_argument(
+        "--fair-over-buffer",
+        type=int,
+        default=1000,
+        help="EXECUTION_MAX_BUFFERED of the round where A's backlog exceeds the buffer",
+    )
     g = p.add_argument_group("all scenarios")
     g.add_argument(
         "--keep-logs",
@@ -149,6 +162,8 @@ def _quick(args: argparse.Namespace) -> None:
     args.scale_records = min(args.scale_records, 6000)
     args.tenant_records = min(args.tenant_records, 300)
     args.rpc_seconds = min(args.rpc_seconds, 3.0)
+    args.fair_a_calls = min(args.fair_a_calls, 400)
+    args.fair_over_buffer = min(args.fair_over_buffer, 200)
 
 
 def reproduce_command(argv: Sequence[str]) -> str:
@@ -198,6 +213,7 @@ async def _run(
 
 async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> None:
     from bench import (  # noqa: PLC0415
+        fairness,
         head_of_line,
         io_bound,
         memory,
@@ -230,6 +246,15 @@ async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[st
         elif name == "rpc":
             rates = [float(rate) for rate in args.rpc_rates.split(",")]
             await rpc.run(ctx, rates, args.rpc_seconds, args.rpc_background, args.rpc_rounds)
+        elif name == "fairness":
+            await fairness.run(
+                ctx,
+                a_calls=args.fair_a_calls,
+                a_latency_ms=args.fair_a_latency_ms,
+                b_calls=args.fair_b_calls,
+                b_delay_s=args.fair_b_delay_s,
+                over_buffer=args.fair_over_buffer,
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,7 +106,7 @@ async def run(count: int) -> tuple[float, float, int]:
         tracing=NO_TRACING,
         credentials=CredentialCache(credentials.get),
     )
-    scheduler: KeyedScheduler[Work] = KeyedScheduler(200, processor.run)
+    scheduler: KeyedScheduler[Work] = KeyedScheduler(200, processor.run, max_per_project=200)
     # The engine's own record path (`Engine.take`); it needs no consumer or partitions.
     engine = Engine(
         cast(Any, None),

@@ -121,13 +121,15 @@ async def engine_path(
             tracing=NO_TRACING,
             credentials=credentials,
         )
-        scheduler: KeyedScheduler[Work] = KeyedScheduler(limit, processor.run)
+        scheduler: KeyedScheduler[Work] = KeyedScheduler(
+            limit, processor.run, max_per_project=limit
+        )
         channel = Channel()
 
         async def feed(batch: list[Record]) -> None:
             for record in batch:
                 decoded = processor.intake(record)
-                scheduler.submit(0, record.key, Work(record, decoded, channel, time.time()))
+                scheduler.submit(0, record.key, "proj", Work(record, decoded, channel, time.time()))
             while scheduler.held:
                 await asyncio.sleep(0.005)
                 flush_logs()

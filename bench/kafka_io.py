@@ -48,11 +48,13 @@ async def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -
         await admin.close()
 
 
-def request_bytes(request_id: str, action: str, params: dict[str, Any]) -> bytes:
+def request_bytes(
+    request_id: str, action: str, params: dict[str, Any], project: str = "bench"
+) -> bytes:
     body = {
         "request_id": request_id,
         "action": action,
-        "project": "bench",
+        "project": project,
         "params": params,
     }
     return json.dumps(body, separators=(",", ":")).encode()

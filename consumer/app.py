@@ -155,7 +155,11 @@ class Application:
                 tracing=self.tracing,
                 credentials=credentials,
             )
-            scheduler = self.scheduler = KeyedScheduler(settings.max_in_flight, processor.run)
+            scheduler = self.scheduler = KeyedScheduler(
+                settings.max_in_flight,
+                processor.run,
+                max_per_project=settings.project_in_flight_limit,
+            )
             consumer = self.consumer = AIOKafkaConsumer(
                 **kafka,
                 group_id=settings.group_id,
@@ -195,6 +199,9 @@ class Application:
             self.metrics.watch_gauges(  # ops
                 lambda: scheduler.running, lambda: engine.held, lambda: partitions.buffer_full
             )
+            self.metrics.watch_fair_share(  # ops
+                scheduler.projects_at_limit, scheduler.longest_wait_s
+            )
             listener = RebalanceListener(
                 partitions,
                 drain_timeout_s=settings.drain_timeout_s,
@@ -211,6 +218,7 @@ class Application:
                     group_id=settings.group_id,
                     actions=self.registry.names(),
                     max_in_flight=settings.max_in_flight,
+                    max_in_flight_per_project=settings.project_in_flight_limit,
                     exactly_once=settings.exactly_once,
                 )
                 await engine.run(stop)

@@ -23,6 +23,7 @@ from actions.base import NO_SLOT
 from consumer.ops.metrics import EngineMetrics
 from consumer.partitions.assignment import Partitions
 from consumer.partitions.channel import PartitionChannel
+from consumer.pipeline.intake import project_of
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.scheduler import KeyedScheduler
 
@@ -112,7 +113,8 @@ class Engine:
                     messages = _completed(processor.process(work, NO_SLOT))
                 except _Suspended:  # a bug: the record still gets its envelope, in its lane
                     self._log.exception("engine.bug", partition=tp.partition, offset=record.offset)
-                    scheduler.submit(tp, key, Work(record, None, channel, consumed_at))
+                    bug = Work(record, None, channel, consumed_at)
+                    scheduler.submit(tp, key, project_of(decoded), bug)
                     continue
                 channel.finish(record.offset, messages)
                 immediate += 1
@@ -122,7 +124,7 @@ class Engine:
                     # and events dropped from the sink's bounded queue).
                     await asyncio.sleep(0)
                 continue
-            scheduler.submit(tp, key, work)
+            scheduler.submit(tp, key, project_of(decoded), work)
 
     async def _shutdown(self) -> None:
         self._log.info("engine.stopping", in_flight=self._scheduler.running, held=self.held)

@@ -83,6 +83,20 @@ class EngineMetrics:
             "1 while fetching is paused (backpressure).",
             registry=registry,
         )
+        # Fair share: two figures instead of in-flight and waiting per project, whose
+        # cardinality would grow with the number of projects served.
+        self.projects_at_limit = Gauge(
+            "execution_projects_at_limit",
+            "Projects running EXECUTION_MAX_IN_FLIGHT_PER_PROJECT actions now (their further "
+            "work waits while others' runs).",
+            registry=registry,
+        )
+        self.longest_slot_wait = Gauge(
+            "execution_longest_slot_wait_seconds",
+            "How long the request waiting longest for an in-flight slot has waited (0 when "
+            "none waits; requests waiting behind their own key's are not counted).",
+            registry=registry,
+        )
         self.commit_latency = Histogram(
             "execution_commit_seconds",
             "Latency of one offset commit (or transaction commit) to Kafka.",
@@ -190,6 +204,13 @@ class EngineMetrics:
         self.in_flight.set_function(in_flight)
         self.buffered.set_function(buffered)
         self.paused.set_function(lambda: float(paused()))
+
+    def watch_fair_share(
+        self, projects_at_limit: Callable[[], float], longest_wait_s: Callable[[], float]
+    ) -> None:
+        """The scheduler's share figures, read at scrape time."""
+        self.projects_at_limit.set_function(projects_at_limit)
+        self.longest_slot_wait.set_function(longest_wait_s)
 
     def watch_health(
         self, ready: Callable[[], bool], circuits: Callable[[], Mapping[str, str]]

@@ -95,6 +95,13 @@ class Rejected:
     reply: ReplyTo | None = None
 
 
+def project_of(decoded: Accepted | Rejected | None) -> str | None:
+    """The project a record is on behalf of, when intake got far enough to know it."""
+    if decoded is None:
+        return None
+    return decoded.request.project if isinstance(decoded, Accepted) else decoded.project
+
+
 def header_text(headers: Headers, name: str) -> str | None:
     for key, value in headers:
         if key.lower() == name:

@@ -51,3 +51,18 @@ class SchedulerSettings(BaseSettings):
     max_in_flight: int = _env(
         "EXECUTION_MAX_IN_FLIGHT", 200, "Actions running at once, across all keys.", ge=1
     )
+    max_in_flight_per_project: int | None = _env(
+        "EXECUTION_MAX_IN_FLIGHT_PER_PROJECT",
+        None,
+        "Actions of one project running at once (default: 90 % of EXECUTION_MAX_IN_FLIGHT, "
+        "so slots stay free for other projects; equal to it or more: no per-project share, "
+        "first come first served). Free slots go to projects with work waiting in turn.",
+        ge=1,
+    )
+
+    @property
+    def project_in_flight_limit(self) -> int:
+        """`max_in_flight_per_project`, or its default: 90 % of `max_in_flight` (at least 1)."""
+        if self.max_in_flight_per_project is not None:
+            return min(self.max_in_flight_per_project, self.max_in_flight)
+        return max(1, self.max_in_flight * 9 // 10)

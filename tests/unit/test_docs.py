@@ -223,10 +223,7 @@ def test_every_internal_link_resolves(path: Path) -> None:
             assert anchor in _anchors(resolved), f"{path.name}: no heading for {target}"
 
 
-# docs/contract.md is a copy of the shared contract, which may promise ahead of the code.
-@pytest.mark.parametrize(
-    "path", [p for p in CHECKED if p.name != "contract.md"], ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", CHECKED, ids=lambda p: p.name)
 def test_every_name_a_page_mentions_exists(path: Path) -> None:
     commands = _commands()
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.M))

@@ -108,6 +108,26 @@ def test_env_vars_are_read_by_contract_names(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.retry_policy().max_attempts == 2
 
 
+@pytest.mark.parametrize(
+    ("total", "per_project", "limit"),
+    [
+        ("200", None, 180),  # the default: 90 %, some slots always left to other projects
+        ("7", None, 6),
+        ("1", None, 1),
+        ("200", "50", 50),
+        ("200", "200", 200),  # sharing off
+        ("200", "500", 200),
+    ],
+)
+def test_the_in_flight_limit_per_project(
+    monkeypatch: pytest.MonkeyPatch, total: str, per_project: str | None, limit: int
+) -> None:
+    monkeypatch.setenv("EXECUTION_MAX_IN_FLIGHT", total)
+    if per_project is not None:
+        monkeypatch.setenv("EXECUTION_MAX_IN_FLIGHT_PER_PROJECT", per_project)
+    assert EngineSettings().project_in_flight_limit == limit
+
+
 def test_env_names_are_case_sensitive(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("execution_requests_topic", "lower.case")
     assert EngineSettings().requests_topic == "execution.requests"
@@ -124,6 +144,7 @@ def test_invalid_allowed_network_is_rejected(monkeypatch: pytest.MonkeyPatch, ba
     ("name", "value"),
     [
         ("EXECUTION_MAX_IN_FLIGHT", "0"),
+        ("EXECUTION_MAX_IN_FLIGHT_PER_PROJECT", "0"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS"),
         ("EXECUTION_LOG_LEVEL", "verbose"),
         ("EXECUTION_MAX_RECORD_BYTES", "10"),

@@ -128,6 +128,16 @@ def test_gauges_and_cache_counters_are_read_at_scrape_time() -> None:
     assert got[("execution_commit_seconds_count", ())] == 1
 
 
+def test_the_fair_share_figures_are_read_at_scrape_time() -> None:
+    metrics = EngineMetrics()
+    figures = [0, 0.0]
+    metrics.watch_fair_share(lambda: figures[0], lambda: figures[1])
+    figures[:] = [3, 12.5]
+    got = samples(metrics)
+    assert got[("execution_projects_at_limit", ())] == 3
+    assert got[("execution_longest_slot_wait_seconds", ())] == 12.5
+
+
 def test_readiness_and_circuit_states_are_read_at_scrape_time() -> None:
     metrics = EngineMetrics()
     got = samples(metrics)

@@ -67,7 +67,9 @@ class Sink:
 def partitions(
     consumer: Consumer, sinks: dict[TopicPartition, Sink]
 ) -> tuple[Partitions, KeyedScheduler[Work]]:
-    scheduler: KeyedScheduler[Work] = KeyedScheduler(10, lambda _work, _slot: asyncio.sleep(0))
+    scheduler: KeyedScheduler[Work] = KeyedScheduler(
+        10, lambda _work, _slot: asyncio.sleep(0), max_per_project=10
+    )
 
     def make_sink(tp: TopicPartition) -> Sink:
         sinks[tp] = Sink()

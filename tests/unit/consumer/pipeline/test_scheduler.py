@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from consumer.pipeline.scheduler import Job, KeyedScheduler
+from consumer.pipeline.scheduler import Job, KeyedScheduler, ProjectShare
 
 
 class Recorder:
@@ -55,7 +55,7 @@ async def settle_all(sched: KeyedScheduler[Any], rounds: int = 1000) -> None:
 
 
 def scheduler(recorder: Recorder, limit: int = 10) -> KeyedScheduler[str]:
-    return KeyedScheduler(limit, recorder)
+    return KeyedScheduler(limit, recorder, max_per_project=limit)
 
 
 async def test_same_lane_runs_strictly_in_submit_order() -> None:
@@ -64,7 +64,7 @@ async def test_same_lane_runs_strictly_in_submit_order() -> None:
     sched = scheduler(rec)
     names = [f"j{i}" for i in range(20)]
     for name in names:
-        sched.submit("p0", b"key", name)
+        sched.submit("p0", b"key", "proj", name)
     await settle_all(sched)
     assert rec.started == names
     assert rec.finished == names
@@ -74,8 +74,8 @@ async def test_same_lane_runs_strictly_in_submit_order() -> None:
 async def test_same_lane_waits_for_the_running_job() -> None:
     rec = Recorder()
     sched = scheduler(rec)
-    sched.submit("p0", "k", "a")
-    sched.submit("p0", "k", "b")
+    sched.submit("p0", "k", "proj", "a")
+    sched.submit("p0", "k", "proj", "b")
     await settle()
     assert rec.started == ["a"]
     assert sched.held == 2 and sched.running == 1
@@ -90,8 +90,8 @@ async def test_same_lane_waits_for_the_running_job() -> None:
 async def test_same_key_in_different_partitions_are_different_lanes() -> None:
     rec = Recorder()
     sched = scheduler(rec)
-    sched.submit("p0", "k", "a")
-    sched.submit("p1", "k", "b")
+    sched.submit("p0", "k", "proj", "a")
+    sched.submit("p1", "k", "proj", "b")
     await settle()
     assert sorted(rec.started) == ["a", "b"]
     for gate in ("a", "b"):
@@ -103,7 +103,7 @@ async def test_different_lanes_run_concurrently() -> None:
     rec = Recorder()
     sched = scheduler(rec)
     for key in ("k1", "k2", "k3"):
-        sched.submit("p0", key, key)
+        sched.submit("p0", key, "proj", key)
     await settle()
     assert sorted(rec.started) == ["k1", "k2", "k3"]
     assert rec.max_running == 3
@@ -120,7 +120,7 @@ async def test_no_key_runs_concurrently() -> None:
     rec = Recorder()
     sched = scheduler(rec)
     for name in ("a", "b", "c"):
-        sched.submit("p0", None, name)
+        sched.submit("p0", None, "proj", name)
     await settle()
     assert rec.started == ["a", "b", "c"]
     assert rec.max_running == 3
@@ -135,7 +135,7 @@ async def test_in_flight_limit_is_never_exceeded() -> None:
     names = [f"j{i}" for i in range(12)]
     for i, name in enumerate(names):
         lane: Hashable | None = None if i % 3 == 0 else f"k{i % 4}"
-        sched.submit("p0", lane, name)
+        sched.submit("p0", lane, "proj", name)
     await settle()
     assert rec.running == 3 and sched.running == 3
     assert sched.held == 12
@@ -151,9 +151,9 @@ async def test_in_flight_limit_is_never_exceeded() -> None:
 async def test_lanes_waiting_for_a_slot_are_served_in_arrival_order() -> None:
     rec = Recorder()
     sched = scheduler(rec, limit=1)
-    sched.submit("p0", None, "first")
-    sched.submit("p0", "k", "second")
-    sched.submit("p0", None, "third")
+    sched.submit("p0", None, "proj", "first")
+    sched.submit("p0", "k", "proj", "second")
+    sched.submit("p0", None, "proj", "third")
     await settle()
     assert rec.started == ["first"]
     rec.gate("first").set()
@@ -170,9 +170,9 @@ async def test_held_counts_running_ready_and_queued() -> None:
     rec = Recorder()
     sched = scheduler(rec, limit=1)
     assert sched.held == 0
-    sched.submit("p0", "k", "a")  # running
-    sched.submit("p0", "k", "b")  # queued in lane
-    sched.submit("p0", None, "c")  # ready, waiting for a slot
+    sched.submit("p0", "k", "proj", "a")  # running
+    sched.submit("p0", "k", "proj", "b")  # queued in lane
+    sched.submit("p0", None, "proj", "c")  # ready, waiting for a slot
     await settle()
     assert (sched.held, sched.running) == (3, 1)
     for name in ("a", "b", "c"):
@@ -185,12 +185,12 @@ async def test_held_counts_running_ready_and_queued() -> None:
 async def test_discard_queued_drops_only_not_started_jobs_of_the_partitions() -> None:
     rec = Recorder()
     sched = scheduler(rec, limit=2)
-    sched.submit("p0", "k", "p0-a")  # running
-    sched.submit("p0", "k", "p0-b")  # queued behind p0-a
-    sched.submit("p1", "k", "p1-a")  # running
-    sched.submit("p0", "j", "p0-c")  # ready (no slot)
-    sched.submit("p1", None, "p1-b")  # ready (no slot)
-    sched.submit("p0", "j", "p0-d")  # queued behind p0-c
+    sched.submit("p0", "k", "proj", "p0-a")  # running
+    sched.submit("p0", "k", "proj", "p0-b")  # queued behind p0-a
+    sched.submit("p1", "k", "proj", "p1-a")  # running
+    sched.submit("p0", "j", "proj", "p0-c")  # ready (no slot)
+    sched.submit("p1", None, "proj", "p1-b")  # ready (no slot)
+    sched.submit("p0", "j", "proj", "p0-d")  # queued behind p0-c
     await settle()
     assert sorted(rec.started) == ["p0-a", "p1-a"]
     assert sched.discard_queued({"p0"}) == 3
@@ -203,7 +203,7 @@ async def test_discard_queued_drops_only_not_started_jobs_of_the_partitions() ->
     assert sched.held == 0
     # The lane of the discarded jobs works again.
     rec.auto = True
-    sched.submit("p0", "k", "p0-e")
+    sched.submit("p0", "k", "proj", "p0-e")
     await settle()
     assert rec.finished[-1] == "p0-e"
 
@@ -211,8 +211,8 @@ async def test_discard_queued_drops_only_not_started_jobs_of_the_partitions() ->
 async def test_discard_queued_of_other_partitions_drops_nothing() -> None:
     rec = Recorder()
     sched = scheduler(rec, limit=1)
-    sched.submit("p0", "k", "a")
-    sched.submit("p0", "k", "b")
+    sched.submit("p0", "k", "proj", "a")
+    sched.submit("p0", "k", "proj", "b")
     await settle()
     assert sched.discard_queued({"p9"}) == 0
     assert sched.held == 2
@@ -225,7 +225,7 @@ async def test_discard_queued_of_other_partitions_drops_nothing() -> None:
 async def test_drain_waits_for_jobs_that_finish_in_time() -> None:
     rec = Recorder()
     sched = scheduler(rec)
-    sched.submit("p0", None, "a")
+    sched.submit("p0", None, "proj", "a")
     await settle()
 
     async def release() -> None:
@@ -241,9 +241,9 @@ async def test_drain_waits_for_jobs_that_finish_in_time() -> None:
 async def test_drain_cancels_what_exceeds_the_timeout() -> None:
     rec = Recorder()
     sched = scheduler(rec)
-    sched.submit("p0", None, "stuck-1")
-    sched.submit("p0", None, "stuck-2")
-    sched.submit("p1", None, "other")
+    sched.submit("p0", None, "proj", "stuck-1")
+    sched.submit("p0", None, "proj", "stuck-2")
+    sched.submit("p1", None, "proj", "other")
     await settle()
     assert await sched.drain({"p0"}, 0.05) == 2
     assert rec.finished == []
@@ -272,9 +272,9 @@ async def test_a_failing_job_releases_its_lane() -> None:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _loop, _context: None)
     try:
-        sched: KeyedScheduler[str] = KeyedScheduler(2, run)
-        sched.submit("p0", "k", "boom")
-        sched.submit("p0", "k", "after")
+        sched: KeyedScheduler[str] = KeyedScheduler(2, run, max_per_project=2)
+        sched.submit("p0", "k", "proj", "boom")
+        sched.submit("p0", "k", "proj", "after")
         for _ in range(5):
             await settle()
         assert ran == ["boom", "after"]
@@ -293,10 +293,10 @@ async def test_many_lanes_many_jobs_keep_per_lane_order(limit: int) -> None:
         await asyncio.sleep(0)
         order.setdefault(job[0], []).append(job[1])
 
-    sched: KeyedScheduler[tuple[str, int]] = KeyedScheduler(limit, run)
+    sched: KeyedScheduler[tuple[str, int]] = KeyedScheduler(limit, run, max_per_project=limit)
     for i in range(60):
         key = f"k{i % 5}"
-        sched.submit("p0", key, (key, i))
+        sched.submit("p0", key, "proj", (key, i))
     await settle_all(sched)
     assert order == {f"k{n}": list(range(n, 60, 5)) for n in range(5)}
 
@@ -322,15 +322,15 @@ class Napper:
 
 def napping(limit: int) -> tuple[KeyedScheduler[str], Napper]:
     napper = Napper()
-    napper.sched = KeyedScheduler(limit, napper)
+    napper.sched = KeyedScheduler(limit, napper, max_per_project=limit)
     return napper.sched, napper
 
 
 async def test_a_job_stepping_aside_lends_its_slot_but_keeps_its_lane() -> None:
     sched, napper = napping(1)
-    sched.submit("p", "k1", "nap-1")
-    sched.submit("p", "k1", "k1-next")
-    sched.submit("p", "k2", "other")
+    sched.submit("p", "k1", "proj", "nap-1")
+    sched.submit("p", "k1", "proj", "k1-next")
+    sched.submit("p", "k2", "proj", "other")
     await settle()
     assert napper.finished == ["other"], "another lane ran in the lent slot"
     assert sched.held == 2 and sched.running == 0
@@ -343,7 +343,7 @@ async def test_a_job_stepping_aside_lends_its_slot_but_keeps_its_lane() -> None:
 async def test_returning_jobs_never_exceed_the_limit() -> None:
     sched, napper = napping(2)
     for i in range(6):
-        sched.submit("p", f"n{i}", f"nap-{i}")
+        sched.submit("p", f"n{i}", "proj", f"nap-{i}")
     await settle()
     assert sched.running == 0 and sched.held == 6, "all six started and stepped aside"
     for gate in napper.gates.values():
@@ -367,15 +367,15 @@ async def test_a_returning_job_waits_for_a_free_slot() -> None:
             await gates.setdefault(name, asyncio.Event()).wait()
             order.append(f"{name}-end")
 
-    sched: KeyedScheduler[str] = KeyedScheduler(1, run)
-    sched.submit("p", "a", "nap")
+    sched: KeyedScheduler[str] = KeyedScheduler(1, run, max_per_project=1)
+    sched.submit("p", "a", "proj", "nap")
     await settle()
-    sched.submit("p", "b", "busy")
+    sched.submit("p", "b", "proj", "busy")
     await settle()
     gates["nap"].set()
     await settle()
     assert order == ["busy-start"], "no slot free: the nap waits"
-    sched.submit("p", "c", "later")
+    sched.submit("p", "c", "proj", "later")
     gates["busy"].set()
     await settle()
     assert order[:3] == ["busy-start", "busy-end", "nap-back"], "returning before new jobs"
@@ -385,7 +385,7 @@ async def test_a_returning_job_waits_for_a_free_slot() -> None:
 
 async def test_drain_includes_jobs_that_stepped_aside() -> None:
     sched, _napper = napping(1)
-    sched.submit("p", "k", "nap-forever")
+    sched.submit("p", "k", "proj", "nap-forever")
     await settle()
     assert sched.running == 0
     assert await sched.drain(None, 0.05) == 1
@@ -393,7 +393,9 @@ async def test_drain_includes_jobs_that_stepped_aside() -> None:
 
 
 async def test_stepping_aside_for_a_job_not_running_does_nothing() -> None:
-    sched: KeyedScheduler[str] = KeyedScheduler(1, lambda _job, _slot: asyncio.sleep(0))
-    async with sched.stepped_aside(Job("p", None, "never started", sched)):
+    sched: KeyedScheduler[str] = KeyedScheduler(
+        1, lambda _job, _slot: asyncio.sleep(0), max_per_project=1
+    )
+    async with sched.stepped_aside(Job("p", None, "never started", ProjectShare("proj"), sched)):
         assert sched.running == 0
     assert sched.held == 0
