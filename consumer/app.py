@@ -37,8 +37,9 @@ from consumer.partitions.assignment import (
     Partitions,
     RebalanceListener,
 )
-from consumer.partitions.channel import AtLeastOnceSink, CommitSink, TransactionalSink
+from consumer.partitions.blocks import Block, block_assignor, transactional_id
 from consumer.partitions.partitioner import FastPartitioner
+from consumer.partitions.sinks import AtLeastOnceSink, CommitSink, TransactionalSink
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer
@@ -144,6 +145,9 @@ class Application:
                 session_timeout_ms=settings.session_timeout_ms,
                 rebalance_timeout_ms=settings.rebalance_timeout_ms,
                 max_poll_interval_ms=max(300_000, settings.rebalance_timeout_ms),
+                # Whole blocks of partitions, one transactional id each (partitions.blocks).
+                partition_assignment_strategy=(block_assignor(settings.partition_blocks),),
+                group_instance_id=settings.instance_id or None,
             )
             partitions = self.partitions = Partitions(
                 consumer,
@@ -156,6 +160,7 @@ class Application:
                     max_batch=settings.transaction_max_records,
                     max_uncommitted_span=settings.max_uncommitted_span,
                     session_timeout_s=settings.session_timeout_ms / 1000,
+                    blocks=settings.partition_blocks,
                     on_flushed=self.metrics.committed,  # ops: transaction latency
                     on_failed=self.metrics.commit_failed,  # ops
                 ),
@@ -234,19 +239,21 @@ class Application:
 
     def _sink_factory(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
-    ) -> Callable[[TopicPartition], CommitSink]:
+    ) -> Callable[[Block], CommitSink]:
         settings = self.settings
 
-        def make_sink(tp: TopicPartition) -> CommitSink:
+        def make_sink(block: Block) -> CommitSink:
             if not settings.exactly_once:
                 return AtLeastOnceSink(producer, consumer, self._log)
+            name = transactional_id(settings.group_id, block, settings.partition_blocks)
             return TransactionalSink(
                 lambda: AIOKafkaProducer(
                     **self._producer_options(),
-                    transactional_id=f"{settings.group_id}-{tp.topic}-{tp.partition}",
+                    transactional_id=name,
                     transaction_timeout_ms=settings.transaction_timeout_ms,
                 ),
                 settings.group_id,
+                name,
             )
 
         return make_sink
