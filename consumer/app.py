@@ -20,13 +20,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from actions import ActionRegistry, ActionRunner, EgressPolicy, default_registry, guarded_client
 from actions.egress import Resolver, parse_networks, service_client, system_resolver
 from actions.idempotency import IdempotencyRecords
+from consumer.broker.connections import check_open_files_for, cluster_brokers
 from consumer.broker.dead_letter_size import BATCH_BYTES, HEADER_ROOM, topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
 from consumer.engine import Engine
-from consumer.ops.health import group_readiness
+from consumer.ops.broker_events import BROKERS
+from consumer.ops.health import Readiness, engine_readiness
 from consumer.ops.logging import KafkaLogSink, flush_logs, get_logger
 from consumer.ops.metrics import EngineMetrics
 from consumer.ops.server import OpsServer, serve_ops
@@ -75,7 +77,7 @@ class Application:
         # store, by the fleet).
         self.circuit_breakers = settings.circuit_breakers(self.fleet.circuits)
         self.metrics.watch_health(  # ops: readiness and circuits, read at scrape time
-            lambda: group_readiness(self.consumer).ready, self.circuit_breakers.states
+            lambda: self.readiness().ready, self.circuit_breakers.states
         )
         # A dead letter is the original record plus headers: leave room for both.
         self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + HEADER_ROOM
@@ -94,13 +96,20 @@ class Application:
         """Fetching paused because the buffer is full (backpressure)."""
         return self.partitions is not None and self.partitions.buffer_full
 
+    def readiness(self) -> Readiness:
+        """In the group, and every assigned partition open or opening (what /readyz says)."""
+        partitions = self.partitions
+        return engine_readiness(
+            self.consumer, (lambda: None) if partitions is None else partitions.not_open
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
         settings, log = self.settings, self._log
         kafka = settings.kafka_client_options()
         async with contextlib.AsyncExitStack() as stack:
             self.ops = await stack.enter_async_context(
-                serve_ops(settings, self.metrics, lambda: group_readiness(self.consumer))
+                serve_ops(settings, self.metrics, self.readiness)
             )
             stack.callback(self.tracing.shutdown)
             if settings.create_topics:
@@ -120,6 +129,17 @@ class Application:
             admin = AIOKafkaAdminClient(**kafka)
             await admin.start()
             stack.push_async_callback(self._bounded, admin.close, "admin.close")
+            brokers = await cluster_brokers(admin)
+            BROKERS.know(brokers)  # ops: outages are named and probed by broker
+            stack.callback(BROKERS.close)
+            # Every connection is a file descriptor: refuse to start into a limit too low.
+            await check_open_files_for(
+                admin,
+                settings.requests_topic,
+                brokers=len(brokers),
+                blocks=settings.partition_blocks,
+                http_connections=2 * settings.max_in_flight,
+            )
 
             renderer = OutcomeRenderer(
                 settings.results_topic,
@@ -163,6 +183,7 @@ class Application:
                     blocks=settings.partition_blocks,
                     on_flushed=self.metrics.committed,  # ops: transaction latency
                     on_failed=self.metrics.commit_failed,  # ops
+                    on_open_failed=self.metrics.partition_open_failed,  # ops
                 ),
                 log=log,
             )

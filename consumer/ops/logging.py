@@ -31,10 +31,13 @@ import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
+from consumer.ops.broker_events import BROKERS
 from consumer.ops.redaction import current_scope
 from consumer.partitions.partitioner import FastPartitioner
 
 SERVICE = "execution-engine"
+# The event a library's (aiokafka's, httpx's) own log record becomes: stdout only.
+LIBRARY_EVENT = "library.log"
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
@@ -290,27 +293,30 @@ class Renderer:
         raise structlog.DropEvent
 
     def emit(self, event: EventDict) -> None:
-        """Write one event that has been redacted already."""
+        """Write one event that has been redacted already. A library's record goes to stdout
+        only: the logs topic carries the engine's events."""
         line = render_line(event)
         request_id = event.get("request_id")
         key = request_id.encode() if isinstance(request_id, str) else None
+        to_topic = event.get("event") != LIBRARY_EVENT
         if self._console is None:
-            self._write(line, key, line)
+            self._write(line, key, line if to_topic else None)
         else:
             text = self._console(None, "", dict(event)).encode("utf-8", "backslashreplace")
-            self._write(text, key, line)
+            self._write(text, key, line if to_topic else None)
 
     def emit_line(self, line: bytes, key: bytes | None) -> None:
         """Write one event already redacted and rendered as `render_line` renders it (only
         while `writes_json`), keyed on the logs topic by its request_id."""
         self._write(line, key, line)
 
-    def _write(self, text: bytes, key: bytes | None, line: bytes) -> None:
-        """`text` to stdout, (`key`, `line`) to the sink: both at the next flush."""
+    def _write(self, text: bytes, key: bytes | None, line: bytes | None) -> None:
+        """`text` to stdout, (`key`, `line`) to the sink (unless None): both at the next
+        flush."""
         loop = _running_loop()
         with self._lock:
             self._pending.append(text)
-            if self.sink is not None:
+            if self.sink is not None and line is not None:
                 self._pending_events.append((key, line))
             if loop is not None and self._flush_loop is loop:
                 return
@@ -410,8 +416,10 @@ class _StructlogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelno if record.levelno >= logging.WARNING else logging.DEBUG
+        # aiokafka's reconnect chatter is debug; an outage is reported once, as our own event.
+        level = BROKERS.level_for(record, level)
         try:
-            get_logger().log(level, "library.log", logger=record.name, message=record.getMessage())
+            get_logger().log(level, LIBRARY_EVENT, logger=record.name, message=record.getMessage())
         except Exception:
             self.handleError(record)
 
