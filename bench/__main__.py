@@ -1,7 +1,7 @@
 """`python -m bench [SCENARIO ...]`: run the benchmarks and print every figure.
 
-Scenarios: passthrough, io, hol, memory, scaleout, tenants (default: all of them, in that
-order). `tenants` runs in process and needs no broker.
+Scenarios: passthrough, io, hol, memory, scaleout, tenants, partitions (default: all of them,
+in that order). `tenants` runs in process and needs no broker.
 Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
 The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/localkafka.
 Exactly-once's own costs (on vs off, slow-key latency): `python -m bench.exactly_once --help`.
@@ -27,7 +27,7 @@ from bench.processes import ROOT
 from bench.report import say
 from bench.runner import Context
 
-SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants")
+SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants", "partitions")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -92,6 +92,14 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--tenant-records", type=int, default=2000, help="records per per-record measurement"
     )
+    g = p.add_argument_group("7. partitions")
+    g.add_argument(
+        "--widths", default="128,512", help="requests topic partition counts, one engine each"
+    )
+    g.add_argument(
+        "--wide-records", type=int, default=20_000, help="live records, then backlog records"
+    )
+    g.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU measured over")
     g = p.add_argument_group("all scenarios")
     g.add_argument(
         "--keep-logs",
@@ -138,6 +146,8 @@ def _quick(args: argparse.Namespace) -> None:
     args.steady_seconds = min(args.steady_seconds, 20.0)
     args.scale_records = min(args.scale_records, 6000)
     args.tenant_records = min(args.tenant_records, 300)
+    args.wide_records = min(args.wide_records, 2000)
+    args.idle_seconds = min(args.idle_seconds, 3.0)
 
 
 def reproduce_command(argv: Sequence[str]) -> str:
@@ -186,7 +196,15 @@ async def _run(
 
 
 async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[str]) -> None:
-    from bench import head_of_line, io_bound, memory, passthrough, scale_out, tenants  # noqa: PLC0415
+    from bench import (  # noqa: PLC0415
+        head_of_line,
+        io_bound,
+        memory,
+        partitions,
+        passthrough,
+        scale_out,
+        tenants,
+    )
 
     for name in chosen:
         if name == "passthrough":
@@ -208,6 +226,9 @@ async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[st
             await scale_out.run(ctx, args.scale_records, processes)
         elif name == "tenants":
             await tenants.run(ctx.report, args.tenant_records)
+        elif name == "partitions":
+            widths = [int(n) for n in args.widths.split(",")]
+            await partitions.run(ctx, widths, args.wide_records, args.idle_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

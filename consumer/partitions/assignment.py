@@ -179,6 +179,10 @@ class Partitions:
     # -- assignment ------------------------------------------------------------------------
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        # The consumer holds a newly assigned partition's state afresh, unpaused: a pause of an
+        # earlier assignment says nothing about it (records fetched before its channel opens
+        # would be dropped past their offset).
+        self._paused -= assigned
         touched: set[OwnedBlock] = set()
         for tp in assigned:
             block = block_of(tp, self._options.blocks)
@@ -320,6 +324,7 @@ class Partitions:
                 scope.add(tp)
             if owned.opening is not None:
                 owned.opening.cancel()
+        self._paused.difference_update(scope)
         dropped = self._scheduler.discard_queued(scope)
         abandoned = await self._scheduler.drain(scope, drain_s)
         channels = [owned.channel for owned in released if owned.channel is not None]

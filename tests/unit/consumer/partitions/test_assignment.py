@@ -218,3 +218,16 @@ async def test_an_open_that_never_answers_is_bounded() -> None:
         await asyncio.sleep(0.01)
     assert "TimeoutError" in (subject.not_open() or "")
     await subject.release({TP0}, drain_s=1)
+
+
+async def test_a_partition_assigned_again_is_paused_again_until_open() -> None:
+    consumer, sinks = Consumer({TP0}), dict[Block, Sink]()
+    subject, _ = partitions(consumer, sinks)
+    subject._make_sink = lambda block: HangingSink()
+    await subject.on_assigned({TP0})
+    assert consumer.paused == {TP0}
+    await subject.release({TP0}, drain_s=1)  # revoked while still opening
+    consumer.paused.clear()  # a new assignment: the consumer's partition state is fresh
+    await subject.on_assigned({TP0})
+    assert consumer.paused == {TP0}, "fetched before its channel opens, records would be lost"
+    await subject.release({TP0}, drain_s=1)
