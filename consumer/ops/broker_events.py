@@ -47,6 +47,7 @@ _CHATTER = {
     "Could not send %r: %r",
     "Got error produce response: %s",
     "OffsetCommit failed before join, ignoring: %s",
+    "Marking the coordinator dead (node %s)for group %s.",
 }
 
 
