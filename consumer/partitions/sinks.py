@@ -25,6 +25,8 @@ from consumer.partitions.partitioner import FastPartitioner
 from consumer.pipeline.rendering import TOO_LARGE, OutMessage
 
 _STOP_TIMEOUT_S = 5.0
+# aiokafka waits for a producer id without end (the broker away, the coordinator moving).
+_OPEN_TIMEOUT_S = 30.0
 
 
 class PartitionFenced(Exception):
@@ -71,7 +73,7 @@ class TransactionalSink:
         try:
             # InitProducerId: bumps the epoch (fencing the previous owner's producer) and
             # completes or aborts that owner's open transaction before it returns.
-            await producer.start()
+            await asyncio.wait_for(producer.start(), _OPEN_TIMEOUT_S)
         except BaseException:
             await _stop_quietly(producer)
             raise
