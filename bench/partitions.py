@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 import uuid
@@ -93,16 +94,17 @@ async def _live(ctx: Context, width: int, records: int, idle_s: float) -> None:
             f"connections <= {CONNECTIONS_TARGET}" if width >= 512 else "",
             connections <= CONNECTIONS_TARGET if width >= 512 else None,
         )
-        sent_at = time.time()
+        sent_at, cpu_at_send = time.time(), cpu_seconds(proc.pid)
         await _send(ctx.bootstrap, requests, width, [f"live-{i}" for i in range(records)])
         if not await watcher.wait_for(width + records, 120 + records / 100, lambda: engine.alive):
             say(f"  !! live: {watcher.seen.count - width:,}/{records:,}\n{engine.stderr_tail()}")
         assert watcher.seen.last_seen is not None
+        cpu = cpu_seconds(proc.pid) - cpu_at_send
         rate = (watcher.seen.count - width) / (watcher.seen.last_seen - sent_at)
         ctx.report.add(
             SCENARIO,
             f"{label}: {records:,} live records",
-            f"{rate:,.0f}/s, duplicates {watcher.seen.duplicates}",
+            f"{rate:,.0f}/s, engine CPU {cpu:.1f} s, duplicates {watcher.seen.duplicates}",
             f">= {LIVE_TARGET:,}/s" if width >= 512 else "",
             rate >= LIVE_TARGET if width >= 512 else None,
         )
@@ -127,11 +129,13 @@ async def _backlog(ctx: Context, width: int, records: int) -> None:
         seen = watcher.seen
         assert seen.first_seen is not None and seen.last_seen is not None
         span = seen.last_seen - seen.first_seen
+        cpu = engine.cpu_s - engine.cpu_at(seen.first_seen)
         ctx.report.add(
             SCENARIO,
             f"{width} partitions: {records:,} backlog records",
             f"{seen.count / span:,.0f}/s (between 10 % and 90 % "
-            f"{seen.rate_between(0.1, 0.9):,.0f}/s), duplicates {seen.duplicates}",
+            f"{seen.rate_between(0.1, 0.9):,.0f}/s), engine CPU {cpu:.1f} s, "
+            f"duplicates {seen.duplicates}",
         )
     finally:
         await asyncio.to_thread(engine.stop)
@@ -140,6 +144,8 @@ async def _backlog(ctx: Context, width: int, records: int) -> None:
 
 async def _send(bootstrap: str, topic: str, width: int, request_ids: list[str]) -> None:
     """One log_message request per id, round-robin over the partitions (key = request id)."""
+    # A topic just created answers "not leader" for a moment; the producer retries, quietly.
+    logging.getLogger("aiokafka.producer").setLevel(logging.ERROR)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, enable_idempotence=True
     )
