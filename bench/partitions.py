@@ -94,17 +94,23 @@ async def _live(ctx: Context, width: int, records: int, idle_s: float) -> None:
             f"connections <= {CONNECTIONS_TARGET}" if width >= 512 else "",
             connections <= CONNECTIONS_TARGET if width >= 512 else None,
         )
+        port = int(engine.env["EXECUTION_HTTP_PORT"])
+        transactions_before = await transactions(port)
         sent_at, cpu_at_send = time.time(), cpu_seconds(proc.pid)
         await _send(ctx.bootstrap, requests, width, [f"live-{i}" for i in range(records)])
+        sent_s = time.time() - sent_at
         if not await watcher.wait_for(width + records, 120 + records / 100, lambda: engine.alive):
             say(f"  !! live: {watcher.seen.count - width:,}/{records:,}\n{engine.stderr_tail()}")
         assert watcher.seen.last_seen is not None
         cpu = cpu_seconds(proc.pid) - cpu_at_send
+        made = await transactions(port) - transactions_before
         rate = (watcher.seen.count - width) / (watcher.seen.last_seen - sent_at)
         ctx.report.add(
             SCENARIO,
             f"{label}: {records:,} live records",
-            f"{rate:,.0f}/s, engine CPU {cpu:.1f} s, duplicates {watcher.seen.duplicates}",
+            f"{rate:,.0f}/s (sent in {sent_s:.1f} s), {made:,} transactions of "
+            f"{records / max(1, made):,.0f} records, engine CPU {cpu:.1f} s, "
+            f"duplicates {watcher.seen.duplicates}",
             f">= {LIVE_TARGET:,}/s" if width >= 512 else "",
             rate >= LIVE_TARGET if width >= 512 else None,
         )
@@ -163,6 +169,18 @@ async def _send(bootstrap: str, topic: str, width: int, request_ids: list[str]) 
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+async def transactions(port: int) -> int:
+    """Transactions (offset commits) the engine made so far, from its /metrics."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    for line in body.splitlines():
+        if line.startswith("execution_commit_seconds_count"):
+            return int(float(line.split()[-1]))
+    return 0
 
 
 def descriptors(pid: int, broker_port: int) -> tuple[int, int]:
