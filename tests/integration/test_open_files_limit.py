@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def _limited(soft: int, hard: int) -> list[str]:
     """`execution-engine run` under these open-files limits (set by the shell, as a container
     runtime sets them)."""
-    return ["sh", "-c", f'ulimit -Hn {hard} && ulimit -Sn {soft} && exec "$@"', "sh", *COMMAND]
+    return ["sh", "-c", f'ulimit -Sn {soft} && ulimit -Hn {hard} && exec "$@"', "sh", *COMMAND]
 
 
 def _open_files_limit(pid: int) -> tuple[int, int]:
