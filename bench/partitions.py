@@ -96,6 +96,8 @@ async def _live(ctx: Context, width: int, records: int, idle_s: float) -> None:
         )
         port = int(engine.env["EXECUTION_HTTP_PORT"])
         transactions_before = await transactions(port)
+        broker = listening_pid(_port(ctx.bootstrap))
+        broker_cpu = cpu_seconds(broker) if broker else 0.0
         sent_at, cpu_at_send = time.time(), cpu_seconds(proc.pid)
         await _send(ctx.bootstrap, requests, width, [f"live-{i}" for i in range(records)])
         sent_s = time.time() - sent_at
@@ -103,13 +105,15 @@ async def _live(ctx: Context, width: int, records: int, idle_s: float) -> None:
             say(f"  !! live: {watcher.seen.count - width:,}/{records:,}\n{engine.stderr_tail()}")
         assert watcher.seen.last_seen is not None
         cpu = cpu_seconds(proc.pid) - cpu_at_send
+        broker_cpu = cpu_seconds(broker) - broker_cpu if broker else float("nan")
         made = await transactions(port) - transactions_before
         rate = (watcher.seen.count - width) / (watcher.seen.last_seen - sent_at)
         ctx.report.add(
             SCENARIO,
             f"{label}: {records:,} live records",
             f"{rate:,.0f}/s (sent in {sent_s:.1f} s), {made:,} transactions of "
-            f"{records / max(1, made):,.0f} records, engine CPU {cpu:.1f} s, "
+            f"{records / max(1, made):,.0f} records, engine CPU {cpu:.1f} s, broker CPU "
+            f"{broker_cpu:.1f} s, "
             f"duplicates {watcher.seen.duplicates}",
             f">= {LIVE_TARGET:,}/s" if width >= 512 else "",
             rate >= LIVE_TARGET if width >= 512 else None,
@@ -206,6 +210,27 @@ def descriptors(pid: int, broker_port: int) -> tuple[int, int]:
                 if established and remote_port == broker_port and fields[9] in sockets:
                     connections += 1
     return fds, connections
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on a local TCP port (the broker, when it runs on this machine and
+    is readable), from /proc (Linux)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return int(proc.name)
+    return None
 
 
 def _port(bootstrap: str) -> int:
