@@ -106,13 +106,15 @@ async def _live(ctx: Context, width: int, records: int, idle_s: float) -> None:
         assert watcher.seen.last_seen is not None
         cpu = cpu_seconds(proc.pid) - cpu_at_send
         broker_cpu = cpu_seconds(broker) - broker_cpu if broker else float("nan")
-        made = await transactions(port) - transactions_before
+        after = await transactions(port)
+        made, spent = after[0] - transactions_before[0], after[1] - transactions_before[1]
         rate = (watcher.seen.count - width) / (watcher.seen.last_seen - sent_at)
         ctx.report.add(
             SCENARIO,
             f"{label}: {records:,} live records",
-            f"{rate:,.0f}/s (sent in {sent_s:.1f} s), {made:,} transactions of "
-            f"{records / max(1, made):,.0f} records, engine CPU {cpu:.1f} s, broker CPU "
+            f"{rate:,.0f}/s (sent in {sent_s:.1f} s), {made:,.0f} transactions of "
+            f"{records / max(1, made):,.0f} records ({spent / max(1, made) * 1000:,.0f} ms "
+            f"each), engine CPU {cpu:.1f} s, broker CPU "
             f"{broker_cpu:.1f} s, "
             f"duplicates {watcher.seen.duplicates}",
             f">= {LIVE_TARGET:,}/s" if width >= 512 else "",
@@ -175,16 +177,19 @@ async def _send(bootstrap: str, topic: str, width: int, request_ids: list[str]) 
         await producer.stop()
 
 
-async def transactions(port: int) -> int:
-    """Transactions (offset commits) the engine made so far, from its /metrics."""
+async def transactions(port: int) -> tuple[int, float]:
+    """Transactions (offset commits) the engine made so far and the seconds they took, from
+    its /metrics."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /metrics HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\r\n")
     body = (await reader.read()).decode()
     writer.close()
+    found = {"count": 0.0, "sum": 0.0}
     for line in body.splitlines():
-        if line.startswith("execution_commit_seconds_count"):
-            return int(float(line.split()[-1]))
-    return 0
+        for what in found:
+            if line.startswith(f"execution_commit_seconds_{what}"):
+                found[what] = float(line.split()[-1])
+    return int(found["count"]), found["sum"]
 
 
 def descriptors(pid: int, broker_port: int) -> tuple[int, int]:
