@@ -1,7 +1,7 @@
 """`python -m bench [SCENARIO ...]`: run the benchmarks and print every figure.
 
-Scenarios: passthrough, io, hol, memory, scaleout, tenants, rpc, fairness (default: all of them,
-in that order). `tenants` runs in process and needs no broker.
+Scenarios: passthrough, io, hol, memory, scaleout, tenants, rpc, fairness, partitions (default:
+all of them, in that order). `tenants` runs in process and needs no broker.
 Needs the `bench` extra: `.venv/bin/pip install -e '.[bench]'` (or `make bench`).
 The broker is KAFKA_BOOTSTRAP_SERVERS when set, else one started by consumer/localkafka.
 Exactly-once's own costs (on vs off, slow-key latency): `python -m bench.exactly_once --help`.
@@ -27,7 +27,17 @@ from bench.processes import ROOT
 from bench.report import say
 from bench.runner import Context
 
-SCENARIOS = ("passthrough", "io", "hol", "memory", "scaleout", "tenants", "rpc", "fairness")
+SCENARIOS = (
+    "passthrough",
+    "io",
+    "hol",
+    "memory",
+    "scaleout",
+    "tenants",
+    "rpc",
+    "fairness",
+    "partitions",
+)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -115,6 +125,14 @@ def parser() -> argparse.ArgumentParser:
         default=1000,
         help="EXECUTION_MAX_BUFFERED of the round where A's backlog exceeds the buffer",
     )
+    g = p.add_argument_group("9. partitions")
+    g.add_argument(
+        "--widths", default="128,512", help="requests topic partition counts, one engine each"
+    )
+    g.add_argument(
+        "--wide-records", type=int, default=20_000, help="live records, then backlog records"
+    )
+    g.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU measured over")
     g = p.add_argument_group("all scenarios")
     g.add_argument(
         "--keep-logs",
@@ -164,6 +182,8 @@ def _quick(args: argparse.Namespace) -> None:
     args.rpc_seconds = min(args.rpc_seconds, 3.0)
     args.fair_a_calls = min(args.fair_a_calls, 400)
     args.fair_over_buffer = min(args.fair_over_buffer, 200)
+    args.wide_records = min(args.wide_records, 2000)
+    args.idle_seconds = min(args.idle_seconds, 3.0)
 
 
 def reproduce_command(argv: Sequence[str]) -> str:
@@ -217,6 +237,7 @@ async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[st
         head_of_line,
         io_bound,
         memory,
+        partitions,
         passthrough,
         rpc,
         scale_out,
@@ -255,6 +276,9 @@ async def _run_scenarios(args: argparse.Namespace, ctx: Context, chosen: list[st
                 b_delay_s=args.fair_b_delay_s,
                 over_buffer=args.fair_over_buffer,
             )
+        elif name == "partitions":
+            widths = [int(n) for n in args.widths.split(",")]
+            await partitions.run(ctx, widths, args.wide_records, args.idle_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

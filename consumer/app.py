@@ -31,6 +31,7 @@ from actions.ratelimit import RateLimiter
 from actions.registry import ActionRegistry, default_registry
 from actions.runtime.idempotency import IdempotencyRecords
 from actions.runtime.runner import ActionRunner
+from consumer.broker.connections import check_open_files_for, cluster_brokers
 from consumer.broker.dead_letter_size import BATCH_BYTES, HEADER_ROOM, topic_bytes_for
 from consumer.broker.dead_letter_topic import fit_record_limit
 from consumer.broker.partitioner import FastPartitioner
@@ -38,7 +39,8 @@ from consumer.broker.topics import ensure_topics
 from consumer.credentials.backends import credential_fetch
 from consumer.credentials.cache import CredentialCache
 from consumer.engine import Engine
-from consumer.ops.health import group_readiness
+from consumer.ops.broker_events import BROKERS
+from consumer.ops.health import Readiness, engine_readiness
 from consumer.ops.log_sink import KafkaLogSink
 from consumer.ops.logging import flush_logs, get_logger
 from consumer.ops.metrics import EngineMetrics
@@ -50,7 +52,8 @@ from consumer.partitions.assignment import (
     Partitions,
     RebalanceListener,
 )
-from consumer.partitions.channel import AtLeastOnceSink, CommitSink, TransactionalSink
+from consumer.partitions.blocks import Block, block_assignor, transactional_id
+from consumer.partitions.sinks import AtLeastOnceSink, CommitSink, TransactionalSink
 from consumer.pipeline.intake import IntakeLimits
 from consumer.pipeline.processing import RecordProcessor, Work
 from consumer.pipeline.rendering import OutcomeRenderer
@@ -91,7 +94,7 @@ class Application:
         # store, by the fleet).
         self.circuit_breakers = settings.circuit_breakers(self.fleet.circuits)
         self.metrics.watch_health(  # ops: readiness and circuits, read at scrape time
-            lambda: group_readiness(self.consumer).ready, self.circuit_breakers.states
+            lambda: self.readiness().ready, self.circuit_breakers.states
         )
         # A dead letter is the original record plus headers: leave room for both.
         self.max_message_bytes = max(1_048_576, settings.max_record_bytes) + HEADER_ROOM
@@ -110,13 +113,20 @@ class Application:
         """Fetching paused because the buffer is full (backpressure)."""
         return self.partitions is not None and self.partitions.buffer_full
 
+    def readiness(self) -> Readiness:
+        """In the group, and every assigned partition open or opening (what /readyz says)."""
+        partitions = self.partitions
+        return engine_readiness(
+            self.consumer, (lambda: None) if partitions is None else partitions.not_open
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain, commit and close. Returns normally on shutdown."""
         settings, log = self.settings, self._log
         kafka = settings.kafka_client_options()
         async with contextlib.AsyncExitStack() as stack:
             self.ops = await stack.enter_async_context(
-                serve_ops(settings, self.metrics, lambda: group_readiness(self.consumer))
+                serve_ops(settings, self.metrics, self.readiness)
             )
             stack.callback(self.tracing.shutdown)
             if settings.create_topics:
@@ -140,6 +150,17 @@ class Application:
             admin = AIOKafkaAdminClient(**kafka)
             await admin.start()
             stack.push_async_callback(self._bounded, admin.close, "admin.close")
+            brokers = await cluster_brokers(admin)
+            BROKERS.know(brokers)  # ops: outages are named and probed by broker
+            stack.callback(BROKERS.close)
+            # Every connection is a file descriptor: refuse to start into a limit too low.
+            await check_open_files_for(
+                admin,
+                settings.requests_topic,
+                brokers=len(brokers),
+                blocks=settings.partition_blocks,
+                http_connections=2 * settings.max_in_flight,
+            )
 
             renderer = OutcomeRenderer(
                 settings.results_topic,
@@ -169,6 +190,9 @@ class Application:
                 session_timeout_ms=settings.session_timeout_ms,
                 rebalance_timeout_ms=settings.rebalance_timeout_ms,
                 max_poll_interval_ms=max(300_000, settings.rebalance_timeout_ms),
+                # Whole blocks of partitions, one transactional id each (partitions.blocks).
+                partition_assignment_strategy=(block_assignor(settings.partition_blocks),),
+                group_instance_id=settings.instance_id or None,
             )
             partitions = self.partitions = Partitions(
                 consumer,
@@ -181,8 +205,10 @@ class Application:
                     max_batch=settings.transaction_max_records,
                     max_uncommitted_span=settings.max_uncommitted_span,
                     session_timeout_s=settings.session_timeout_ms / 1000,
+                    blocks=settings.partition_blocks,
                     on_flushed=self.metrics.committed,  # ops: transaction latency
                     on_failed=self.metrics.commit_failed,  # ops
+                    on_open_failed=self.metrics.partition_open_failed,  # ops
                 ),
                 log=log,
             )
@@ -277,19 +303,21 @@ class Application:
 
     def _sink_factory(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
-    ) -> Callable[[TopicPartition], CommitSink]:
+    ) -> Callable[[Block], CommitSink]:
         settings = self.settings
 
-        def make_sink(tp: TopicPartition) -> CommitSink:
+        def make_sink(block: Block) -> CommitSink:
             if not settings.exactly_once:
                 return AtLeastOnceSink(producer, consumer, self._log)
+            name = transactional_id(settings.group_id, block, settings.partition_blocks)
             return TransactionalSink(
                 lambda: AIOKafkaProducer(
                     **self._producer_options(),
-                    transactional_id=f"{settings.group_id}-{tp.topic}-{tp.partition}",
+                    transactional_id=name,
                     transaction_timeout_ms=settings.transaction_timeout_ms,
                 ),
                 settings.group_id,
+                name,
             )
 
         return make_sink

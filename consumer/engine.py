@@ -96,7 +96,8 @@ class Engine:
         immediate = 0
         for record in records:
             if offsets.add(record.offset):
-                continue  # a previous owner published its envelope already
+                channel.skipped()  # a previous owner published its envelope already
+                continue
             key = record.key or None
             try:
                 decoded = processor.intake(record)

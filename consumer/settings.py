@@ -69,7 +69,21 @@ class EngineSettings(
         gt=0,
     )
     session_timeout_ms: int = _env(
-        "EXECUTION_SESSION_TIMEOUT_MS", 30_000, "Consumer group session timeout.", ge=6000
+        "EXECUTION_SESSION_TIMEOUT_MS",
+        30_000,
+        "Consumer group session timeout: how long a crashed engine's partitions wait before "
+        "another engine takes them, and (with EXECUTION_INSTANCE_ID) how long a restarting "
+        "engine may be away and take its partitions back without a rebalance.",
+        ge=6000,
+    )
+    instance_id: str = _env(
+        "EXECUTION_INSTANCE_ID",
+        "",
+        "Static group membership (KIP-345): a name unique in the group and stable across "
+        "restarts (the Kubernetes pod name of a StatefulSet). A restarted engine takes its "
+        "partitions back within the session timeout without a rebalance. Empty: dynamic "
+        "membership.",
+        max_length=249,
     )
     rebalance_timeout_ms: int = _env(
         "EXECUTION_REBALANCE_TIMEOUT_MS",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from actions.registry import default_registry
 from consumer.app import Application
+from consumer.broker.connections import OpenFilesLimitTooLow, raise_open_files_limit
 from consumer.broker.preflight import KafkaSettingsRefused, check_kafka_settings
 from consumer.cli.command import LOCAL_KAFKA_PORT
 from consumer.localkafka import LocalKafka, cache_dir
@@ -36,6 +37,8 @@ def command(args: argparse.Namespace, settings: EngineSettings) -> int:
     sink = KafkaLogSink()
     configure_logging(settings.log_level, sink=sink)
     warn_if_slow(get_logger())
+    soft, hard = raise_open_files_limit()
+    get_logger().debug("engine.open_files_limit", soft=soft, hard=hard)
     with _broker_for_run(settings, args.local_kafka, fresh=args.fresh) as bootstrap:
         if bootstrap != settings.bootstrap_servers:
             settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
@@ -45,6 +48,10 @@ def command(args: argparse.Namespace, settings: EngineSettings) -> int:
         except KafkaSettingsRefused as exc:
             # A definitive refusal (credentials, TLS trust) is a settings error: exit 2 at once.
             get_logger().error("engine.kafka_refused", reason=str(exc))
+            print(f"execution-engine run: {exc}", file=sys.stderr)
+            return 2
+        except OpenFilesLimitTooLow as exc:
+            get_logger().error("engine.open_files_limit_too_low", reason=str(exc))
             print(f"execution-engine run: {exc}", file=sys.stderr)
             return 2
     return 0

@@ -48,8 +48,12 @@ def format_storage(
     kafka_data: Path,
     sasl: SaslListeners | None,
     deadline: float,
+    cluster_id: str | None = None,
+    standalone: bool = True,
 ) -> None:
-    """`kafka.tools.StorageTool format --standalone`: a fresh cluster id, SCRAM users added."""
+    """`kafka.tools.StorageTool format --standalone`: a fresh cluster id, SCRAM users added.
+    A node of a cluster with a static quorum (`controller.quorum.voters`) is formatted with the
+    cluster's id and without `--standalone`."""
     cmd = java_command(
         libs,
         log4j_config,
@@ -58,8 +62,8 @@ def format_storage(
         "--config",
         str(server_config),
         "--cluster-id",
-        random_cluster_id(),
-        "--standalone",
+        cluster_id or random_cluster_id(),
+        *(["--standalone"] if standalone else []),
         *(sasl.scram_arguments() if sasl else ()),
     )
     try:

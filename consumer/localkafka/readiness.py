@@ -17,7 +17,8 @@ def accepts_connections(port: int) -> bool:
         return False
 
 
-async def _probe_metadata(bootstrap_servers: str, timeout_s: float) -> bool:
+async def _probe_metadata(bootstrap_servers: str, timeout_s: float) -> int:
+    """The number of brokers the metadata names (0: no answer)."""
     from aiokafka import AIOKafkaClient  # noqa: PLC0415 - keep module import cheap
 
     client = AIOKafkaClient(
@@ -26,14 +27,15 @@ async def _probe_metadata(bootstrap_servers: str, timeout_s: float) -> bool:
     )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
-        return bool(client.cluster.brokers())
+        return len(client.cluster.brokers())
     except Exception:
-        return False
+        return 0
     finally:
         await client.close()
 
 
-def metadata_ok(bootstrap_servers: str, timeout_s: float) -> bool:
+def brokers_registered(bootstrap_servers: str, timeout_s: float) -> int:
+    """How many brokers the cluster's metadata names, as one of `bootstrap_servers` says."""
     # Run on a private loop in a worker thread: start()/restart() must also work when
     # called from inside a running event loop (async tests), where asyncio.run fails.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
@@ -41,4 +43,8 @@ def metadata_ok(bootstrap_servers: str, timeout_s: float) -> bool:
         try:
             return future.result(timeout=timeout_s + 5)
         except Exception:
-            return False
+            return 0
+
+
+def metadata_ok(bootstrap_servers: str, timeout_s: float) -> bool:
+    return brokers_registered(bootstrap_servers, timeout_s) > 0

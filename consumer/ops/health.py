@@ -10,6 +10,7 @@ reset when the broker forgets the member; `assignment` is set once partitions we
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,3 +42,13 @@ def group_readiness(consumer: Any) -> Readiness:
         return Readiness(False, "waiting for a partition assignment")
     assigned = len(consumer.assignment())
     return Readiness(True, f"in group generation {coordinator.generation}, {assigned} partitions")
+
+
+def engine_readiness(consumer: Any, not_open: Callable[[], str | None]) -> Readiness:
+    """The group's readiness, and every assigned partition able to open: a partition that
+    cannot (its producer refused, no file descriptor left) is work nobody does."""
+    readiness = group_readiness(consumer)
+    if not readiness.ready:
+        return readiness
+    reason = not_open()
+    return readiness if reason is None else Readiness(False, reason)

@@ -22,6 +22,8 @@ from structlog.typing import EventDict, WrappedLogger
 from consumer.ops.log_sink import KafkaLogSink
 
 SERVICE = "execution-engine"
+# The event a library's (aiokafka's, httpx's) own log record becomes: stdout only.
+LIBRARY_EVENT = "library.log"
 
 
 class _Timestamps:
@@ -118,9 +120,6 @@ class Renderer:
         # A person at a terminal reads structlog's console lines; the logs topic (and a pipe
         # or file) always gets JSON.
         self._console = _console_renderer(self.stream)
-        # Whether stdout gets the JSON line itself (not a console line made from the event),
-        # so a line rendered elsewhere may be handed over as it is (`emit_line`).
-        self.writes_json = self._console is None
         self._pending: list[bytes] = []  # lines for stdout
         self._pending_events: list[tuple[bytes | None, bytes]] = []  # (key, line) for the sink
         # The loop a flush is scheduled on; None when nothing waits. A loop that ended before
@@ -138,27 +137,25 @@ class Renderer:
         return ""
 
     def emit(self, event: EventDict) -> None:
-        """Write one event that has been redacted already."""
+        """Write one event that has been redacted already. A library's record goes to stdout
+        only: the logs topic carries the engine's events."""
         line = render_line(event)
         request_id = event.get("request_id")
         key = request_id.encode() if isinstance(request_id, str) else None
+        to_topic = line if event.get("event") != LIBRARY_EVENT else None
         if self._console is None:
-            self._write(line, key, line)
+            self._write(line, key, to_topic)
         else:
             text = self._console(None, "", dict(event)).encode("utf-8", "backslashreplace")
-            self._write(text, key, line)
+            self._write(text, key, to_topic)
 
-    def emit_line(self, line: bytes, key: bytes | None) -> None:
-        """Write one event already redacted and rendered as `render_line` renders it (only
-        while `writes_json`), keyed on the logs topic by its request_id."""
-        self._write(line, key, line)
-
-    def _write(self, text: bytes, key: bytes | None, line: bytes) -> None:
-        """`text` to stdout, (`key`, `line`) to the sink: both at the next flush."""
+    def _write(self, text: bytes, key: bytes | None, line: bytes | None) -> None:
+        """`text` to stdout, (`key`, `line`) to the sink (unless None): both at the next
+        flush."""
         loop = _running_loop()
         with self._lock:
             self._pending.append(text)
-            if self.sink is not None:
+            if self.sink is not None and line is not None:
                 self._pending_events.append((key, line))
             if loop is not None and self._flush_loop is loop:
                 return

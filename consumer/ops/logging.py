@@ -26,7 +26,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
-from consumer.ops.log_lines import SERVICE, Renderer, timestamp
+from consumer.ops.broker_events import BROKERS
+from consumer.ops.log_lines import LIBRARY_EVENT, SERVICE, Renderer, timestamp
 from consumer.ops.log_sink import KafkaLogSink
 from consumer.secrets.redaction import RedactionScope, current_scope
 
@@ -110,8 +111,10 @@ class _StructlogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelno if record.levelno >= logging.WARNING else logging.DEBUG
+        # aiokafka's reconnect chatter is debug; an outage is reported once, as our own event.
+        level = BROKERS.level_for(record, level)
         try:
-            get_logger().log(level, "library.log", logger=record.name, message=record.getMessage())
+            get_logger().log(level, LIBRARY_EVENT, logger=record.name, message=record.getMessage())
         except Exception:
             self.handleError(record)
 

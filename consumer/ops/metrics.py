@@ -106,6 +106,13 @@ class EngineMetrics:
         self.commit_failures = Counter(
             "execution_commit_failures", "Offset commits that failed (retried).", registry=registry
         )
+        self.partition_open_failures = Counter(
+            "execution_partition_open_failures",
+            "Attempts to open a block of assigned partitions (its transactional producer, its "
+            "committed offsets) that failed; each is retried with backoff, and /readyz says "
+            "not ready while one is failing.",
+            registry=registry,
+        )
         self.ready = Gauge(
             "execution_ready",
             "1 while /readyz answers ready (in the consumer group, with an assignment).",
@@ -183,6 +190,9 @@ class EngineMetrics:
 
     def commit_failed(self) -> None:
         self.commit_failures.inc()
+
+    def partition_open_failed(self) -> None:
+        self.partition_open_failures.inc()
 
     def watch_consumer(self, consumer: Any) -> None:
         """The group consumer, read at scrape time for per-partition lag."""

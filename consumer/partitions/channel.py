@@ -1,19 +1,17 @@
-"""One input partition's way out: its finished records' envelopes and its offsets, committed
-together.
+"""One block of input partitions' way out: their finished records' envelopes and their offsets,
+committed together.
 
-Each assigned partition has a `PartitionChannel`. A finished record hands it the records to
-publish (`finish`, never awaits); every `interval_s`, or as soon as `max_batch` records are
-ready, the channel publishes what is ready and commits the partition's offset in one step
-(`flush`). With exactly-once on, that step is one Kafka transaction of a producer whose
-transactional id belongs to this partition (`TransactionalSink`): initialising it fences the
-partition's previous owner and finishes its open transaction, so a zombie can never commit
-envelopes for records someone else now runs. With exactly-once off, envelopes are sent and then
-the offset committed (`AtLeastOnceSink`): a crash between the two repeats them.
+Each assigned partition has a `PartitionChannel`: its offsets and its finished records. A
+finished record hands it the records to publish (`finish`, never awaits). The partitions of one
+block (`partitions.blocks`) share a `BlockChannel` and its sink: once something finished it
+waits `interval_s` (or less, when `max_batch` records are ready) to gather more, then publishes
+what is ready in every partition of the block and commits their offsets in one step (`flush`),
+one Kafka transaction with exactly-once on (`partitions.sinks`). An idle block has no timer.
 
 Results above the watermark are published at once; the commit's metadata lists them so a later
 owner skips them (`partitions.offsets`, `partitions.commit_metadata`). When a failure leaves it
-unknown whether a transaction committed, the channel re-initialises its producer (which settles
-the transaction either way) and reads the committed offset back to decide.
+unknown whether a transaction committed, the sink re-initialises its producer (which settles
+the transaction either way) and the committed offsets are read back to decide.
 """
 
 from __future__ import annotations
@@ -21,190 +19,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import (
-    KafkaError,
-    ProducerFenced,
-    TopicAuthorizationFailedError,
-    UnknownTopicOrPartitionError,
-)
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import TopicPartition
 from structlog.typing import FilteringBoundLogger
 
-from consumer.broker.partitioner import FastPartitioner
 from consumer.partitions.commit_metadata import MAX_METADATA_CHARS
 from consumer.partitions.offsets import CommitPoint, PartitionOffsets
+from consumer.partitions.sinks import (
+    UNDELIVERABLE_REPLY,
+    CommitSink,
+    DeliveryFailed,
+    PartitionFenced,
+)
 from consumer.pipeline.rendering import TOO_LARGE, OutcomeRenderer, OutMessage
 
-ReadCommitted = Callable[[TopicPartition], Awaitable[CommitPoint | None]]
+ReadCommitted = Callable[
+    [Collection[TopicPartition]], Awaitable[Mapping[TopicPartition, CommitPoint | None]]
+]
 
-_STOP_TIMEOUT_S = 5.0
-# How long a flush waits for a reply topic's metadata before dropping its copy: a requester
-# may name a topic that does not exist, and the partition's transaction waits meanwhile.
-_REPLY_METADATA_TIMEOUT_S = 5.0
-# Why a reply copy cannot be published, whatever the retries: it is dropped (and logged).
-_UNDELIVERABLE_REPLY = (*TOO_LARGE, UnknownTopicOrPartitionError, TopicAuthorizationFailedError)
-
-
-class PartitionFenced(Exception):
-    """Another engine initialised this partition's transactional producer: it owns it now."""
-
-
-class DeliveryFailed(Exception):
-    def __init__(self, message: OutMessage, error: BaseException) -> None:
-        super().__init__(f"{type(error).__name__} on {message.topic}")
-        self.message = message
-        self.error = error
-
-
-class CommitSink(Protocol):
-    async def open(self) -> None: ...
-
-    async def publish(
-        self, tp: TopicPartition, messages: list[OutMessage], point: CommitPoint
-    ) -> bool:
-        """Publish `messages` and commit `point`; True when the offset commit went through.
-        Raises `PartitionFenced`, `DeliveryFailed`, or anything else for an unknown outcome."""
-        ...
-
-    async def settle(self) -> bool:
-        """After a failed `publish`: True if it certainly did not commit; False if unknown."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-class TransactionalSink:
-    """A transactional producer owned by one input partition."""
-
-    def __init__(self, make_producer: Callable[[], AIOKafkaProducer], group_id: str) -> None:
-        self._make_producer = make_producer
-        self._group_id = group_id
-        self._producer: AIOKafkaProducer | None = None
-
-    async def open(self) -> None:
-        producer = self._make_producer()
-        try:
-            # InitProducerId: bumps the epoch (fencing the previous owner's producer) and
-            # completes or aborts that owner's open transaction before it returns.
-            await producer.start()
-        except BaseException:
-            await _stop_quietly(producer)
-            raise
-        self._producer = producer
-
-    async def publish(
-        self, tp: TopicPartition, messages: list[OutMessage], point: CommitPoint
-    ) -> bool:
-        if self._producer is None:  # a re-initialisation failed earlier
-            await self.open()
-        producer = self._producer
-        assert producer is not None
-        try:
-            await producer.begin_transaction()
-            await _send_all(producer, messages)
-            await producer.send_offsets_to_transaction(
-                {tp: OffsetAndMetadata(point.offset, point.metadata)}, self._group_id
-            )
-            await producer.commit_transaction()
-        except ProducerFenced as exc:
-            raise PartitionFenced(str(tp)) from exc
-        except DeliveryFailed as exc:
-            if isinstance(exc.error, ProducerFenced):
-                raise PartitionFenced(str(tp)) from exc
-            raise
-        return True
-
-    async def settle(self) -> bool:
-        producer = self._producer
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.abort_transaction(), _STOP_TIMEOUT_S)
-                return True
-        # The producer is stuck or dead (e.g. its commit is still in flight): a new one with the
-        # same transactional id settles the open transaction, committed or aborted.
-        self._producer = None
-        if producer is not None:
-            asyncio.get_running_loop().create_task(_stop_quietly(producer))
-        try:
-            await self.open()
-        except ProducerFenced as exc:
-            raise PartitionFenced("while re-initialising") from exc
-        return False
-
-    async def close(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await _stop_quietly(producer)
-
-
-class AtLeastOnceSink:
-    """The shared idempotent producer, then a consumer commit: a crash between the two can
-    publish an envelope twice (exactly-once off)."""
-
-    def __init__(
-        self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, log: FilteringBoundLogger
-    ) -> None:
-        self._producer = producer
-        self._consumer = consumer
-        self._log = log
-
-    async def open(self) -> None:
-        return None
-
-    async def publish(
-        self, tp: TopicPartition, messages: list[OutMessage], point: CommitPoint
-    ) -> bool:
-        await _send_all(self._producer, messages)
-        try:
-            await self._consumer.commit({tp: OffsetAndMetadata(point.offset, point.metadata)})
-        except KafkaError as exc:
-            # A rebalance in progress or a broker away: the next flush commits again.
-            self._log.warning("commit.failed", partition=tp.partition, error=type(exc).__name__)
-            return False
-        return True
-
-    async def settle(self) -> bool:
-        return True  # nothing was committed: the sends are repeated (at-least-once)
-
-    async def close(self) -> None:
-        return None
+__all__ = ["BlockChannel", "DeliveryFailed", "PartitionChannel", "PartitionFenced"]
 
 
 class PartitionChannel:
-    def __init__(
-        self,
-        tp: TopicPartition,
-        offsets: PartitionOffsets,
-        sink: CommitSink,
-        *,
-        renderer: OutcomeRenderer,
-        read_committed: ReadCommitted,
-        log: FilteringBoundLogger,
-        interval_s: float,
-        max_batch: int,
-        on_flushed: Callable[[float], None] | None = None,
-        on_failed: Callable[[], None] | None = None,
-    ) -> None:
+    """One partition of a block: its offsets and the finished records not yet committed."""
+
+    def __init__(self, tp: TopicPartition, offsets: PartitionOffsets, block: BlockChannel):
         self.tp = tp
         self.offsets = offsets
-        self._sink = sink
-        self._renderer = renderer
-        self._read_committed = read_committed
-        self._log = log.bind(partition=tp.partition)
-        self._interval_s = interval_s
-        self._max_batch = max_batch
-        self._on_flushed = on_flushed
-        self._on_failed = on_failed
+        self._block = block
         self._ready: dict[int, list[OutMessage]] = {}
-        self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
         self.closed = False
-        self.fenced = False
-        self._stopping = False
 
     @property
     def held(self) -> int:
@@ -215,30 +60,150 @@ class PartitionChannel:
         if self.closed:  # revoked meanwhile: the next owner runs the record again
             return
         self._ready[offset] = messages
-        if len(self._ready) >= self._max_batch:
-            self._wake.set()
+        self._block.ready()
+
+    def skipped(self) -> None:
+        """A fetched record a previous owner finished: the watermark may move, commit it."""
+        self._block.ready()
+
+    def _prepared(self) -> tuple[list[int], CommitPoint] | None:
+        """What this partition adds to the next transaction (None: nothing)."""
+        finished = list(self._ready)
+        point = self.offsets.point(finished)
+        if point is None or (not finished and point == self.offsets.committed):
+            return None
+        if len(point.metadata) > MAX_METADATA_CHARS:
+            # Too many scattered results above the watermark to record: publish only those
+            # that move the watermark; the rest wait until it passes them.
+            finished = [o for o in finished if o < point.offset]
+            point = self.offsets.point(finished)
+            assert point is not None
+            point = _fit(point)
+        return finished, point
+
+    def _messages(self, finished: list[int]) -> list[OutMessage]:
+        ready = self._ready
+        return [m for offset in sorted(finished) for m in ready[offset]]
+
+    def _done(self, finished: list[int], point: CommitPoint, *, committed: bool) -> None:
+        self.offsets.apply(finished)
+        if committed:
+            self.offsets.committed = point
+        for offset in finished:
+            del self._ready[offset]
+
+    def _replace(
+        self,
+        message: OutMessage,
+        error: BaseException,
+        renderer: OutcomeRenderer,
+        log: FilteringBoundLogger,
+    ) -> bool:
+        for offset, messages in self._ready.items():
+            for index, candidate in enumerate(messages):
+                if candidate is message:
+                    if message.reply and not isinstance(error, TOO_LARGE):
+                        # No such topic or partition: the results topic still gets its envelope.
+                        log.error(
+                            "reply.undeliverable",
+                            partition=self.tp.partition,
+                            offset=offset,
+                            topic=message.topic,
+                            reply_partition=message.partition,
+                            error=type(error).__name__,
+                        )
+                        del messages[index]
+                    elif message.envelope is None:  # a dead letter: the envelope still goes out
+                        log.error(
+                            "dead_letter.too_large", partition=self.tp.partition, offset=offset
+                        )
+                        del messages[index]
+                    else:  # an envelope, or its reply copy: its smaller stand-in goes out
+                        messages[index] = renderer.shrink(message)
+                    return True
+        return False
+
+
+_Prepared = tuple[PartitionChannel, list[int], CommitPoint]
+
+
+class BlockChannel:
+    """The partitions of one block and their shared sink: one transaction for all of them."""
+
+    def __init__(
+        self,
+        name: str,
+        sink: CommitSink,
+        *,
+        renderer: OutcomeRenderer,
+        read_committed: ReadCommitted,
+        log: FilteringBoundLogger,
+        interval_s: float,
+        max_batch: int,
+        on_flushed: Callable[[float], None] | None = None,
+        on_failed: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.partitions: dict[TopicPartition, PartitionChannel] = {}
+        self._sink = sink
+        self._renderer = renderer
+        self._read_committed = read_committed
+        self._log = log.bind(block=name)
+        self._interval_s = interval_s
+        self._max_batch = max_batch
+        self._on_flushed = on_flushed
+        self._on_failed = on_failed
+        self._waiting = 0  # records finished since the last flush began
+        self._wake = asyncio.Event()  # something to commit
+        self._full = asyncio.Event()  # max_batch records wait: commit without lingering
+        self._flush_lock = asyncio.Lock()
+        self.closed = False
+        self.fenced = False
+        self._stopping = False
+
+    def add(self, tp: TopicPartition, offsets: PartitionOffsets) -> PartitionChannel:
+        channel = self.partitions[tp] = PartitionChannel(tp, offsets, self)
+        if offsets.committed is not None and offsets.committed.done_above:
+            self.ready()  # the watermark may pass the inherited ranges: worth a commit
+        return channel
+
+    @property
+    def held(self) -> int:
+        return sum(p.held for p in self.partitions.values())
+
+    def ready(self) -> None:
+        self._waiting += 1
+        self._wake.set()
+        if self._waiting >= self._max_batch:
+            self._full.set()
 
     async def run(self) -> None:
-        """Flush every interval until closed. Failures back off; fencing ends the loop (with
-        `fenced` set: the partition's owner decides what follows)."""
+        """Commit what finished, `interval_s` after the first of it, until closed. Failures
+        back off; fencing ends the loop (with `fenced` set: the owner decides what follows)."""
         backoff = 0.0
         while not self.closed and not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval_s + backoff)
-            self._wake.clear()
+            await self._wake.wait()
+            if not self._full.is_set() or backoff:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self._interval_s + backoff)
             if self.closed or self._stopping:
                 return
+            self._wake.clear()
+            self._full.clear()
+            self._waiting = 0
             try:
                 flushed = await self.flush()
             except PartitionFenced:
                 self.fenced = True
-                self._log.error("partition.fenced")
+                self._log.error("partition.fenced", partitions=sorted(self._partition_numbers()))
                 return
             except Exception as exc:  # the broker is away, or a bug: never end the loop for it
                 self._log.warning("flush.failed", error=type(exc).__name__)
                 flushed = False
-            if not flushed and self._on_failed is not None:
-                self._on_failed()
+            if not flushed:
+                self._wake.set()  # what failed is still there: try again after the backoff
+                if self._on_failed is not None:
+                    self._on_failed()
             backoff = 0.0 if flushed else min(max(backoff * 2, 0.2), 5.0)
 
     async def flush(self) -> bool:
@@ -247,96 +212,77 @@ class PartitionChannel:
             return await self._flush()
 
     async def _flush(self) -> bool:
-        finished = list(self._ready)
-        point = self.offsets.point(finished)
-        if point is None or (not finished and point == self.offsets.committed):
+        batch: list[_Prepared] = []
+        for channel in self.partitions.values():
+            prepared = channel._prepared()
+            if prepared is not None:
+                batch.append((channel, *prepared))
+        if not batch:
             return True
-        if len(point.metadata) > MAX_METADATA_CHARS:
-            # Too many scattered results above the watermark to record: publish only those
-            # that move the watermark; the rest wait until it passes them.
-            finished = [o for o in finished if o < point.offset]
-            point = self.offsets.point(finished)
-            assert point is not None
-            point = _fit(point)
-        messages = [m for offset in sorted(finished) for m in self._ready[offset]]
+        messages = [m for channel, finished, _ in batch for m in channel._messages(finished)]
+        points = {channel.tp: point for channel, _, point in batch}
         started = time.monotonic()
         try:
-            committed = await self._sink.publish(self.tp, messages, point)
+            committed = await self._sink.publish(messages, points)
         except PartitionFenced:
             raise
         except Exception as exc:
             if isinstance(exc, DeliveryFailed):
                 self._log.warning("publish.retrying", topic=exc.message.topic, error=str(exc))
                 if isinstance(exc.error, TOO_LARGE) or (
-                    exc.message.reply and isinstance(exc.error, _UNDELIVERABLE_REPLY)
+                    exc.message.reply and isinstance(exc.error, UNDELIVERABLE_REPLY)
                 ):
-                    self._replace(exc.message, exc.error)
+                    for channel, _, _ in batch:
+                        if channel._replace(exc.message, exc.error, self._renderer, self._log):
+                            break
             else:
                 self._log.warning("publish.retrying", error=type(exc).__name__)
-            if not await self._sink.settle() and await self._went_through(point):
-                return self._done(finished, point, committed=True, started=started)
+            if not await self._sink.settle() and await self._went_through(points):
+                return self._done(batch, committed=True, started=started)
             return False
-        return self._done(finished, point, committed=committed, started=started)
+        return self._done(batch, committed=committed, started=started)
 
-    def _done(
-        self, finished: list[int], point: CommitPoint, *, committed: bool, started: float
-    ) -> bool:
-        self.offsets.apply(finished)
-        if committed:
-            self.offsets.committed = point
-        for offset in finished:
-            del self._ready[offset]
+    def _done(self, batch: list[_Prepared], *, committed: bool, started: float) -> bool:
+        for channel, finished, point in batch:
+            channel._done(finished, point, committed=committed)
         if self._on_flushed is not None:
             self._on_flushed(time.monotonic() - started)
         return True
 
-    async def _went_through(self, point: CommitPoint) -> bool:
-        """After a failure of unknown outcome, the committed offset tells what happened. Until
-        it can be read nothing is decided: guessing would lose or duplicate envelopes."""
+    async def _went_through(self, points: Mapping[TopicPartition, CommitPoint]) -> bool:
+        """After a failure of unknown outcome, the committed offsets tell what happened. Until
+        they can be read nothing is decided: guessing would lose or duplicate envelopes."""
         delay = 0.2
         while not self.closed:
             try:
-                committed = await self._read_committed(self.tp)
+                committed = await self._read_committed(list(points))
             except Exception as exc:
                 self._log.warning("commit.read_failed", error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            went_through = committed == point
+            # One transaction: it committed every point or none.
+            went_through = all(committed.get(tp) == point for tp, point in points.items())
             self._log.info("transaction.settled", committed=went_through)
             return went_through
         return False  # closing: nothing more is published from here; the next owner decides
-
-    def _replace(self, message: OutMessage, error: BaseException) -> None:
-        for offset, messages in self._ready.items():
-            for index, candidate in enumerate(messages):
-                if candidate is message:
-                    if message.reply and not isinstance(error, TOO_LARGE):
-                        # No such topic or partition: the results topic still gets its envelope.
-                        self._log.error(
-                            "reply.undeliverable",
-                            offset=offset,
-                            topic=message.topic,
-                            reply_partition=message.partition,
-                            error=type(error).__name__,
-                        )
-                        del messages[index]
-                    elif message.envelope is None:  # a dead letter: the envelope still goes out
-                        self._log.error("dead_letter.too_large", offset=offset)
-                        del messages[index]
-                    else:  # an envelope, or its reply copy: its smaller stand-in goes out
-                        messages[index] = self._renderer.shrink(message)
-                    return
 
     def stop_flushing(self) -> None:
         """End `run` after the flush in progress, if any: the owner flushes one last time."""
         self._stopping = True
         self._wake.set()
+        self._full.set()
 
     async def close(self) -> None:
         self.closed = True
+        for channel in self.partitions.values():
+            channel.closed = True
         self._wake.set()
+        self._full.set()
         await self._sink.close()
+
+    def _partition_numbers(self) -> list[int]:
+        return [tp.partition for tp in self.partitions]
 
 
 def _fit(point: CommitPoint) -> CommitPoint:
@@ -346,96 +292,3 @@ def _fit(point: CommitPoint) -> CommitPoint:
     while ranges and len(CommitPoint(point.offset, tuple(ranges)).metadata) > MAX_METADATA_CHARS:
         ranges.pop()
     return CommitPoint(point.offset, tuple(ranges))
-
-
-# Larger messages are sent one by one (`send()` checks them against `max_request_size`); the
-# rest are appended to record batches, which hold far more than this.
-_BATCHED_MAX_BYTES = 64 * 1024
-
-
-async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> None:
-    """Send every message, then wait for all acknowledgements; the first failure raises.
-
-    Messages are appended to one record batch per topic partition, on the partition `send()`
-    would choose (murmur2 of the key): ~1 us a message instead of `send()`'s ~4 us."""
-    deliveries: list[tuple[OutMessage, Any]] = []
-    batches: dict[tuple[str, int], tuple[Any, list[OutMessage]]] = {}
-    partitions_of: dict[str, list[int]] = {}
-
-    async def submit(topic: str, partition: int) -> None:
-        batch, members = batches.pop((topic, partition))
-        future = await producer.send_batch(batch, topic, partition=partition)
-        deliveries.extend((member, future) for member in members)
-
-    for message in messages:
-        if message.size > _BATCHED_MAX_BYTES:
-            if message.reply and message.partition not in (
-                None,
-                *await _partitions_for(producer, message),
-            ):
-                error = UnknownTopicOrPartitionError(f"no partition {message.partition}")
-                raise DeliveryFailed(message, error)
-            try:
-                future = await producer.send(
-                    message.topic,
-                    value=message.value,
-                    key=message.key,
-                    headers=message.headers,
-                    partition=message.partition,
-                )
-            except TOO_LARGE as exc:  # refused before sending: larger than max_request_size
-                raise DeliveryFailed(message, exc) from exc
-            deliveries.append((message, future))
-            continue
-        topic = message.topic
-        partitions = partitions_of.get(topic)
-        if partitions is None:
-            partitions = partitions_of[topic] = await _partitions_for(producer, message)
-        partition = message.partition
-        if partition is None:
-            partition = _PARTITIONER(message.key, partitions, partitions)
-        elif partition not in partitions:
-            error = UnknownTopicOrPartitionError(f"{topic} has no partition {partition}")
-            raise DeliveryFailed(message, error)
-        entry = batches.get((topic, partition))
-        if entry is None:
-            entry = batches[(topic, partition)] = (producer.create_batch(), [])
-        if (
-            entry[0].append(
-                key=message.key, value=message.value, timestamp=None, headers=message.headers
-            )
-            is None
-        ):  # full: send it, start the next one
-            await submit(topic, partition)
-            entry = batches[(topic, partition)] = (producer.create_batch(), [])
-            entry[0].append(
-                key=message.key, value=message.value, timestamp=None, headers=message.headers
-            )
-        entry[1].append(message)
-    for topic, partition in list(batches):
-        await submit(topic, partition)
-    outcomes = await asyncio.gather(*(f for _, f in deliveries), return_exceptions=True)
-    for (message, _), outcome in zip(deliveries, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            raise DeliveryFailed(message, outcome)
-
-
-_PARTITIONER = FastPartitioner()
-
-
-async def _partitions_for(producer: AIOKafkaProducer, message: OutMessage) -> list[int]:
-    if not message.reply:
-        return sorted(await producer.partitions_for(message.topic))
-    try:  # a topic the requester named: it may not exist
-        found = await asyncio.wait_for(
-            producer.partitions_for(message.topic), _REPLY_METADATA_TIMEOUT_S
-        )
-    except (TimeoutError, KafkaError) as exc:
-        error = exc if isinstance(exc, KafkaError) else UnknownTopicOrPartitionError(message.topic)
-        raise DeliveryFailed(message, error) from exc
-    return sorted(found)
-
-
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(producer.stop(), _STOP_TIMEOUT_S)

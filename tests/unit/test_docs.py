@@ -41,6 +41,8 @@ FOREIGN = {
     "ConfigMap",
     "Deployment",
     "HEALTHCHECK",
+    "InconsistentGroupProtocolError",
+    "InitProducerId",
     "NetworkPolicy",
     "PodDisruptionBudget",
     "ProducerFenced",
@@ -49,6 +51,7 @@ FOREIGN = {
     "SecretStr",
     "ServiceAccount",
     "TriggerAuthentication",
+    "TxnOffsetCommit",
 }
 # Log events are named `<room>.<what>`; the code logs each by its name.
 EVENT_ROOMS = "|".join(
