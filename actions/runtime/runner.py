@@ -100,7 +100,10 @@ class ActionRunner:
             if isinstance(prepared, Unrunnable) or isinstance(prepared.action, SyncAction)
             else self.idempotency.once(request, request_id, slot, deduplicate)
         )
-        if once is None:
+        # Settled with the outcome: a success remembers its data, a failure (or a run
+        # abandoned: cancelled) gives the claim back.
+        data: dict[str, Any] | None = None
+        try:
             outcome, fallback = await self._execute(
                 prepared,
                 request,
@@ -109,26 +112,13 @@ class ActionRunner:
                 started_at=started_at,
                 slot=slot,
                 credentials=source,
+                once=once,
             )
-        else:
-            # Settled with the outcome: a success remembers its data, a failure (or a run
-            # abandoned: cancelled) gives the claim back.
-            data: dict[str, Any] | None = None
-            try:
-                outcome, fallback = await self._execute(
-                    prepared,
-                    request,
-                    request_id,
-                    log,
-                    started_at=started_at,
-                    slot=slot,
-                    credentials=source,
-                    once=once,
-                )
-                if outcome.code is None:
-                    # Kept beyond this request: without the tokens it was handed.
-                    data = source.scrubbed(outcome.data or {})
-            finally:
+            if once is not None and outcome.code is None:
+                # Kept beyond this request: without the tokens it was handed.
+                data = source.scrubbed(outcome.data or {})
+        finally:
+            if once is not None:
                 await once.settle(data)
         return outcome_envelope(
             request, request_id, outcome, fallback, started_at=started_at, finished_at=self.now()

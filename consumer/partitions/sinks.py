@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     KafkaError,
+    MessageSizeTooLargeError,
     ProducerFenced,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
@@ -25,6 +26,7 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 from structlog.typing import FilteringBoundLogger
 
+from consumer.broker.batches import RecordBatches
 from consumer.broker.partitioner import FastPartitioner
 from consumer.partitions.offsets import CommitPoint
 from consumer.pipeline.rendering import TOO_LARGE, OutMessage
@@ -177,17 +179,11 @@ _BATCHED_MAX_BYTES = 64 * 1024
 async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> None:
     """Send every message, then wait for all acknowledgements; the first failure raises.
 
-    Messages are appended to one record batch per topic partition, on the partition `send()`
-    would choose (murmur2 of the key): ~1 us a message instead of `send()`'s ~4 us."""
-    deliveries: list[tuple[OutMessage, Any]] = []
-    batches: dict[tuple[str, int], tuple[Any, list[OutMessage]]] = {}
+    Messages go into record batches (`RecordBatches`), on the partition `send()` would choose
+    (murmur2 of the key) unless a reply names its own."""
+    singles: list[tuple[list[OutMessage], Any]] = []
+    batches: RecordBatches[OutMessage] = RecordBatches(producer)
     partitions_of: dict[str, list[int]] = {}
-
-    async def submit(topic: str, partition: int) -> None:
-        batch, members = batches.pop((topic, partition))
-        future = await producer.send_batch(batch, topic, partition=partition)
-        deliveries.extend((member, future) for member in members)
-
     for message in messages:
         if message.size > _BATCHED_MAX_BYTES:
             if message.reply and message.partition not in (
@@ -206,7 +202,7 @@ async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> N
                 )
             except TOO_LARGE as exc:  # refused before sending: larger than max_request_size
                 raise DeliveryFailed(message, exc) from exc
-            deliveries.append((message, future))
+            singles.append(([message], future))
             continue
         topic = message.topic
         partitions = partitions_of.get(topic)
@@ -218,27 +214,20 @@ async def _send_all(producer: AIOKafkaProducer, messages: list[OutMessage]) -> N
         elif partition not in partitions:
             error = UnknownTopicOrPartitionError(f"{topic} has no partition {partition}")
             raise DeliveryFailed(message, error)
-        entry = batches.get((topic, partition))
-        if entry is None:
-            entry = batches[(topic, partition)] = (producer.create_batch(), [])
-        if (
-            entry[0].append(
-                key=message.key, value=message.value, timestamp=None, headers=message.headers
-            )
-            is None
-        ):  # full: send it, start the next one
-            await submit(topic, partition)
-            entry = batches[(topic, partition)] = (producer.create_batch(), [])
-            entry[0].append(
-                key=message.key, value=message.value, timestamp=None, headers=message.headers
-            )
-        entry[1].append(message)
-    for topic, partition in list(batches):
-        await submit(topic, partition)
+        if not await batches.append(
+            topic,
+            partition,
+            message,
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
+        ):  # larger than a whole record batch
+            raise DeliveryFailed(message, MessageSizeTooLargeError())
+    deliveries = [*singles, *await batches.flush()]
     outcomes = await asyncio.gather(*(f for _, f in deliveries), return_exceptions=True)
-    for (message, _), outcome in zip(deliveries, outcomes, strict=True):
+    for (members, _), outcome in zip(deliveries, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            raise DeliveryFailed(message, outcome)
+            raise DeliveryFailed(members[0], outcome)
 
 
 _PARTITIONER = FastPartitioner()

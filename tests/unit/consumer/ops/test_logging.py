@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,9 @@ import pytest
 import structlog
 from aiokafka.partitioner import DefaultPartitioner
 
+from consumer.broker.batches import RecordBatch
 from consumer.ops.log_lines import render_line
-from consumer.ops.log_sink import KafkaLogSink, LogBatch
+from consumer.ops.log_sink import KafkaLogSink
 from consumer.ops.logging import configure_logging, flush_logs, get_logger
 from consumer.secrets.redaction import SECRETS, RedactionScope, current_scope
 
@@ -205,9 +206,17 @@ class FakeBatch:
         self.capacity = capacity
         self.records: list[tuple[bytes | None, bytes]] = []
 
-    def append(self, *, key: bytes | None, value: bytes, timestamp: int | None) -> object | None:
+    def append(
+        self,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> object | None:
         if len(self.records) >= self.capacity:
             return None
+        assert value is not None
         self.records.append((key, value))
         return object()
 
@@ -228,11 +237,11 @@ class FakeProducer:
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self.partitions))
 
-    def create_batch(self) -> FakeBatch:
+    def create_batch(self) -> RecordBatch:
         return FakeBatch(self.batch_capacity)
 
     async def send_batch(
-        self, batch: LogBatch, topic: str, *, partition: int
+        self, batch: RecordBatch, topic: str, *, partition: int
     ) -> asyncio.Future[None]:
         assert isinstance(batch, FakeBatch)
         if self.fail:
