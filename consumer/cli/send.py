@@ -65,8 +65,8 @@ async def _send_request(
 ) -> dict[str, Any] | None:
     if not wait:
         producer = AIOKafkaProducer(**settings.kafka_client_options(), enable_idempotence=True)
-        await producer.start()
-        try:
+        try:  # stopped also when starting fails: no "Unclosed AIOKafkaProducer" at exit
+            await producer.start()
             await producer.send_and_wait(
                 settings.requests_topic,
                 json.dumps(request).encode(),

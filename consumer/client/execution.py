@@ -83,7 +83,8 @@ class ExecutionClient:
         consumer = AIOKafkaConsumer(
             **options, isolation_level="read_committed", enable_auto_commit=False
         )
-        try:  # stopped also when starting fails: no "Unclosed AIOKafkaConsumer" at exit
+        producer: AIOKafkaProducer | None = None
+        try:  # both stopped also when starting fails: no "Unclosed ..." at exit
             await consumer.start()
             topic = self._reply_topic or self._settings.results_topic
             if self._reply_partition is None:
@@ -99,6 +100,8 @@ class ExecutionClient:
             producer = AIOKafkaProducer(**options, enable_idempotence=True)
             await producer.start()
         except BaseException:
+            if producer is not None:
+                await producer.stop()
             await consumer.stop()
             raise
         self._consumer, self._producer = consumer, producer

@@ -22,6 +22,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumer.localkafka.cluster import LocalKafkaCluster
+from consumer.localkafka.machine import LocalKafkaError
 from tests.integration.conftest import Topics
 from tests.integration.engine_processes import (
     EngineProcess,
@@ -40,8 +41,22 @@ RECORDS = 3000
 
 @pytest.fixture
 def cluster() -> Iterator[LocalKafkaCluster]:
-    with LocalKafkaCluster() as started:
-        yield started
+    # Six loopback ports are chosen free, then bound by three JVMs starting together: on a busy
+    # machine one may be taken meanwhile (an ephemeral port of another connection). Fresh ports.
+    for attempt in range(3):
+        candidate = LocalKafkaCluster()
+        try:
+            candidate.start()
+        except LocalKafkaError as exc:
+            candidate.stop()
+            if "Address already in use" not in str(exc) or attempt == 2:
+                raise
+            continue
+        try:
+            yield candidate
+        finally:
+            candidate.stop()
+        return
 
 
 @pytest.fixture
