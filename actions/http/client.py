@@ -1,9 +1,9 @@
 """`HttpClient`: the one HTTP client every action and plugin calls through.
 
-Underneath: HTTP/1.1 on asyncio's transports (`actions.http.wire`). The engine had httpx, then
-aiohttp; measured at 200 calls in flight, aiohttp's per-request machinery still cost 3-4 times
-what the event loop and sockets cost per call, and the client needs none of its extras
-(README "HTTP data plane" has the figures).
+Underneath: HTTP/1.1 on asyncio's transports (`actions.http.wire`), answers parsed by
+httptools: a general client's per-request machinery costs several times what the event loop
+and sockets cost per call, and the engine needs none of its extras (CHANGELOG.md has the
+measurements).
 
 What every request gets, whoever calls: headers checked before anything is sent
 (`InvalidRequest`), no redirects followed (the caller decides, hop by hop), no cookies kept

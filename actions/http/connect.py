@@ -3,7 +3,7 @@ system's), happy eyeballs over them, a proxy when one applies, and TLS.
 
 A name with several addresses is connected to as RFC 8305 says (`aiohappyeyeballs`, what
 aiohttp uses): the next address is tried 250 ms after the last one started, families
-interleaved, the first to connect wins, so a silent first address no longer costs the whole
+interleaved, the first to connect wins, so a silent first address does not cost the whole
 connect timeout. Only the addresses in hand are tried: with a guard, those it checked.
 
 Through a proxy (`actions.http.proxy`), the guard still judges the destination first (the

@@ -1,11 +1,11 @@
 """HTTP/1.1 on asyncio's transports: what `HttpClient` sends and reads (its pool of connections
 is `actions.http.pool`).
 
-Measured at 200 calls in flight (`python -m bench.io_path`), aiohttp's per-request machinery
-(a session request, a `ClientRequest` with its header multidicts rebuilt three times, a response
-parser made per request, trace and timer hooks) cost three to four times what the event loop
-and the sockets themselves cost per call. The client needs little of it: no proxies, cookies,
-redirects, auth helpers, uploads or websockets. So this module does the one thing needed: a
+A general client's per-request machinery (a request object with header multidicts rebuilt
+several times, a response parser made per request, trace and timer hooks) costs several times
+what the event loop and the sockets themselves cost per call (`python -m bench.io_path`). The
+engine needs little of it: no cookies, redirects, auth helpers, uploads or websockets. So this
+module does the one thing needed: a
 request written as bytes on a kept-alive connection, and its answer framed and parsed by
 `httptools` (llhttp, one parser per connection) under the engine's strict rules (`Answer`),
 the body streamed to `read_capped` with the transport paused while a read chunk waits (memory
